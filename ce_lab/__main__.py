@@ -1,0 +1,3 @@
+from ce_lab.cli import main
+
+main()

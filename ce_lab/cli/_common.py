@@ -1,0 +1,111 @@
+"""What every command shares: error handling, consoles and the run-config options."""
+
+from __future__ import annotations
+
+import functools
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from ce_lab.errors import CeLabError
+from ce_lab.losses import loss_names
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print one red line on stderr; return the Exit to raise."""
+    first = " ".join(str(message).split())  # one line, whatever the message held
+    err_console.print(f"[red]error:[/red] {escape(first)}", soft_wrap=True, highlight=False)
+    return typer.Exit(code)
+
+
+def cli_errors(fn):
+    """Turn a CeLabError raised by domain code into one red line and its exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except CeLabError as e:
+            raise fail(str(e), e.exit_code) from None
+
+    return wrapper
+
+
+LossName = Enum("LossName", {n: n for n in loss_names()}, type=str)  # type: ignore[misc]
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+    mps = "mps"
+
+
+class Optimizer(str, Enum):
+    sgd = "sgd"
+    adam = "adam"
+    adamw = "adamw"
+
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="YAML config file (keys as in configs/default.yaml)."),
+]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set", "-s", metavar="KEY=VALUE",
+        help="Override one config key, e.g. --set optim.momentum=0.9 (repeatable; YAML values).",
+    ),
+]
+LossOpt = Annotated[LossName | None, typer.Option("--loss", help="Loss (config loss.name; default ce).")]
+EpochsOpt = Annotated[int | None, typer.Option("--epochs", help="train.epochs (default 3).")]
+MaxStepsOpt = Annotated[
+    int | None, typer.Option("--max-steps", help="train.max_steps (default: none).")
+]
+LrOpt = Annotated[float | None, typer.Option("--lr", help="optim.lr (default 0.1).")]
+OptimOpt = Annotated[
+    Optimizer | None, typer.Option("--optimizer", help="optim.name (default sgd).")
+]
+BatchOpt = Annotated[
+    int | None, typer.Option("--batch-size", help="train.batch_size (default 64).")
+]
+DeviceOpt = Annotated[
+    Device | None, typer.Option("--device", help="auto, cpu, cuda or mps (default auto).")
+]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="seed (default 0).")]
+OutDirOpt = Annotated[
+    Path | None, typer.Option("--out-dir", help="Folder for run folders (out_dir, default runs).")
+]
+DataDirOpt = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="MNIST cache folder (data.root; default: the user cache dir)."),
+]
+
+
+def run_flags(*, loss=None, epochs=None, max_steps=None, lr=None, optimizer=None, batch_size=None,
+              device=None, seed=None, out_dir=None, data_dir=None) -> dict[str, Any]:
+    """Dedicated flags as dotted config keys (None: not given)."""
+
+    def val(v):
+        return v.value if isinstance(v, Enum) else v
+
+    return {
+        "loss.name": val(loss),
+        "train.epochs": epochs,
+        "train.max_steps": max_steps,
+        "optim.lr": lr,
+        "optim.name": val(optimizer),
+        "train.batch_size": batch_size,
+        "device": val(device),
+        "seed": seed,
+        "out_dir": str(out_dir) if out_dir is not None else None,
+        "data.root": str(data_dir) if data_dir is not None else None,
+    }

@@ -1,0 +1,47 @@
+"""The root ``ce-lab`` app. Each command lives in its own module and is registered here.
+
+Heavy imports (torch, matplotlib) happen inside the commands, so ``--help`` stays instant.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ce_lab import __version__
+from ce_lab.cli.config_cmd import config_app
+from ce_lab.cli.losses_cmd import losses
+
+app = typer.Typer(
+    name="ce-lab",
+    help="Train the same MNIST MLP with different classification losses and measure what changes.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,  # locals in an ML tool are big tensors
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"ce-lab {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """ce-lab: what actually changes when the same network is trained with a different loss."""
+
+
+app.add_typer(config_app, name="config")
+app.command("losses")(losses)
+
+
+def main() -> None:
+    app()

