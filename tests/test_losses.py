@@ -1,0 +1,417 @@
+"""The loss registry against independent float64 references.
+
+Every reference below is written from the formula with plain float64 tensor ops (exp, log, log1p,
+clamp_min, ...), never with the torch.nn.functional call the registry wraps, so a wrong reduction,
+a wrong normaliser or a swapped argument in ``ce_lab/losses.py`` shows up as a value mismatch.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from ce_lab.config import LossConfig, resolve_config
+from ce_lab.errors import ConfigError, UsageError
+from ce_lab.losses import LOSSES, NUM_CLASSES, get_loss, loss_names, make_loss
+
+F64 = torch.float64
+DOUBLE_SOFTMAX_FLOOR = math.log(1 + 9 / math.e)  # 10 classes: softmax(z) at best a one-hot vector
+
+# ---------------------------------------------------------------------------------------------
+# Independent references (float64, written from the formulas)
+
+
+def _onehot(targets: torch.Tensor, num_classes: int) -> torch.Tensor:
+    out = torch.zeros(len(targets), num_classes, dtype=F64)
+    out[torch.arange(len(targets)), targets] = 1.0
+    return out
+
+
+def _softmax(z: torch.Tensor) -> torch.Tensor:
+    e = torch.exp(z - z.max(dim=-1, keepdim=True).values)
+    return e / e.sum(dim=-1, keepdim=True)
+
+
+def _sigmoid(z: torch.Tensor) -> torch.Tensor:
+    return 1.0 / (1.0 + torch.exp(-z))
+
+
+def _softplus(z: torch.Tensor) -> torch.Tensor:
+    """log(1 + e^z), written so it neither overflows nor loses the small tail."""
+    return z.clamp_min(0) + torch.log1p(torch.exp(-z.abs()))
+
+
+def _ref_ce(z, y):
+    # -log(exp(z_y) / sum_j exp(z_j)) = log sum_j exp(z_j) - z_y, the sum shifted by max(z)
+    m = z.max(dim=-1).values
+    lse = m + torch.log(torch.exp(z - m[:, None]).sum(dim=-1))
+    return (lse - z[torch.arange(len(y)), y]).mean()
+
+
+def _ref_mse(z, y, reduction):
+    sq = (_sigmoid(z) - _onehot(y, z.shape[1])) ** 2
+    per_sample = sq.sum(dim=-1)
+    return (per_sample / z.shape[1]).mean() if reduction == "mean" else per_sample.mean()
+
+
+def _ref_hinge(z, y, margin, p):
+    b, c = z.shape
+    zy = z[torch.arange(b), y][:, None]
+    terms = (margin - zy + z).clamp_min(0) ** p
+    terms[torch.arange(b), y] = 0.0  # the sum runs over j != y
+    return (terms.sum(dim=-1) / c).mean()
+
+
+def _ref_bce(z, y):
+    # -[t log sigmoid(z) + (1-t) log(1-sigmoid(z))] = t softplus(-z) + (1-t) softplus(z)
+    t = _onehot(y, z.shape[1])
+    return (t * _softplus(-z) + (1 - t) * _softplus(z)).mean()
+
+
+def _ref_double_softmax(z, y):
+    return _ref_ce(_softmax(z), y)
+
+
+REFERENCES = {
+    "ce": lambda z, y, cfg: _ref_ce(z, y),
+    "mse": lambda z, y, cfg: _ref_mse(z, y, cfg.mse_reduction),
+    "hinge": lambda z, y, cfg: _ref_hinge(z, y, cfg.hinge_margin, 1),
+    "hinge-sq": lambda z, y, cfg: _ref_hinge(z, y, cfg.hinge_margin, 2),
+    "nll-manual": lambda z, y, cfg: _ref_ce(z, y),  # on logits where softmax does not underflow
+    "bce": lambda z, y, cfg: _ref_bce(z, y),
+    "double-softmax": lambda z, y, cfg: _ref_double_softmax(z, y),
+    "log-softmax-ce": lambda z, y, cfg: _ref_ce(z, y),
+}
+
+# ---------------------------------------------------------------------------------------------
+# Closed-form gradients d loss / d logits (batch mean included)
+
+
+def _grad_ce(z, y, cfg):
+    return (_softmax(z) - _onehot(y, z.shape[1])) / z.shape[0]
+
+
+def _grad_mse(z, y, cfg):
+    b, c = z.shape
+    s = _sigmoid(z)
+    per_entry = 2 * (s - _onehot(y, c)) * s * (1 - s)
+    return per_entry / (b * c) if cfg.mse_reduction == "mean" else per_entry / b
+
+
+def _grad_hinge(p):
+    def grad(z, y, cfg):
+        b, c = z.shape
+        zy = z[torch.arange(b), y][:, None]
+        active = (cfg.hinge_margin - zy + z).clamp_min(0)
+        active[torch.arange(b), y] = 0.0
+        g = p * active ** (p - 1) * (active > 0) / (b * c)  # d/dz_j of each active term
+        g[torch.arange(b), y] = -g.sum(dim=-1)  # and minus that for z_y, once per active term
+        return g
+
+    return grad
+
+
+def _grad_bce(z, y, cfg):
+    return (_sigmoid(z) - _onehot(y, z.shape[1])) / z.numel()
+
+
+def _grad_double_softmax(z, y, cfg):
+    # chain rule through the inner softmax s: dL/dz = s * (g - <s, g>), with g = dL/ds
+    s = _softmax(z)
+    g = _grad_ce(s, y, cfg)
+    return s * (g - (s * g).sum(dim=-1, keepdim=True))
+
+
+CLOSED_FORM_GRADS = {
+    "ce": _grad_ce,
+    "mse": _grad_mse,
+    "hinge": _grad_hinge(1),
+    "hinge-sq": _grad_hinge(2),
+    "nll-manual": _grad_ce,
+    "bce": _grad_bce,
+    "double-softmax": _grad_double_softmax,
+    "log-softmax-ce": _grad_ce,  # same function of z as ce, so the same gradient
+}
+
+# Every registered loss with every config that changes its formula.
+CASES = [
+    pytest.param(name, LossConfig(name=name), id=name)
+    for name in loss_names()
+] + [
+    pytest.param("mse", LossConfig(name="mse", mse_reduction="sum"), id="mse-sum"),
+    pytest.param("hinge", LossConfig(name="hinge", hinge_margin=2.5), id="hinge-m2.5"),
+    pytest.param("hinge-sq", LossConfig(name="hinge-sq", hinge_margin=0.3), id="hinge-sq-m0.3"),
+]
+
+
+def test_every_registered_loss_has_a_reference():
+    assert set(REFERENCES) == set(LOSSES) == set(CLOSED_FORM_GRADS)
+
+
+# ---------------------------------------------------------------------------------------------
+# Hypothesis strategies: a batch of logits and integer targets
+
+
+@st.composite
+def batches(draw, min_classes=2, max_classes=NUM_CLASSES, bound=30.0):
+    b = draw(st.integers(1, 6))
+    c = draw(st.integers(min_classes, max_classes))
+    z = draw(arrays(np.float64, (b, c), elements=st.floats(-bound, bound)))
+    y = draw(arrays(np.int64, (b,), elements=st.integers(0, c - 1)))
+    return torch.from_numpy(z), torch.from_numpy(y)
+
+
+def _hinge_kink_free(name: str, z: torch.Tensor, y: torch.Tensor, cfg: LossConfig) -> bool:
+    """False where a hinge term sits on its kink m - z_y + z_j = 0 (no unique gradient there)."""
+    if not name.startswith("hinge"):
+        return True
+    b = z.shape[0]
+    slack = cfg.hinge_margin - z[torch.arange(b), y][:, None] + z
+    slack[torch.arange(b), y] = 1.0
+    return bool((slack.abs() > 1e-6).all())
+
+
+def _value_and_grad(fn, z, y, cfg):
+    z = z.clone().requires_grad_(True)
+    loss = fn(z, y, cfg)
+    (grad,) = torch.autograd.grad(loss, z)
+    return loss.detach(), grad
+
+
+# ---------------------------------------------------------------------------------------------
+# Values and gradients against the references
+
+
+@pytest.mark.parametrize(("name", "cfg"), CASES)
+@settings(max_examples=30, deadline=None)
+@given(batch=batches())
+def test_value_matches_float64_reference(name, cfg, batch):
+    z, y = batch
+    got = make_loss(cfg)(z, y)
+    want = REFERENCES[name](z, y, cfg)
+    assert got.dtype == F64
+    torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize(("name", "cfg"), CASES)
+@settings(max_examples=30, deadline=None)
+@given(batch=batches())
+def test_gradient_matches_closed_form(name, cfg, batch):
+    z, y = batch
+    assume(_hinge_kink_free(name, z, y, cfg))
+    _, got = _value_and_grad(get_loss(name).fn, z, y, cfg)
+    want = CLOSED_FORM_GRADS[name](z, y, cfg)
+    torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize(("name", "cfg"), CASES)
+def test_gradient_matches_autograd_of_reference(name, cfg):
+    # A second, independent route: autograd through the separately written formula.
+    gen = torch.Generator().manual_seed(7)
+    z = torch.randn(5, NUM_CLASSES, generator=gen, dtype=F64) * 4
+    y = torch.randint(0, NUM_CLASSES, (5,), generator=gen)
+    assert _hinge_kink_free(name, z, y, cfg)
+    got_loss, got = _value_and_grad(get_loss(name).fn, z, y, cfg)
+    want_loss, want = _value_and_grad(REFERENCES[name], z, y, cfg)
+    torch.testing.assert_close(got_loss, want_loss, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12)
+    assert got.abs().max() > 1e-6  # these logits give every loss a gradient to compare
+
+
+@pytest.mark.parametrize(("name", "cfg"), CASES)
+def test_gradcheck(name, cfg):
+    gen = torch.Generator().manual_seed(3)
+    z = (torch.randn(4, NUM_CLASSES, generator=gen, dtype=F64) * 3).requires_grad_(True)
+    y = torch.randint(0, NUM_CLASSES, (4,), generator=gen)
+    assert _hinge_kink_free(name, z.detach(), y, cfg)  # finite differences need a smooth point
+    fn = get_loss(name).fn
+    assert torch.autograd.gradcheck(lambda logits: fn(logits, y, cfg), (z,))
+
+
+def test_hand_computed_values():
+    """A few numbers worked out by hand, so the references themselves are anchored."""
+    z = torch.tensor([[2.0, 0.0, 0.0]], dtype=F64)
+    y = torch.tensor([0])
+    # ce: -log(e^2 / (e^2 + 2))
+    assert get_loss("ce").fn(z, y, LossConfig()).item() == pytest.approx(
+        -math.log(math.exp(2) / (math.exp(2) + 2)), rel=1e-12
+    )
+    # hinge, margin 1: j=1 and j=2 each give max(0, 1 - 2 + 0) = 0
+    assert get_loss("hinge").fn(z, y, LossConfig()).item() == 0.0
+    # hinge with target 1: j=0 gives 1 - 0 + 2 = 3, j=2 gives 1; (3 + 1) / 3 classes
+    y1 = torch.tensor([1])
+    assert get_loss("hinge").fn(z, y1, LossConfig()).item() == pytest.approx(4 / 3, rel=1e-12)
+    assert get_loss("hinge-sq").fn(z, y1, LossConfig()).item() == pytest.approx(10 / 3, rel=1e-12)
+    # mse at z = 0: sigmoid = 1/2 everywhere, every squared error 1/4
+    z0 = torch.zeros(2, NUM_CLASSES, dtype=F64)
+    y0 = torch.tensor([0, 5])
+    assert get_loss("mse").fn(z0, y0, LossConfig()).item() == pytest.approx(0.25)
+    assert get_loss("mse").fn(z0, y0, LossConfig(mse_reduction="sum")).item() == pytest.approx(2.5)
+    # bce at z = 0: log 2 per entry
+    assert get_loss("bce").fn(z0, y0, LossConfig()).item() == pytest.approx(math.log(2))
+
+
+# ---------------------------------------------------------------------------------------------
+# nll-manual: ce on moderate logits, non-finite where softmax underflows
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
+@settings(max_examples=30, deadline=None)
+@given(batch=batches(bound=15.0))
+def test_nll_manual_equals_ce_on_moderate_logits(dtype, batch):
+    z, y = batch
+    z = z.to(dtype)
+    tol = {"rtol": 1e-5, "atol": 1e-5} if dtype == torch.float32 else {"rtol": 1e-10, "atol": 1e-12}
+    cfg = LossConfig()
+    nll_loss, nll_grad = _value_and_grad(get_loss("nll-manual").fn, z, y, cfg)
+    ce_loss, ce_grad = _value_and_grad(get_loss("ce").fn, z, y, cfg)
+    torch.testing.assert_close(nll_loss, ce_loss, **tol)
+    torch.testing.assert_close(nll_grad, ce_grad, **tol)
+
+
+def test_nll_manual_is_infinite_when_the_target_probability_underflows():
+    # float32: exp(-200) ~ 1e-87 is far below the smallest subnormal (1.4e-45), so softmax gives
+    # the target exactly 0 and log(0) = -inf: the loss is +inf. Its backward then divides by that
+    # zero probability (0 * inf) and every entry of the gradient is NaN. ce stays finite (200).
+    z = torch.zeros(1, NUM_CLASSES)
+    z[0, 0] = 200.0
+    y = torch.tensor([3])
+    loss, grad = _value_and_grad(get_loss("nll-manual").fn, z, y, LossConfig())
+    assert loss.item() == math.inf
+    assert grad.isnan().all()
+    ce_loss, ce_grad = _value_and_grad(get_loss("ce").fn, z, y, LossConfig())
+    assert ce_loss.item() == pytest.approx(200.0)
+    assert ce_grad.isfinite().all()
+
+
+@pytest.mark.parametrize(
+    ("dtype", "gap"), [(torch.float32, 200.0), (torch.float64, 800.0)], ids=["float32", "float64"]
+)
+def test_nll_manual_finite_loss_but_nan_gradient_when_a_non_target_underflows(dtype, gap):
+    # Target at the max: its probability rounds to 1 and the loss is a finite 0. But the others
+    # have probability exactly 0, so log(softmax) holds -inf in entries the loss never uses. In the
+    # backward, d log(p)/dp = 1/p meets an incoming gradient of 0 there: 0/0 = NaN, and the softmax
+    # backward spreads it to every logit. ce's gradient at the same point is finite (about 0).
+    z = torch.zeros(2, NUM_CLASSES, dtype=dtype)
+    z[:, 0] = gap
+    y = torch.tensor([0, 0])
+    loss, grad = _value_and_grad(get_loss("nll-manual").fn, z, y, LossConfig())
+    assert loss.item() == 0.0
+    assert grad.isnan().all()
+    _, ce_grad = _value_and_grad(get_loss("ce").fn, z, y, LossConfig())
+    assert ce_grad.isfinite().all()
+    assert ce_grad.abs().max().item() < 1e-30
+
+
+# ---------------------------------------------------------------------------------------------
+# double-softmax: bounded below by log(1 + 9/e), reached by a confident correct prediction
+
+
+def test_double_softmax_floor_constant():
+    # softmax(z) = onehot(y) is the best input to the outer cross-entropy: -log(e / (e + 9))
+    assert -math.log(math.e / (math.e + 9)) == pytest.approx(DOUBLE_SOFTMAX_FLOOR, rel=1e-15)
+    assert DOUBLE_SOFTMAX_FLOOR == pytest.approx(1.4612, abs=1e-4)
+
+
+@settings(max_examples=30, deadline=None)
+@given(batch=batches(min_classes=NUM_CLASSES, bound=100.0))
+def test_double_softmax_never_below_its_floor(batch):
+    z, y = batch
+    loss = get_loss("double-softmax").fn(z, y, LossConfig())
+    assert loss.item() >= DOUBLE_SOFTMAX_FLOOR - 1e-12
+
+
+@settings(max_examples=30, deadline=None)
+@given(batch=batches(min_classes=NUM_CLASSES, bound=20.0), lead=st.floats(60.0, 200.0))
+def test_double_softmax_approaches_its_floor_when_confident_and_correct(batch, lead):
+    z, y = batch
+    # put the target `lead` above every other logit: softmax(z) is one-hot up to e^-60
+    rows = torch.arange(len(y))
+    z[rows, y] = z.max(dim=-1).values + lead
+    loss = get_loss("double-softmax").fn(z, y, LossConfig())
+    assert loss.item() == pytest.approx(DOUBLE_SOFTMAX_FLOOR, abs=1e-12)
+    assert loss.item() >= DOUBLE_SOFTMAX_FLOOR - 1e-12
+
+
+def test_double_softmax_barely_moves_while_ce_goes_to_zero():
+    # The reason it is a mistake: doubling the confidence hardly changes the loss near the floor.
+    y = torch.tensor([0])
+    losses = []
+    for lead in (2.0, 5.0, 10.0):
+        z = torch.zeros(1, NUM_CLASSES, dtype=F64)
+        z[0, 0] = lead
+        losses.append(get_loss("double-softmax").fn(z, y, LossConfig()).item())
+        assert get_loss("ce").fn(z, y, LossConfig()).item() < math.log(NUM_CLASSES)
+    assert losses[0] > losses[1] > losses[2] > DOUBLE_SOFTMAX_FLOOR
+    assert losses[2] - DOUBLE_SOFTMAX_FLOOR < 1e-3
+
+
+# ---------------------------------------------------------------------------------------------
+# log-softmax-ce: log_softmax is idempotent, so it is ce
+
+
+@settings(max_examples=30, deadline=None)
+@given(batch=batches(bound=100.0))
+def test_log_softmax_ce_equals_ce(batch):
+    z, y = batch
+    cfg = LossConfig()
+    lsm_loss, lsm_grad = _value_and_grad(get_loss("log-softmax-ce").fn, z, y, cfg)
+    ce_loss, ce_grad = _value_and_grad(get_loss("ce").fn, z, y, cfg)
+    torch.testing.assert_close(lsm_loss, ce_loss, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(lsm_grad, ce_grad, rtol=1e-10, atol=1e-14)
+
+
+def test_log_softmax_is_idempotent():
+    z = torch.randn(3, NUM_CLASSES, generator=torch.Generator().manual_seed(0), dtype=F64) * 10
+    once = torch.log_softmax(z, dim=-1)
+    torch.testing.assert_close(torch.log_softmax(once, dim=-1), once, rtol=1e-12, atol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------
+# Registry metadata and errors
+
+
+@pytest.mark.parametrize("name", loss_names())
+def test_every_spec_is_described(name):
+    spec = LOSSES[name]
+    assert spec.name == name
+    assert spec.description.strip()
+
+
+def test_squashes_sigmoid_exactly_for_mse_and_bce():
+    assert {n for n, spec in LOSSES.items() if spec.squashes_sigmoid} == {"mse", "bce"}
+
+
+def test_get_loss_unknown_name_lists_the_valid_ones():
+    with pytest.raises(UsageError) as info:
+        get_loss("cross-entropy")
+    assert info.value.exit_code == 2
+    msg = str(info.value)
+    assert "'cross-entropy'" in msg
+    for name in loss_names():
+        assert name in msg
+
+
+def test_config_rejects_an_unknown_loss_name():
+    with pytest.raises(ConfigError) as info:
+        resolve_config(sets=["loss.name=softmax"])
+    assert info.value.exit_code == 2
+    msg = str(info.value)
+    assert "loss.name" in msg and "'softmax'" in msg
+    assert "\n" not in msg
+    for name in loss_names():
+        assert name in msg
+
+
+def test_make_loss_binds_the_config():
+    z = torch.tensor([[0.5, -1.0, 2.0]], dtype=F64)
+    y = torch.tensor([2])
+    wide = make_loss(LossConfig(name="hinge", hinge_margin=4.0))(z, y)
+    # j=0: 4 - 2 + 0.5 = 2.5, j=1: 4 - 2 - 1 = 1; (2.5 + 1) / 3
+    assert wide.item() == pytest.approx(3.5 / 3, rel=1e-12)
