@@ -26,7 +26,8 @@ from ce_lab.losses import loss_names
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: `gt=0` alone lets lr=.inf through (nan fails it, inf does not)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class DataConfig(_Section):

@@ -176,6 +176,8 @@ def test_set_wrong_type_names_the_key(item, key):
     [
         ("optim.lr=0", "optim.lr"),
         ("optim.lr=-0.1", "optim.lr"),
+        ("optim.lr=.inf", "optim.lr"),  # gt=0 alone would let infinity through
+        ("loss.hinge_margin=.nan", "loss.hinge_margin"),
         ("train.batch_size=0", "train.batch_size"),
         ("train.epochs=-1", "train.epochs"),
         ("optim.momentum=1", "optim.momentum"),

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from ce_lab import __version__
+from ce_lab.cli.compare_cmd import compare
 from ce_lab.cli.config_cmd import config_app
 from ce_lab.cli.data_cmd import data_app
 from ce_lab.cli.losses_cmd import losses
@@ -45,6 +46,7 @@ app.add_typer(config_app, name="config")
 app.add_typer(data_app, name="data")
 app.command("losses")(losses)
 app.command("train")(train)
+app.command("compare")(compare)
 
 
 def main() -> None:

@@ -47,16 +47,18 @@ def _rich_reporter():
                 MofNCompleteColumn(), TimeElapsedColumn(), console=err_console, transient=False,
             )
             self.task = None
+            self.label, self.total = "", None
 
         def _close(self) -> None:
             if self.task is not None:
-                t = self.progress.tasks[self.task]
-                self.progress.update(self.task, total=t.total or 1, completed=t.total or 1)
+                done = self.total or 1  # a step without a count shows as 1/1 when done
+                self.progress.update(self.task, total=done, completed=done)
                 self.progress.stop_task(self.task)
                 self.task = None
 
         def begin(self, label: str, total: int | None = None) -> None:
             self._close()
+            self.label, self.total = label, total
             self.task = self.progress.add_task(escape(label), total=total)
 
         def advance(self, n: int = 1) -> None:
@@ -64,12 +66,12 @@ def _rich_reporter():
                 self.progress.advance(self.task, n)
 
         def end(self, ok: bool, note: str = "") -> None:
-            if self.task is not None and not ok:
-                self.progress.stop_task(self.task)
+            if self.task is not None and not ok:  # a failed step leaves a line, not a bar
+                self.progress.remove_task(self.task)
                 self.task = None
-                if note:
-                    self.progress.console.print(f"  [yellow]not used:[/yellow] {escape(note)}",
-                                                soft_wrap=True, highlight=False)
+                self.progress.console.print(
+                    f"[yellow]-[/yellow] {escape(self.label)}: {escape(note or 'failed')}",
+                    soft_wrap=True, highlight=False)
             self._close()
 
     return RichReporter()

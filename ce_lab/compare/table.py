@@ -208,6 +208,22 @@ def static_sort_keys(thresholds: Sequence[float]) -> list[str]:
     return base + [c.key for c in _metric_columns(thresholds, [])]
 
 
+def check_sort_key(sort: str, thresholds: Sequence[float], extra: Sequence[str] = ()) -> None:
+    """UsageError (exit 2) listing the valid columns unless ``sort`` names one."""
+    from ce_lab.config import RunConfig, to_dict
+
+    key = sort.removeprefix("-")
+    shown = static_sort_keys(thresholds)
+    valid = {*shown, *extra, *flatten(to_dict(RunConfig()))}
+    if key in valid or key.startswith(("grad_early/", "grad_late/")):
+        return
+    listed = ", ".join(dict.fromkeys([*shown, "grad_early/<param>", "grad_late/<param>", *extra]))
+    raise UsageError(
+        f"unknown --sort column {key!r}; valid columns: {listed}, or a config key "
+        "(prefix - for descending)"
+    )
+
+
 def _status_summary(records: Iterable[RunRecord]) -> str:
     counts = Counter(r.status for r in records)
     return ", ".join(f"{n} {s}" for s, n in counts.items())
@@ -284,10 +300,9 @@ def sort_rows(table: ComparisonTable, sort: str) -> None:
     key = sort.removeprefix("-")
     valid = [c.key for c in table.columns]
     if key not in valid:
-        # Config keys that are equal for every run are valid too: sorting by them changes nothing.
+        # Config keys equal for every run are valid too (hidden; sorting by them changes nothing).
         flat_keys = {k for row in table.rows for r in row.records for k in flatten(r.config)}
-        if key not in flat_keys and key not in ("seed", "run", "n"):
-            raise UsageError(f"unknown --sort column {key!r}; valid columns: {', '.join(valid)}")
+        check_sort_key(sort, table.thresholds, [*valid, *flat_keys])
 
     def value(row: Row) -> Any:
         v = row.values.get(key, config_value(row.records[0], key))

@@ -64,6 +64,12 @@ def raw_dir(root: Path) -> Path:
 # Writing
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: Path, chunks: bytes | Iterable[bytes]) -> None:
     """Write to a temp name in the same folder, fsync, then rename: never a half-written file.
 
@@ -73,6 +79,7 @@ def atomic_write(path: Path, chunks: bytes | Iterable[bytes]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a cache file is an ordinary file
         with os.fdopen(fd, "wb") as f:
             for chunk in [chunks] if isinstance(chunks, (bytes, bytearray, memoryview)) else chunks:
                 f.write(chunk)

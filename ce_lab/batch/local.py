@@ -1,0 +1,129 @@
+"""Run tasks in worker processes on this machine, N at once.
+
+Each task is a fresh ``python -m ce_lab.batch.worker`` process with its own log file. Workers start
+in their own session, so a Ctrl-C in the terminal reaches only the batch, which then forwards one
+SIGINT to each worker: the training loop checkpoints and ends as interrupted (a second Ctrl-C would
+make it stop without a checkpoint, so the batch never sends two).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from ce_lab.batch.store import LOGS
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def threads_per_job(jobs: int) -> int:
+    """Torch threads for each of ``jobs`` concurrent workers: the cores divided between them."""
+    return max(1, available_cores() // max(1, jobs))
+
+
+@dataclass
+class _Running:
+    task: dict[str, Any]
+    proc: subprocess.Popen
+    result_path: Path
+    log_file: IO[bytes]
+    log_path: Path
+
+
+class LocalExecutor:
+    """Up to ``jobs`` worker processes; tasks beyond that wait in the batch's queue."""
+
+    name = "local"
+
+    def __init__(self, batch_dir: Path, jobs: int = 1):
+        self.jobs = max(1, jobs)
+        self.capacity = self.jobs
+        self.threads = threads_per_job(self.jobs)
+        self.work_dir = Path(batch_dir) / LOGS
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self._running: list[_Running] = []
+
+    def running(self) -> int:
+        return len(self._running)
+
+    def log_path(self, task: dict[str, Any]) -> Path:
+        return self.work_dir / f"{task['task_id']}.log"
+
+    def start(self, task: dict[str, Any]) -> None:
+        task = {**task, "threads": self.threads}
+        task_path = self.work_dir / f"{task['task_id']}.task.json"
+        result_path = self.work_dir / f"{task['task_id']}.result.json"
+        result_path.unlink(missing_ok=True)
+        task_path.write_text(json.dumps(task, indent=2), encoding="utf-8")
+        log_path = self.log_path(task)
+        log_file = open(log_path, "ab")
+        env = dict(os.environ)
+        # Native thread pools read these at import; torch.set_num_threads in the worker too.
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            env[var] = str(self.threads)
+        env["PYTHONUNBUFFERED"] = "1"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ce_lab.batch.worker", str(task_path), str(result_path)],
+            stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env=env, start_new_session=True,
+        )
+        self._running.append(_Running(task, proc, result_path, log_file, log_path))
+
+    def wait(self, timeout: float) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+        """The tasks that ended within ``timeout`` seconds (possibly none) and their results."""
+        deadline = time.monotonic() + timeout
+        while True:
+            done = [r for r in self._running if r.proc.poll() is not None]
+            if done or time.monotonic() >= deadline or not self._running:
+                break
+            time.sleep(0.05)
+        out = []
+        for r in done:
+            self._running.remove(r)
+            r.log_file.close()
+            out.append((r.task, self._collect(r)))
+        return out
+
+    def _collect(self, r: _Running) -> list[dict[str, Any]]:
+        try:
+            return json.loads(r.result_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            pass
+        code = r.proc.returncode
+        interrupted = code in (-signal.SIGINT, 130, -signal.SIGTERM)
+        status = "interrupted" if interrupted else "failed"
+        error = (f"worker {'interrupted' if interrupted else 'crashed'} (exit {code}); "
+                 f"see {r.log_path}")
+        return [{"index": i, "run_dir": r.task.get("run_dir"), "status": status,
+                 "exit_code": 130 if interrupted else 1, "error": error}
+                for i in r.task["entries"]]
+
+    def interrupt(self) -> None:
+        """Ask every running worker to checkpoint and stop (one SIGINT each)."""
+        for r in self._running:
+            if r.proc.poll() is None:
+                r.proc.send_signal(signal.SIGINT)
+
+    def kill(self) -> None:
+        for r in self._running:
+            if r.proc.poll() is None:
+                r.proc.kill()
+
+    def close(self) -> None:
+        self.kill()
+        for r in self._running:
+            r.proc.wait()
+            r.log_file.close()
+        self._running.clear()

@@ -1,0 +1,156 @@
+"""The batch folder and its ``batch.json``: which entry ran where and how it ended.
+
+``<out_dir>/batch-<name>-<YYYYmmdd-HHMMSS>-<4 hex>/`` holds:
+
+- ``batch.yaml``: a copy of the batch file as written;
+- ``base-config.yaml``: the resolved base config (after ``--set``/``--out-dir``), so that
+  ``--resume`` expands exactly the same entries even if the base file changed since;
+- ``batch.json``: the state, rewritten atomically whenever an entry starts or ends;
+- ``logs/``: the output of every worker task (progress lines, tracebacks);
+- the comparison (tables, plots, ``report.md``) once the batch ends.
+
+Running the same batch file again continues the most recent batch folder of that name under the
+out_dir (``--new`` starts another): an entry whose config hash is already completed there is
+skipped, an interrupted one resumes from its checkpoint, a failed one runs again.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ce_lab.errors import UsageError
+
+BATCH_JSON = "batch.json"
+BATCH_COPY = "batch.yaml"
+BASE_COPY = "base-config.yaml"
+LOGS = "logs"
+
+# Entry statuses. pending: not started; running: a worker has it; the rest as in the run folder.
+PENDING, RUNNING = "pending", "running"
+COMPLETED, DIVERGED, INTERRUPTED, FAILED = "completed", "diverged", "interrupted", "failed"
+FINISHED = (COMPLETED, DIVERGED)  # results: a diverged run is a result, not a failure
+
+
+@dataclass
+class EntryRecord:
+    index: int
+    overrides: dict[str, Any]
+    config_hash: str
+    status: str = PENDING
+    run_dir: str | None = None  # relative to the batch folder when under the same out_dir
+    error: str | None = None
+    log: str | None = None  # relative to the batch folder
+    attempts: int = 0
+    started: str | None = None
+    ended: str | None = None
+
+
+@dataclass
+class BatchState:
+    batch_id: str
+    name: str
+    created: str
+    updated: str
+    source: str | None  # the batch file it was started from (absolute), None after --resume only
+    status: str = RUNNING  # running | completed | failed | interrupted
+    executor: str = "local"
+    varied_keys: list[str] = field(default_factory=list)
+    group_by: list[str] = field(default_factory=list)
+    entries: list[EntryRecord] = field(default_factory=list)
+    kind: str = "batch"
+
+    def by_hash(self) -> dict[str, EntryRecord]:
+        return {e.config_hash: e for e in self.entries}
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for e in self.entries:
+            out[e.status] = out.get(e.status, 0) + 1
+        return out
+
+
+def to_json(state: BatchState) -> dict[str, Any]:
+    data = asdict(state)
+    return {"kind": data.pop("kind"), **data}
+
+
+def from_json(data: dict[str, Any]) -> BatchState:
+    entries = [EntryRecord(**e) for e in data.get("entries", [])]
+    fields = {k: v for k, v in data.items() if k in BatchState.__dataclass_fields__}
+    fields["entries"] = entries
+    return BatchState(**fields)
+
+
+def write_state(batch_dir: Path, state: BatchState) -> None:
+    """Rewrite batch.json atomically (a reader never sees half a file)."""
+    from ce_lab.runstore import now_iso, write_json
+
+    state.updated = now_iso()
+    write_json(Path(batch_dir) / BATCH_JSON, to_json(state))
+
+
+def read_state(batch_dir: Path) -> BatchState:
+    path = Path(batch_dir) / BATCH_JSON
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict) or data.get("kind") != "batch":
+            raise ValueError("not a batch.json")
+        return from_json(data)
+    except FileNotFoundError:
+        raise UsageError(f"{batch_dir}: not a batch folder (no {BATCH_JSON})") from None
+    except (OSError, ValueError, TypeError) as e:
+        reason = " ".join(str(e).split())
+        raise UsageError(f"{batch_dir}: unreadable {BATCH_JSON} ({reason})") from None
+
+
+def new_batch_dir(out_dir: Path, name: str) -> Path:
+    """``<out_dir>/batch-<name>-<YYYYmmdd-HHMMSS>-<4 hex>``, created exclusively."""
+    from ce_lab.runstore import timestamp
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for _ in range(100):
+        path = out_dir / f"batch-{name}-{timestamp()}-{secrets.token_hex(2)}"
+        try:
+            path.mkdir()  # fails if the name exists: two batches never share a folder
+            return path
+        except FileExistsError:
+            continue
+    raise OSError(f"could not create a new batch folder under {out_dir}")
+
+
+def latest_batch_dir(out_dir: Path, name: str) -> Path | None:
+    """The most recent batch folder of this batch name under ``out_dir`` (None if there is none)."""
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        return None
+    found = []
+    for p in out_dir.glob(f"batch-{name}-*"):
+        try:
+            data = json.loads((p / BATCH_JSON).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        # "batch-a-b-..." also matches name "a": the recorded name decides.
+        if isinstance(data, dict) and data.get("name") == name:
+            found.append((str(data.get("created") or ""), p.name, p))
+    return max(found)[2] if found else None
+
+
+def run_path(batch_dir: Path, recorded: str | None) -> Path | None:
+    """The run folder an entry names (stored relative to the batch folder)."""
+    if recorded is None:
+        return None
+    p = Path(recorded)
+    return p if p.is_absolute() else Path(batch_dir) / p
+
+
+def relative_run(batch_dir: Path, run_dir: Path) -> str:
+    """``../<run id>`` when the run sits next to the batch folder, else the absolute path."""
+    run_dir, batch_dir = Path(run_dir).resolve(), Path(batch_dir).resolve()
+    if run_dir.parent == batch_dir.parent:
+        return f"../{run_dir.name}"
+    return str(run_dir)

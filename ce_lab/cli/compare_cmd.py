@@ -1,0 +1,232 @@
+"""``ce-lab compare``: train the losses side by side, or compare runs already on disk."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ce_lab.cli._common import (
+    BatchOpt,
+    ConfigOpt,
+    DataDirOpt,
+    DeviceOpt,
+    EpochsOpt,
+    LrOpt,
+    MaxStepsOpt,
+    OptimOpt,
+    OutDirOpt,
+    ProgressMode,
+    SetOpt,
+    cli_errors,
+    console,
+    err_console,
+    fail,
+    run_flags,
+)
+
+
+class TableFormat(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+    markdown = "markdown"
+
+
+def _render(result, fmt: TableFormat, output: Path | None) -> None:
+    """The table in the chosen format, on stdout or into ``output``."""
+    from rich.markup import escape
+
+    from ce_lab.compare import table as tables
+
+    t, diffs, ref = result.table, result.diffs, result.reference
+    if fmt is TableFormat.table:
+        renderables = [tables.to_rich(t, title=f"comparison {result.group}")]
+        if diffs:
+            renderables.append(tables.paired_to_rich(diffs, ref))
+        if output is not None:
+            from rich.console import Console
+
+            with output.open("w", encoding="utf-8") as f:
+                file_console = Console(file=f, width=250, no_color=True)
+                for r in renderables:
+                    file_console.print(r)
+        else:
+            for r in renderables:
+                console.print(r)
+    else:
+        text = {
+            TableFormat.csv: lambda: tables.to_csv(t),
+            TableFormat.json: lambda: tables.to_json(t, diffs, ref, result.skipped),
+            TableFormat.markdown: lambda: tables.to_markdown(t, diffs, ref),
+        }[fmt]()
+        if output is not None:
+            output.write_text(text, encoding="utf-8")
+        else:
+            typer.echo(text, nl=False)
+    for note in t.notes:
+        err_console.print(f"note: {escape(note)}", highlight=False)
+    # Paths go to stderr when stdout carries csv/json, so a pipe gets clean data.
+    where = console if fmt is TableFormat.table and output is None else err_console
+    if output is not None:
+        where.print(f"table: {escape(str(output))}", highlight=False, soft_wrap=True)
+    for name in ("report.md", "table.csv", "table.json", "table.md", "paired.csv"):
+        if name in result.files:
+            where.print(f"{name}: {escape(str(result.files[name]))}", highlight=False,
+                        soft_wrap=True)
+    for p in result.plots:
+        where.print(f"plot: {escape(str(p))}", highlight=False, soft_wrap=True)
+
+
+def _report_skipped(skipped: list[str]) -> None:
+    from rich.markup import escape
+
+    for line in skipped:
+        err_console.print(f"[yellow]skipped:[/yellow] {escape(line)}", highlight=False,
+                          soft_wrap=True)
+
+
+@cli_errors
+def compare(
+    run_dirs: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Run folders (or a compare-* folder) to compare. None: train the "
+                       "losses first.", show_default=False),
+    ] = None,
+    last: Annotated[
+        int | None, typer.Option("--last", help="Compare the N most recent runs under --out-dir.")
+    ] = None,
+    group: Annotated[
+        str | None,
+        typer.Option("--group", help="Compare the runs of a compare/batch group id."),
+    ] = None,
+    losses: Annotated[
+        str | None,
+        typer.Option("--losses", help="Losses to train, comma-separated "
+                     "(default ce,mse,hinge,nll-manual)."),
+    ] = None,
+    seeds: Annotated[
+        str | None,
+        typer.Option("--seeds", help="Seeds, comma-separated; every loss runs with every seed "
+                     "(default: the config's seed)."),
+    ] = None,
+    set_loss: Annotated[
+        list[str] | None,
+        typer.Option("--set-loss", metavar="LOSS:KEY=VALUE",
+                     help="Override a key for one loss only, e.g. mse:optim.lr=0.5 (repeatable)."),
+    ] = None,
+    reference: Annotated[
+        str | None,
+        typer.Option("--reference", help="Loss the others are paired against (default ce, else "
+                     "the first)."),
+    ] = None,
+    sort: Annotated[
+        str | None,
+        typer.Option("--sort", help="Sort rows by a column, e.g. steps_to_0.90; -COLUMN for "
+                     "descending (default: as run)."),
+    ] = None,
+    fmt: Annotated[
+        TableFormat,
+        typer.Option("--format", help="Table format on stdout (default table).",
+                     show_default=False),
+    ] = TableFormat.table,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the table to FILE (default stdout).")
+    ] = None,
+    no_plots: Annotated[
+        bool, typer.Option("--no-plots", help="Skip the PNG plots (default: plots are drawn).")
+    ] = False,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    epochs: EpochsOpt = None,
+    max_steps: MaxStepsOpt = None,
+    lr: LrOpt = None,
+    optimizer: OptimOpt = None,
+    batch_size: BatchOpt = None,
+    device: DeviceOpt = None,
+    out_dir: OutDirOpt = None,
+    data_dir: DataDirOpt = None,
+    progress: Annotated[
+        ProgressMode | None,
+        typer.Option("--progress", help="auto, bar, plain or none (log.progress; default auto)."),
+    ] = None,
+) -> None:
+    """Compare losses: train every loss (and seed) under identical conditions, then show the
+    table, the paired differences, plots and report.md.
+
+    With run folders, --last N or --group ID it compares runs already on disk instead.
+    A missing, unfinished or corrupt run folder is skipped with one line.
+    """
+    from ce_lab.compare import compare as comparing
+    from ce_lab.compare.table import check_sort_key
+    from ce_lab.config import resolve_config
+    from ce_lab.losses import loss_names
+    from ce_lab.results import select_runs
+
+    if reference is not None and reference not in loss_names():
+        raise fail(f"unknown --reference loss {reference!r}; valid losses: "
+                   f"{', '.join(loss_names())}", 2)
+    on_disk = bool(run_dirs) or last is not None or group is not None
+    flags = run_flags(epochs=epochs, max_steps=max_steps, lr=lr, optimizer=optimizer,
+                      batch_size=batch_size, device=device, out_dir=out_dir, data_dir=data_dir)
+    if progress is not None:
+        flags["log.progress"] = progress.value
+
+    if on_disk:
+        training_only = {"--losses": losses, "--seeds": seeds, "--set-loss": set_loss,
+                         "--config": config, "--set": set_, "--epochs": epochs,
+                         "--max-steps": max_steps, "--lr": lr, "--optimizer": optimizer,
+                         "--batch-size": batch_size, "--device": device, "--data-dir": data_dir}
+        given = [name for name, v in training_only.items() if v]
+        if given:
+            raise fail(f"{', '.join(given)} only apply when compare trains; runs named on the "
+                       "command line are compared as they are", 2)
+        root = out_dir if out_dir is not None else Path("runs")
+        records, skipped = select_runs(root, paths=run_dirs or [], last=last, group=group)
+        _report_skipped(skipped)
+        if not records:
+            raise fail(f"no runs to compare ({len(skipped)} skipped)", 1)
+        if sort:
+            from ce_lab.compare.table import build_table
+
+            build_table(records, sort=sort)  # an unknown column fails before any file is written
+        comp_dir, _ = comparing.new_comparison_dir(root)
+        result = comparing.write_comparison(records, comp_dir, reference=reference, sort=sort,
+                                            plots=not no_plots, skipped=skipped)
+        _render(result, fmt, output)
+        return
+
+    from ce_lab.progress import make_reporter
+
+    loss_list = comparing.parse_losses(losses)
+    seed_list = comparing.parse_seeds(seeds)
+    overrides = comparing.parse_loss_overrides(set_loss or [], loss_list)
+    base = resolve_config(config, set_ or [], flags)
+    if sort:
+        check_sort_key(sort, base.log.thresholds)
+    if reference is not None and reference not in loss_list:
+        raise fail(f"--reference {reference} is not among --losses ({', '.join(loss_list)})", 2)
+    configs = comparing.build_configs(base, loss_list, seed_list or [base.seed], overrides)
+    reporter = make_reporter(progress.value if progress else base.log.progress, err_console)
+
+    def announce(comp_dir: Path, group_id: str) -> None:
+        err_console.print(f"comparison {group_id}: {len(loss_list)} losses x "
+                          f"{len(configs)} seed(s) -> {comp_dir}", highlight=False,
+                          soft_wrap=True)
+
+    trained = comparing.train_and_compare(configs, base.out_dir, reference=reference, sort=sort,
+                                          plots=not no_plots, reporter=reporter,
+                                          on_dir=announce)
+    failed = [o for o in trained.outcomes if o.status == "failed"]
+    for o in failed:
+        err_console.print(f"[red]failed:[/red] {o.run_dir}: {getattr(o, 'message', '')}",
+                          highlight=False, soft_wrap=True)
+    if trained.result is None:
+        raise fail("no run finished; nothing to compare", 1)
+    _report_skipped(trained.result.skipped)
+    _render(trained.result, fmt, output)
+    if trained.interrupted:
+        err_console.print("interrupted: the comparison holds the runs that finished")
+        raise typer.Exit(130)

@@ -1,0 +1,20 @@
+"""``ce-lab compare``: tables, paired statistics, plots and a report over finished runs.
+
+Light to import: numpy, scipy and matplotlib load inside the functions that need them.
+"""
+
+from ce_lab.compare.compare import (
+    ComparisonResult,
+    build_configs,
+    new_comparison_dir,
+    train_and_compare,
+    write_comparison,
+)
+
+__all__ = [
+    "ComparisonResult",
+    "build_configs",
+    "new_comparison_dir",
+    "train_and_compare",
+    "write_comparison",
+]

@@ -1,0 +1,258 @@
+"""Compare runs: make the comparison folder, train the losses paired by seed, render everything.
+
+The comparison folder's name is also the group id the training path gives its runs (meta.json
+"group"), so ``ce-lab compare --group compare-...`` finds them again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ce_lab.compare import table as tables
+from ce_lab.errors import ConfigError, UsageError
+from ce_lab.results import RunFolderError, RunRecord, load_run
+
+if TYPE_CHECKING:
+    from ce_lab.config import RunConfig
+
+DEFAULT_LOSSES = ("ce", "mse", "hinge", "nll-manual")
+DEFAULT_REFERENCE = "ce"
+
+
+def new_comparison_dir(out_dir: Path | str) -> tuple[Path, str]:
+    """Create ``<out_dir>/compare-<YYYYmmdd-HHMMSS>-<4 hex>/`` exclusively; (path, group id)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    for _ in range(100):
+        name = f"compare-{stamp}-{secrets.token_hex(2)}"
+        try:
+            (out_dir / name).mkdir()
+        except FileExistsError:
+            continue  # same second, same 4 hex digits: draw again
+        return out_dir / name, name
+    raise RuntimeError(f"could not create a fresh comparison folder under {out_dir}")
+
+
+def choose_reference(records: Sequence[RunRecord], requested: str | None) -> str | None:
+    """The requested loss; else ce, else the first loss among the runs; None if absent."""
+    losses = list(dict.fromkeys(r.loss for r in records))
+    if requested is not None:
+        return requested if requested in losses else None
+    if DEFAULT_REFERENCE in losses:
+        return DEFAULT_REFERENCE
+    return losses[0] if losses else None
+
+
+@dataclass
+class ComparisonResult:
+    comp_dir: Path
+    group: str
+    table: tables.ComparisonTable
+    diffs: list[tables.PairedDiff]
+    reference: str | None
+    files: dict[str, Path] = field(default_factory=dict)  # table.csv, ..., report.md
+    plots: list[Path] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def _write_text(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def write_comparison(
+    records: Sequence[RunRecord],
+    comp_dir: Path,
+    *,
+    reference: str | None = None,
+    sort: str | None = None,
+    group_by: Sequence[str] | None = None,
+    plots: bool = True,
+    skipped: Sequence[str] = (),
+    title: str | None = None,
+) -> ComparisonResult:
+    """Render the comparison of ``records`` into ``comp_dir``: comparison.json, table.csv /
+    table.json / table.md, paired.csv, the PNG plots and report.md."""
+    from ce_lab.compare.report import render_report
+
+    comp_dir = Path(comp_dir)
+    table = tables.build_table(records, group_by=group_by, sort=sort)
+    ref = choose_reference(records, reference)
+    diffs = tables.paired_differences(table, ref) if ref else []
+    if reference is not None and ref is None:
+        table.notes.append(f"reference loss {reference!r} is not among the runs: no paired table")
+    result = ComparisonResult(comp_dir, comp_dir.name, table, diffs, ref, skipped=list(skipped))
+
+    result.files["table.csv"] = _write_text(comp_dir / "table.csv", tables.to_csv(table))
+    result.files["table.json"] = _write_text(
+        comp_dir / "table.json", tables.to_json(table, diffs, ref, skipped))
+    result.files["table.md"] = _write_text(
+        comp_dir / "table.md", tables.to_markdown(table, diffs, ref))
+    if diffs:
+        result.files["paired.csv"] = _write_text(comp_dir / "paired.csv", tables.paired_csv(diffs))
+    if plots:
+        from ce_lab.compare.plots import write_plots
+
+        groups = [(row.label, row.records) for row in table.rows]
+        result.plots = write_plots(groups, table.thresholds, comp_dir)
+    report = render_report(title or f"ce-lab comparison {comp_dir.name}", table, diffs, ref,
+                           result.plots, skipped, comp_dir)
+    result.files["report.md"] = _write_text(comp_dir / "report.md", report)
+
+    def rel(p: Path) -> str:
+        # Member runs sit next to the comparison folder: store paths relative to it when possible.
+        try:
+            return os.path.relpath(p.resolve(), comp_dir.resolve())
+        except ValueError:
+            return str(p.resolve())
+
+    comparison = {
+        "kind": "comparison",
+        "group": comp_dir.name,
+        "runs": [rel(r.path) for r in records],
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "reference": ref,
+        "skipped": list(skipped),
+        "files": sorted([*result.files, *(p.name for p in result.plots)]),
+    }
+    result.files["comparison.json"] = _write_text(
+        comp_dir / "comparison.json", json.dumps(comparison, indent=2) + "\n")
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# Training path
+
+
+def parse_csv_list(text: str | None) -> list[str]:
+    return [p.strip() for p in (text or "").split(",") if p.strip()]
+
+
+def parse_losses(text: str | None) -> list[str]:
+    """``a,b,c`` -> validated loss names; UsageError (exit 2) listing the valid ones."""
+    from ce_lab.losses import loss_names
+
+    names = parse_csv_list(text) if text is not None else list(DEFAULT_LOSSES)
+    valid = loss_names()
+    unknown = [n for n in names if n not in valid]
+    if unknown:
+        raise UsageError(
+            f"unknown loss{'es' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
+            f"valid losses: {', '.join(valid)}"
+        )
+    if not names:
+        raise UsageError(f"--losses is empty; valid losses: {', '.join(valid)}")
+    if len(set(names)) != len(names):
+        raise UsageError(f"--losses names a loss twice: {text}")
+    return names
+
+
+def parse_seeds(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        seeds = [int(s) for s in parse_csv_list(text)]
+    except ValueError:
+        raise UsageError(f"--seeds expects comma-separated integers, got {text!r}") from None
+    if not seeds or any(s < 0 for s in seeds):
+        raise UsageError(f"--seeds expects non-negative integers, got {text!r}")
+    if len(set(seeds)) != len(seeds):
+        raise UsageError(f"--seeds names a seed twice: {text}")
+    return seeds
+
+
+def parse_loss_overrides(items: Sequence[str], losses: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """``mse:optim.lr=0.5`` items -> {"mse": {"optim.lr": 0.5}} (values parsed as YAML)."""
+    from ce_lab.config import parse_set
+
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        loss, sep, assignment = item.partition(":")
+        loss = loss.strip()
+        if not sep or not loss or "=" not in assignment:
+            raise UsageError(f"--set-loss expects LOSS:dotted.key=value, got {item!r}")
+        if loss not in losses:
+            raise UsageError(
+                f"--set-loss {item}: {loss!r} is not among the compared losses "
+                f"({', '.join(losses)})"
+            )
+        path, value = parse_set(assignment)
+        out.setdefault(loss, {})[".".join(path)] = value
+    return out
+
+
+def build_configs(
+    base: RunConfig,
+    losses: Sequence[str],
+    seeds: Sequence[int],
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[int, list[RunConfig]]:
+    """One config per (seed, loss): the base config, that seed and loss, then its overrides."""
+    from ce_lab.config import with_overrides
+
+    overrides = overrides or {}
+    out: dict[int, list[RunConfig]] = {}
+    for seed in seeds:
+        cfgs = []
+        for loss in losses:
+            try:
+                cfgs.append(with_overrides(
+                    base, {"seed": seed, "loss.name": loss, **overrides.get(loss, {})}))
+            except ConfigError as e:
+                raise ConfigError(f"--set-loss for {loss}: {e}") from None
+        out[seed] = cfgs
+    return out
+
+
+@dataclass
+class TrainedComparison:
+    result: ComparisonResult | None
+    outcomes: list[Any]  # ce_lab.train.RunOutcome
+    interrupted: bool
+
+
+def train_and_compare(
+    configs_by_seed: Mapping[int, Sequence[RunConfig]],
+    out_dir: Path,
+    *,
+    reference: str | None = None,
+    sort: str | None = None,
+    plots: bool = True,
+    reporter: Any = None,
+    on_dir: Callable[[Path, str], None] | None = None,
+) -> TrainedComparison:
+    """Train each seed's configs with ``train_paired`` (same weights and batches across losses)
+    under one group id, then compare what was produced. Stops after an interrupted seed."""
+    from ce_lab.train import train_paired
+
+    comp_dir, group = new_comparison_dir(out_dir)
+    if on_dir is not None:
+        on_dir(comp_dir, group)
+    outcomes: list[Any] = []
+    interrupted = False
+    for _seed, cfgs in configs_by_seed.items():
+        done = train_paired(list(cfgs), group=group, reporter=reporter)
+        outcomes.extend(done)
+        if any(o.exit_code == 130 or o.status == "interrupted" for o in done):
+            interrupted = True
+            break
+    records: list[RunRecord] = []
+    skipped: list[str] = []
+    for o in outcomes:
+        try:
+            records.append(load_run(o.run_dir))
+        except RunFolderError as e:
+            skipped.append(str(e))
+    if not records:
+        return TrainedComparison(None, outcomes, interrupted)
+    result = write_comparison(records, comp_dir, reference=reference, sort=sort, plots=plots,
+                              skipped=skipped)
+    return TrainedComparison(result, outcomes, interrupted)

@@ -1,0 +1,154 @@
+"""PNG plots of a comparison: loss, validation accuracy, gradient norms, d loss / d logits.
+
+A group with several seeds is drawn as the mean line and a min–max band over its seeds, only at the
+steps every seed logged. Non-finite values (nan, inf) are not drawn: the line has a gap there, and a
+mean over seeds is missing wherever one seed is. Nothing is clipped, smoothed or replaced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from ce_lab.results import RunRecord
+
+Group = tuple[str, Sequence[RunRecord]]  # label, runs (seeds) in the group
+
+
+def _aligned(records: Sequence[RunRecord], table: str, x: str, y: str):
+    """(x, mean, min, max) over runs at the x values every run has; non-finite -> nan."""
+    import numpy as np
+
+    per_run = []
+    for r in records:
+        cols = getattr(r, table)
+        if x not in cols or y not in cols:
+            return None
+        per_run.append(dict(zip(cols[x], cols[y], strict=True)))
+    common = sorted(set.intersection(*(set(d) for d in per_run))) if per_run else []
+    if not common:
+        return None
+    ys = np.array([[d[v] for v in common] for d in per_run], dtype=float)
+    ys[~np.isfinite(ys)] = np.nan  # not drawn: a gap, not a value
+    # Plain mean/min/max: a nan in any seed leaves a gap in the mean (no nanmean hiding it).
+    return np.array(common, dtype=float), ys.mean(axis=0), ys.min(axis=0), ys.max(axis=0)
+
+
+def _draw(ax, groups: Sequence[Group], table: str, x: str, y: str, log: bool) -> bool:
+    drew = False
+    for i, (label, records) in enumerate(groups):
+        series = _aligned(records, table, x, y)
+        if series is None:
+            continue
+        xs, mean, lo, hi = series
+        color = f"C{i % 10}"
+        n = len(records)
+        name = label if n == 1 else f"{label} (mean of {n})"
+        ax.plot(xs, mean, color=color, label=name, linewidth=1.2)
+        if n > 1:
+            ax.fill_between(xs, lo, hi, color=color, alpha=0.2, linewidth=0)
+        else:
+            diverged = records[0].summary.get("diverged_at")
+            if diverged is not None and x == "step":
+                ax.axvline(float(diverged), color=color, linestyle=":", linewidth=1)
+        drew = True
+    if log:
+        # mask, not clip: a zero loss (hinge) is not drawn rather than drawn at a made-up floor.
+        ax.set_yscale("log", nonpositive="mask")
+    ax.grid(True, alpha=0.3)
+    return drew
+
+
+def _band_note(groups: Sequence[Group]) -> str:
+    return " (band: min–max over seeds)" if any(len(g[1]) > 1 for g in groups) else ""
+
+
+def _new_figure(width: float = 7.0, height: float = 4.5, ncols: int = 1, nrows: int = 1):
+    from matplotlib.figure import Figure  # Agg canvas, no pyplot state: safe headless
+
+    fig = Figure(figsize=(width, height), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    return fig, axes
+
+
+def _save(fig, path: Path) -> Path:
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def plot_loss(groups: Sequence[Group], path: Path) -> Path | None:
+    fig, axes = _new_figure()
+    ax = axes[0][0]
+    if not _draw(ax, groups, "metrics", "step", "loss", log=True):
+        return None
+    ax.set(xlabel="step", ylabel="training loss (log)",
+           title="training loss" + _band_note(groups))
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_val_acc(groups: Sequence[Group], thresholds: Sequence[float], path: Path) -> Path | None:
+    fig, axes = _new_figure()
+    ax = axes[0][0]
+    if not _draw(ax, groups, "evals", "examples", "val_acc", log=False):
+        return None
+    for t in thresholds:
+        ax.axhline(t, color="grey", linestyle="--", linewidth=0.8)
+        ax.annotate(f"{t:.2f}", (1.0, t), xycoords=("axes fraction", "data"), fontsize=7,
+                    ha="right", va="bottom", color="grey")
+    ax.set(xlabel="training examples seen", ylabel="validation accuracy",
+           title="validation accuracy" + _band_note(groups))
+    ax.legend(fontsize=8, loc="lower right")
+    return _save(fig, path)
+
+
+def grad_params(groups: Sequence[Group]) -> list[str]:
+    """Weight tensors with a grad_norm column in metrics.csv, in model order."""
+    names: list[str] = []
+    for _, records in groups:
+        for r in records:
+            for col in r.metrics:
+                if col.startswith("grad_norm/") and col.endswith(".weight") and col not in names:
+                    names.append(col)
+    return names
+
+
+def plot_grad_norms(groups: Sequence[Group], path: Path) -> Path | None:
+    params = grad_params(groups)
+    if not params:
+        return None  # runs logged with log.grad_stats=false
+    ncols = min(len(params), 3)
+    nrows = -(-len(params) // ncols)
+    fig, axes = _new_figure(4.2 * ncols, 3.4 * nrows, ncols, nrows)
+    for i, col in enumerate(params):
+        ax = axes[i // ncols][i % ncols]
+        _draw(ax, groups, "metrics", "step", col, log=True)
+        ax.set(xlabel="step", ylabel="gradient L2 norm (log)", title=col.removeprefix("grad_norm/"))
+    for j in range(len(params), nrows * ncols):
+        axes[j // ncols][j % ncols].set_visible(False)
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle("gradient norm per layer" + _band_note(groups))
+    return _save(fig, path)
+
+
+def plot_logit_grad(groups: Sequence[Group], path: Path) -> Path | None:
+    fig, axes = _new_figure()
+    ax = axes[0][0]
+    if not _draw(ax, groups, "metrics", "step", "logit_grad_norm", log=True):
+        return None
+    ax.set(xlabel="step", ylabel="mean ||d loss / d logits|| (log)",
+           title="d loss / d logits norm" + _band_note(groups))
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def write_plots(groups: Sequence[Group], thresholds: Sequence[float], out_dir: Path) -> list[Path]:
+    """Every plot the runs have data for, as PNG files in ``out_dir``; returns their paths."""
+    out_dir = Path(out_dir)
+    made = [
+        plot_loss(groups, out_dir / "loss.png"),
+        plot_val_acc(groups, thresholds, out_dir / "val_acc.png"),
+        plot_grad_norms(groups, out_dir / "grad_norms.png"),
+        plot_logit_grad(groups, out_dir / "logit_grad.png"),
+    ]
+    return [p for p in made if p is not None]

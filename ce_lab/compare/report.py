@@ -1,0 +1,69 @@
+"""report.md: the comparison as one Markdown page that GitHub renders (tables and images)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from ce_lab.compare.table import ComparisonTable, PairedDiff, flatten, to_markdown
+
+# Settings worth stating at the top of a report, when all runs share them.
+KEY_SETTINGS = (
+    "model.hidden", "model.activation", "model.init", "optim.name", "optim.lr", "optim.momentum",
+    "schedule.name", "train.epochs", "train.max_steps", "train.batch_size", "data.val_size",
+    "device",
+)
+
+
+def _fmt(v) -> str:
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(str(x) for x in v) + "]"
+    return str(v)
+
+
+def render_report(
+    title: str,
+    table: ComparisonTable,
+    diffs: Sequence[PairedDiff],
+    reference: str | None,
+    plots: Sequence[Path],
+    skipped: Sequence[str],
+    comp_dir: Path,
+) -> str:
+    records = [r for row in table.rows for r in row.records]
+    losses = list(dict.fromkeys(r.loss for r in records))
+    seeds = sorted({r.seed for r in records if r.seed is not None})
+    flats = [flatten(r.config) for r in records]
+    shared = [
+        (k, flats[0].get(k)) for k in KEY_SETTINGS
+        if flats and all(f.get(k) == flats[0].get(k) for f in flats)
+    ]
+
+    out = [f"# {title}", ""]
+    out.append(f"- losses: {', '.join(f'`{x}`' for x in losses)}")
+    out.append(f"- seeds: {', '.join(str(s) for s in seeds) or 'unknown'}; {len(records)} runs")
+    if shared:
+        out.append("- shared settings: " + ", ".join(f"{k}={_fmt(v)}" for k, v in shared))
+    if table.config_keys:
+        out.append("- differing settings: " + ", ".join(f"`{k}`" for k in table.config_keys))
+    if reference:
+        out.append(f"- reference loss for paired differences: `{reference}`")
+    out += ["", "## Results", "", to_markdown(table, diffs, reference)]
+    if not diffs and reference is None:
+        out.append("No paired differences: no reference loss among the runs.\n")
+    out.append("A threshold shown as “not reached” was never reached; it has no number.\n")
+    if plots:
+        out += ["## Plots", ""]
+        for p in plots:
+            rel = Path(p).relative_to(comp_dir) if Path(p).is_relative_to(comp_dir) else Path(p)
+            out += [f"![{rel.stem}]({rel.as_posix()})", ""]
+    out += ["## Runs", ""]
+    for row in table.rows:
+        for r in row.records:
+            out.append(f"- `{r.run_id}` ({r.loss}, seed {r.seed}, {r.status}): `{r.path}`")
+    out.append("")
+    if skipped:
+        out += ["## Skipped", ""]
+        out += [f"- {s}" for s in skipped]
+        out.append("")
+    return "\n".join(out)

@@ -1,0 +1,312 @@
+"""ce-lab train: paired initialisation, determinism, fused = alone, divergence, resume, run folders."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from ce_lab.cli.app import app
+from ce_lab.config import load_config, resolve_config, with_overrides
+from ce_lab.data.loader import load_mnist
+from ce_lab.losses import LOSSES, LossSpec
+from ce_lab.model import build_model
+from ce_lab.progress import Reporter
+from ce_lab.runstore import create_run_dir
+from ce_lab.train import fusable, metric_header, resume, train, train_paired
+from tests.mnist_fixture import TINY_VAL_SIZE
+
+runner = CliRunner()
+
+
+def tiny_sets(root: Path, *extra: str) -> list[str]:
+    return [f"data.root={root}", "data.verify_md5=false", f"data.val_size={TINY_VAL_SIZE}",
+            "model.hidden=[32]", "train.epochs=2", "log.log_every=5", "log.eval_every=10",
+            "log.progress=none", "device=cpu", *extra]
+
+
+@pytest.fixture
+def cfg(tiny_mnist, tmp_path):
+    return resolve_config(None, tiny_sets(tiny_mnist, f"out_dir={tmp_path / 'runs'}"))
+
+
+@pytest.fixture(scope="module")
+def data(tiny_mnist):
+    base = resolve_config(None, tiny_sets(tiny_mnist))
+    return load_mnist(base.data, base.seed, "cpu")
+
+
+def rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def without_wall(table: list[dict[str, str]]) -> list[dict[str, str]]:
+    return [{k: v for k, v in r.items() if k != "wall_s"} for r in table]
+
+
+def assert_close_rows(a: list[dict[str, str]], b: list[dict[str, str]], rtol=1e-4, atol=1e-6):
+    assert len(a) == len(b) and a
+    for ra, rb in zip(a, b):
+        assert ra.keys() == rb.keys()
+        for k in ra:
+            if k == "wall_s":
+                continue
+            x, y = float(ra[k]), float(rb[k])
+            assert math.isclose(x, y, rel_tol=rtol, abs_tol=atol) or (
+                math.isnan(x) and math.isnan(y)), (k, ra["step"], x, y)
+
+
+# --- model -------------------------------------------------------------------------------------
+
+def test_initial_weights_depend_on_seed_only():
+    a = build_model(3, [16], "relu", "default", seed=5)
+    b = build_model(1, [16], "relu", "default", seed=5)
+    c = build_model(1, [16], "relu", "default", seed=6)
+    for (name, pa), pb, pc in zip(a.named_parameters(), b.parameters(), c.parameters()):
+        for m in range(3):  # every member starts from the same weights
+            assert torch.equal(pa[m], pb[0]), name
+        assert not torch.equal(pb, pc)
+    bound = 1 / math.sqrt(784)  # nn.Linear's default init range for the first layer
+    assert a.fc1.weight.abs().max() <= bound
+
+
+def test_stacked_forward_equals_separate_linear_layers():
+    model = build_model(2, [8], "tanh", "xavier", seed=0)
+    with torch.no_grad():
+        model.fc1.weight[1].mul_(2)  # make the members differ
+    x = torch.randn(5, 784)
+    out = model(x)
+    for m in range(2):
+        h = torch.tanh(x @ model.fc1.weight[m].T + model.fc1.bias[m])
+        ref = h @ model.fc2.weight[m].T + model.fc2.bias[m]
+        assert torch.allclose(out[m], ref, atol=1e-5)
+
+
+# --- run folder ----------------------------------------------------------------------------------
+
+def test_run_folder_contents_and_formats(cfg, data):
+    outcome = train(cfg, data=data)
+    assert outcome.status == "completed" and outcome.exit_code == 0
+    d = outcome.run_dir
+    assert d.parent == cfg.out_dir and d.name.split("-")[2] == "ce"
+    assert {p.name for p in d.iterdir()} >= {"config.yaml", "meta.json", "metrics.csv",
+                                            "eval.csv", "summary.json", "checkpoint.pt"}
+    assert load_config(d / "config.yaml") == cfg  # --config on it reproduces the run
+    meta = json.loads((d / "meta.json").read_text())
+    assert meta["status"] == "completed" and meta["ended"] and meta["device"] == "cpu"
+    assert meta["versions"]["torch"] == torch.__version__
+    header = next(csv.reader(open(d / "metrics.csv")))
+    assert header == metric_header(["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"], True,
+                                   False)
+    metrics = rows(d / "metrics.csv")
+    steps_per_epoch = math.ceil((1200 - TINY_VAL_SIZE) / 64)
+    assert [int(r["step"]) for r in metrics] == list(range(5, 2 * steps_per_epoch + 1, 5))
+    assert all(float(r["grad_norm/total"]) > 0 for r in metrics)
+    # the total is the L2 norm of the per-tensor norms
+    r = metrics[0]
+    parts = [float(r[f"grad_norm/{n}"]) for n in ("fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias")]
+    assert math.isclose(float(r["grad_norm/total"]), math.sqrt(sum(p * p for p in parts)), rel_tol=1e-6)
+    evals = rows(d / "eval.csv")
+    eval_steps = [int(e["step"]) for e in evals]
+    assert eval_steps == sorted(set(eval_steps)) and steps_per_epoch in eval_steps
+    summary = json.loads((d / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["steps"] == 2 * steps_per_epoch
+    assert summary["epochs_completed"] == 2
+    assert summary["final"]["val_acc"] == float(evals[-1]["val_acc"])
+    assert 0 <= summary["final"]["test_acc"] <= 1
+    hit = summary["convergence"]["0.90"]
+    first = next(e for e in evals if float(e["val_acc"]) >= 0.90)
+    assert hit == {"step": int(first["step"]), "examples": int(first["examples"]),
+                   "seconds": float(first["wall_s"])}
+    assert set(summary["grad_summary"]["first_epoch"]) == {"fc1.weight", "fc1.bias", "fc2.weight",
+                                                          "fc2.bias", "total"}
+    ckpt = torch.load(d / "checkpoint.pt", weights_only=True)
+    assert ckpt["step"] == summary["steps"] and ckpt["model"]["fc1.weight"].shape == (1, 32, 784)
+
+
+def test_sigmoid_losses_log_saturation_and_others_do_not(cfg, data):
+    mse = train(with_overrides(cfg, {"loss.name": "mse"}), data=data)
+    header = next(csv.reader(open(mse.run_dir / "metrics.csv")))
+    assert header[-1] == "saturated_frac"
+    fracs = [float(r["saturated_frac"]) for r in rows(mse.run_dir / "metrics.csv")]
+    assert all(0 <= f <= 1 for f in fracs)
+    off = train(with_overrides(cfg, {"log.grad_stats": False}), data=data)
+    assert next(csv.reader(open(off.run_dir / "metrics.csv"))) == [
+        "step", "epoch", "examples", "wall_s", "lr", "loss", "acc"]
+    assert json.loads((off.run_dir / "summary.json").read_text())["grad_summary"] is None
+
+
+def test_run_folders_are_never_shared(tmp_path):
+    made = {create_run_dir(tmp_path, "ce") for _ in range(50)}  # all within the same second
+    assert len(made) == 50
+
+
+# --- determinism, fusion ---------------------------------------------------------------------------
+
+def test_same_config_and_seed_give_identical_metric_files(cfg, data):
+    a = train(cfg, data=data).run_dir
+    b = train(cfg, data=data).run_dir
+    for name in ("metrics.csv", "eval.csv"):
+        assert without_wall(rows(a / name)) == without_wall(rows(b / name))
+
+
+def test_fused_members_match_training_alone(cfg, data):
+    losses = ["ce", "mse", "hinge"]
+    cfgs = [with_overrides(cfg, {"loss.name": n}) for n in losses]
+    assert fusable(cfgs)
+    fused = train_paired(cfgs, group="g1", data=data)
+    for name, out in zip(losses, fused):
+        meta = json.loads((out.run_dir / "meta.json").read_text())
+        assert meta["group"] == "g1" and len(meta["fused_with"]) == 2
+        alone = train(with_overrides(cfg, {"loss.name": name}), data=data)
+        for f in ("metrics.csv", "eval.csv"):
+            assert_close_rows(rows(out.run_dir / f), rows(alone.run_dir / f))
+
+
+def test_configs_that_differ_beyond_the_loss_are_not_fused(cfg):
+    assert not fusable([cfg, with_overrides(cfg, {"loss.name": "mse", "optim.lr": 0.5})])
+
+
+# --- divergence ------------------------------------------------------------------------------------
+
+def test_divergence_is_recorded_and_other_members_go_on(cfg, data):
+    cfg = with_overrides(cfg, {"optim.lr": 200.0, "log.log_every": 1})
+    cfgs = [with_overrides(cfg, {"loss.name": n}) for n in ("hinge", "nll-manual")]
+    hinge, nll = train_paired(cfgs, data=data)
+    assert nll.status == "diverged" and nll.exit_code == 3
+    s = json.loads((nll.run_dir / "summary.json").read_text())
+    metrics = rows(nll.run_dir / "metrics.csv")
+    assert s["diverged_at"] == int(metrics[-1]["step"])  # rows stop at the divergence step
+    assert s["diverged_quantity"] in {"loss"} | {f"grad_norm/{n}" for n in
+                                                 ("fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias")}
+    last = metrics[-1]
+    assert not all(math.isfinite(float(v)) for k, v in last.items() if k != "wall_s")
+    assert json.loads((nll.run_dir / "meta.json").read_text())["status"] == "diverged"
+    # hinge, trained in the same stack, is untouched by its neighbour's NaNs
+    assert hinge.status == "completed"
+    alone = train(cfgs[0], data=data)
+    assert_close_rows(rows(hinge.run_dir / "metrics.csv"), rows(alone.run_dir / "metrics.csv"))
+
+
+def test_failure_writes_error_log(cfg, data, monkeypatch):
+    def boom(logits, targets, cfg):
+        raise RuntimeError("loss exploded on purpose")
+
+    monkeypatch.setitem(LOSSES, "boom", LossSpec("boom", boom, "raises"))
+    out = train(with_overrides(cfg, {"loss.name": "boom"}), data=data)
+    assert out.status == "failed" and out.exit_code == 1
+    assert "loss exploded on purpose" in (out.run_dir / "error.log").read_text()
+    assert json.loads((out.run_dir / "summary.json").read_text())["status"] == "failed"
+
+
+# --- interrupt and resume --------------------------------------------------------------------------
+
+class InterruptAt(Reporter):
+    """Delivers a real SIGINT to this process at a logged step, as Ctrl-C would."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def logged(self, step, epoch, losses):
+        if step == self.step:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_resumed_run_ends_with_the_same_metrics_as_an_uninterrupted_one(cfg, data):
+    cfg = with_overrides(cfg, {"train.epochs": 3, "optim.momentum": 0.9})
+    full = train(cfg, data=data)
+    cut = train(cfg, data=data, reporter=InterruptAt(25))  # mid-epoch 2 (16 steps an epoch)
+    assert cut.status == "interrupted" and cut.exit_code == 130
+    assert json.loads((cut.run_dir / "meta.json").read_text())["status"] == "interrupted"
+    assert int(rows(cut.run_dir / "metrics.csv")[-1]["step"]) == 25
+    done = resume(cut.run_dir, data=data)
+    assert done.status == "completed"
+    for name in ("metrics.csv", "eval.csv"):
+        assert without_wall(rows(done.run_dir / name)) == without_wall(rows(full.run_dir / name))
+    a = json.loads((done.run_dir / "summary.json").read_text())
+    b = json.loads((full.run_dir / "summary.json").read_text())
+    assert a["final"] == b["final"] and a["convergence"].keys() == b["convergence"].keys()
+    assert json.loads((done.run_dir / "meta.json").read_text())["resumed"][0]["at_step"] == 25
+
+
+def test_sigint_to_a_cli_run_exits_130_with_a_checkpoint(tiny_mnist, tmp_path):
+    args = [sys.executable, "-m", "ce_lab", "train", "--progress", "none"]
+    for s in tiny_sets(tiny_mnist, "train.epochs=400", "log.log_every=1", "log.eval_every=1000"):
+        args += ["--set", s]
+    proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.time() + 60
+    metrics = None
+    while time.time() < deadline and proc.poll() is None:
+        found = list((tmp_path / "runs").glob("*/metrics.csv"))
+        if found and len(found[0].read_text().splitlines()) > 20:
+            metrics = found[0]
+            break
+        time.sleep(0.05)
+    assert metrics is not None, proc.communicate()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "--resume" in err
+    run_dir = metrics.parent
+    assert json.loads((run_dir / "meta.json").read_text())["status"] == "interrupted"
+    ckpt = torch.load(run_dir / "checkpoint.pt", weights_only=True)
+    assert ckpt["step"] == int(rows(run_dir / "metrics.csv")[-1]["step"])
+
+
+# --- CLI ---------------------------------------------------------------------------------------
+
+def cli_sets(root: Path, *extra: str) -> list[str]:
+    out = []
+    for s in tiny_sets(root, *extra):
+        out += ["--set", s]
+    return out
+
+
+def test_cli_train_completes_and_prints_summary(tiny_mnist):
+    result = runner.invoke(app, ["train", "--loss", "mse", "--epochs", "1", *cli_sets(tiny_mnist)])
+    assert result.exit_code == 0, result.output
+    assert "completed" in result.stdout and "run folder" in result.stdout
+    assert "val acc ≥ 0.90" in result.stdout
+
+
+def test_cli_train_divergence_exits_3(tiny_mnist):
+    result = runner.invoke(app, ["train", "--loss", "nll-manual", "--lr", "200",
+                                 *cli_sets(tiny_mnist, "log.log_every=1")])
+    assert result.exit_code == 3, result.output
+    assert "diverged" in result.stdout
+
+
+def test_cli_unknown_loss_exits_2_and_lists_valid_names(tiny_mnist):
+    result = runner.invoke(app, ["train", "--loss", "nope"])
+    assert result.exit_code == 2
+    assert "mse" in result.stderr and "nll-manual" in result.stderr
+    result = runner.invoke(app, ["train", "--set", "loss.name=nope"])
+    assert result.exit_code == 2
+    assert "valid losses: ce, mse" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_cli_unavailable_device_exits_2(tiny_mnist):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    result = runner.invoke(app, ["train", "--device", "cuda", *cli_sets(tiny_mnist)[:-2]])
+    assert result.exit_code == 2
+    assert "cuda" in result.stderr
+
+
+def test_cli_resume_of_a_completed_run_is_refused(cfg, data):
+    out = train(cfg, data=data)
+    result = runner.invoke(app, ["train", "--resume", str(out.run_dir)])
+    assert result.exit_code == 2
+    assert "already completed" in result.stderr
