@@ -67,8 +67,13 @@ class BarReporter(Reporter):
     """A rich progress bar: step, epoch, loss, validation accuracy, steps/s."""
 
     def __init__(self, console: Console):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-        from rich.progress import TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
 
         self.progress = Progress(
             TextColumn("[bold]{task.description}"),

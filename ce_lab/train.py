@@ -267,16 +267,19 @@ class _Trainer:
     def _evaluate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[list[float], list[float]]:
         """Mean loss and accuracy of every member over (x, y), in chunks."""
         bs = self.cfg.train.eval_batch_size
-        loss_sum = torch.zeros(self.M, dtype=torch.float64, device=self.device)
-        correct = torch.zeros(self.M, dtype=torch.float64, device=self.device)
+        losses, correct, sizes = [], [], []
         for i in range(0, x.shape[0], bs):
             xb, yb = x[i : i + bs], y[i : i + bs]
             logits = self.model(xb)
-            per = torch.stack([fn(logits[m], yb) for m, fn in enumerate(self.loss_fns)])
-            loss_sum += per.double() * xb.shape[0]
-            correct += (logits.argmax(-1) == yb).sum(-1).double()
+            losses.append(torch.stack([fn(logits[m], yb) for m, fn in enumerate(self.loss_fns)]))
+            correct.append((logits.argmax(-1) == yb).sum(-1))
+            sizes.append(xb.shape[0])
+        # One transfer per evaluation (a sync point); sums in float64 on the CPU, which MPS lacks.
+        losses_cpu = torch.stack(losses).cpu().double()
+        correct_cpu = torch.stack(correct).cpu().double()
+        w = torch.tensor(sizes, dtype=torch.float64).unsqueeze(1)
         n = x.shape[0]
-        return (loss_sum / n).tolist(), (correct / n).tolist()  # a sync point, once per evaluation
+        return ((losses_cpu * w).sum(0) / n).tolist(), (correct_cpu.sum(0) / n).tolist()
 
     def _eval_and_log(self, epoch: int) -> None:
         alive = [m for m in self.members if m.alive]
@@ -410,7 +413,7 @@ class _Trainer:
                     cols.append((p - b).flatten(1).norm(dim=1) / b.flatten(1).norm(dim=1))
                 probs = torch.sigmoid(logits.detach())
                 cols.append(((probs < 0.01) | (probs > 0.99)).float().mean((-1, -2)))
-            return torch.stack(cols, 1).double().cpu().tolist()  # the one sync of a logged step
+            return torch.stack(cols, 1).cpu().double().tolist()  # the one sync of a logged step
 
     def _write_rows(self, table: list[list[float]], step: int, epoch: int, lr: float) -> None:
         """metrics.csv rows of the members still running, and of any that diverged at this step."""

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ce_lab.config import (
     RunConfig,
@@ -76,12 +76,6 @@ class BatchFile(BaseModel):
             if any(s < 0 for s in v):
                 raise ValueError("seeds must be >= 0")
         return v
-
-    @model_validator(mode="after")
-    def _seed_set_once(self) -> BatchFile:
-        if self.seeds is not None and "seed" in self.grid:
-            raise ValueError("both seeds and grid.seed set the seed; keep one")
-        return self
 
 
 @dataclass(frozen=True)
@@ -199,10 +193,7 @@ def _base_config(spec: BatchFile, source: Path | None,
             raise ConfigError(f"{where}: base: config file not found: {path}")
         return load_config(path)
     base_marks = {p[1:]: line for p, line in marks.items() if p[:1] == ("base",) and len(p) > 1}
-    try:
-        return validate(spec.base, where, base_marks)
-    except ConfigError as e:
-        raise ConfigError(f"base: {e}") from None
+    return validate(spec.base, where, base_marks)  # the line number points into base
 
 
 def apply_sets(base: RunConfig, sets: Sequence[str]) -> RunConfig:
@@ -240,6 +231,8 @@ def batch_from_saved(text: str, base: RunConfig, where: str) -> Batch:
 
 def _combinations(spec: BatchFile) -> list[tuple[str, dict[str, Any]]]:
     """(origin, flat overrides) for every entry, before validation."""
+    if spec.seeds is not None and "seed" in spec.grid:
+        raise ConfigError("seeds and grid both set 'seed'; keep one")
     runs = spec.runs or [{}]
     grid_keys = list(spec.grid)
     grid_points = list(itertools.product(*(spec.grid[k] for k in grid_keys)))
@@ -262,7 +255,8 @@ def _combinations(spec: BatchFile) -> list[tuple[str, dict[str, Any]]]:
                 overrides = {**run_flat, **grid_flat}
                 if seed is not None:
                     if "seed" in overrides:
-                        raise ConfigError(f"{origin}: key 'seed' is set both here and in seeds")
+                        raise ConfigError(f"{origin}: key 'seed' is set both here and in seeds; "
+                                          "keep one")
                     overrides["seed"] = seed
                 out.append((origin, overrides))
     return out

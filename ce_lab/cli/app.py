@@ -10,10 +10,12 @@ from typing import Annotated
 import typer
 
 from ce_lab import __version__
+from ce_lab.cli.batch_cmd import batch
 from ce_lab.cli.compare_cmd import compare
 from ce_lab.cli.config_cmd import config_app
 from ce_lab.cli.data_cmd import data_app
 from ce_lab.cli.losses_cmd import losses
+from ce_lab.cli.theory_cmd import NUMBERS_CONTEXT, entropy, saturation, stability, xent
 from ce_lab.cli.train_cmd import train
 
 app = typer.Typer(
@@ -45,8 +47,13 @@ def root(
 app.add_typer(config_app, name="config")
 app.add_typer(data_app, name="data")
 app.command("losses")(losses)
+app.command("entropy", context_settings=NUMBERS_CONTEXT)(entropy)
+app.command("xent")(xent)
+app.command("saturation")(saturation)
+app.command("stability")(stability)
 app.command("train")(train)
 app.command("compare")(compare)
+app.command("batch")(batch)
 
 
 def main() -> None:

@@ -43,7 +43,7 @@ def _render(result, fmt: TableFormat, output: Path | None) -> None:
 
     t, diffs, ref = result.table, result.diffs, result.reference
     if fmt is TableFormat.table:
-        renderables = [tables.to_rich(t, title=f"comparison {result.group}")]
+        renderables = tables.to_rich(t, title=f"comparison {result.group}")
         if diffs:
             renderables.append(tables.paired_to_rich(diffs, ref))
         if output is not None:

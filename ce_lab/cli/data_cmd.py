@@ -27,8 +27,11 @@ def _root_and_origin(data_dir: Path | None) -> tuple[Path, str]:
     return resolve_root(data_dir), origin
 
 
-def _rich_reporter():
-    """A Reporter drawing one progress row per step on stderr (stdout keeps the result)."""
+def rich_reporter():
+    """A Reporter drawing one progress row per step on stderr (stdout keeps the result).
+
+    Use it as ``with r.progress: load_mnist(..., reporter=r)`` to show a fetch in any command.
+    """
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -87,7 +90,7 @@ def fetch(data_dir: DataDirOpt = None) -> None:
     from ce_lab.data.fetch import ensure_mnist
 
     root, origin = _root_and_origin(data_dir)
-    reporter = _rich_reporter()
+    reporter = rich_reporter()
     start = time.perf_counter()
     with reporter.progress:
         found = ensure_mnist(root, download=True, verify_md5=True, reporter=reporter)

@@ -382,8 +382,8 @@ def _fmt(v: float, kind: str) -> str:
     return str(v)
 
 
-def cell_text(table: ComparisonTable, row: Row, col: Column) -> str:
-    """A value as the rich and markdown tables show it."""
+def cell_text(table: ComparisonTable, row: Row, col: Column, counts: bool = True) -> str:
+    """A value as the rich and markdown tables show it (``counts``: add "(m/n reached)")."""
     v = row.values.get(col.key)
     if col.kind in ("text", "config"):
         return NONE_SHOWN if v is None else _show(v)
@@ -403,7 +403,7 @@ def cell_text(table: ComparisonTable, row: Row, col: Column) -> str:
         text += f" ± {_fmt(v.std, 'seconds' if kind == 'step' else kind)}"
     if col.key == "diverged_at":
         return f"{v.n}/{v.of} diverged, step {text}"
-    if v.n < v.of:
+    if v.n < v.of and counts:
         text += f" ({v.n}/{v.of} reached)" if col.kind == "threshold" else f" ({v.n}/{v.of})"
     return text
 
@@ -418,39 +418,104 @@ def interval_text(d: PairedDiff) -> tuple[str, str]:
     return mean, f"[{d.interval.lo:+.1f}, {d.interval.hi:+.1f}]"
 
 
-PAIRED_HEADERS = ["loss", "vs", "threshold", "n", "mean diff (steps)", "95% interval", "verdict"]
+def _paired_headers(diffs: Sequence[PairedDiff]) -> list[str]:
+    vs = ["vs"] if len({d.reference for d in diffs}) > 1 else []
+    return ["loss", *vs, "threshold", "n", "mean diff (steps)", "95% interval", "verdict"]
 
 
-def paired_cells(d: PairedDiff) -> list[str]:
+def paired_cells(d: PairedDiff, with_vs: bool) -> list[str]:
     mean, ci = interval_text(d)
-    return [d.label, d.reference, _thr(d.threshold), str(d.n), mean, ci, d.verdict]
+    vs = [d.reference] if with_vs else []
+    return [d.label, *vs, _thr(d.threshold), str(d.n), mean, ci, d.verdict]
 
 
-def to_rich(table: ComparisonTable, title: str = "comparison"):
+# The shown tables: raw columns combined into compact cells (a cell is a list of lines).
+
+
+@dataclass(frozen=True)
+class Shown:
+    header: tuple[str, ...]  # header lines
+    cell: Any  # Callable[[Row], list[str]]
+    numeric: bool = True
+
+
+def _label_columns(table: ComparisonTable) -> list[Shown]:
+    cols = [Shown(("loss",), lambda r: [str(r.values["loss"])], numeric=False)]
+    for k in table.config_keys:
+        cols.append(Shown((k,), lambda r, k=k: [_show(r.values.get(k))], numeric=False))
+    if table.aggregated:
+        cols.append(Shown(("n",), lambda r: [str(r.values["n"])]))
+    return cols
+
+
+def shown_tables(table: ComparisonTable) -> list[tuple[str, list[Shown]]]:
+    """(title, columns) of the two shown tables: accuracy and convergence; gradients."""
+
+    def text(key: str):
+        return lambda r: [cell_text(table, r, table.column(key))]
+
+    def reach(t: float):
+        def cell(r: Row) -> list[str]:
+            steps = cell_text(table, r, table.column(f"steps_to_{_thr(t)}"))
+            if steps == NOT_REACHED:
+                return [steps]
+            seconds = cell_text(table, r, table.column(f"seconds_to_{_thr(t)}"), counts=False)
+            return [steps, seconds + " s"]
+        return cell
+
+    def early_late(early: str, late: str):
+        return lambda r: [cell_text(table, r, table.column(early)),
+                          "→ " + cell_text(table, r, table.column(late))]
+
+    label = _label_columns(table)
+    accuracy = [
+        *label,
+        Shown(("status",), lambda r: str(r.values["status"]).split(", "), numeric=False),
+        Shown(("final", "val acc"), text("final_val_acc")),
+        Shown(("best", "val acc"), text("best_val_acc")),
+        Shown(("test", "acc"), text("test_acc")),
+        *(Shown((f"to {_thr(t)}", "steps, s"), reach(t)) for t in table.thresholds),
+    ]
+    grads = [
+        *label,
+        *(Shown((f"grad {c.key.removeprefix('grad_early/').removesuffix('.weight')}",
+                 "early → late"),
+                early_late(c.key, c.key.replace("grad_early/", "grad_late/", 1)))
+          for c in table.columns if c.key.startswith("grad_early/")),
+        Shown(("dL/dz", "early → late"), early_late("logit_grad_early", "logit_grad_late")),
+        Shown(("diverged", "at step"), text("diverged_at")),
+    ]
+    return [("accuracy and convergence", accuracy), ("gradients", grads)]
+
+
+def to_rich(table: ComparisonTable, title: str = "comparison") -> list:
+    """The shown tables as rich Tables (multi-line cells keep them narrow)."""
     from rich.table import Table
 
-    caption = None
-    if table.aggregated:
-        caption = "mean ± sample std over seeds; n runs per row"
-    out = Table(title=title, caption=caption, show_lines=table.aggregated)
-    for c in table.columns:
-        out.add_column(c.header, justify="left" if c.kind in ("text", "config") else "right")
-    for row in table.rows:
-        out.add_row(*(cell_text(table, row, c) for c in table.columns))
+    caption = "mean ± sample std over seeds; n runs per row" if table.aggregated else None
+    out = []
+    for name, cols in shown_tables(table):
+        t = Table(title=f"{title}: {name}", caption=caption, show_lines=True)
+        for c in cols:
+            t.add_column("\n".join(c.header), justify="right" if c.numeric else "left")
+        for row in table.rows:
+            t.add_row(*("\n".join(c.cell(row)) for c in cols))
+        out.append(t)
     return out
 
 
 def paired_to_rich(diffs: Sequence[PairedDiff], reference: str):
     from rich.table import Table
 
+    headers = _paired_headers(diffs)
     out = Table(
         title=f"steps to threshold, paired by seed: loss - {reference}",
         caption="95% Student-t interval over seeds; not significant when it contains 0",
     )
-    for h in PAIRED_HEADERS:
+    for h in headers:
         out.add_column(h, justify="left" if h in ("loss", "vs", "verdict") else "right")
     for d in diffs:
-        out.add_row(*paired_cells(d))
+        out.add_row(*paired_cells(d, "vs" in headers))
     return out
 
 
@@ -467,16 +532,21 @@ def _md_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
 
 def to_markdown(table: ComparisonTable, diffs: Sequence[PairedDiff] = (),
                 reference: str | None = None) -> str:
-    text = _md_table(
-        [c.header for c in table.columns],
-        ([cell_text(table, row, c) for c in table.columns] for row in table.rows),
-    )
+    """The shown tables and the paired differences as GitHub Markdown (lines joined by <br>)."""
+    parts = []
+    for name, cols in shown_tables(table):
+        parts.append(f"**{name}**\n\n" + _md_table(
+            [" ".join(c.header) for c in cols],
+            (["<br>".join(c.cell(row)) for c in cols] for row in table.rows),
+        ))
+    text = "\n".join(parts)
     if table.aggregated:
         text += "\nmean ± sample std over seeds; n runs per row.\n"
     if diffs:
-        text += (f"\nSteps to threshold, paired by seed: loss - {reference} "
-                 "(95% Student-t interval over seeds).\n\n")
-        text += _md_table(PAIRED_HEADERS, (paired_cells(d) for d in diffs))
+        headers = _paired_headers(diffs)
+        text += (f"\n**steps to threshold, paired by seed: loss - {reference}** "
+                 "(95% Student-t interval over seeds; not significant when it contains 0)\n\n")
+        text += _md_table(headers, (paired_cells(d, "vs" in headers) for d in diffs))
     return text
 
 

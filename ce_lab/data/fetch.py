@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ce_lab.data.files import (
     MNIST_FILES,
+    MnistFile,
     atomic_write,
     file_md5_ok,
     md5_bytes,
@@ -91,10 +92,11 @@ def _count(path: Path) -> int:
         return struct.unpack(">I", f.read(8)[4:8])[0]
 
 
-def cache_problems(raw: Path, verify_md5: bool = True) -> dict[str, str]:
+def cache_problems(raw: Path, verify_md5: bool = True,
+                   expected: Sequence[MnistFile] = MNIST_FILES) -> dict[str, str]:
     """File name -> what is wrong with it (empty: the cache is usable)."""
     problems: dict[str, str] = {}
-    for f in MNIST_FILES:
+    for f in expected:
         path = raw / f.name
         if not path.is_file():
             problems[f.name] = "missing"
@@ -104,7 +106,7 @@ def cache_problems(raw: Path, verify_md5: bool = True) -> dict[str, str]:
         elif why := _header_problem(path, f.kind):
             problems[f.name] = why
     if not verify_md5 and not problems:  # the images and labels of a split must pair up
-        for images in (f for f in MNIST_FILES if f.kind == "images"):
+        for images in (f for f in expected if f.kind == "images"):
             labels = images.name.replace("images-idx3", "labels-idx1")
             n_images, n_labels = _count(raw / images.name), _count(raw / labels)
             if n_images != n_labels:
@@ -120,15 +122,16 @@ def _describe(problems: dict[str, str]) -> str:
 # Installing verified files
 
 
-def install_verified(files: dict[str, bytes], raw: Path) -> None:
+def install_verified(files: dict[str, bytes], raw: Path,
+                     expected: Sequence[MnistFile] = MNIST_FILES) -> None:
     """Check all four md5s first, then write each atomically: all or nothing."""
-    for f in MNIST_FILES:
+    for f in expected:
         if f.name not in files:
             raise DataError(f"{f.name} is missing")
         got = md5_bytes(files[f.name])
         if got != f.md5:
             raise DataError(f"{f.name} has md5 {got}, not MNIST's {f.md5}")
-    for f in MNIST_FILES:
+    for f in expected:
         atomic_write(raw / f.name, files[f.name])
 
 
@@ -142,20 +145,27 @@ def _read_maybe_gz(path: Path) -> bytes:
     return data
 
 
-def import_folder(src: Path, root: Path) -> list[Path]:
-    """Copy the four IDX files (plain or .gz) from ``src`` into the cache if all match MNIST."""
+def import_folder(src: Path, root: Path,
+                  expected: Sequence[MnistFile] = MNIST_FILES) -> list[Path]:
+    """Copy the four IDX files (plain or .gz) from ``src`` into the cache if all match MNIST.
+
+    Every file is read and checked before the first is written: a refusal leaves the cache as is.
+    """
     src = Path(src)
     if not src.is_dir():
         raise DataError(f"not a folder: {src}")
-    if not any((src / f.name).exists() or (src / f"{f.name}.gz").exists() for f in MNIST_FILES):
+    if not any((src / f.name).exists() or (src / f"{f.name}.gz").exists() for f in expected):
         if raw_dir(src).is_dir():  # a torchvision root was given
             src = raw_dir(src)
-    files: dict[str, bytes] = {}
-    for f in MNIST_FILES:
+    paths = {}
+    for f in expected:  # all present before any is read: a missing file is the clearer message
         candidates = [src / f.name, src / f"{f.name}.gz"]
-        path = next((p for p in candidates if p.is_file()), None)
-        if path is None:
+        paths[f.name] = next((p for p in candidates if p.is_file()), None)
+        if paths[f.name] is None:
             raise DataError(f"{src} has no {f.name} (or {f.name}.gz); nothing was imported")
+    files: dict[str, bytes] = {}
+    for f in expected:
+        path = paths[f.name]
         data = _read_maybe_gz(path)
         got = md5_bytes(data)
         if got != f.md5:
@@ -163,8 +173,8 @@ def import_folder(src: Path, root: Path) -> list[Path]:
                             "nothing was imported")
         files[f.name] = data
     raw = raw_dir(root)
-    install_verified(files, raw)
-    return [raw / f.name for f in MNIST_FILES]
+    install_verified(files, raw, expected)
+    return [raw / f.name for f in expected]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -186,7 +196,10 @@ def _torchvision_fetch(raw: Path, reporter: Reporter) -> None:
     import io
     from contextlib import redirect_stderr, redirect_stdout
 
-    from torchvision.datasets import MNIST
+    try:
+        from torchvision.datasets import MNIST
+    except ImportError as e:
+        raise DataError(f"torchvision is not importable: {e}") from None
 
     with tempfile.TemporaryDirectory(prefix=".torchvision-", dir=raw.parent) as tmp:
         noise = io.StringIO()  # torchvision prints every failed mirror; the error says enough
@@ -229,17 +242,19 @@ def ensure_mnist(
     verify_md5: bool = True,
     sources: Sequence[Source] = DEFAULT_SOURCES,
     reporter: Reporter | None = None,
+    expected: Sequence[MnistFile] = MNIST_FILES,
 ) -> ResolvedMnist:
     """The raw folder holding the four usable files, fetching them if needed and allowed.
 
     Order: the cache (md5-checked unless ``verify_md5`` is off), then each source in turn; a
-    DataError says in one line what was tried and how to get the data.
+    DataError says in one line what was tried and how to get the data. ``expected`` (names, md5s)
+    is MNIST's; tests pass their own small files' values.
     """
     reporter = reporter or Reporter()
     root = Path(root)
     raw = raw_dir(root)
     reporter.begin(f"check the cache ({'md5' if verify_md5 else 'IDX headers'})")
-    problems = cache_problems(raw, verify_md5)
+    problems = cache_problems(raw, verify_md5, expected)
     reporter.end(not problems, _describe(problems))
     if not problems:
         return ResolvedMnist(root, raw, verify_md5, "cache")
@@ -255,11 +270,11 @@ def ensure_mnist(
         reporter.begin(source.name)
         try:
             source.fetch(raw, reporter)
-        except DataError as e:
+        except (DataError, OSError) as e:  # OSError: e.g. a full disk or a read-only cache
             reporter.end(False, str(e))
             tried.append(f"{source.name} ({e})")
             continue
-        left = cache_problems(raw, verify_md5)
+        left = cache_problems(raw, True, expected)  # whatever the setting, fetched means checked
         if left:
             reporter.end(False, _describe(left))
             tried.append(f"{source.name} (left {_describe(left)})")

@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +38,8 @@ MNIST_FILES: tuple[MnistFile, ...] = (
               "27ae3e4e09519cfbb04c329615203637"),
 )
 EXPECTED_MD5: dict[str, str] = {f.name: f.md5 for f in MNIST_FILES}
-STAMP_NAME = ".ce-lab-verified.json"  # md5 results keyed on size + mtime, to skip re-hashing
+STAMP_NAME = ".ce-lab-verified.json"  # md5 results keyed on size + times, to skip re-hashing
+RACY_S = 2  # files younger than this are hashed every time
 
 
 def default_root() -> Path:
@@ -109,8 +111,9 @@ def md5_file(path: Path) -> str:
 
 
 def _stat_key(path: Path) -> list[int]:
+    # A write changes mtime and ctime (which cannot be set back); a new file is a new inode.
     st = path.stat()
-    return [st.st_size, st.st_mtime_ns, st.st_ino]
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
 
 
 def _read_stamps(folder: Path) -> dict:
@@ -130,8 +133,9 @@ def _write_stamps(folder: Path, stamps: dict) -> None:
 def file_md5_ok(path: Path, expected_md5: str, *, use_stamp: bool = True) -> bool:
     """Whether ``path`` hashes to ``expected_md5``.
 
-    A previous positive result is reused while the file's size, mtime and inode are unchanged
-    (a truncated, rewritten or replaced file changes them), so start-up does not re-hash 47 MB.
+    A previous positive result is reused while the file's size, mtime, ctime and inode are
+    unchanged (a truncated, rewritten or replaced file changes them), so start-up does not
+    re-hash 47 MB.
     """
     path = Path(path)
     if not path.is_file():
@@ -142,7 +146,10 @@ def file_md5_ok(path: Path, expected_md5: str, *, use_stamp: bool = True) -> boo
     if hit == {"stat": key, "md5": expected_md5}:
         return True
     ok = md5_file(path) == expected_md5
-    if ok and use_stamp and _stat_key(path) == key:
+    # File times tick coarsely: a file modified within RACY_S of its hashing could be changed
+    # again without its times changing, so such a result is not remembered (git does the same).
+    recent = time.time_ns() - key[1] < RACY_S * 1_000_000_000
+    if ok and use_stamp and not recent and _stat_key(path) == key:
         stamps[path.name] = {"stat": key, "md5": expected_md5}
         _write_stamps(path.parent, stamps)
     return ok

@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from fractions import Fraction
 
 from ce_lab.errors import UsageError
 
@@ -19,15 +18,16 @@ DEFAULT_TOLERANCE = 1e-6  # how far from 1 a distribution's sum may be before it
 
 
 def parse_number(text: str, what: str) -> float:
-    """``text`` as a finite float; "1/3" is accepted too, so thirds can be typed exactly."""
+    """``text`` as a finite float; "a/b" is accepted too, so thirds need not be rounded."""
     t = text.strip()
     try:
-        value = float(t)
-    except ValueError:
-        try:
-            value = float(Fraction(t))
-        except (ValueError, ZeroDivisionError):
-            raise UsageError(f"{what}: {text!r} is not a number") from None
+        if "/" in t:
+            numerator, denominator = t.split("/", 1)
+            value = float(numerator) / float(denominator)
+        else:
+            value = float(t)
+    except (ValueError, ZeroDivisionError):
+        raise UsageError(f"{what}: {text!r} is not a number") from None
     if not math.isfinite(value):
         raise UsageError(f"{what}: {text!r} is not a finite number")
     return value
@@ -62,7 +62,7 @@ def check_distribution(values: Sequence[float], what: str, *, normalize: bool = 
 
 def entropy(p: Sequence[float]) -> float:
     """H(p) = -sum p_i ln p_i in nats (0 ln 0 = 0)."""
-    return -math.fsum(pi * math.log(pi) for pi in p if pi > 0)
+    return -math.fsum(pi * math.log(pi) for pi in p if pi > 0) + 0.0  # + 0.0: never -0.0
 
 
 def cross_entropy(p: Sequence[float], q: Sequence[float]) -> float:

@@ -33,17 +33,16 @@ STATUS_ORDER = ("ok", "wrong", "inf", "nan")  # worst last: a row's status is it
 class Pipeline:
     key: str
     label: str  # how the computation is written
-    short: str  # a table header
+    short: str  # a table header (fits 80 columns)
     registry: str | None  # the ce_lab.losses name it reuses, if any
 
 
 PIPELINES = (
-    Pipeline("cross_entropy", "F.cross_entropy(z)", "cross_entropy", "ce"),
-    Pipeline("softmax_log_nll", "F.nll_loss(torch.log(F.softmax(z)))", "log(softmax)→nll",
-             "nll-manual"),
-    Pipeline("log_softmax_nll", "F.nll_loss(F.log_softmax(z))", "log_softmax→nll", None),
-    Pipeline("softmax_into_ce", "F.cross_entropy(F.softmax(z))", "softmax→CE", "double-softmax"),
-    Pipeline("log_softmax_into_ce", "F.cross_entropy(F.log_softmax(z))", "log_softmax→CE",
+    Pipeline("cross_entropy", "F.cross_entropy(z)", "ce", "ce"),
+    Pipeline("softmax_log_nll", "F.nll_loss(torch.log(F.softmax(z)))", "manual", "nll-manual"),
+    Pipeline("log_softmax_nll", "F.nll_loss(F.log_softmax(z))", "ls→nll", None),
+    Pipeline("softmax_into_ce", "F.cross_entropy(F.softmax(z))", "sm→ce", "double-softmax"),
+    Pipeline("log_softmax_into_ce", "F.cross_entropy(F.log_softmax(z))", "ls→ce",
              "log-softmax-ce"),
 )
 
@@ -86,7 +85,8 @@ class StabilityReport:
     reciprocal_overflow_gap: dict[str, float]  # smallest g with 1 / exp(-g) == inf, per dtype
     double_softmax_floor: float  # log(1 + (C - 1) / e)
     double_softmax_lowest: float  # the lowest double-softmax loss measured
-    log_softmax_idempotence: dict[str, float] = field(default_factory=dict)  # max |ls(ls(z)) - ls(z)|
+    # max |log_softmax(log_softmax(z)) - log_softmax(z)| per dtype
+    log_softmax_idempotence: dict[str, float] = field(default_factory=dict)
 
 
 def check_scales(scales: Sequence[float]) -> list[float]:

