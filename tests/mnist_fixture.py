@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ce_lab.data.files import raw_dir
+from ce_lab.data.files import MNIST_FILES, MnistFile, md5_file, raw_dir
 from ce_lab.data.idx import idx_bytes
 
 TINY_TRAIN = 1200
@@ -59,6 +59,14 @@ def write_tiny_mnist(root: Path, n_train: int = TINY_TRAIN, n_test: int = TINY_T
     ):
         (raw / name).write_bytes(idx_bytes(array))
     return root
+
+
+def tiny_table(root: Path) -> tuple[MnistFile, ...]:
+    """MNIST's file table with the sizes and md5s of the files under ``root`` (for ``expected=``
+    in ce_lab.data.fetch, so md5-checked paths can run on tiny files)."""
+    raw = raw_dir(root)
+    return tuple(MnistFile(f.name, f.kind, f.split, (raw / f.name).stat().st_size,
+                           md5_file(raw / f.name)) for f in MNIST_FILES)
 
 
 @pytest.fixture(scope="session")

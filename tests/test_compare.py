@@ -371,10 +371,11 @@ def test_sort_by_column_and_unknown_column(three_losses):
     rows = json_rows(invoke(*paths, "--sort", "steps_to_0.95", "--format", "json", "--no-plots"))
     assert list(rows) == ["ce", "hinge", "mse"]  # mse never reached it: last
 
+    before = set(Path("runs").glob("compare-*"))
     result = invoke(*paths, "--sort", "speed")
     assert result.exit_code == 2
     assert "unknown --sort column 'speed'" in result.stderr and "steps_to_0.90" in result.stderr
-    assert not list((Path("runs")).glob("compare-*"))  # failed before writing anything
+    assert set(Path("runs").glob("compare-*")) == before  # failed before writing anything
 
 
 def test_training_options_with_named_runs_exit_2(three_losses):

@@ -70,3 +70,34 @@ def test_import_of_a_missing_folder(tmp_path):
     result = runner.invoke(app, ["data", "import", str(tmp_path / "nope")])
     assert result.exit_code == 1
     assert "error: not a folder" in result.stderr
+
+
+def test_fetch_progress_rows_and_failure_lines(tmp_path, capsys):
+    """The fetch display copes with failing sources and multi-step ones (driven offline)."""
+    from ce_lab.cli.data_cmd import rich_reporter
+    from ce_lab.data.fetch import Source, ensure_mnist
+    from ce_lab.errors import DataError
+    from tests.mnist_fixture import tiny_table, write_tiny_mnist
+
+    good = raw_dir(write_tiny_mnist(tmp_path / "good", n_train=30, n_test=10))
+
+    def down(raw, reporter):
+        raise DataError("no route to host")
+
+    def two_steps(raw, reporter):
+        reporter.step("download part")
+        reporter.step("copy files", total=len(MNIST_FILES))
+        for f in MNIST_FILES:
+            shutil.copyfile(good / f.name, raw / f.name)
+            reporter.advance()
+
+    reporter = rich_reporter()
+    with reporter.progress:
+        found = ensure_mnist(tmp_path / "cache", reporter=reporter,
+                             sources=[Source("mirror A", down), Source("mirror B", two_steps)],
+                             expected=tiny_table(good.parent.parent))
+    assert found.source == "mirror B"
+    err = capsys.readouterr().err
+    assert "- mirror A: no route to host" in err
+    assert "copy files" in err and "4/4" in err
+    assert "mirror B" not in err  # its parts replace its own row

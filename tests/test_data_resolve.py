@@ -13,16 +13,9 @@ from pathlib import Path
 import pytest
 
 from ce_lab.data.fetch import Source, cache_problems, ensure_mnist, import_folder
-from ce_lab.data.files import MNIST_FILES, MnistFile, md5_file, raw_dir
+from ce_lab.data.files import MNIST_FILES, raw_dir
 from ce_lab.errors import DataError
-from tests.mnist_fixture import write_tiny_mnist
-
-
-def table_for(root: Path) -> tuple[MnistFile, ...]:
-    """MNIST's file table with the sizes and md5s of the tiny files under ``root``."""
-    raw = raw_dir(root)
-    return tuple(MnistFile(f.name, f.kind, f.split, (raw / f.name).stat().st_size,
-                           md5_file(raw / f.name)) for f in MNIST_FILES)
+from tests.mnist_fixture import tiny_table, write_tiny_mnist
 
 
 class Recorder:
@@ -52,7 +45,7 @@ def good(tmp_path):
 
 def test_cache_hit_needs_no_download(good):
     rec = Recorder(good)
-    found = ensure_mnist(good, sources=[rec.source], expected=table_for(good))
+    found = ensure_mnist(good, sources=[rec.source], expected=tiny_table(good))
     assert (found.source, found.verified, found.raw) == ("cache", True, raw_dir(good))
     assert rec.calls == 0
 
@@ -106,7 +99,7 @@ def test_corrupted_cache_is_fetched_again_from_the_first_working_source(tmp_path
     rec = Recorder(good, "mirror B")
     unused = Recorder(good, "mirror C")
     found = ensure_mnist(root, sources=[failing("mirror A", "down"), rec.source, unused.source],
-                         expected=table_for(good))
+                         expected=tiny_table(good))
     assert (found.source, found.verified) == ("mirror B", True)
     assert (rec.calls, unused.calls) == (1, 0)
     assert truncated.read_bytes() == (raw_dir(good) / truncated.name).read_bytes()
@@ -116,7 +109,7 @@ def test_source_that_leaves_bad_files_is_not_accepted(tmp_path, good):
     other = write_tiny_mnist(tmp_path / "other", n_train=60, n_test=20, seed=5)
     wrong = Recorder(other, "wrong mirror")
     with pytest.raises(DataError, match="wrong mirror .left .*md5 mismatch"):
-        ensure_mnist(tmp_path / "c", sources=[wrong.source], expected=table_for(good))
+        ensure_mnist(tmp_path / "c", sources=[wrong.source], expected=tiny_table(good))
 
 
 @pytest.mark.parametrize("compress", [False, True], ids=["plain", "gz"])
@@ -129,7 +122,7 @@ def test_import_copies_verified_files(tmp_path, good, compress):
             (src / f"{f.name}.gz").write_bytes(gzip.compress(data))
         else:
             (src / f.name).write_bytes(data)
-    written = import_folder(src, tmp_path / "cache", expected=table_for(good))
+    written = import_folder(src, tmp_path / "cache", expected=tiny_table(good))
     assert [p.parent for p in written] == [raw_dir(tmp_path / "cache")] * 4
     for p in written:
         assert p.read_bytes() == (raw_dir(good) / p.name).read_bytes()
@@ -141,5 +134,5 @@ def test_import_refuses_a_foreign_file_and_leaves_the_cache_alone(tmp_path, good
     before = {p.name: p.read_bytes() for p in raw_dir(cache).iterdir()}
     other = write_tiny_mnist(tmp_path / "other", n_train=60, n_test=20, seed=5)
     with pytest.raises(DataError, match="is not MNIST's .* nothing was imported"):
-        import_folder(raw_dir(other), cache, expected=table_for(good))
+        import_folder(raw_dir(other), cache, expected=tiny_table(good))
     assert {p.name: p.read_bytes() for p in raw_dir(cache).iterdir()} == before

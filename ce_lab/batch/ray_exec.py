@@ -25,6 +25,15 @@ def import_ray():
     return ray
 
 
+def _absolute_paths(config: dict[str, Any]) -> dict[str, Any]:
+    """A Ray worker does not share the driver's working folder: make the folders absolute."""
+    config = {**config, "out_dir": os.path.abspath(config["out_dir"])}
+    root = config.get("data", {}).get("root")
+    if root is not None:
+        config["data"] = {**config["data"], "root": os.path.abspath(root)}
+    return config
+
+
 def _task_body(task: dict[str, Any]) -> list[dict[str, Any]]:
     from ce_lab.batch.worker import run_task
 
@@ -68,7 +77,10 @@ class RayExecutor:
         return None  # task output stays in Ray's worker logs
 
     def start(self, task: dict[str, Any]) -> None:
-        task = {**task, "threads": self.threads}
+        task = {**task, "threads": self.threads, "configs": [
+            _absolute_paths(c) for c in task.get("configs", [])]}
+        if task.get("run_dir"):
+            task["run_dir"] = os.path.abspath(task["run_dir"])
         self._refs[self._remote.remote(task)] = task
 
     def wait(self, timeout: float) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:

@@ -192,6 +192,9 @@ def compare(
             from ce_lab.compare.table import build_table
 
             build_table(records, sort=sort)  # an unknown column fails before any file is written
+        parents = {r.path.resolve().parent for r in records}
+        if out_dir is None and run_dirs and len(parents) == 1:
+            root = parents.pop()  # next to the runs compared, like the compare-* of a training
         comp_dir, _ = comparing.new_comparison_dir(root)
         result = comparing.write_comparison(records, comp_dir, reference=reference, sort=sort,
                                             plots=not no_plots, skipped=skipped)

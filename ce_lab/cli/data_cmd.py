@@ -51,6 +51,7 @@ def rich_reporter():
             )
             self.task = None
             self.label, self.total = "", None
+            self.is_header = False
 
         def _close(self) -> None:
             if self.task is not None:
@@ -61,6 +62,18 @@ def rich_reporter():
 
         def begin(self, label: str, total: int | None = None) -> None:
             self._close()
+            self._open(label, total)
+            self.is_header = True
+
+        def step(self, label: str, total: int | None = None) -> None:
+            if self.is_header and self.task is not None:  # the parts replace the source's row
+                self.progress.remove_task(self.task)
+                self.task = None
+            self._close()
+            self._open(label, total)
+            self.is_header = False
+
+        def _open(self, label: str, total: int | None) -> None:
             self.label, self.total = label, total
             self.task = self.progress.add_task(escape(label), total=total)
 
@@ -155,3 +168,20 @@ def import_(
     console.print(f"imported {len(written)} md5-verified files into "
                   f"{escape(str(written[0].parent))} ({origin})", soft_wrap=True,
                   highlight=False)
+
+
+def prepare_data(data_cfg) -> None:
+    """Before training: make sure MNIST is in the cache, drawing a fetch's progress on stderr.
+
+    Training then loads from the cache; a live bar here would clash with the training bar later.
+    """
+    from ce_lab.data.fetch import cache_problems, ensure_mnist
+    from ce_lab.data.files import raw_dir, resolve_root
+
+    root = resolve_root(data_cfg.root)
+    if not cache_problems(raw_dir(root), data_cfg.verify_md5):
+        return
+    reporter = rich_reporter()
+    with reporter.progress:
+        ensure_mnist(root, download=data_cfg.download, verify_md5=data_cfg.verify_md5,
+                     reporter=reporter)

@@ -27,8 +27,9 @@ class OutputFormat(str, Enum):
 
 FormatOpt = Annotated[
     OutputFormat,
-    typer.Option("--format", "-f", help='table or json (default table). JSON writes non-finite '
-                 'numbers as the strings "inf", "-inf", "nan".'),
+    typer.Option("--format", "-f", show_default=False,
+                 help='table or json (default table). JSON writes non-finite numbers as the '
+                      'strings "inf", "-inf", "nan".'),
 ]
 NormalizeOpt = Annotated[
     bool,
@@ -37,7 +38,7 @@ NormalizeOpt = Annotated[
 ]
 ToleranceOpt = Annotated[
     float,
-    typer.Option("--tolerance", help="How far from 1 a sum may be (default 1e-6)."),
+    typer.Option("--tolerance", show_default=False, help="How far from 1 a sum may be (default 1e-6)."),
 ]
 
 
@@ -234,15 +235,18 @@ def saturation(
                           "0.9,0.95,0.99,0.999)."),
     ] = None,
     hinge_margin: Annotated[
-        float, typer.Option("--hinge-margin", help="The hinge margin m (default 1.0).")
+        float, typer.Option("--hinge-margin", show_default=False, help="The hinge margin m (default 1.0).")
     ] = 1.0,
     collapse: Annotated[
         float,
-        typer.Option("--collapse", help="Mark MSE's gradient as collapsed below this fraction "
-                     "of its maximum (default 0.1)."),
+        typer.Option("--collapse", show_default=False,
+                     help="Mark MSE's gradient as collapsed below this fraction of its maximum "
+                          "(default 0.1)."),
     ] = 0.1,
     output: Annotated[
-        Path, typer.Option("--output", "-o", help="PNG to write (default saturation.png).")
+        Path,
+        typer.Option("--output", "-o", show_default=False,
+                     help="PNG to write (default saturation.png)."),
     ] = Path("saturation.png"),
     no_plot: Annotated[bool, typer.Option("--no-plot", help="Do not write the PNG.")] = False,
     format_: FormatOpt = OutputFormat.table,
@@ -288,8 +292,10 @@ def saturation(
         return
     _say("One output unit: logit z, predicted probability of the true class p = sigmoid(z), "
          "label 1. |d loss / d z| by autograd (float64) through ce-lab's losses:")
-    _say("  mse   = (sigmoid(z) - 1)^2        bce   = -ln sigmoid(z)")
-    _say(f"  ce    = softmax over logits (0, z) hinge = max(0, {r.hinge_margin:g} - z)")
+    _say("  mse   = (sigmoid(z) - 1)^2")
+    _say("  bce   = -ln sigmoid(z)")
+    _say("  ce    = cross-entropy of softmax over the two logits (0, z)")
+    _say(f"  hinge = max(0, {r.hinge_margin:g} - z)")
     table = _table()
     for header in ("p", "z", "σ'(z)", "mse", "bce", "ce", "hinge", "mse gradient"):
         table.add_column(header, justify="left" if header == "mse gradient" else "right")
@@ -379,7 +385,9 @@ def _render_stability(r, st) -> None:
     for target, cls in st.TARGETS.items():
         for quantity in ("loss", "grad"):
             what = "loss" if quantity == "loss" else "|d loss / d z|"
-            table = _table(f"{what}, target = class {cls}, {captions[target]}")
+            console.print()
+            _say(f"{what}, target = class {cls}, {captions[target]}")
+            table = _table()
             table.add_column("scale", justify="right")
             table.add_column("reference", justify="right")
             for p in st.PIPELINES:
@@ -399,7 +407,9 @@ def _render_stability(r, st) -> None:
                     table.add_row(f"{scale:g}", snum(ref) + " ", *cells)
             console.print(table)
 
-    summary = _table("where each first fails (bisected between the listed scales)")
+    console.print()
+    _say("where each first fails (bisected between the listed scales)")
+    summary = _table()
     summary.add_column("")
     combos = [(d, t) for d in st.DTYPES for t in st.TARGETS]
     for dtype, target in combos:

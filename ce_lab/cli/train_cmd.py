@@ -106,6 +106,9 @@ def train(
         cfg = resolve_config(config, set_ or [], flags)
 
     from ce_lab import train as training
+    from ce_lab.cli.data_cmd import prepare_data
+
+    prepare_data(cfg.data)
 
     reporter = make_reporter(progress.value if progress else cfg.log.progress, console)
     if resume is not None:

@@ -87,7 +87,7 @@ class PairedDiff:
             return "; ".join(misses)
         assert self.interval is not None
         if self.interval.significant is None:
-            return "n=1"
+            return "one seed: no interval"
         return "significant" if self.interval.significant else "not significant"
 
 
@@ -150,6 +150,8 @@ def _layers(records: Sequence[RunRecord]) -> list[str]:
 def _num(v: Any) -> float | None:
     if v is None or isinstance(v, bool):
         return None
+    if isinstance(v, int):
+        return v  # steps stay integers, as the run wrote them
     try:
         f = float(v)
     except (TypeError, ValueError):
@@ -224,9 +226,13 @@ def check_sort_key(sort: str, thresholds: Sequence[float], extra: Sequence[str] 
     )
 
 
+STATUS_ORDER = ("completed", "diverged", "interrupted", "failed")
+
+
 def _status_summary(records: Iterable[RunRecord]) -> str:
     counts = Counter(r.status for r in records)
-    return ", ".join(f"{n} {s}" for s, n in counts.items())
+    order = sorted(counts, key=lambda s: (STATUS_ORDER.index(s) if s in STATUS_ORDER else 9, s))
+    return ", ".join(f"{counts[s]} {s}" for s in order)
 
 
 def build_table(
@@ -264,6 +270,7 @@ def build_table(
         columns += [Column("n", "n", "int"), Column("status", "status", "text")]
         columns += metric_cols
         for members in groups.values():
+            members.sort(key=lambda r: (r.seed is None, r.seed or 0))
             first = members[0]
             values: dict[str, Any] = {"loss": first.loss, "n": len(members)}
             values.update({k: config_value(first, k) for k in config_keys})

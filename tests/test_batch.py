@@ -1,0 +1,373 @@
+"""ce-lab batch without training: expansion, validation, config hash, dry run, task planning, and
+the orchestration (skip / resume / rerun, failures, Ctrl-C) against an in-process fake executor."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from ce_lab.batch import run as running
+from ce_lab.batch.spec import config_hash, load_batch
+from ce_lab.batch.store import read_state
+from ce_lab.cli.app import app
+from ce_lab.config import RunConfig, to_dict, to_yaml, with_overrides
+from ce_lab.errors import ConfigError
+
+runner = CliRunner()
+
+
+def write_batch(path: Path, data: dict[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# Expansion and validation
+
+
+def test_expansion_is_runs_times_grid_times_seeds(tmp_path):
+    f = write_batch(tmp_path / "b.yaml", {
+        "name": "x",
+        "base": {"train": {"epochs": 1}, "optim": {"momentum": 0.5}},
+        "grid": {"loss.name": ["ce", "mse"], "optim.lr": [0.1, 0.3]},
+        "runs": [{"model.hidden": [16]}, {"model": {"hidden": [32, 8]}}],
+        "seeds": [0, 1, 2],
+    })
+    batch = load_batch(f)
+    expected = [
+        {"model.hidden": h, "loss.name": loss, "optim.lr": lr, "seed": s}
+        for h, loss, lr, s in itertools.product(
+            ([16], [32, 8]), ("ce", "mse"), (0.1, 0.3), (0, 1, 2))
+    ]
+    assert [e.overrides for e in batch.entries] == expected
+    assert [e.index for e in batch.entries] == list(range(24))
+    e = batch.entries[16]  # hidden [32, 8], ce, lr 0.3, seed 1
+    assert e.overrides == expected[16]
+    assert (e.config.model.hidden, e.config.loss.name, e.config.optim.lr, e.config.seed) == (
+        (32, 8), "ce", 0.3, 1)
+    assert e.config.train.epochs == 1 and e.config.optim.momentum == 0.5  # from the base
+    assert set(batch.varied_keys()) == {"model.hidden", "loss.name", "optim.lr", "seed"}
+    assert len({x.config_hash for x in batch.entries}) == 24
+
+
+def test_grid_values_may_be_mappings_and_base_may_be_a_file(tmp_path):
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "cfg" / "base.yaml").write_text("train:\n  epochs: 7\n", encoding="utf-8")
+    (tmp_path / "sweeps").mkdir()
+    f = write_batch(tmp_path / "sweeps" / "b.yaml", {
+        "name": "x", "base": "../cfg/base.yaml",  # relative to the batch file's folder
+        "grid": {"optim": [{"name": "sgd", "lr": 0.1}, {"name": "adam", "lr": 0.001}]},
+    })
+    batch = load_batch(f)
+    assert [e.overrides for e in batch.entries] == [
+        {"optim.name": "sgd", "optim.lr": 0.1}, {"optim.name": "adam", "optim.lr": 0.001}]
+    assert all(e.config.train.epochs == 7 for e in batch.entries)
+    assert batch.entries[1].config.optim.name == "adam"
+
+
+def test_set_and_out_dir_apply_to_the_base(tmp_path):
+    f = write_batch(tmp_path / "b.yaml", {"name": "x", "seeds": [1, 2]})
+    batch = load_batch(f, ["train.epochs=4"], tmp_path / "elsewhere")
+    assert all(e.config.train.epochs == 4 for e in batch.entries)
+    assert all(e.config.out_dir == tmp_path / "elsewhere" for e in batch.entries)
+
+
+@pytest.mark.parametrize(("data", "needles"), [
+    ({"name": "x", "grid": {"loss.name": ["ce", "msee"]}},
+     ["entry 1", "loss.name=msee", "loss.name: unknown loss 'msee'"]),
+    ({"name": "x", "runs": [{"optim.lr": 0.1}, {"optim.lr": -1}], "seeds": [0, 1]},
+     ["entry 2", "optim.lr=-1", "runs[1]", "optim.lr: Input should be greater than 0"]),
+    ({"name": "x", "runs": [{"optim.lrr": 0.1}]},
+     ["entry 0", "unknown key 'optim.lrr'", "did you mean 'optim.lr'"]),
+    ({"name": "x", "gird": {"seed": [1]}}, ["b.yaml:2", "unknown key 'gird'", "'grid'"]),
+    ({"name": "x", "grid": {"seed": [1, 2]}, "seeds": [3]}, ["seeds and grid both set 'seed'"]),
+    ({"name": "x", "grid": {"optim.lr": [0.1]}, "runs": [{"optim.lr": 0.2}]},
+     ["runs[0]", "'optim.lr' is set both here and in grid"]),
+    ({"name": "x", "grid": {"optim.lr": [0.1, 0.1]}}, ["entry 1", "same config as entry 0"]),
+    ({"name": "x", "runs": [{"out_dir": "a"}]}, ["entry 0", "'out_dir' is one folder"]),
+    ({"name": "x", "grid": {"seed": []}}, ["grid key 'seed' has no values"]),
+    ({"name": "a b"}, ["name:", "should match pattern"]),
+    ({"name": "x", "base": "missing.yaml"}, ["base: config file not found"]),
+    ({"name": "x", "base": {"optim": {"lr": 0}}}, ["b.yaml:4", "optim.lr"]),
+])
+def test_validation_errors_name_the_entry_and_the_key(tmp_path, data, needles):
+    f = write_batch(tmp_path / "b.yaml", data)
+    with pytest.raises(ConfigError) as info:
+        load_batch(f)
+    message = str(info.value)
+    assert "\n" not in message
+    for needle in needles:
+        assert needle in message, message
+
+
+def test_config_hash_is_sha256_of_the_canonical_config_without_out_dir():
+    cfg = with_overrides(RunConfig(), {"optim.lr": 0.3, "out_dir": "a"})
+    data = to_dict(cfg)
+    del data["out_dir"]
+    reference = hashlib.sha256(
+        json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    assert config_hash(cfg) == reference
+    assert config_hash(with_overrides(cfg, {"out_dir": "b"})) == reference  # where, not what
+    assert config_hash(with_overrides(cfg, {"optim.lr": 0.1})) != reference
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI: dry run and usage errors
+
+
+def test_dry_run_prints_the_entries_and_creates_nothing(tmp_path):
+    f = write_batch(tmp_path / "b.yaml", {
+        "name": "dry", "grid": {"loss.name": ["ce", "hinge"]}, "seeds": [0, 1, 2]})
+    result = runner.invoke(app, ["batch", str(f), "--dry-run", "--out-dir", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "6 runs" in out
+    batch = load_batch(f)
+    for e in batch.entries:
+        assert e.config_hash[:12] in out
+    assert out.count("hinge") == 3 and "loss.name" in out and "seed" in out
+    assert not (tmp_path / "o").exists()
+
+
+def test_configs_in_the_repo_expand(tmp_path):
+    repo = Path(__file__).resolve().parents[1]
+    seeds = load_batch(repo / "configs" / "sweep-seeds.yaml")
+    assert len(seeds.entries) == 12
+    assert {e.config.loss.name for e in seeds.entries} == {"ce", "mse", "hinge", "nll-manual"}
+    assert {e.config.seed for e in seeds.entries} == {0, 1, 2}
+    lr = load_batch(repo / "configs" / "sweep-lr.yaml")
+    assert {e.config.loss.name for e in lr.entries} == {"ce", "mse", "hinge", "nll-manual"}
+    assert len({e.config.optim.lr for e in lr.entries}) >= 3
+
+
+@pytest.mark.parametrize("args", [[], ["b.yaml", "--resume", "somewhere"]])
+def test_needs_exactly_one_of_file_and_resume(tmp_path, args):
+    write_batch(tmp_path / "b.yaml", {"name": "x"})
+    result = runner.invoke(app, ["batch", *args])
+    assert result.exit_code == 2
+    assert "batch file or --resume" in result.stderr
+
+
+def test_invalid_batch_file_exits_2_with_one_line(tmp_path):
+    f = write_batch(tmp_path / "b.yaml", {"name": "x", "grid": {"optim.lr": [0.1, -2]}})
+    result = runner.invoke(app, ["batch", str(f)])
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1
+    assert "entry 1" in result.stderr and "optim.lr" in result.stderr
+    assert not Path("runs").exists()  # nothing ran, no folder
+
+
+def test_resume_of_a_folder_that_is_no_batch(tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = runner.invoke(app, ["batch", "--resume", str(tmp_path / "empty")])
+    assert result.exit_code == 2
+    assert "not a batch folder" in result.stderr
+
+
+def test_ray_executor_without_ray_says_how_to_install(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    f = write_batch(tmp_path / "b.yaml", {"name": "x"})
+    result = runner.invoke(app, ["batch", str(f), "--executor", "ray"])
+    assert result.exit_code == 1
+    assert "ce-lab[ray]" in result.stderr
+    assert not Path("runs").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# Tasks: fusion by loss
+
+
+def _opened(tmp_path, data, **kw):
+    batch = load_batch(write_batch(tmp_path / "b.yaml", data), out_dir=tmp_path / "runs")
+    return running.open_batch(batch, None, **kw)
+
+
+FOUR_BY_THREE = {"name": "f", "grid": {"loss.name": ["ce", "mse", "hinge", "nll-manual"]},
+                 "seeds": [0, 1, 2]}
+
+
+def test_entries_differing_only_in_loss_are_fused(tmp_path):
+    opened = _opened(tmp_path, FOUR_BY_THREE)
+    tasks = running.build_tasks(opened, fuse=True, capacity=1)
+    assert [t["entries"] for t in tasks] == [[0, 3, 6, 9], [1, 4, 7, 10], [2, 5, 8, 11]]
+    for t in tasks:
+        seeds = {c["seed"] for c in t["configs"]}
+        assert len(seeds) == 1 and len({c["loss"]["name"] for c in t["configs"]}) == 4
+        assert t["group"] == opened.state.batch_id
+    # Two workers: groups are split so that no worker idles in the last round.
+    tasks = running.build_tasks(opened, fuse=True, capacity=2)
+    assert len(tasks) % 2 == 0 and sorted(i for t in tasks for i in t["entries"]) == list(range(12))
+    assert len(running.build_tasks(opened, fuse=False, capacity=2)) == 12
+
+
+# ---------------------------------------------------------------------------------------------
+# Orchestration against a fake executor that writes run folders like a real run would
+
+
+class FakeExecutor:
+    """Finishes one task per wait(); ``outcome[index]`` is the status a fresh run of the entry
+    ends with (default completed); ``ctrl_c_on_wait`` raises KeyboardInterrupt on that call."""
+
+    name = "fake"
+
+    def __init__(self, out_dir: Path, capacity=1, outcome=None, ctrl_c_on_wait=None):
+        self.out_dir, self.capacity = out_dir, capacity
+        self.outcome = outcome or {}
+        self.ctrl_c_on_wait = ctrl_c_on_wait
+        self.started: list[dict] = []
+        self._running: list[dict] = []
+        self.waits = 0
+        self.interrupted = False
+
+    def running(self):
+        return len(self._running)
+
+    def log_path(self, task):
+        return None
+
+    def start(self, task):
+        self.started.append(task)
+        self._running.append(task)
+
+    def _finish(self, task, status_for):
+        results = []
+        for n, i in enumerate(task["entries"]):
+            status = status_for(i)
+            if task["kind"] == "resume":
+                run_dir = Path(task["run_dir"])
+            else:
+                run_dir = self.out_dir / f"run-{len(list(self.out_dir.glob('run-*')))}-{i}"
+                run_dir.mkdir(parents=True)
+                cfg = RunConfig.model_validate(task["configs"][n])
+                (run_dir / "config.yaml").write_text(to_yaml(cfg), encoding="utf-8")
+            meta = {"kind": "run", "status": status, "group": task["group"]}
+            (run_dir / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+            (run_dir / "summary.json").write_text(json.dumps({"status": status}), "utf-8")
+            if status == "interrupted":
+                (run_dir / "checkpoint.pt").write_bytes(b"fake")
+            results.append({"index": i, "run_dir": str(run_dir), "status": status,
+                            "exit_code": 0, "error": "boom" if status == "failed" else None})
+        return results
+
+    def wait(self, timeout):
+        self.waits += 1
+        if self.ctrl_c_on_wait == self.waits:
+            raise KeyboardInterrupt
+        if not self._running:
+            return []
+        task = self._running.pop(0)
+        if self.interrupted:
+            return [(task, self._finish(task, lambda i: "interrupted"))]
+        return [(task, self._finish(task, lambda i: self.outcome.get(i, "completed")))]
+
+    def interrupt(self):
+        self.interrupted = True
+
+    def kill(self):
+        pass
+
+    def close(self):
+        pass
+
+
+TWO_BY_TWO = {"name": "o", "runs": [{"optim.lr": 0.1}, {"optim.lr": 0.2}], "seeds": [0, 1]}
+
+
+def _rerun(tmp_path, data, executor):
+    batch = load_batch(tmp_path / "b.yaml", out_dir=tmp_path / "runs")
+    previous = running.find_previous(batch, new=False)
+    opened = running.open_batch(batch, previous)
+    return running.execute(opened, executor, poll_seconds=0)
+
+
+def test_a_failing_entry_leaves_the_others_and_a_rerun_redoes_only_it(tmp_path):
+    runs = tmp_path / "runs"
+    opened = _opened(tmp_path, TWO_BY_TWO)
+    fake = FakeExecutor(runs, capacity=2, outcome={1: "failed", 2: "diverged"})
+    result = running.execute(opened, fake, poll_seconds=0)
+    assert result.exit_code == 1
+    state = read_state(opened.batch_dir)
+    assert [e.status for e in state.entries] == ["completed", "failed", "diverged", "completed"]
+    assert state.entries[1].error == "boom" and state.status == "failed"
+    assert [e.run_dir.startswith("../run-") for e in state.entries] == [True] * 4
+    first_dirs = [e.run_dir for e in state.entries]
+
+    again = FakeExecutor(runs, capacity=2)
+    result = _rerun(tmp_path, TWO_BY_TWO, again)
+    assert result.batch_dir == opened.batch_dir  # the same batch folder continues
+    assert [t["entries"] for t in again.started] == [[1]]  # diverged is a result: not rerun
+    state = read_state(opened.batch_dir)
+    assert [e.status for e in state.entries] == ["completed", "completed", "diverged", "completed"]
+    assert state.entries[1].attempts == 2 and state.entries[1].run_dir != first_dirs[1]
+    assert [e.run_dir for i, e in enumerate(state.entries) if i != 1] == [
+        d for i, d in enumerate(first_dirs) if i != 1]
+    assert result.exit_code == 0 and result.skipped == 3
+
+
+def test_ctrl_c_stops_scheduling_and_a_rerun_resumes_from_checkpoints(tmp_path):
+    runs = tmp_path / "runs"
+    opened = _opened(tmp_path, TWO_BY_TWO)
+    # Finish the first task, then Ctrl-C while the second runs: the rest never starts.
+    fake = FakeExecutor(runs, capacity=1, ctrl_c_on_wait=2)
+    result = running.execute(opened, fake, poll_seconds=0)
+    assert result.interrupted and result.exit_code == 130
+    assert len(fake.started) == 2
+    state = read_state(opened.batch_dir)
+    assert [e.status for e in state.entries] == ["completed", "interrupted", "pending", "pending"]
+    assert state.status == "interrupted"
+    interrupted_dir = state.entries[1].run_dir
+
+    again = FakeExecutor(runs, capacity=1)
+    result = _rerun(tmp_path, TWO_BY_TWO, again)
+    kinds = [(t["kind"], t["entries"]) for t in again.started]
+    assert kinds == [("resume", [1]), ("train", [2]), ("train", [3])]
+    assert again.started[0]["run_dir"] == str(opened.batch_dir / interrupted_dir)
+    state = read_state(opened.batch_dir)
+    assert [e.status for e in state.entries] == ["completed"] * 4
+    assert state.entries[1].run_dir == interrupted_dir  # resumed in place
+    assert result.exit_code == 0
+
+
+def test_a_killed_batch_is_reconciled_with_its_run_folders(tmp_path):
+    """A batch killed outright leaves entries "running"; their run folders tell the truth."""
+    runs = tmp_path / "runs"
+    opened = _opened(tmp_path, TWO_BY_TWO)
+    state = opened.state
+    fake = FakeExecutor(runs)
+    for rec, status in zip(state.entries[:2], ("completed", "interrupted")):
+        entry = opened.batch.entries[rec.index]
+        task = {"kind": "train", "entries": [rec.index], "configs": [to_dict(entry.config)],
+                "group": state.batch_id}
+        fake._finish(task, lambda i, s=status: s)
+        rec.status = "running"  # what batch.json said when the batch died; no run_dir known
+    from ce_lab.batch.store import write_state
+
+    write_state(opened.batch_dir, state)
+    again = FakeExecutor(runs)
+    _rerun(tmp_path, TWO_BY_TWO, again)
+    assert [(t["kind"], t["entries"]) for t in again.started] == [
+        ("resume", [1]), ("train", [2]), ("train", [3])]
+
+
+def test_a_changed_batch_file_keeps_the_entries_it_still_has(tmp_path):
+    runs = tmp_path / "runs"
+    opened = _opened(tmp_path, {"name": "c", "seeds": [0, 1]})
+    running.execute(opened, FakeExecutor(runs), poll_seconds=0)
+    write_batch(tmp_path / "b.yaml", {"name": "c", "seeds": [1, 2]})
+    again = FakeExecutor(runs)
+    batch = load_batch(tmp_path / "b.yaml", out_dir=runs)
+    reopened = running.open_batch(batch, running.find_previous(batch, new=False))
+    assert reopened.dropped == 1 and reopened.batch_dir == opened.batch_dir
+    running.execute(reopened, again, poll_seconds=0)
+    assert [t["configs"][0]["seed"] for t in again.started] == [2]
+    assert yaml.safe_load((opened.batch_dir / "batch.yaml").read_text())["seeds"] == [1, 2]
+    # --new starts another folder and runs everything.
+    assert running.find_previous(batch, new=True) is None

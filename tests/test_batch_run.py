@@ -1,0 +1,165 @@
+"""ce-lab batch with real (tiny) training in worker processes: parallel jobs, fused entries, a
+failing entry, rerunning, and Ctrl-C (SIGINT to a real `ce-lab batch` process) then resuming."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+from typer.testing import CliRunner
+
+from ce_lab.batch.spec import config_hash
+from ce_lab.batch.store import read_state, run_path
+from ce_lab.cli.app import app
+from ce_lab.config import load_config
+from tests.mnist_fixture import TINY_VAL_SIZE, write_tiny_mnist
+
+runner = CliRunner()
+
+
+def tiny_base(root: Path, **train: Any) -> dict[str, Any]:
+    return {
+        "device": "cpu",
+        "data": {"root": str(root), "verify_md5": False, "val_size": TINY_VAL_SIZE},
+        "model": {"hidden": [16]},
+        "train": {"epochs": 1, "batch_size": 50, **train},
+        "log": {"log_every": 5, "eval_every": 10, "progress": "none"},
+    }
+
+
+def write_batch(path: Path, data: dict[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def only_batch_dir(out_dir: Path) -> Path:
+    dirs = list(out_dir.glob("batch-*"))
+    assert len(dirs) == 1, dirs
+    return dirs[0]
+
+
+def test_parallel_jobs_train_fused_entries_into_distinct_folders_and_compare(tiny_mnist, tmp_path):
+    f = write_batch(tmp_path / "b.yaml", {
+        "name": "par", "base": tiny_base(tiny_mnist),
+        "grid": {"loss.name": ["ce", "mse"]}, "seeds": [0, 1]})
+    result = runner.invoke(app, ["batch", str(f), "--jobs", "2", "--no-plots"])
+    assert result.exit_code == 0, result.output
+    batch_dir = only_batch_dir(Path("runs"))
+    state = read_state(batch_dir)
+    assert [e.status for e in state.entries] == ["completed"] * 4
+    dirs = [run_path(batch_dir, e.run_dir).resolve() for e in state.entries]
+    assert len(set(dirs)) == 4 and all(d.parent == Path("runs").resolve() for d in dirs)
+    for rec, d in zip(state.entries, dirs):
+        meta = json.loads((d / "meta.json").read_text())
+        assert meta["group"] == state.batch_id and meta["status"] == "completed"
+        assert config_hash(load_config(d / "config.yaml")) == rec.config_hash
+        assert (d / "summary.json").is_file()
+    # Same seed, other loss: trained fused with each other.
+    meta0 = json.loads((dirs[0] / "meta.json").read_text())  # ce, seed 0
+    assert meta0["fused_with"] == [dirs[2].name]  # mse, seed 0
+    # Two workers, the two cores divided between them.
+    tasks = [json.loads(p.read_text()) for p in (batch_dir / "logs").glob("*.task.json")]
+    assert len(tasks) == 2
+    assert {t["threads"] for t in tasks} == {max(1, len(os.sched_getaffinity(0)) // 2)}
+    assert (batch_dir / "batch.yaml").read_text() == f.read_text()
+    # The comparison, grouped by loss (seeds aggregated), in the output and the batch folder.
+    assert (batch_dir / "report.md").is_file() and (batch_dir / "table.csv").is_file()
+    assert "mean ± sample std over seeds" in result.stdout
+    assert "4 completed" in result.stdout
+
+
+def test_a_failing_entry_does_not_stop_the_others_and_reruns_next_time(tiny_mnist, tmp_path):
+    late = tmp_path / "late-data"  # no MNIST here yet: the entry fails at load time
+    f = write_batch(tmp_path / "b.yaml", {
+        "name": "fail", "base": tiny_base(tiny_mnist),
+        "runs": [{}, {"data.root": str(late), "data.download": False}]})
+    result = runner.invoke(app, ["batch", str(f), "--jobs", "2", "--no-plots"])
+    assert result.exit_code == 1, result.output
+    batch_dir = only_batch_dir(Path("runs"))
+    state = read_state(batch_dir)
+    assert [e.status for e in state.entries] == ["completed", "failed"]
+    assert state.entries[1].error and "failed" in result.stdout
+    assert state.entries[1].log and (batch_dir / state.entries[1].log).is_file()
+    ok_dir = state.entries[0].run_dir
+
+    write_tiny_mnist(late)  # fix the cause; running the same file again redoes only the failure
+    result = runner.invoke(app, ["batch", str(f), "--jobs", "2", "--no-plots"])
+    assert result.exit_code == 0, result.output
+    assert only_batch_dir(Path("runs")) == batch_dir
+    state = read_state(batch_dir)
+    assert [e.status for e in state.entries] == ["completed", "completed"]
+    assert state.entries[0].run_dir == ok_dir and state.entries[0].attempts == 1
+    assert state.entries[1].attempts == 2
+    assert "1 run now, 1 already done" in result.stdout
+
+
+def _wait_for(predicate, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+def test_sigint_interrupts_and_a_rerun_finishes_only_what_was_left(tiny_mnist, tmp_path):
+    out = tmp_path / "out"
+    f = write_batch(tmp_path / "b.yaml", {
+        "name": "int", "base": tiny_base(tiny_mnist, batch_size=16),
+        # entry 0 is quick; entry 1 trains long enough to be caught mid-run; entry 2 waits.
+        "runs": [{"train.epochs": 1}, {"train.epochs": 60}, {"train.epochs": 2}]})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ce_lab", "batch", str(f), "--jobs", "1", "--no-plots",
+         "--out-dir", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        def long_run_checkpointed():
+            dirs = list(out.glob("batch-*"))
+            if not dirs or not (dirs[0] / "batch.json").is_file():
+                return None
+            state = read_state(dirs[0])
+            if state.entries[0].status != "completed":
+                return None
+            for d in out.iterdir():
+                if d.name.startswith("batch-") or not (d / "checkpoint.pt").is_file():
+                    continue
+                if load_config(d / "config.yaml").train.epochs == 60:
+                    return d
+            return None
+
+        long_dir = _wait_for(long_run_checkpointed)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stdout + stderr
+    assert "interrupted" in stdout
+    batch_dir = only_batch_dir(out)
+    state = read_state(batch_dir)
+    assert [e.status for e in state.entries] == ["completed", "interrupted", "pending"]
+    assert run_path(batch_dir, state.entries[1].run_dir).resolve() == long_dir.resolve()
+    assert json.loads((long_dir / "meta.json").read_text())["status"] == "interrupted"
+    first_dir = state.entries[0].run_dir
+    stopped_at = json.loads((long_dir / "summary.json").read_text())["steps"]
+    assert 0 < stopped_at < 60 * 63
+
+    result = runner.invoke(app, ["batch", str(f), "--jobs", "1", "--no-plots",
+                                 "--out-dir", str(out)])
+    assert result.exit_code == 0, result.output
+    state = read_state(batch_dir)
+    assert [e.status for e in state.entries] == ["completed"] * 3
+    assert state.entries[0].run_dir == first_dir  # completed: skipped
+    meta = json.loads((long_dir / "meta.json").read_text())
+    assert meta["status"] == "completed" and meta["resumed"]  # resumed in its own folder
+    assert json.loads((long_dir / "summary.json").read_text())["steps"] == 60 * 63
+    runs = [d for d in out.iterdir() if not d.name.startswith("batch-")]
+    assert len(runs) == 3  # nothing trained twice
