@@ -381,3 +381,12 @@ def test_sort_by_column_and_unknown_column(three_losses):
 def test_training_options_with_named_runs_exit_2(three_losses):
     result = invoke(str(three_losses["ce"]), "--losses", "ce,mse")
     assert result.exit_code == 2 and "--losses" in result.stderr
+
+
+def test_table_output_file(three_losses, tmp_path):
+    target = tmp_path / "table.txt"
+    result = invoke(*map(str, three_losses.values()), "--no-plots", "--output", str(target))
+    assert result.exit_code == 0, result.stderr
+    text = target.read_text()
+    assert "not reached" in text and "0.9301" in text and "\x1b[" not in text
+    assert f"table: {target}" in result.stdout and "0.9301" not in result.stdout

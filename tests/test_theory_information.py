@@ -89,8 +89,9 @@ def test_entropy_refuses_a_wrong_sum_unless_normalized():
     assert "not 1" in line
 
 
-def test_entropy_refuses_non_numbers():
+def test_entropy_refuses_non_numbers_and_unknown_options():
     _refused(runner.invoke(app, ["entropy", "0.5", "half"]), "'half' is not a number")
+    _refused(runner.invoke(app, ["entropy", "0.5", "0.5", "--fromat", "json"]), "no such option")
     _refused(runner.invoke(app, ["entropy", "nan", "1"]), "not a finite number")
 
 

@@ -103,6 +103,9 @@ def entropy(
     from ce_lab.theory.information import entropy_report, parse_values
 
     _check_tolerance(tolerance)
+    for v in values:  # unknown options arrive here too, so that -0.1 is a (negative) value
+        if v.startswith("--"):
+            raise UsageError(f"no such option: {v}")
     r = entropy_report(parse_values(values, "entropy"), normalize=normalize,
                        tolerance=tolerance)
     if format_ is OutputFormat.json:

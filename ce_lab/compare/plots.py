@@ -63,6 +63,12 @@ def _band_note(groups: Sequence[Group]) -> str:
     return " (band: min–max over seeds)" if any(len(g[1]) > 1 for g in groups) else ""
 
 
+def _diverged_note(groups: Sequence[Group]) -> str:
+    diverged = any(len(g[1]) == 1 and g[1][0].summary.get("diverged_at") is not None
+                   for g in groups)
+    return "\n(dotted line: step a run diverged)" if diverged else ""
+
+
 def _new_figure(width: float = 7.0, height: float = 4.5, ncols: int = 1, nrows: int = 1):
     from matplotlib.figure import Figure  # Agg canvas, no pyplot state: safe headless
 
@@ -82,7 +88,7 @@ def plot_loss(groups: Sequence[Group], path: Path) -> Path | None:
     if not _draw(ax, groups, "metrics", "step", "loss", log=True):
         return None
     ax.set(xlabel="step", ylabel="training loss (log)",
-           title="training loss" + _band_note(groups))
+           title="training loss" + _band_note(groups) + _diverged_note(groups))
     ax.legend(fontsize=8)
     return _save(fig, path)
 
@@ -127,7 +133,7 @@ def plot_grad_norms(groups: Sequence[Group], path: Path) -> Path | None:
     for j in range(len(params), nrows * ncols):
         axes[j // ncols][j % ncols].set_visible(False)
     axes[0][0].legend(fontsize=7)
-    fig.suptitle("gradient norm per layer" + _band_note(groups))
+    fig.suptitle("gradient norm per layer" + _band_note(groups) + _diverged_note(groups))
     return _save(fig, path)
 
 
@@ -137,7 +143,7 @@ def plot_logit_grad(groups: Sequence[Group], path: Path) -> Path | None:
     if not _draw(ax, groups, "metrics", "step", "logit_grad_norm", log=True):
         return None
     ax.set(xlabel="step", ylabel="mean ||d loss / d logits|| (log)",
-           title="d loss / d logits norm" + _band_note(groups))
+           title="d loss / d logits norm" + _band_note(groups) + _diverged_note(groups))
     ax.legend(fontsize=8)
     return _save(fig, path)
 
