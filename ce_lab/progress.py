@@ -39,7 +39,8 @@ class PlainReporter(Reporter):
     def start(self, names, total_steps):
         self._total = total_steps
         self._t0 = time.perf_counter()
-        self.console.print(f"training {', '.join(names)} for {total_steps} steps", highlight=False)
+        self.console.print(f"training {', '.join(names)} for {total_steps} steps", highlight=False,
+                           soft_wrap=True)
 
     def _rate(self, step: int) -> str:
         dt = time.perf_counter() - self._t0
@@ -52,12 +53,13 @@ class PlainReporter(Reporter):
             parts = " ".join(f"{k}={_fmt(v)}" for k, v in losses.items())
             self.console.print(
                 f"step {step}/{self._total} epoch {epoch} loss {parts} ({self._rate(step)})",
-                highlight=False,
+                highlight=False, soft_wrap=True,
             )
 
     def evaluated(self, step, val_acc):
         parts = " ".join(f"{k}={_fmt(v)}" for k, v in val_acc.items())
-        self.console.print(f"step {step}/{self._total} val_acc {parts}", highlight=False)
+        self.console.print(f"step {step}/{self._total} val_acc {parts}", highlight=False,
+                           soft_wrap=True)
 
     def note(self, text):
         self.console.print(text, highlight=False, markup=False)

@@ -69,7 +69,7 @@ def _render(result, fmt: TableFormat, output: Path | None) -> None:
     for note in t.notes:
         err_console.print(f"note: {escape(note)}", highlight=False)
     # Paths go to stderr when stdout carries csv/json, so a pipe gets clean data.
-    where = console if fmt is TableFormat.table and output is None else err_console
+    where = err_console if fmt is not TableFormat.table and output is None else console
     if output is not None:
         where.print(f"table: {escape(str(output))}", highlight=False, soft_wrap=True)
     for name in ("report.md", "table.csv", "table.json", "table.md", "paired.csv"):
