@@ -44,17 +44,18 @@ def root(
     """ce-lab: what actually changes when the same network is trained with a different loss."""
 
 
-app.add_typer(config_app, name="config")
-app.add_typer(data_app, name="data")
-app.command("losses")(losses)
-app.command("entropy", context_settings=NUMBERS_CONTEXT)(entropy)
-app.command("xent")(xent)
-app.command("saturation")(saturation)
-app.command("stability")(stability)
-app.command("train")(train)
-app.command("compare")(compare)
-app.command("batch")(batch)
-
+# Panels group the commands in --help: experiments first, then the theory, then set-up.
+RUN, THEORY, SETUP = "Experiments", "Theory, computed", "Set-up"
+app.command("train", rich_help_panel=RUN)(train)
+app.command("compare", rich_help_panel=RUN)(compare)
+app.command("batch", rich_help_panel=RUN)(batch)
+app.command("losses", rich_help_panel=RUN)(losses)
+app.command("entropy", context_settings=NUMBERS_CONTEXT, rich_help_panel=THEORY)(entropy)
+app.command("xent", rich_help_panel=THEORY)(xent)
+app.command("saturation", rich_help_panel=THEORY)(saturation)
+app.command("stability", rich_help_panel=THEORY)(stability)
+app.add_typer(config_app, name="config", rich_help_panel=SETUP)
+app.add_typer(data_app, name="data", rich_help_panel=SETUP)
 
 def main() -> None:
     app()

@@ -153,8 +153,9 @@ def compare(
         typer.Option("--progress", help="auto, bar, plain or none (log.progress; default auto)."),
     ] = None,
 ) -> None:
-    """Compare losses: train every loss (and seed) under identical conditions, then show the
-    table, the paired differences, plots and report.md.
+    """Train every loss (and seed) under identical conditions; show the table, plots, report.md.
+
+    The table comes with the paired differences of steps to each accuracy threshold.
 
     With run folders, --last N or --group ID it compares runs already on disk instead.
     A missing, unfinished or corrupt run folder is skipped with one line.
@@ -219,6 +220,9 @@ def compare(
                           f"{len(configs)} seed(s) -> {comp_dir}", highlight=False,
                           soft_wrap=True)
 
+    from ce_lab.cli.data_cmd import prepare_data
+
+    prepare_data(base.data)  # fetch with progress before the comparison folder exists
     trained = comparing.train_and_compare(configs, base.out_dir, reference=reference, sort=sort,
                                           plots=not no_plots, reporter=reporter,
                                           on_dir=announce)
