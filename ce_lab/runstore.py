@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ce_lab import __version__
+from ce_lab.errors import CeLabError
 
 
 def now_iso() -> str:
@@ -39,16 +40,19 @@ def create_run_dir(out_dir: Path, label: str, prefix: str = "") -> Path:
     ``mkdir`` fails if the name exists, so two runs started in the same second never share one.
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     label = re.sub(r"[^A-Za-z0-9_.-]+", "_", label)
-    for _ in range(100):
-        path = out_dir / f"{prefix}{timestamp()}-{label}-{secrets.token_hex(2)}"
-        try:
-            path.mkdir()
-            return path
-        except FileExistsError:
-            continue
-    raise OSError(f"could not create a new run folder under {out_dir}")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for _ in range(100):
+            path = out_dir / f"{prefix}{timestamp()}-{label}-{secrets.token_hex(2)}"
+            try:
+                path.mkdir()
+                return path
+            except FileExistsError:
+                continue
+    except OSError as e:
+        raise CeLabError(f"cannot create a run folder under {out_dir}: {e.strerror or e}") from None
+    raise CeLabError(f"could not create a new run folder under {out_dir}")
 
 
 def finite_or_none(value: Any) -> Any:

@@ -371,3 +371,18 @@ def test_a_changed_batch_file_keeps_the_entries_it_still_has(tmp_path):
     assert yaml.safe_load((opened.batch_dir / "batch.yaml").read_text())["seeds"] == [1, 2]
     # --new starts another folder and runs everything.
     assert running.find_previous(batch, new=True) is None
+
+
+def test_a_batch_folder_in_use_by_a_live_process_is_refused(tmp_path):
+    import os
+
+    f = write_batch(tmp_path / "b.yaml", {"name": "lock", "seeds": [0]})
+    batch = load_batch(f, out_dir=tmp_path / "runs")
+    opened = running.open_batch(batch, None)
+    lock = opened.batch_dir / ".lock"
+    lock.write_text(str(os.getppid()))  # a live process that is not this one
+    result = runner.invoke(app, ["batch", str(f), "--out-dir", str(tmp_path / "runs")])
+    assert result.exit_code == 2
+    assert "being run by another ce-lab batch" in result.stderr
+    assert lock.read_text() == str(os.getppid())  # not taken over
+    assert [e.status for e in read_state(opened.batch_dir).entries] == ["pending"]

@@ -47,10 +47,10 @@ class LocalExecutor:
 
     name = "local"
 
-    def __init__(self, batch_dir: Path, jobs: int = 1):
+    def __init__(self, batch_dir: Path, jobs: int = 1, threads: int | None = None):
         self.jobs = max(1, jobs)
         self.capacity = self.jobs
-        self.threads = threads_per_job(self.jobs)
+        self.threads = threads if threads else threads_per_job(self.jobs)
         self.work_dir = Path(batch_dir) / LOGS
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self._running: list[_Running] = []

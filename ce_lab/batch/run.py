@@ -15,7 +15,7 @@ groups are split.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -274,7 +274,8 @@ def build_tasks(opened: Opened, fuse: bool, capacity: int) -> list[dict[str, Any
         chunks[big:big] = [members[:half], members[half:]]
     trains = [{"kind": "train", "entries": [e.index for e in members],
                "configs": [to_dict(e.config) for e in members]} for members in chunks]
-    tasks = resumes + sorted(trains, key=lambda t: t["entries"][0])
+    # Longest first, so that a short task, not a long one, ends up alone in the last round.
+    tasks = resumes + sorted(trains, key=lambda t: (-len(t["entries"]), t["entries"][0]))
     for n, task in enumerate(tasks):
         task["task_id"] = f"task-{n:03d}-" + "-".join(str(i) for i in task["entries"][:4])
         task["group"] = state.batch_id
@@ -304,10 +305,10 @@ class BatchResult:
 
     @property
     def exit_code(self) -> int:
+        """130 after Ctrl-C; 1 if an entry did not end with a result (failed); else 0."""
         if self.interrupted:
             return 130
-        return 1 if self.failed or any(e.status != COMPLETED and e.status != DIVERGED
-                                       for e in self.state.entries) else 0
+        return 0 if all(e.status in FINISHED for e in self.state.entries) else 1
 
 
 Event = Callable[[str, EntryRecord, BatchState], None]  # ("start" | "end", entry, state)
@@ -415,9 +416,3 @@ def entry_summary(batch_dir: Path, rec: EntryRecord) -> dict[str, Any] | None:
 
 def describe_plan(opened: Opened) -> list[tuple[EntryRecord, str]]:
     return [(rec, action_for(opened.batch_dir, rec)) for rec in opened.state.entries]
-
-
-__all__: Sequence[str] = (
-    "BatchResult", "Opened", "build_tasks", "compare_finished", "describe_plan", "execute",
-    "find_previous", "load_saved_batch", "open_batch", "plan",
-)

@@ -2,6 +2,7 @@
 
 ```yaml
 name: seeds                # the batch folder is named after it
+description: free text     # optional, for the reader
 base: ../default.yaml      # a config file (relative to this file's folder) or an inline mapping
 grid:                      # dotted keys to lists of values: every combination runs
   loss.name: [ce, mse]

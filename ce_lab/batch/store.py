@@ -17,7 +17,9 @@ skipped, an interrupted one resumes from its checkpoint, a failed one runs again
 from __future__ import annotations
 
 import json
+import os
 import secrets
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,7 @@ BATCH_JSON = "batch.json"
 BATCH_COPY = "batch.yaml"
 BASE_COPY = "base-config.yaml"
 LOGS = "logs"
+LOCK = ".lock"  # the pid of the batch process running this folder
 
 # Entry statuses. pending: not started; running: a worker has it; the rest as in the run folder.
 PENDING, RUNNING = "pending", "running"
@@ -154,3 +157,40 @@ def relative_run(batch_dir: Path, run_dir: Path) -> str:
     if run_dir.parent == batch_dir.parent:
         return f"../{run_dir.name}"
     return str(run_dir)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+@contextmanager
+def locked(batch_dir: Path):
+    """Only one batch process works in a folder at a time (a stale lock of a dead one is taken
+    over); two processes continuing the same batch would run its entries twice."""
+    path = Path(batch_dir) / LOCK
+    for _ in range(3):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                pid = int(path.read_text().strip() or 0)
+            except (OSError, ValueError):
+                pid = 0
+            if pid and pid != os.getpid() and _alive(pid):
+                raise UsageError(f"{batch_dir} is being run by another ce-lab batch (pid {pid}); "
+                                 "wait for it, or stop it") from None
+            path.unlink(missing_ok=True)
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        break
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)

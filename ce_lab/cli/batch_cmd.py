@@ -117,7 +117,7 @@ def _summary(result) -> None:
     counts = state.counts()
     parts = [f"{n} {s}" for s, n in counts.items()]
     console.print(f"batch {escape(state.batch_id)}: {', '.join(parts)} "
-                  f"({result.ran} run now, {result.skipped} already done)", highlight=False,
+                  f"({result.ran} started now, {result.skipped} already done)", highlight=False,
                   soft_wrap=True)
     for rec in result.diverged:
         s = entry_summary(result.batch_dir, rec) or {}
@@ -155,8 +155,14 @@ def batch(
         typer.Option("--jobs", "-j", min=1, help="Entries at once; torch threads are divided "
                      "between them (default 1; ray: as many as the cluster fits)."),
     ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option("--threads", min=1, help="Torch threads per local job (default: the CPU "
+                     "cores divided by --jobs)."),
+    ] = None,
     executor: Annotated[
-        ExecutorKind, typer.Option("--executor", help="Where entries run (default local).")
+        ExecutorKind,
+        typer.Option("--executor", help="Where entries run (default local).", show_default=False),
     ] = ExecutorKind.local,
     address: Annotated[
         str | None,
@@ -164,15 +170,17 @@ def batch(
                      "local Ray instance)."),
     ] = None,
     cpus_per_task: Annotated[
-        float, typer.Option("--cpus-per-task", help="Ray: CPUs per entry (default 1).")
+        float,
+        typer.Option("--cpus-per-task", help="Ray: CPUs per entry (default 1).",
+                     show_default=False),
     ] = 1.0,
     gpus_per_task: Annotated[
         float, typer.Option("--gpus-per-task", help="Ray: GPU fraction per entry, e.g. 0.25 "
-                            "(default 0).")
+                            "(default 0).", show_default=False)
     ] = 0.0,
     fuse: Annotated[
         bool, typer.Option("--fuse/--no-fuse", help="Train entries that differ only in the loss "
-                           "as one fused model (default --fuse).")
+                           "as one fused model (default --fuse).", show_default=False)
     ] = True,
     new: Annotated[
         bool, typer.Option("--new", help="Start a new batch folder instead of continuing the "
@@ -205,8 +213,10 @@ def batch(
     else:
         batch_obj = load_batch(batch_file, set_ or [], out_dir)
         batch_dir = running.find_previous(batch_obj, new)
-    if executor is ExecutorKind.local and (address is not None):
+    if executor is ExecutorKind.local and address is not None:
         raise fail("--address applies to --executor ray", 2)
+    if executor is ExecutorKind.ray and threads is not None:
+        raise fail("--threads applies to the local executor; Ray tasks use --cpus-per-task", 2)
 
     if dry_run:
         opened = running.plan(batch_obj, batch_dir, executor.value)
@@ -215,20 +225,30 @@ def batch(
             console.print(f"continues {escape(str(batch_dir))}", highlight=False, soft_wrap=True)
         return
 
-    if executor is ExecutorKind.ray:
-        from ce_lab.batch.ray_exec import import_ray
+    from ce_lab.batch.store import locked, new_batch_dir
 
-        import_ray()  # no Ray: one line and exit 1, before any folder is made
-    opened = running.open_batch(batch_obj, batch_dir, executor.value)
-    if executor is ExecutorKind.ray:
+    ex = None
+    if executor is ExecutorKind.ray:  # no Ray, or no cluster: one line, before any folder
         from ce_lab.batch.ray_exec import RayExecutor
 
         ex = RayExecutor(address, cpus_per_task, gpus_per_task, jobs)
-    else:
+    target = batch_dir if batch_dir is not None else new_batch_dir(batch_obj.out_dir,
+                                                                    batch_obj.name)
+    try:
+        with locked(target):
+            result = _run(running, batch_obj, target, ex, executor, jobs, threads, fuse)
+            _finish(running, result, no_plots)
+    finally:
+        if ex is not None:
+            ex.close()
+
+
+def _run(running, batch_obj, target: Path, ex, executor: ExecutorKind, jobs, threads, fuse):
+    opened = running.open_batch(batch_obj, target, executor.value)
+    if ex is None:
         from ce_lab.batch.local import LocalExecutor
 
-        ex = LocalExecutor(opened.batch_dir, jobs or 1)
-
+        ex = LocalExecutor(opened.batch_dir, jobs or 1, threads)
     actions = [a for _, a in running.describe_plan(opened)]
     todo = {a: actions.count(a) for a in ("run", "rerun", "resume", "skip") if a in actions}
     verb = "continuing" if opened.continued else "new"
@@ -238,12 +258,15 @@ def batch(
                      if opened.dropped else ""), highlight=False, soft_wrap=True)
     printer = _printer(len(actions) - todo.get("skip", 0), opened.batch_dir)
     with _sigterm_as_interrupt():
-        result = running.execute(opened, ex, fuse=fuse, on_event=printer)
+        return running.execute(opened, ex, fuse=fuse, on_event=printer)
 
+
+def _finish(running, result, no_plots: bool) -> None:
+    """The end summary, then (unless interrupted) the comparison; exits with the batch's code."""
     _summary(result)
     if result.interrupted:
         console.print(f"interrupted: run the batch file again, or ce-lab batch --resume "
-                      f"{escape(str(opened.batch_dir))}, to finish what is left",
+                      f"{escape(str(result.batch_dir))}, to finish what is left",
                       highlight=False, soft_wrap=True)
         raise typer.Exit(130)
     comparison = running.compare_finished(result, plots=not no_plots)
