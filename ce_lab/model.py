@@ -29,8 +29,9 @@ class StackedLinear(nn.Module):
         if x.dim() == 2:
             # Input shared by every member (the first layer): one wide GEMM (B, in) @ (in, M*out)
             # is much faster than M small ones, forwards and backwards.
-            y = (x @ self.weight.reshape(m * fan_out, fan_in).T).view(x.shape[0], m, fan_out)
-            return y.transpose(0, 1) + self.bias.unsqueeze(1)
+            y = torch.addmm(self.bias.reshape(m * fan_out), x,
+                            self.weight.reshape(m * fan_out, fan_in).T)
+            return y.view(x.shape[0], m, fan_out).transpose(0, 1)
         return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight.transpose(1, 2))
 
 
