@@ -46,6 +46,7 @@ from benchutil import (
     describe_hardware,
     fmt_stats,
     hardware,
+    interleaved_rounds,
     set_threads,
     stats,
     timed,
@@ -167,18 +168,7 @@ def main(argv: list[str] | None = None) -> int:
           f"fused, sequential")
 
     methods = {"fused": lambda: run_fused(cfgs, data), "sequential": lambda: run_sequential(cfgs, data)}
-    times: dict[str, list[float]] = {k: [] for k in methods}
-    results: dict[str, list[list[dict]]] = {k: [] for k in methods}
-    for round_ in range(args.repeats + 1):
-        label = "warm-up" if round_ == 0 else f"round {round_}/{args.repeats}"
-        parts = []
-        for key, fn in methods.items():
-            seconds, recs = timed(fn)
-            if round_ > 0:
-                times[key].append(seconds)
-                results[key].append(recs)
-            parts.append(f"{key} {seconds:6.2f} s")
-        print(f"  {label:>12}: " + "   ".join(parts), flush=True)
+    times, results = interleaved_rounds(methods, args.repeats)
     hw_end = hardware()
     tmp.cleanup()
 

@@ -54,6 +54,7 @@ from benchutil import (
     describe_hardware,
     fmt_stats,
     hardware,
+    interleaved_rounds,
     set_threads,
     stats,
     timed,
@@ -194,18 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         "c": ("tutorial pipeline", lambda: tutorial_run(train_set, test_set, args.epochs,
                                                         cfg_log.seed, args.max_steps)),
     }
-    details: dict[str, list[dict]] = {k: [] for k in methods}
-    times: dict[str, list[float]] = {k: [] for k in methods}
-    for round_ in range(args.repeats + 1):
-        label = "warm-up" if round_ == 0 else f"round {round_}/{args.repeats}"
-        parts = []
-        for key, (_, fn) in methods.items():
-            seconds, info = timed(fn)
-            if round_ > 0:
-                times[key].append(seconds)
-                details[key].append(info)
-            parts.append(f"{key} {seconds:6.2f} s")
-        print(f"  {label:>12}: " + "   ".join(parts), flush=True)
+    times, details = interleaved_rounds({k: fn for k, (_, fn) in methods.items()}, args.repeats)
     hw_end = hardware()
     tmp.cleanup()
 

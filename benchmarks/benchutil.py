@@ -73,6 +73,26 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     return time.perf_counter() - t0, result
 
 
+def interleaved_rounds(fns: Mapping[str, Callable[[], Any]], repeats: int
+                       ) -> tuple[dict[str, list[float]], dict[str, list[Any]]]:
+    """One untimed warm-up round, then ``repeats`` rounds calling every fn in turn (a, b, c, a, b,
+    c, ...) so that load from other processes falls on all of them alike. Returns the seconds and
+    the return values of the timed rounds, per key."""
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    values: dict[str, list[Any]] = {k: [] for k in fns}
+    for round_ in range(repeats + 1):
+        label = "warm-up" if round_ == 0 else f"round {round_}/{repeats}"
+        parts = []
+        for key, fn in fns.items():
+            seconds, value = timed(fn)
+            if round_ > 0:
+                times[key].append(seconds)
+                values[key].append(value)
+            parts.append(f"{key} {seconds:6.2f} s")
+        print(f"  {label:>12}: " + "   ".join(parts), flush=True)
+    return times, values
+
+
 def stats(seconds: Sequence[float]) -> dict[str, Any]:
     xs = list(seconds)
     return {
