@@ -91,6 +91,7 @@ class BarReporter(Reporter):
         self._t0 = time.perf_counter()
         self._loss = ""
         self._acc = ""
+        self._epoch: int | None = None
 
     def start(self, names, total_steps):
         self.progress.start()
@@ -100,9 +101,11 @@ class BarReporter(Reporter):
         )
 
     def _refresh(self, step: int, epoch: int | None = None):
+        self._epoch = epoch or self._epoch
         dt = time.perf_counter() - self._t0
         rate = f"{step / dt:.0f} steps/s" if dt > 0 else ""
-        info = " ".join(x for x in (f"epoch {epoch}" if epoch else "", self._loss, self._acc) if x)
+        parts = (f"epoch {self._epoch}" if self._epoch else "", self._loss, self._acc)
+        info = " ".join(x for x in parts if x)
         self.progress.update(self._task, completed=step, rate=rate, info=info)
 
     def logged(self, step, epoch, losses):

@@ -272,7 +272,7 @@ def _finish(running, result, no_plots: bool) -> None:
     comparison = running.compare_finished(result, plots=not no_plots)
     if comparison is not None:
         # The same rendering as `ce-lab compare`: tables, paired differences, notes, file paths.
-        from ce_lab.cli.compare_cmd import TableFormat, _render
+        from ce_lab.cli.compare_cmd import TableFormat, render_comparison
 
-        _render(comparison, TableFormat.table, None)
+        render_comparison(comparison, TableFormat.table, None)
     raise typer.Exit(result.exit_code)

@@ -35,7 +35,7 @@ class TableFormat(str, Enum):
     markdown = "markdown"
 
 
-def _render(result, fmt: TableFormat, output: Path | None) -> None:
+def render_comparison(result, fmt: TableFormat, output: Path | None) -> None:
     """The table in the chosen format, on stdout or into ``output``."""
     from rich.markup import escape
 
@@ -199,7 +199,7 @@ def compare(
         comp_dir, _ = comparing.new_comparison_dir(root)
         result = comparing.write_comparison(records, comp_dir, reference=reference, sort=sort,
                                             plots=not no_plots, skipped=skipped)
-        _render(result, fmt, output)
+        render_comparison(result, fmt, output)
         return
 
     from ce_lab.progress import make_reporter
@@ -233,7 +233,7 @@ def compare(
     if trained.result is None:
         raise fail("no run finished; nothing to compare", 1)
     _report_skipped(trained.result.skipped)
-    _render(trained.result, fmt, output)
+    render_comparison(trained.result, fmt, output)
     if trained.interrupted:
         err_console.print("interrupted: the comparison holds the runs that finished")
         raise typer.Exit(130)
