@@ -69,16 +69,21 @@ class RunRecord:
         return f"{threshold:.2f}" in (self.summary.get("convergence") or {})
 
 
-def _read_json(path: Path, folder: Path) -> dict[str, Any]:
+def _read_mapping(path: Path, folder: Path) -> dict[str, Any]:
+    """A JSON object or YAML mapping from a run folder; RunFolderError says what is wrong."""
+    if path.suffix == ".json":
+        parse, errors, kind = json.loads, (json.JSONDecodeError,), "a JSON object"
+    else:
+        parse, errors, kind = yaml.safe_load, (yaml.YAMLError,), "a mapping"
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = parse(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise RunFolderError(f"{folder}: corrupt run folder (no {path.name})") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (OSError, UnicodeDecodeError, *errors) as e:
         reason = " ".join(str(e).split())
         raise RunFolderError(f"{folder}: corrupt run folder ({path.name}: {reason})") from None
     if not isinstance(data, dict):
-        raise RunFolderError(f"{folder}: corrupt run folder ({path.name} is not a JSON object)")
+        raise RunFolderError(f"{folder}: corrupt run folder ({path.name} is not {kind})")
     return data
 
 
@@ -129,28 +134,20 @@ def load_run(path: Path | str) -> RunRecord:
         raise RunFolderError(f"{folder}: not a run folder (a file)")
     if not (folder / "meta.json").exists():
         raise RunFolderError(f"{folder}: not a run folder (no meta.json)")
-    meta = _read_json(folder / "meta.json", folder)
+    meta = _read_mapping(folder / "meta.json", folder)
     status = meta.get("status")
     if status == "running":
         raise RunFolderError(f"{folder}: unfinished (status running; still training or killed)")
     if not (folder / "summary.json").exists():
         hint = "; see error.log" if (folder / "error.log").exists() else ""
         raise RunFolderError(f"{folder}: unfinished (status {status}, no summary.json{hint})")
-    summary = _read_json(folder / "summary.json", folder)
+    summary = _read_mapping(folder / "summary.json", folder)
     missing = [k for k in SUMMARY_REQUIRED if k not in summary]
     if missing:
         raise RunFolderError(
             f"{folder}: corrupt run folder (summary.json lacks {', '.join(missing)})"
         )
-    try:
-        config = yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RunFolderError(f"{folder}: corrupt run folder (no config.yaml)") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
-        reason = " ".join(str(e).split())
-        raise RunFolderError(f"{folder}: corrupt run folder (config.yaml: {reason})") from None
-    if not isinstance(config, dict):
-        raise RunFolderError(f"{folder}: corrupt run folder (config.yaml is not a mapping)")
+    config = _read_mapping(folder / "config.yaml", folder)
     metrics = _read_csv(folder / "metrics.csv", folder, METRICS_REQUIRED)
     evals = _read_csv(folder / "eval.csv", folder, EVAL_REQUIRED)
     return RunRecord(folder, config, meta, summary, metrics, evals)

@@ -82,15 +82,21 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def plot_loss(groups: Sequence[Group], path: Path) -> Path | None:
+def _plot_metric(groups: Sequence[Group], path: Path, column: str, ylabel: str,
+                 title: str) -> Path | None:
+    """One metrics.csv column against step, log scale; None when no run has the column."""
     fig, axes = _new_figure()
     ax = axes[0][0]
-    if not _draw(ax, groups, "metrics", "step", "loss", log=True):
+    if not _draw(ax, groups, "metrics", "step", column, log=True):
         return None
-    ax.set(xlabel="step", ylabel="training loss (log)",
-           title="training loss" + _band_note(groups) + _diverged_note(groups))
+    ax.set(xlabel="step", ylabel=ylabel,
+           title=title + _band_note(groups) + _diverged_note(groups))
     ax.legend(fontsize=8)
     return _save(fig, path)
+
+
+def plot_loss(groups: Sequence[Group], path: Path) -> Path | None:
+    return _plot_metric(groups, path, "loss", "training loss (log)", "training loss")
 
 
 def plot_val_acc(groups: Sequence[Group], thresholds: Sequence[float], path: Path) -> Path | None:
@@ -138,14 +144,8 @@ def plot_grad_norms(groups: Sequence[Group], path: Path) -> Path | None:
 
 
 def plot_logit_grad(groups: Sequence[Group], path: Path) -> Path | None:
-    fig, axes = _new_figure()
-    ax = axes[0][0]
-    if not _draw(ax, groups, "metrics", "step", "logit_grad_norm", log=True):
-        return None
-    ax.set(xlabel="step", ylabel="mean ||d loss / d logits|| (log)",
-           title="d loss / d logits norm" + _band_note(groups) + _diverged_note(groups))
-    ax.legend(fontsize=8)
-    return _save(fig, path)
+    return _plot_metric(groups, path, "logit_grad_norm", "mean ||d loss / d logits|| (log)",
+                        "d loss / d logits norm")
 
 
 def write_plots(groups: Sequence[Group], thresholds: Sequence[float], out_dir: Path) -> list[Path]:
