@@ -98,7 +98,7 @@ class ScheduleConfig(_Section):
     name: Literal["none", "step", "cosine"] = "none"  # learning-rate schedule, stepped per batch
     step_every: Int = Field(1000, ge=1)  # step: multiply the lr by gamma every this many steps
     gamma: Float = Field(0.1, gt=0, le=1)  # step: the factor
-    min_lr: Float = Field(0.0, ge=0)  # cosine: the lr it decays to at the last step
+    min_lr: Float = Field(0.0, ge=0)  # cosine: the lr at the end (as CosineAnnealingLR)
 
 
 class TrainConfig(_Section):
@@ -125,7 +125,8 @@ class LogConfig(_Section):
 
 
 class RunConfig(_Section):
-    seed: Int = Field(0, ge=0)  # initial weights, validation split and batch order
+    # torch seeds take an unsigned 64-bit number, and the batch order adds an offset to the seed
+    seed: Int = Field(0, ge=0, le=2**63 - 1)  # initial weights, validation split and batch order
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"  # auto: cuda, then mps, then cpu
     out_dir: Path = Path("runs")  # run folders are created under it
     data: DataConfig = DataConfig()
@@ -174,24 +175,33 @@ def _place(where: str, marks: dict[tuple[str, ...], int], path: tuple[str, ...])
     return f"{where}:{line}: " if line else f"{where}: "
 
 
-def _line_marks(text: str) -> dict[tuple[str, ...], int]:
-    """1-based line of every mapping key in a YAML document, by its key path."""
+def _key_lines(text: str) -> tuple[dict[tuple[str, ...], int], tuple[str, int] | None]:
+    """The 1-based line of every mapping key by its key path, and the first key written twice in
+    one mapping (dotted, line) or None: PyYAML would silently keep the last of two."""
     marks: dict[tuple[str, ...], int] = {}
+    duplicates: list[tuple[str, int]] = []
 
     def visit(node: yaml.Node, path: tuple[str, ...]) -> None:
         if isinstance(node, yaml.MappingNode):
+            seen: set[str] = set()
             for k, v in node.value:
-                p = (*path, str(k.value))
-                marks[p] = k.start_mark.line + 1
-                visit(v, p)
+                key = str(k.value)
+                if key in seen and k.tag != "tag:yaml.org,2002:merge":
+                    duplicates.append((".".join((*path, key)), k.start_mark.line + 1))
+                seen.add(key)
+                marks.setdefault((*path, key), k.start_mark.line + 1)
+                visit(v, (*path, key))
+        elif isinstance(node, yaml.SequenceNode):
+            for item in node.value:
+                visit(item, path)
 
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError:
-        return marks
+        return marks, None
     if root is not None:
         visit(root, ())
-    return marks
+    return marks, (duplicates[0] if duplicates else None)
 
 
 def read_yaml_mapping(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
@@ -212,13 +222,16 @@ def read_yaml_mapping(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...],
         line = f":{mark.line + 1}" if mark else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise ConfigError(f"{path}{line}: malformed YAML: {problem}") from None
+    marks, dup = _key_lines(text)
+    if dup:
+        raise ConfigError(f"{path}:{dup[1]}: duplicate key '{dup[0]}'; keep one of them")
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(
             f"{path}: the top level must be a mapping of config keys, not {type(data).__name__}"
         )
-    return data, _line_marks(text)
+    return data, marks
 
 
 def parse_set(item: str) -> tuple[tuple[str, ...], Any]:
@@ -227,11 +240,14 @@ def parse_set(item: str) -> tuple[tuple[str, ...], Any]:
     key = key.strip()
     if not sep or not key:
         raise ConfigError(f"--set expects dotted.key=value, got {item!r}")
+    if any(not part.strip() for part in key.split(".")):
+        raise ConfigError(f"--set {item}: the key {key!r} has an empty part; "
+                          "write it as dotted.key=value, e.g. optim.lr=0.05")
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError:
         value = raw  # not YAML: keep the text and let validation say what is wrong with it
-    return tuple(key.split(".")), value
+    return tuple(part.strip() for part in key.split(".")), value
 
 
 def _deep_set(target: dict[str, Any], path: Sequence[str], value: Any) -> None:
@@ -291,7 +307,10 @@ def resolve_config(
         validate(data, str(config_file), marks)  # errors point at the file and line
     for item in sets:
         path, value = parse_set(item)
-        _check_keys(_nest(path, value), RunConfig, (), "", {})
+        try:
+            _check_keys(_nest(path, value), RunConfig, (), "", {})
+        except ConfigError as e:
+            raise ConfigError(f"--set {item}: {e}") from None
         data = merge(data, _nest(path, value))
         try:
             validate(data)

@@ -169,7 +169,9 @@ def _started(folder: Path) -> float:
 def _candidate_dirs(out_dir: Path) -> list[Path]:
     if not out_dir.is_dir():
         raise UsageError(f"no runs found: {out_dir} is not a folder (see --out-dir)")
-    dirs = [p for p in out_dir.iterdir() if p.is_dir() and not p.name.startswith(NON_RUN_PREFIXES)]
+    # A folder without meta.json is not a run (a user's own folder): it must not take a --last slot.
+    dirs = [p for p in out_dir.iterdir() if p.is_dir() and not p.name.startswith(NON_RUN_PREFIXES)
+            and (p / "meta.json").exists()]
     return sorted(dirs, key=lambda p: (_started(p), p.name))
 
 

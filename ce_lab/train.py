@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from ce_lab.config import RunConfig, load_config, to_dict, to_yaml
-from ce_lab.errors import UsageError
+from ce_lab.errors import CeLabError, UsageError
 from ce_lab.losses import get_loss, make_loss
 from ce_lab.progress import Reporter
 from ce_lab.runstore import (
@@ -248,15 +248,20 @@ class _Trainer:
     def _load_checkpoint(self, path: Path) -> None:
         if not path.exists():
             raise UsageError(f"{path.parent}: no {CHECKPOINT} to resume from")
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        self.model.load_state_dict(ckpt["model"])
-        self.opt.load_state_dict(ckpt["optimizer"])
-        self.state = _State(
-            step=ckpt["step"], epoch=ckpt["epoch"], batch_in_epoch=ckpt["batch_in_epoch"],
-            examples=ckpt["examples"], wall_offset=ckpt["wall_seconds"],
-            epoch_gen_state=ckpt["epoch_gen_state"],
-        )
-        torch.set_rng_state(ckpt["torch_rng_state"])
+        try:
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+            self.model.load_state_dict(ckpt["model"])
+            self.opt.load_state_dict(ckpt["optimizer"])
+            self.state = _State(
+                step=ckpt["step"], epoch=ckpt["epoch"], batch_in_epoch=ckpt["batch_in_epoch"],
+                examples=ckpt["examples"], wall_offset=ckpt["wall_seconds"],
+                epoch_gen_state=ckpt["epoch_gen_state"],
+            )
+            torch.set_rng_state(ckpt["torch_rng_state"])
+        except Exception as e:  # truncated, foreign, or not matching config.yaml's model
+            reason = " ".join(str(e).split())[:200]
+            raise CeLabError(f"{path}: cannot resume from this checkpoint "
+                             f"({type(e).__name__}: {reason})") from None
 
     # --- the loop ----------------------------------------------------------------------------
 
@@ -310,9 +315,14 @@ class _Trainer:
             mem.diverged_at = step
             mem.diverged_quantity = quantity
             mem.end_step = step
-            mem.end_examples = self.state.examples
+            mem.end_examples = self._examples_at(step)  # found later, on a logged step
             mem.end_wall = self._wall()
             self.reporter.note(f"{mem.name}: {quantity} became non-finite at step {step}")
+
+    def _examples_at(self, step: int) -> int:
+        """Training examples seen after ``step`` steps (only an epoch's last batch is short)."""
+        epochs, rest = divmod(step, self.steps_per_epoch)
+        return epochs * self.n_train + rest * self.cfg.train.batch_size
 
     def run(self, stop: _StopFlag) -> None:
         cfg = self.cfg
@@ -327,7 +337,9 @@ class _Trainer:
         self._t0 = time.perf_counter()
         self.reporter.start([m.name for m in self.members], self.total_steps)
         while self.state.step < self.total_steps and any(m.alive for m in self.members):
-            if self.state.batch_in_epoch == 0:
+            # epoch_gen_state is the generator state that draws this epoch's order; a checkpoint
+            # holds it, so a resumed run (mid-epoch or at an epoch end) draws the same order.
+            if self.state.epoch_gen_state is None:
                 self.state.epoch_gen_state = gen.get_state()
             else:
                 gen.set_state(self.state.epoch_gen_state)
@@ -352,6 +364,7 @@ class _Trainer:
                 if end_of_epoch:
                     self.state.epoch += 1
                     self.state.batch_in_epoch = 0
+                    self.state.epoch_gen_state = gen.get_state()  # the next epoch's order
                 if eval_now:
                     self._eval_and_log(epoch)
                 if end_of_epoch and cfg.log.checkpoint:
@@ -505,6 +518,7 @@ class _Trainer:
 
 def _execute(trainer: _Trainer) -> list[RunOutcome]:
     trainer.open_runs()
+    exiting: SystemExit | None = None
     with _StopFlag() as stop:
         try:
             trainer.run(stop)
@@ -512,9 +526,17 @@ def _execute(trainer: _Trainer) -> list[RunOutcome]:
             # A second Ctrl-C stops mid-step: no checkpoint of a half-done step is written; a
             # resume continues from the last epoch's checkpoint and drops the rows logged since.
             trainer.mark_interrupted()
+        except SystemExit as exc:
+            # rich exits when the progress output's pipe closes (`ce-lab train | head`): end the
+            # runs as interrupted, like a second Ctrl-C, instead of leaving them "running".
+            trainer.mark_interrupted()
+            exiting = exc
         except Exception as exc:  # recorded in error.log; the CLI prints one line
             trainer.fail(exc)
-        return trainer.close()
+        outcomes = trainer.close()
+    if exiting is not None:
+        raise exiting
+    return outcomes
 
 
 def train(cfg: RunConfig, *, group: str | None = None, reporter: Reporter | None = None,
@@ -532,7 +554,12 @@ def train_paired(cfgs: Sequence[RunConfig], *, group: str | None = None,
         return _execute(_Trainer(cfgs, group=group, reporter=reporter, data=data))
     if reporter is not None:
         reporter.note("configs differ beyond the loss: training them one after another")
-    return [train(c, group=group, reporter=reporter, data=data) for c in cfgs]
+    outcomes = []
+    for c in cfgs:
+        outcomes.append(train(c, group=group, reporter=reporter, data=data))
+        if outcomes[-1].status == "interrupted":
+            break  # Ctrl-C stops the comparison, not just the run in progress
+    return outcomes
 
 
 def resume(run_dir: Path, *, reporter: Reporter | None = None, data=None) -> RunOutcome:

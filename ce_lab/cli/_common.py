@@ -34,6 +34,8 @@ def cli_errors(fn):
             return fn(*args, **kwargs)
         except CeLabError as e:
             raise fail(str(e), e.exit_code) from None
+        except KeyboardInterrupt:  # Ctrl-C outside a training loop (which handles its own)
+            raise fail("interrupted", 130) from None
 
     return wrapper
 
@@ -93,7 +95,8 @@ OutDirOpt = Annotated[
 ]
 DataDirOpt = Annotated[
     Path | None,
-    typer.Option("--data-dir", help="MNIST cache folder (data.root; default: the user cache dir)."),
+    typer.Option("--data-dir", help="MNIST cache folder (data.root; default: $CE_LAB_DATA_DIR, "
+                 "else the user cache dir)."),
 ]
 
 

@@ -39,6 +39,26 @@ def render_comparison(result, fmt: TableFormat, output: Path | None) -> None:
     """The table in the chosen format, on stdout or into ``output``."""
     from rich.markup import escape
 
+    t = result.table
+    try:
+        _write_table(result, fmt, output)
+    except OSError as e:  # e.g. --output in a folder that does not exist: one line, exit 1
+        raise fail(f"cannot write --output {output}: {e.strerror or e}", 1) from None
+    for note in t.notes:
+        err_console.print(f"note: {escape(note)}", highlight=False)
+    # Paths go to stderr when stdout carries csv/json, so a pipe gets clean data.
+    where = err_console if fmt is not TableFormat.table and output is None else console
+    if output is not None:
+        where.print(f"table: {escape(str(output))}", highlight=False, soft_wrap=True)
+    for name in ("report.md", "table.csv", "table.json", "table.md", "paired.csv"):
+        if name in result.files:
+            where.print(f"{name}: {escape(str(result.files[name]))}", highlight=False,
+                        soft_wrap=True)
+    for p in result.plots:
+        where.print(f"plot: {escape(str(p))}", highlight=False, soft_wrap=True)
+
+
+def _write_table(result, fmt: TableFormat, output: Path | None) -> None:
     from ce_lab.compare import table as tables
 
     t, diffs, ref = result.table, result.diffs, result.reference
@@ -66,18 +86,6 @@ def render_comparison(result, fmt: TableFormat, output: Path | None) -> None:
             output.write_text(text, encoding="utf-8")
         else:
             typer.echo(text, nl=False)
-    for note in t.notes:
-        err_console.print(f"note: {escape(note)}", highlight=False)
-    # Paths go to stderr when stdout carries csv/json, so a pipe gets clean data.
-    where = err_console if fmt is not TableFormat.table and output is None else console
-    if output is not None:
-        where.print(f"table: {escape(str(output))}", highlight=False, soft_wrap=True)
-    for name in ("report.md", "table.csv", "table.json", "table.md", "paired.csv"):
-        if name in result.files:
-            where.print(f"{name}: {escape(str(result.files[name]))}", highlight=False,
-                        soft_wrap=True)
-    for p in result.plots:
-        where.print(f"plot: {escape(str(p))}", highlight=False, soft_wrap=True)
 
 
 def _report_skipped(skipped: list[str]) -> None:
@@ -215,9 +223,15 @@ def compare(
     configs = comparing.build_configs(base, loss_list, seed_list or [base.seed], overrides)
     reporter = make_reporter(progress.value if progress else base.log.progress, err_console)
 
+    from ce_lab.train import fusable
+
+    # Said here too, so --progress none (which silences the reporter's notes) still tells.
+    how = "fused" if all(fusable(c) for c in configs.values()) else (
+        "one after another: configs differ beyond the loss")
+
     def announce(comp_dir: Path, group_id: str) -> None:
         err_console.print(f"comparison {group_id}: {len(loss_list)} losses x "
-                          f"{len(configs)} seed(s) -> {comp_dir}", highlight=False,
+                          f"{len(configs)} seed(s), {how} -> {comp_dir}", highlight=False,
                           soft_wrap=True)
 
     from ce_lab.cli.data_cmd import prepare_data
@@ -227,8 +241,11 @@ def compare(
                                           plots=not no_plots, reporter=reporter,
                                           on_dir=announce)
     failed = [o for o in trained.outcomes if o.status == "failed"]
+    from rich.markup import escape
+
     for o in failed:
-        err_console.print(f"[red]failed:[/red] {o.run_dir}: {getattr(o, 'message', '')}",
+        message = " ".join(str(o.message or "").split())  # one line, whatever the error held
+        err_console.print(f"[red]failed:[/red] {escape(f'{o.run_dir}: {message}')}",
                           highlight=False, soft_wrap=True)
     if trained.result is None:
         raise fail("no run finished; nothing to compare", 1)

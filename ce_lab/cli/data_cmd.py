@@ -138,8 +138,11 @@ def status(data_dir: DataDirOpt = None) -> None:
             ready = False
         else:
             size = f"{path.stat().st_size:,}"
-            ok = file_md5_ok(path, f.md5)
-            state = "[green]verified[/green]" if ok else "[red]mismatch[/red]"
+            try:
+                ok = file_md5_ok(path, f.md5)
+                state = "[green]verified[/green]" if ok else "[red]mismatch[/red]"
+            except OSError as e:
+                ok, state = False, f"[red]unreadable ({escape(e.strerror or str(e))})[/red]"
             ready = ready and ok
         table.add_row(f.name, size, f"{f.size:,}", state)
     console.print(table, soft_wrap=True)

@@ -38,7 +38,8 @@ NormalizeOpt = Annotated[
 ]
 ToleranceOpt = Annotated[
     float,
-    typer.Option("--tolerance", show_default=False, help="How far from 1 a sum may be (default 1e-6)."),
+    typer.Option("--tolerance", show_default=False,
+                 help="How far from 1 a sum may be, in [0, 1) (default 1e-6)."),
 ]
 
 
@@ -79,8 +80,9 @@ def _emit_json(payload: dict) -> None:
 
 
 def _check_tolerance(tolerance: float) -> None:
-    if not tolerance >= 0:
-        raise UsageError(f"--tolerance must be at least 0, not {tolerance:g}")
+    # A tolerance of 1 or more would pass values that are no distribution (negative entropy).
+    if not 0 <= tolerance < 1:
+        raise UsageError(f"--tolerance must lie in [0, 1), not {tolerance:g}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -249,7 +251,8 @@ def saturation(
     output: Annotated[
         Path,
         typer.Option("--output", "-o", show_default=False,
-                     help="PNG to write (default saturation.png)."),
+                     help="PNG to write (default saturation.png; a suffix such as .svg or .pdf "
+                          "picks that format)."),
     ] = Path("saturation.png"),
     no_plot: Annotated[bool, typer.Option("--no-plot", help="Do not write the PNG.")] = False,
     format_: FormatOpt = OutputFormat.table,
@@ -265,10 +268,12 @@ def saturation(
     from ce_lab.theory.saturation import plot as plot_saturation
     from ce_lab.theory.saturation import saturation as compute
 
-    if not hinge_margin > 0:
-        raise UsageError(f"--hinge-margin must be positive, not {hinge_margin:g}")
+    if not (hinge_margin > 0 and math.isfinite(hinge_margin)):
+        raise UsageError(f"--hinge-margin must be a positive finite number, not {hinge_margin:g}")
     if not 0 < collapse < 1:
         raise UsageError(f"--collapse must lie in (0, 1), not {collapse:g}")
+    if not no_plot:
+        output = _plot_path(output)
     grid = parse_values([probs], "--probs") if probs is not None else DEFAULT_PROBS
     r = compute(grid, hinge_margin=hinge_margin, collapse_fraction=collapse)
     plot_path = None if no_plot else plot_saturation(r, output)
@@ -318,6 +323,21 @@ def saturation(
          "|p - y| = 1 - p.")
     if plot_path is not None:
         _say(f"wrote {plot_path}")
+
+
+def _plot_path(output: Path) -> Path:
+    """The file the plot really goes to: matplotlib adds .png to a name without a suffix."""
+    if str(output).strip() in ("", ".") or output.name in ("", ".", ".."):
+        raise UsageError(f"--output must name a file, not {str(output)!r}")
+    if not output.suffix:
+        return output.with_name(output.name + ".png")
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if output.suffix[1:].lower() not in formats:
+        raise UsageError(f"--output {output}: cannot write a {output.suffix} file; use one of "
+                         f"{', '.join('.' + f for f in sorted(formats))}")
+    return output
 
 
 # ---------------------------------------------------------------------------------------------

@@ -120,5 +120,9 @@ def train(
         raise fail(f"run failed: {outcome.message} (traceback in "
                    f"{outcome.run_dir / 'error.log'})", 1)
     if outcome.status == "interrupted":
-        err_console.print(f"interrupted; continue with: ce-lab train --resume {outcome.run_dir}")
+        from rich.markup import escape
+
+        # One line however long the path (soft_wrap), and a path's [brackets] are not markup.
+        err_console.print(f"interrupted; continue with: ce-lab train --resume "
+                          f"{escape(str(outcome.run_dir))}", highlight=False, soft_wrap=True)
     raise typer.Exit(outcome.exit_code)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ce_lab.compare import table as tables
-from ce_lab.errors import ConfigError, UsageError
+from ce_lab.errors import CeLabError, ConfigError, UsageError
 from ce_lab.results import RunFolderError, RunRecord, load_run
 
 if TYPE_CHECKING:
@@ -29,16 +29,20 @@ DEFAULT_REFERENCE = "ce"
 def new_comparison_dir(out_dir: Path | str) -> tuple[Path, str]:
     """Create ``<out_dir>/compare-<YYYYmmdd-HHMMSS>-<4 hex>/`` exclusively; (path, group id)."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    for _ in range(100):
-        name = f"compare-{stamp}-{secrets.token_hex(2)}"
-        try:
-            (out_dir / name).mkdir()
-        except FileExistsError:
-            continue  # same second, same 4 hex digits: draw again
-        return out_dir / name, name
-    raise RuntimeError(f"could not create a fresh comparison folder under {out_dir}")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for _ in range(100):
+            name = f"compare-{stamp}-{secrets.token_hex(2)}"
+            try:
+                (out_dir / name).mkdir()
+            except FileExistsError:
+                continue  # same second, same 4 hex digits: draw again
+            return out_dir / name, name
+    except OSError as e:  # out_dir is a file, unwritable, ...: one line, not a traceback
+        raise CeLabError(
+            f"cannot create a comparison folder under {out_dir}: {e.strerror or e}") from None
+    raise CeLabError(f"could not create a fresh comparison folder under {out_dir}")
 
 
 def choose_reference(records: Sequence[RunRecord], requested: str | None) -> str | None:

@@ -309,7 +309,7 @@ def sort_rows(table: ComparisonTable, sort: str) -> None:
     if key not in valid:
         # Config keys equal for every run are valid too (hidden; sorting by them changes nothing).
         flat_keys = {k for row in table.rows for r in row.records for k in flatten(r.config)}
-        check_sort_key(sort, table.thresholds, [*valid, *flat_keys])
+        check_sort_key(sort, table.thresholds, [*valid, *sorted(flat_keys)])
 
     def value(row: Row) -> Any:
         v = row.values.get(key, config_value(row.records[0], key))

@@ -105,8 +105,11 @@ def cache_problems(raw: Path, verify_md5: bool = True,
         if not path.is_file():
             problems[f.name] = "missing"
         elif verify_md5:
-            if not file_md5_ok(path, f.md5):
-                problems[f.name] = "md5 mismatch"
+            try:
+                if not file_md5_ok(path, f.md5):
+                    problems[f.name] = "md5 mismatch"
+            except OSError as e:
+                problems[f.name] = f"unreadable ({e.strerror or e})"
         elif why := _header_problem(path, f.kind):
             problems[f.name] = why
     if not verify_md5 and not problems:  # the images and labels of a split must pair up
@@ -140,7 +143,10 @@ def install_verified(files: dict[str, bytes], raw: Path,
 
 
 def _read_maybe_gz(path: Path) -> bytes:
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise DataError(f"cannot read {path}: {e.strerror or e}; nothing was imported") from None
     if data[:2] == b"\x1f\x8b":
         try:
             data = gzip.decompress(data)
@@ -177,7 +183,10 @@ def import_folder(src: Path, root: Path,
                             "nothing was imported")
         files[f.name] = data
     raw = raw_dir(root)
-    install_verified(files, raw, expected)
+    try:
+        install_verified(files, raw, expected)
+    except OSError as e:  # e.g. the cache path runs through a file, is read-only, or the disk is full
+        raise DataError(f"cannot write the MNIST cache {raw}: {e.strerror or e}") from None
     return [raw / f.name for f in expected]
 
 

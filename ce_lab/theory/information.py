@@ -47,7 +47,11 @@ def check_distribution(values: Sequence[float], what: str, *, normalize: bool = 
     for i, v in enumerate(values, start=1):
         if v < 0:
             raise UsageError(f"{what}: value {i} is {v:g}; probabilities cannot be negative")
-    total = math.fsum(values)
+    try:
+        total = math.fsum(values)
+    except OverflowError:  # e.g. 1e308 1e308: the sum is beyond the largest float
+        raise UsageError(f"{what}: the values sum to more than the largest float; "
+                         "scale them down") from None
     if normalize:
         if total == 0:
             raise UsageError(f"{what}: the values sum to 0, so they cannot be normalized")
@@ -76,7 +80,15 @@ def kl_divergence(p: Sequence[float], q: Sequence[float]) -> float:
     """KL(p || q) = sum p_i ln(p_i / q_i) in nats, computed on its own, not as H(p, q) - H(p)."""
     if any(pi > 0 and qi == 0 for pi, qi in zip(p, q, strict=True)):
         return math.inf
-    return math.fsum(pi * math.log(pi / qi) for pi, qi in zip(p, q, strict=True) if pi > 0)
+    return math.fsum(pi * _log_ratio(pi, qi) for pi, qi in zip(p, q, strict=True) if pi > 0)
+
+
+def _log_ratio(a: float, b: float) -> float:
+    """ln(a / b) for a, b > 0, also where a / b itself overflows or underflows (b subnormal)."""
+    ratio = a / b
+    if ratio == 0 or math.isinf(ratio):
+        return math.log(a) - math.log(b)
+    return math.log(ratio)
 
 
 def binary_cross_entropy(y: float, p: float) -> float:
