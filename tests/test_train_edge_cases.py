@@ -17,16 +17,16 @@ from ce_lab.data.loader import load_mnist
 from ce_lab.progress import Reporter
 from ce_lab.results import select_runs
 from ce_lab.train import resume, train, train_paired
-from tests.mnist_fixture import TINY_VAL_SIZE
 from tests.run_factory import make_run
+from tests.test_train import InterruptAt
+from tests.test_train import tiny_sets as base_sets
 
 runner = CliRunner()
 
 
 def tiny_sets(root: Path, *extra: str) -> list[str]:
-    return [f"data.root={root}", "data.verify_md5=false", f"data.val_size={TINY_VAL_SIZE}",
-            "model.hidden=[16]", "train.epochs=2", "log.log_every=4", "log.eval_every=8",
-            "log.progress=none", "device=cpu", *extra]
+    # test_train's settings with a smaller model and denser logging (later --set items win)
+    return base_sets(root, "model.hidden=[16]", "log.log_every=4", "log.eval_every=8", *extra)
 
 
 @pytest.fixture
@@ -43,15 +43,6 @@ def data(tiny_mnist):
 def rows(path: Path) -> list[dict[str, str]]:
     with open(path, newline="") as f:
         return [{k: v for k, v in r.items() if k != "wall_s"} for r in csv.DictReader(f)]
-
-
-class InterruptAt(Reporter):
-    def __init__(self, step: int):
-        self.step = step
-
-    def logged(self, step, epoch, losses):
-        if step == self.step:
-            os.kill(os.getpid(), signal.SIGINT)
 
 
 def test_resume_from_an_epoch_end_continues_with_the_next_epochs_batch_order(cfg, data):
