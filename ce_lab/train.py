@@ -17,7 +17,7 @@ import threading
 import time
 import traceback
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -65,7 +65,6 @@ class _Member:
     diverged_at: int | None = None
     diverged_quantity: str | None = None
     end_step: int = 0
-    end_examples: int = 0
     end_wall: float = 0.0
     test: dict[str, float] | None = None
     message: str | None = None
@@ -86,10 +85,8 @@ class _State:
     step: int = 0
     epoch: int = 0  # completed epochs
     batch_in_epoch: int = 0
-    examples: int = 0
     wall_offset: float = 0.0
     epoch_gen_state: torch.Tensor | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def fusable(cfgs: Sequence[RunConfig]) -> bool:
@@ -236,7 +233,7 @@ class _Trainer:
             "step": self.state.step,
             "epoch": self.state.epoch,
             "batch_in_epoch": self.state.batch_in_epoch,
-            "examples": self.state.examples,
+            "examples": self._examples_at(self.state.step),  # for readers; derived on load
             "wall_seconds": self._wall(),
             "epoch_gen_state": self.state.epoch_gen_state,
             "torch_rng_state": torch.get_rng_state(),
@@ -254,7 +251,7 @@ class _Trainer:
             self.opt.load_state_dict(ckpt["optimizer"])
             self.state = _State(
                 step=ckpt["step"], epoch=ckpt["epoch"], batch_in_epoch=ckpt["batch_in_epoch"],
-                examples=ckpt["examples"], wall_offset=ckpt["wall_seconds"],
+                wall_offset=ckpt["wall_seconds"],
                 epoch_gen_state=ckpt["epoch_gen_state"],
             )
             torch.set_rng_state(ckpt["torch_rng_state"])
@@ -294,7 +291,7 @@ class _Trainer:
         wall = self._wall()
         for mem in alive:
             mem.evals.write({
-                "step": self.state.step, "epoch": epoch, "examples": self.state.examples,
+                "step": self.state.step, "epoch": epoch, "examples": self._examples_at(self.state.step),
                 "wall_s": wall, "val_loss": losses[mem.index], "val_acc": accs[mem.index],
             })
         self.reporter.evaluated(self.state.step, {m.name: accs[m.index] for m in alive})
@@ -315,7 +312,6 @@ class _Trainer:
             mem.diverged_at = step
             mem.diverged_quantity = quantity
             mem.end_step = step
-            mem.end_examples = self._examples_at(step)  # found later, on a logged step
             mem.end_wall = self._wall()
             self.reporter.note(f"{mem.name}: {quantity} became non-finite at step {step}")
 
@@ -350,7 +346,6 @@ class _Trainer:
                 self.state.step += 1
                 step = self.state.step
                 self.state.batch_in_epoch += 1
-                self.state.examples += int(idx.shape[0])
                 lr = self._set_lr(step - 1)
                 log_now = step % log_every == 0
                 table = self._train_step(train_x[idx], train_y[idx], step, log_now, first_bad)
@@ -440,7 +435,7 @@ class _Trainer:
             if not (mem.alive or mem.diverged_at == step):
                 continue
             vals = table[mem.index]
-            row = {"step": step, "epoch": epoch, "examples": self.state.examples, "wall_s": wall,
+            row = {"step": step, "epoch": epoch, "examples": self._examples_at(step), "wall_s": wall,
                    "lr": lr, "loss": vals[0], "acc": vals[1]}
             if stats_now:
                 P = len(names)
@@ -466,7 +461,7 @@ class _Trainer:
         for mem in alive:
             mem.status = "completed"
             mem.test = {"loss": test_loss[mem.index], "acc": test_acc[mem.index]}
-            mem.end_step, mem.end_examples, mem.end_wall = self.state.step, self.state.examples, wall
+            mem.end_step, mem.end_wall = self.state.step, wall
             if self.cfg.log.checkpoint:
                 self._save_checkpoint(mem)
 
@@ -481,8 +476,7 @@ class _Trainer:
         for mem in self.members:
             if mem.alive:
                 mem.status = "interrupted"
-                mem.end_step, mem.end_examples, mem.end_wall = (
-                    self.state.step, self.state.examples, wall)
+                mem.end_step, mem.end_wall = self.state.step, wall
 
     def fail(self, exc: BaseException) -> None:
         text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
@@ -490,7 +484,7 @@ class _Trainer:
             if mem.alive:
                 mem.status = "failed"
                 mem.message = f"{type(exc).__name__}: {exc}"
-                mem.end_step, mem.end_examples = self.state.step, self.state.examples
+                mem.end_step = self.state.step
                 atomic_write_text(mem.run_dir / "error.log", text)
 
     def close(self) -> list[RunOutcome]:
@@ -501,7 +495,7 @@ class _Trainer:
                     log.close()
             summary = summarize(
                 mem.run_dir, status=mem.status, loss=mem.name, seed=mem.cfg.seed,
-                steps=mem.end_step, examples=mem.end_examples, wall_seconds=mem.end_wall,
+                steps=mem.end_step, examples=self._examples_at(mem.end_step), wall_seconds=mem.end_wall,
                 steps_per_epoch=self.steps_per_epoch, thresholds=mem.cfg.log.thresholds,
                 test=mem.test, diverged_at=mem.diverged_at,
                 diverged_quantity=mem.diverged_quantity, group=mem.meta.get("group"),

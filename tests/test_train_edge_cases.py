@@ -170,3 +170,10 @@ def test_a_closed_output_pipe_ends_the_run_as_interrupted_not_running(cfg, data)
     assert json.loads((run_dir / "meta.json").read_text())["status"] == "interrupted"
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "interrupted" and summary["steps"] == 8
+
+
+def test_resume_refuses_other_options_even_falsy_ones(tmp_path):
+    # --epochs 0 is an option given, though falsy: --resume must refuse it like any other.
+    result = runner.invoke(app, ["train", "--resume", str(tmp_path), "--epochs", "0"])
+    assert result.exit_code == 2
+    assert "give no other options" in result.stderr

@@ -89,7 +89,7 @@ def train(
     if resume is not None:
         given = [config, set_, loss, epochs, max_steps, lr, optimizer, batch_size, device, seed,
                  out_dir, data_dir]
-        if any(v for v in given if v is not None):
+        if any(v is not None for v in given):  # --epochs 0 is an option given too
             raise fail("--resume continues a run with its own config; give no other options", 2)
         from ce_lab.config import load_config
         from ce_lab.errors import UsageError
