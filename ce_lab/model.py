@@ -3,6 +3,9 @@
 A single run is the case M = 1, so a lone run and a fused comparison run the same code. Initial
 weights depend on the seed and the architecture only, never on the loss: every member starts from
 the same weights, which is what makes a comparison across losses paired.
+
+Training differentiates the layers by hand (``ce_lab.backprop``); this module knows the shapes,
+the memory layout, the initialisation and the forward pass used for evaluation.
 """
 
 from __future__ import annotations
@@ -17,20 +20,35 @@ ACTIVATIONS = {"relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh}
 
 
 class StackedLinear(nn.Module):
-    """``members`` independent linear layers: weight (M, out, in), bias (M, out)."""
+    """``members`` independent linear layers: weight (M, out, in), bias (M, out).
 
-    def __init__(self, members: int, fan_in: int, fan_out: int):
+    The weight does not lie in memory as nn.Linear's (out, in) but as the products want it, so no
+    step copies it:
+
+    - the first layer (``shared_input``: every member sees the same data) as one (in, M*out)
+      matrix, ``weight.permute(2, 0, 1)`` contiguous: the forward is one wide GEMM (B, in) @
+      (in, M*out) and the weight gradient one (in, B) @ (B, M*out). MKL runs that orientation about
+      1.3x faster than nn.Linear's for the default 784-256 layer, and the arithmetic each member
+      gets does not depend on how many members there are: fused members train bit for bit as they
+      would alone;
+    - the other layers as (M, in, out), ``weight.transpose(1, 2)`` contiguous, for batched GEMMs.
+    """
+
+    def __init__(self, members: int, fan_in: int, fan_out: int, shared_input: bool = False):
         super().__init__()
-        self.weight = nn.Parameter(torch.empty(members, fan_out, fan_in))
+        self.shared_input = shared_input
+        if shared_input:
+            weight = torch.empty(fan_in, members, fan_out).permute(1, 2, 0)
+        else:
+            weight = torch.empty(members, fan_in, fan_out).transpose(1, 2)
+        self.weight = nn.Parameter(weight)
         self.bias = nn.Parameter(torch.empty(members, fan_out))
 
     def forward(self, x: Tensor) -> Tensor:
         m, fan_out, fan_in = self.weight.shape
-        if x.dim() == 2:
-            # Input shared by every member (the first layer): one wide GEMM (B, in) @ (in, M*out)
-            # is much faster than M small ones, forwards and backwards.
-            y = torch.addmm(self.bias.reshape(m * fan_out), x,
-                            self.weight.reshape(m * fan_out, fan_in).T)
+        if self.shared_input:  # x: (B, in), the same for every member
+            w = self.weight.permute(2, 0, 1).reshape(fan_in, m * fan_out)  # a view (see above)
+            y = torch.addmm(self.bias.view(m * fan_out), x, w)
             return y.view(x.shape[0], m, fan_out).transpose(0, 1)
         return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight.transpose(1, 2))
 
@@ -44,12 +62,15 @@ class StackedMLP(nn.Module):
         self.sizes = tuple(sizes)
         self.activation = activation
         self.layer_names = [f"fc{i}" for i in range(1, len(sizes))]
-        for name, fan_in, fan_out in zip(self.layer_names, sizes[:-1], sizes[1:]):
-            self.add_module(name, StackedLinear(members, fan_in, fan_out))
+        for i, (name, fan_in, fan_out) in enumerate(zip(self.layer_names, sizes[:-1], sizes[1:])):
+            self.add_module(name, StackedLinear(members, fan_in, fan_out, shared_input=i == 0))
+
+    def layers(self) -> list[StackedLinear]:
+        return [getattr(self, n) for n in self.layer_names]
 
     def forward(self, x: Tensor) -> Tensor:
         act = ACTIVATIONS[self.activation]
-        layers = [getattr(self, n) for n in self.layer_names]
+        layers = self.layers()
         for layer in layers[:-1]:
             x = act(layer(x))
         return layers[-1](x)

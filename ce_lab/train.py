@@ -24,9 +24,12 @@ from typing import Any
 
 import torch
 
+from ce_lab.backprop import Backprop
 from ce_lab.config import RunConfig, load_config, to_dict, to_yaml
+from ce_lab.divergence import DivergenceWatch
 from ce_lab.errors import CeLabError, UsageError
-from ce_lab.losses import get_loss, make_loss
+from ce_lab.losses import get_loss, make_loss, make_loss_grad
+from ce_lab.optim import lr_at
 from ce_lab.progress import Reporter
 from ce_lab.runstore import (
     CsvLog,
@@ -162,7 +165,7 @@ class _Trainer:
         from ce_lab.data.loader import load_mnist
         from ce_lab.device import resolve_device
         from ce_lab.model import build_model, param_names
-        from ce_lab.optim import build_optimizer
+        from ce_lab.optim import build_optimizer, update_function
 
         self.cfgs = list(cfgs)
         self.cfg = self.cfgs[0]
@@ -184,11 +187,15 @@ class _Trainer:
         self.params = list(self.model.parameters())
         self.param_names = param_names(self.model)
         self.opt = build_optimizer(self.params, self.cfg.optim)
+        self.update = update_function(self.opt, self.cfg.optim)
+        self.backprop = Backprop(self.model)  # sets every .grad to a buffer it overwrites
         self.loss_fns = [make_loss(c.loss) for c in self.cfgs]
+        self.loss_grads = [make_loss_grad(c.loss) for c in self.cfgs]
         self.squashes = [get_loss(c.loss.name).squashes_sigmoid for c in self.cfgs]
         self.grad_stats = self.cfg.log.grad_stats
         self.state = _State()
         self.members: list[_Member] = []
+        self.stopped = False  # some member no longer trains (diverged)
         self.resume_dir = resume_dir
 
     # --- run folders -----------------------------------------------------------------------
@@ -296,38 +303,35 @@ class _Trainer:
             })
         self.reporter.evaluated(self.state.step, {m.name: accs[m.index] for m in alive})
 
-    def _check_divergence(self, first_bad: torch.Tensor, quantities: list[str]) -> None:
-        """Read the device-side first-non-finite steps (a sync point) and stop diverged members."""
-        if not bool((first_bad >= 0).any()):
-            return
-        rows = first_bad.tolist()
-        for mem in self.members:
-            if not mem.alive:
+    def _check_divergence(self, step: int) -> None:
+        """Read back the divergence watch (a sync point) and stop the members that diverged."""
+        for mem, found in zip(self.members, self.watch.read(step)):
+            if found is None or not mem.alive:
                 continue
-            steps = [(s, q) for s, q in zip(rows[mem.index], quantities) if s >= 0]
-            if not steps:
-                continue
-            step, quantity = min(steps, key=lambda t: t[0])  # loss before gradients on a tie
             mem.status = "diverged"
-            mem.diverged_at = step
-            mem.diverged_quantity = quantity
-            mem.end_step = step
+            self.stopped = True
+            mem.diverged_at, mem.diverged_quantity = found
+            mem.end_step = mem.diverged_at
             mem.end_wall = self._wall()
-            self.reporter.note(f"{mem.name}: {quantity} became non-finite at step {step}")
+            self.reporter.note(f"{mem.name}: {mem.diverged_quantity} became non-finite at step "
+                               f"{mem.diverged_at}")
 
     def _examples_at(self, step: int) -> int:
         """Training examples seen after ``step`` steps (only an epoch's last batch is short)."""
         epochs, rest = divmod(step, self.steps_per_epoch)
         return epochs * self.n_train + rest * self.cfg.train.batch_size
 
+    @torch.no_grad()  # once for the loop; losses without a closed form enable autograd for themselves
     def run(self, stop: _StopFlag) -> None:
         cfg = self.cfg
         bs = cfg.train.batch_size
         log_every, eval_every = cfg.log.log_every, cfg.log.eval_every
-        quantities = ["loss"] + ([f"grad_norm/{n}" for n in self.param_names] if self.grad_stats else [])
-        first_bad = torch.full((self.M, len(quantities)), -1, dtype=torch.long, device=self.device)
+        self.watch = DivergenceWatch(self.M, ["loss"] + [f"grad_norm/{n}" for n in self.param_names],
+                                     min(log_every, eval_every), self.device, self.state.step)
         gen = _cpu_generator(cfg.seed)
         train_x, train_y = self.data.train_x, self.data.train_y
+        x_buf = train_x.new_empty((bs, *train_x.shape[1:]))
+        y_buf = train_y.new_empty((bs,))
         from ce_lab.data.loader import epoch_batches
 
         self._t0 = time.perf_counter()
@@ -346,14 +350,17 @@ class _Trainer:
                 self.state.step += 1
                 step = self.state.step
                 self.state.batch_in_epoch += 1
-                lr = self._set_lr(step - 1)
+                lr = lr_at(step - 1, self.total_steps, cfg.optim.lr, cfg.schedule)
                 log_now = step % log_every == 0
-                table = self._train_step(train_x[idx], train_y[idx], step, log_now, first_bad)
+                # Gathered into buffers allocated once (the last batch of an epoch may be short).
+                x = torch.index_select(train_x, 0, idx, out=x_buf[: len(idx)])
+                y = torch.index_select(train_y, 0, idx, out=y_buf[: len(idx)])
+                table = self._train_step(x, y, step, lr, log_now)
                 end_of_epoch = self.state.batch_in_epoch == self.steps_per_epoch
                 last = step >= self.total_steps
                 eval_now = step % eval_every == 0 or end_of_epoch or last
-                if log_now or eval_now or stop.signum is not None:
-                    self._check_divergence(first_bad, quantities)
+                if log_now or eval_now or stop.signum is not None or self.watch.must_read(step):
+                    self._check_divergence(step)
                 if table is not None:
                     self._write_rows(table, step, epoch, lr)
                 if end_of_epoch:
@@ -373,58 +380,74 @@ class _Trainer:
                     break
         self._finish_alive()
 
-    def _set_lr(self, done_steps: int) -> float:
-        from ce_lab.optim import lr_at
+    def _loss_gradients(self, logits: torch.Tensor, y: torch.Tensor
+                        ) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Every member's loss (a list of M scalars) and d loss / d logits (M, B, C).
 
-        lr = lr_at(done_steps, self.total_steps, self.cfg.optim.lr, self.cfg.schedule)
-        for g in self.opt.param_groups:
-            g["lr"] = lr
-        return lr
+        A loss with a closed-form gradient uses it; the others go through autograd, all in one
+        call, so whatever their pipeline does (a NaN from softmax -> log included) reaches the
+        gradient exactly as autograd computes it. The layers below are differentiated by hand
+        (``ce_lab.backprop``). A member that has stopped gets a zero gradient.
+        """
+        losses: list[torch.Tensor] = []
+        grads: list[torch.Tensor | None] = []
+        by_autograd: list[tuple[int, torch.Tensor, torch.Tensor]] = []
+        for m, (z, fn, grad_fn) in enumerate(zip(logits.unbind(0), self.loss_fns, self.loss_grads)):
+            if grad_fn is not None:
+                loss, grad = grad_fn(z, y)
+            else:
+                z = z.detach().requires_grad_()
+                with torch.enable_grad():
+                    loss = fn(z, y)
+                by_autograd.append((m, z, loss))
+                grad = None
+            losses.append(loss)
+            grads.append(grad)
+        if by_autograd:
+            _, leaves, outputs = zip(*by_autograd)
+            for (m, _, loss), grad in zip(by_autograd, torch.autograd.grad(outputs, leaves)):
+                losses[m], grads[m] = loss.detach(), grad
+        if self.stopped:
+            for mem in self.members:
+                if not mem.alive:
+                    grads[mem.index] = torch.zeros_like(grads[mem.index])
+        # With one member, a view: no copy.
+        return losses, grads[0].unsqueeze(0) if self.M == 1 else torch.stack(grads)
 
-    def _train_step(self, x, y, step: int, log_now: bool, first_bad: torch.Tensor):
-        """One forward/backward/step of every member; on a logged step, its metrics (M, K)."""
-        logits = self.model(x)
+    def _train_step(self, x, y, step: int, lr: float, log_now: bool):
+        """One forward/backward/update of every member; on a logged step, its metrics (M, K)."""
+        logits = self.backprop.forward(x)
+        losses, grad_logits = self._loss_gradients(logits, y)
+        self.backprop.backward(grad_logits)
+
+        # Every step, logged or not: each member's loss and squared gradient norms go to the
+        # divergence watch, on the device and without a sync.
+        checked = self.watch.record(step, losses, self.backprop.squared_grad_norms())
+
         stats_now = log_now and self.grad_stats
-        if stats_now:
-            logits.retain_grad()
-        losses = torch.stack([fn(logits[m], y) for m, fn in enumerate(self.loss_fns)])
-        alive = [m.index for m in self.members if m.alive]
-        total = losses.sum() if len(alive) == self.M else losses[alive].sum()
-        self.opt.zero_grad(set_to_none=True)
-        total.backward()
+        if log_now:
+            cols = [checked[:, 0], (logits.argmax(-1) == y).float().mean(-1)]
+            if stats_now:
+                gnorm = checked[:, 1:].sqrt()
+                cols += list(gnorm.unbind(1))
+                cols.append(gnorm.norm(dim=1))
+                # Gradient of each example's own loss: the batch mean divides it by B.
+                cols.append((grad_logits * x.shape[0]).norm(dim=-1).mean(-1))
+                before = [p.clone() for p in self.params]
 
-        with torch.no_grad():
-            checked = [losses.detach()]
-            if self.grad_stats:
-                # One pass over each gradient (a NaN or inf anywhere makes the norm non-finite);
-                # an element-wise isfinite().all() costs ten times more on the hot path.
-                gnorm = torch.stack([p.grad.flatten(1).norm(dim=1) for p in self.params], 1)
-                checked.append(gnorm)
-            bad = ~torch.isfinite(torch.cat([c.reshape(self.M, -1) for c in checked], 1))
-            # Remember the first step at which each quantity went non-finite, without a sync.
-            first_bad.copy_(torch.where(bad & (first_bad < 0), step, first_bad))
-
-            if log_now:
-                cols = [losses.detach(), (logits.argmax(-1) == y).float().mean(-1)]
-                if stats_now:
-                    cols += list(gnorm.unbind(1))
-                    cols.append(gnorm.norm(dim=1))
-                    # Gradient of each example's own loss: the batch mean divides it by B.
-                    cols.append((logits.grad * x.shape[0]).norm(dim=-1).mean(-1))
-                    before = [p.detach().clone() for p in self.params]
-
-        self.opt.step()
+        self.update(lr)
 
         if not log_now:
             return None
-        with torch.no_grad():
-            if stats_now:
-                for p, b in zip(self.params, before):
-                    cols.append((p - b).flatten(1).norm(dim=1) / b.flatten(1).norm(dim=1))
-                if any(self.squashes):
-                    probs = torch.sigmoid(logits.detach())
-                    cols.append(((probs < 0.01) | (probs > 0.99)).float().mean((-1, -2)))
-            return torch.stack(cols, 1).cpu().double().tolist()  # the one sync of a logged step
+        if stats_now:
+            for p, b in zip(self.params, before):
+                dims = tuple(range(1, p.dim()))
+                cols.append(torch.linalg.vector_norm(p - b, dim=dims)
+                            / torch.linalg.vector_norm(b, dim=dims))
+            if any(self.squashes):
+                probs = torch.sigmoid(logits)
+                cols.append(((probs < 0.01) | (probs > 0.99)).float().mean((-1, -2)))
+        return torch.stack(cols, 1).cpu().double().tolist()  # the one sync of a logged step
 
     def _write_rows(self, table: list[list[float]], step: int, epoch: int, lr: float) -> None:
         """metrics.csv rows of the members still running, and of any that diverged at this step."""

@@ -18,7 +18,7 @@ from hypothesis.extra.numpy import arrays
 
 from ce_lab.config import LossConfig, resolve_config
 from ce_lab.errors import ConfigError, UsageError
-from ce_lab.losses import LOSSES, NUM_CLASSES, get_loss, loss_names, make_loss
+from ce_lab.losses import LOSSES, NUM_CLASSES, get_loss, loss_names, make_loss, make_loss_grad
 
 F64 = torch.float64
 DOUBLE_SOFTMAX_FLOOR = math.log(1 + 9 / math.e)  # 10 classes: softmax(z) at best a one-hot vector
@@ -415,3 +415,42 @@ def test_make_loss_binds_the_config():
     wide = make_loss(LossConfig(name="hinge", hinge_margin=4.0))(z, y)
     # j=0: 4 - 2 + 0.5 = 2.5, j=1: 4 - 2 - 1 = 1; (2.5 + 1) / 3
     assert wide.item() == pytest.approx(3.5 / 3, rel=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------
+# Closed-form gradients, which training uses instead of autograd where a loss gives one
+
+CLOSED_FORM_CASES = [c for c in CASES if get_loss(c.values[0]).grad is not None]
+
+
+def test_the_pipelines_that_show_autograd_have_no_closed_form():
+    assert {c.values[0] for c in CLOSED_FORM_CASES} == {"ce", "mse", "hinge", "hinge-sq", "bce"}
+    for name in ("nll-manual", "double-softmax", "log-softmax-ce"):
+        assert get_loss(name).grad is None and make_loss_grad(LossConfig(name=name)) is None
+
+
+@pytest.mark.parametrize(("name", "cfg"), CLOSED_FORM_CASES)
+@settings(max_examples=30, deadline=None)
+@given(batch=batches())
+def test_closed_form_equals_autograd_of_the_loss(name, cfg, batch):
+    z, y = batch
+    assume(_hinge_kink_free(name, z, y, cfg))
+    want_loss, want_grad = _value_and_grad(get_loss(name).fn, z, y, cfg)
+    got_loss, got_grad = make_loss_grad(cfg)(z, y)
+    torch.testing.assert_close(got_loss, want_loss, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(got_grad, want_grad, rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(got_grad, CLOSED_FORM_GRADS[name](z, y, cfg), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize(("name", "cfg"), CLOSED_FORM_CASES)
+def test_closed_form_in_float32_on_large_logits(name, cfg):
+    # Logits of a few hundred: softmax underflows for most classes, sigmoids saturate. The
+    # closed forms stay finite and agree with autograd there too.
+    gen = torch.Generator().manual_seed(5)
+    z = torch.randn(16, NUM_CLASSES, generator=gen) * 300
+    y = torch.randint(0, NUM_CLASSES, (16,), generator=gen)
+    want_loss, want_grad = _value_and_grad(get_loss(name).fn, z, y, cfg)
+    got_loss, got_grad = make_loss_grad(cfg)(z, y)
+    assert torch.isfinite(got_grad).all() and torch.isfinite(got_loss)
+    torch.testing.assert_close(got_loss, want_loss, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(got_grad, want_grad, rtol=1e-5, atol=1e-7)
