@@ -10,8 +10,8 @@ it would through autograd. tests/test_backprop.py checks every gradient against 
 
 Why buffers: each parameter's ``.grad`` is set once, to a view of a buffer that every ``backward``
 overwrites (``out=``), and the views the products need are taken once: per step that saves a
-Python-level call for each view, a 0.8 MB allocation and four ``.grad`` assignments, which on a CPU
-add up to a tenth of a step. They stay valid while the parameters keep their storage: the
+Python-level call for each view, a 0.8 MB allocation and four ``.grad`` assignments. They stay
+valid while the parameters keep their storage: the
 optimizer and ``load_state_dict`` write in place; build a new Backprop after moving the model.
 """
 
@@ -42,7 +42,7 @@ class _Layer:
     weight_t: Tensor  # the same memory as the products use it: (in, M*out) or (M, in, out)
     bias: Tensor  # the bias as (M*out,) or (M, 1, out)
     grad_weight: Tensor  # buffer laid out like weight_t; the parameter's .grad is a view of it
-    grad_bias: Tensor  # buffer laid out like bias; the bias's .grad is a (M, out) view of it
+    grad_bias: Tensor  # buffer (M*out,) [first layer] or (M, out); the bias's .grad views it
     norm_views: tuple[Tensor, Tensor] = field(init=False)
 
     def __post_init__(self):
@@ -85,7 +85,8 @@ class Backprop:
                 w_t, b_t = w.transpose(1, 2), b.unsqueeze(1)
             if w_t.data_ptr() != w.data_ptr() or not w_t.is_contiguous():
                 raise ValueError("a weight is not laid out as StackedLinear lays it out")
-            grad_w, grad_b = torch.zeros_like(w_t), torch.zeros_like(b_t)
+            grad_w = torch.zeros_like(w_t)
+            grad_b = torch.zeros_like(b_t if layer.shared_input else b)
             if layer.shared_input:
                 layer.weight.grad = grad_w.view(fan_in, m, fan_out).permute(1, 2, 0)
             else:
@@ -113,7 +114,7 @@ class Backprop:
         grad = grad_logits
         for layer, inputs in zip(reversed(self.layers[1:]), reversed(self._hidden)):
             torch.bmm(inputs.transpose(1, 2), grad, out=layer.grad_weight)
-            torch.sum(grad, 1, out=layer.grad_bias.view(grad.shape[0], -1))
+            torch.sum(grad, 1, out=layer.grad_bias)
             grad = self.activation_backward(torch.bmm(grad, layer.weight), inputs)
         first, x = self.layers[0], self._x
         grad = grad.transpose(0, 1).reshape(x.shape[0], -1)  # (B, M*out): a view when M = 1

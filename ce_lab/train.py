@@ -195,7 +195,6 @@ class _Trainer:
         self.grad_stats = self.cfg.log.grad_stats
         self.state = _State()
         self.members: list[_Member] = []
-        self.stopped = False  # some member no longer trains (diverged)
         self.resume_dir = resume_dir
 
     # --- run folders -----------------------------------------------------------------------
@@ -309,7 +308,6 @@ class _Trainer:
             if found is None or not mem.alive:
                 continue
             mem.status = "diverged"
-            self.stopped = True
             mem.diverged_at, mem.diverged_quantity = found
             mem.end_step = mem.diverged_at
             mem.end_wall = self._wall()
@@ -330,8 +328,6 @@ class _Trainer:
                                      min(log_every, eval_every), self.device, self.state.step)
         gen = _cpu_generator(cfg.seed)
         train_x, train_y = self.data.train_x, self.data.train_y
-        x_buf = train_x.new_empty((bs, *train_x.shape[1:]))
-        y_buf = train_y.new_empty((bs,))
         from ce_lab.data.loader import epoch_batches
 
         self._t0 = time.perf_counter()
@@ -352,10 +348,8 @@ class _Trainer:
                 self.state.batch_in_epoch += 1
                 lr = lr_at(step - 1, self.total_steps, cfg.optim.lr, cfg.schedule)
                 log_now = step % log_every == 0
-                # Gathered into buffers allocated once (the last batch of an epoch may be short).
-                x = torch.index_select(train_x, 0, idx, out=x_buf[: len(idx)])
-                y = torch.index_select(train_y, 0, idx, out=y_buf[: len(idx)])
-                table = self._train_step(x, y, step, lr, log_now)
+                table = self._train_step(train_x.index_select(0, idx), train_y.index_select(0, idx),
+                                         step, lr, log_now)
                 end_of_epoch = self.state.batch_in_epoch == self.steps_per_epoch
                 last = step >= self.total_steps
                 eval_now = step % eval_every == 0 or end_of_epoch or last
@@ -407,10 +401,9 @@ class _Trainer:
             _, leaves, outputs = zip(*by_autograd)
             for (m, _, loss), grad in zip(by_autograd, torch.autograd.grad(outputs, leaves)):
                 losses[m], grads[m] = loss.detach(), grad
-        if self.stopped:
-            for mem in self.members:
-                if not mem.alive:
-                    grads[mem.index] = torch.zeros_like(grads[mem.index])
+        for mem in self.members:
+            if not mem.alive:
+                grads[mem.index] = torch.zeros_like(grads[mem.index])
         # With one member, a view: no copy.
         return losses, grads[0].unsqueeze(0) if self.M == 1 else torch.stack(grads)
 
