@@ -194,6 +194,20 @@ FOUR_BY_THREE = {"name": "f", "grid": {"loss.name": ["ce", "mse", "hinge", "nll-
                  "seeds": [0, 1, 2]}
 
 
+def test_entries_that_may_share_a_stack_are_fused_bounded_by_max_members(tmp_path):
+    grid = {"name": "g", "grid": {"loss.name": ["ce", "mse", "hinge", "nll-manual"],
+                                  "optim.lr": [0.03, 0.1, 0.3, 1.0, 3.0]}, "seeds": [0, 1]}
+    opened = _opened(tmp_path, grid)
+    tasks = running.build_tasks(opened, fuse=True, capacity=1)
+    assert [len(t["entries"]) for t in tasks] == [20, 20]  # one stack per seed
+    for t in tasks:
+        assert len({c["seed"] for c in t["configs"]}) == 1
+        assert len({(c["loss"]["name"], c["optim"]["lr"]) for c in t["configs"]}) == 20
+    tasks = running.build_tasks(opened, fuse=True, capacity=1, max_members=8)
+    assert sorted(len(t["entries"]) for t in tasks) == [4, 4, 8, 8, 8, 8]
+    assert sorted(i for t in tasks for i in t["entries"]) == list(range(40))
+
+
 def test_entries_differing_only_in_loss_are_fused(tmp_path):
     opened = _opened(tmp_path, FOUR_BY_THREE)
     tasks = running.build_tasks(opened, fuse=True, capacity=1)
@@ -278,7 +292,9 @@ class FakeExecutor:
         pass
 
 
-TWO_BY_TWO = {"name": "o", "runs": [{"optim.lr": 0.1}, {"optim.lr": 0.2}], "seeds": [0, 1]}
+# Entries that cannot share a stack (the batch size is shared by a stack's members): one task each.
+TWO_BY_TWO = {"name": "o", "runs": [{"train.batch_size": 32}, {"train.batch_size": 64}],
+              "seeds": [0, 1]}
 
 
 def _rerun(tmp_path, data, executor):

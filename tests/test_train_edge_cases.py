@@ -72,7 +72,7 @@ class InterruptOnce(Reporter):
 
 def test_ctrl_c_stops_a_sequential_comparison_instead_of_training_the_next_config(cfg, data):
     cfgs = [with_overrides(cfg, {"loss.name": "ce"}),
-            with_overrides(cfg, {"loss.name": "mse", "optim.lr": 0.5})]  # not fusable
+            with_overrides(cfg, {"loss.name": "mse", "model.hidden": [24]})]  # not fusable
     outcomes = train_paired(cfgs, data=data, reporter=InterruptOnce(8))
     assert [o.status for o in outcomes] == ["interrupted"]
 
@@ -129,15 +129,30 @@ def test_compare_output_into_a_missing_folder_is_one_line(tmp_path):
         assert "cannot write --output" in result.stderr and "Traceback" not in result.output
 
 
-def test_compare_says_it_trains_one_after_another_even_with_progress_none(tiny_mnist, tmp_path):
-    args = ["compare", "--losses", "ce,mse", "--set-loss", "mse:optim.lr=0.5", "--no-plots",
+def _compare_ce_mse(tiny_mnist, tmp_path, set_loss: str, max_steps: int):
+    args = ["compare", "--losses", "ce,mse", "--set-loss", set_loss, "--no-plots",
             "--format", "csv", "--progress", "none", "--out-dir", str(tmp_path / "runs")]
-    for s in tiny_sets(tiny_mnist, "train.max_steps=2"):
+    for s in tiny_sets(tiny_mnist, f"train.max_steps={max_steps}"):
         args += ["--set", s]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert "one after another" in result.stderr
+    return result
+
+
+def test_compare_says_it_trains_one_after_another_even_with_progress_none(tiny_mnist, tmp_path):
+    result = _compare_ce_mse(tiny_mnist, tmp_path, "mse:model.hidden=[24]", 2)
+    assert "in 2 stacks one after another" in result.stderr
     assert result.stdout.startswith("run,loss,")  # the pipe still gets clean CSV
+
+
+def test_compare_with_a_learning_rate_per_loss_trains_fused(tiny_mnist, tmp_path):
+    result = _compare_ce_mse(tiny_mnist, tmp_path, "mse:optim.lr=3.0", 5)
+    assert "1 seed(s), fused ->" in result.stderr and "one after another" not in result.stderr
+    metas = [json.loads(p.read_text()) for p in (tmp_path / "runs").glob("*/meta.json")]
+    assert len(metas) == 2 and all(len(m["fused_with"]) == 1 for m in metas)
+    lrs = sorted(float(r["lr"]) for p in (tmp_path / "runs").glob("*/metrics.csv")
+                 for r in csv.DictReader(p.open()))
+    assert lrs == [0.1, 3.0]  # one logged row each, at its own rate
 
 
 def test_interrupted_train_prints_the_resume_hint_on_one_line(tiny_mnist, tmp_path, monkeypatch):

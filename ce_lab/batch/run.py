@@ -7,9 +7,10 @@ What an entry needs, by what batch.json (and the entry's run folder) says about 
 - interrupted (or left "running" by a batch that was killed) with a checkpoint: resume it;
 - failed, pending, new, or interrupted before its first checkpoint: train it (again).
 
-Fresh entries whose configs differ only in ``loss.*`` are fused into one task (``train_paired``:
-one stacked model, identical batches) unless that would leave workers idle, in which case the
-groups are split.
+Fresh entries that can share a stack (``ce_lab.train.fusion``: they may differ in the loss, the
+optimizer's hyperparameters and the schedule) are fused into one task (``train_paired``: one
+stacked model, identical batches) of at most ``max_members`` entries, and groups are split
+further where that would leave workers idle.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from ce_lab.batch.store import (
 )
 from ce_lab.config import to_dict
 from ce_lab.errors import UsageError
+from ce_lab.train.fusion import DEFAULT_MAX_MEMBERS, fusion_key
 
 SKIP, RESUME, RUN, RERUN = "skip", "resume", "run", "rerun"
 CHECKPOINT = "checkpoint.pt"  # as ce_lab.train writes it (not imported: that pulls in torch)
@@ -238,14 +240,10 @@ def load_saved_batch(batch_dir: Path) -> Batch:
 # Tasks
 
 
-def _fusion_key(entry: Entry) -> str:
-    data = to_dict(entry.config)
-    data.pop("loss")  # train_paired fuses configs that differ only here
-    return json.dumps(data, sort_keys=True)
-
-
-def build_tasks(opened: Opened, fuse: bool, capacity: int) -> list[dict[str, Any]]:
-    """Resumes first (one run each), then fresh entries, fused by everything but the loss."""
+def build_tasks(opened: Opened, fuse: bool, capacity: int,
+                max_members: int = DEFAULT_MAX_MEMBERS) -> list[dict[str, Any]]:
+    """Resumes first (one run each), then fresh entries, fused into stacks of at most
+    ``max_members`` by ``ce_lab.train.fusion``'s rule."""
     batch, state = opened.batch, opened.state
     by_index = {e.index: e for e in batch.entries}
     resumes: list[dict[str, Any]] = []
@@ -259,9 +257,10 @@ def build_tasks(opened: Opened, fuse: bool, capacity: int) -> list[dict[str, Any
                             "run_dir": str(run_path(opened.batch_dir, rec.run_dir))})
             continue
         entry = by_index[rec.index]
-        key = _fusion_key(entry) if fuse else str(entry.index)
+        key = fusion_key(entry.config) if fuse else str(entry.index)
         groups.setdefault(key, []).append(entry)
-    chunks = list(groups.values())
+    chunks = [members[i : i + max_members] for members in groups.values()
+              for i in range(0, len(members), max_members)]
     # Fusing saves work, but not at the price of idle workers: split the biggest group while
     # workers would idle (fewer tasks than workers, or a last round that leaves some idle).
     while (len(resumes) + len(chunks) < capacity
@@ -315,14 +314,15 @@ Event = Callable[[str, EntryRecord, BatchState], None]  # ("start" | "end", entr
 
 
 def execute(opened: Opened, executor: Executor, *, fuse: bool = True,
-            on_event: Event | None = None, poll_seconds: float = 0.25) -> BatchResult:
+            on_event: Event | None = None, poll_seconds: float = 0.25,
+            max_members: int = DEFAULT_MAX_MEMBERS) -> BatchResult:
     """Run every entry that needs it; Ctrl-C (KeyboardInterrupt) stops scheduling, interrupts
     the running tasks (they checkpoint), records them as interrupted and returns."""
     from ce_lab.runstore import now_iso
 
     batch_dir, state = opened.batch_dir, opened.state
     records = {r.index: r for r in state.entries}
-    tasks = build_tasks(opened, fuse, executor.capacity)
+    tasks = build_tasks(opened, fuse, executor.capacity, max_members)
     result = BatchResult(batch_dir, state)
     result.skipped = sum(1 for r in state.entries if action_for(batch_dir, r) == SKIP)
     emit = on_event or (lambda *_: None)
@@ -416,3 +416,13 @@ def entry_summary(batch_dir: Path, rec: EntryRecord) -> dict[str, Any] | None:
 
 def describe_plan(opened: Opened) -> list[tuple[EntryRecord, str]]:
     return [(rec, action_for(opened.batch_dir, rec)) for rec in opened.state.entries]
+
+
+def stack_of_entries(opened: Opened, fuse: bool, capacity: int,
+                     max_members: int = DEFAULT_MAX_MEMBERS) -> dict[int, tuple[int, int]]:
+    """Entry index -> (task number, members in that task), as ``execute`` would schedule them."""
+    out = {}
+    for n, task in enumerate(build_tasks(opened, fuse, capacity, max_members)):
+        for i in task["entries"]:
+            out[i] = (n, len(task["entries"]))
+    return out

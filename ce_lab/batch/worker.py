@@ -45,7 +45,9 @@ def run_task(task: dict[str, Any], reporter=None) -> list[dict[str, Any]]:
             if len(cfgs) == 1:
                 outcomes = [training.train(cfgs[0], group=group, reporter=reporter)]
             else:
-                outcomes = training.train_paired(cfgs, group=group, reporter=reporter)
+                # The planner made this task one stack: train it as one.
+                outcomes = training.train_paired(cfgs, group=group, reporter=reporter,
+                                                 max_members=len(cfgs))
     except KeyboardInterrupt:  # before the training loop took over Ctrl-C
         return _results(task, "interrupted", "interrupted before training started",
                         task.get("run_dir"))

@@ -93,6 +93,12 @@ SeedOpt = Annotated[int | None, typer.Option("--seed", help="seed (default 0).")
 OutDirOpt = Annotated[
     Path | None, typer.Option("--out-dir", help="Folder for run folders (out_dir, default runs).")
 ]
+MaxMembersOpt = Annotated[
+    int,
+    typer.Option("--max-members", min=1, help="Most members one fused stack holds; a larger group "
+                 "is split into several stacks (default 32). Memory grows linearly with it; see "
+                 "the README's 'Comparing losses fairly'.", show_default=False),
+]
 DataDirOpt = Annotated[
     Path | None,
     typer.Option("--data-dir", help="MNIST cache folder (data.root; default: $CE_LAB_DATA_DIR, "

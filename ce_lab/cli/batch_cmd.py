@@ -12,7 +12,16 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from ce_lab.cli._common import OutDirOpt, SetOpt, cli_errors, console, err_console, fail
+from ce_lab.cli._common import (
+    MaxMembersOpt,
+    OutDirOpt,
+    SetOpt,
+    cli_errors,
+    console,
+    err_console,
+    fail,
+)
+from ce_lab.train.fusion import DEFAULT_MAX_MEMBERS
 
 
 class ExecutorKind(str, Enum):
@@ -31,10 +40,10 @@ def _lookup(config: dict, dotted: str):
     return value
 
 
-def _plan_table(opened):
+def _plan_table(opened, fuse: bool, capacity: int, max_members: int):
     from rich.table import Table
 
-    from ce_lab.batch.run import describe_plan
+    from ce_lab.batch.run import describe_plan, stack_of_entries
     from ce_lab.batch.spec import format_value
     from ce_lab.config import to_dict
 
@@ -49,13 +58,17 @@ def _plan_table(opened):
     table.add_column("config hash")
     table.add_column("status")
     table.add_column("action")
+    table.add_column("stack")
     configs = {e.index: to_dict(e.config) for e in opened.batch.entries}
+    stacks = stack_of_entries(opened, fuse, capacity, max_members)
     for rec, action in describe_plan(opened):
         cells = ([format_value(_lookup(configs[rec.index], k)) for k in keys] if keys else
                  [" ".join(f"{k}={format_value(v)}" for k, v in rec.overrides.items())
                   or "(base)"])
+        n, size = stacks.get(rec.index, (None, 0))
+        where = "—" if n is None else f"{n + 1} ({size} member{'s' if size > 1 else ''})"
         table.add_row(str(rec.index), *map(escape, cells), rec.config_hash[:12], rec.status,
-                      ACTION_TEXT[action])
+                      ACTION_TEXT[action], where)
     return table
 
 
@@ -179,9 +192,11 @@ def batch(
                             "(default 0).", show_default=False)
     ] = 0.0,
     fuse: Annotated[
-        bool, typer.Option("--fuse/--no-fuse", help="Train entries that differ only in the loss "
-                           "as one fused model (default --fuse).", show_default=False)
+        bool, typer.Option("--fuse/--no-fuse", help="Train entries that may share a stack (they "
+                           "differ only in the loss, optimizer hyperparameters or schedule) as "
+                           "one fused model (default --fuse).", show_default=False)
     ] = True,
+    max_members: MaxMembersOpt = DEFAULT_MAX_MEMBERS,
     new: Annotated[
         bool, typer.Option("--new", help="Start a new batch folder instead of continuing the "
                            "latest one of this batch name (default: continue).")
@@ -220,7 +235,7 @@ def batch(
 
     if dry_run:
         opened = running.plan(batch_obj, batch_dir, executor.value)
-        console.print(_plan_table(opened))
+        console.print(_plan_table(opened, fuse, jobs or 1, max_members))
         if opened.continued:
             console.print(f"continues {escape(str(batch_dir))}", highlight=False, soft_wrap=True)
         return
@@ -236,14 +251,16 @@ def batch(
                                                                     batch_obj.name)
     try:
         with locked(target):
-            result = _run(running, batch_obj, target, ex, executor, jobs, threads, fuse)
+            result = _run(running, batch_obj, target, ex, executor, jobs, threads, fuse,
+                          max_members)
             _finish(running, result, no_plots)
     finally:
         if ex is not None:
             ex.close()
 
 
-def _run(running, batch_obj, target: Path, ex, executor: ExecutorKind, jobs, threads, fuse):
+def _run(running, batch_obj, target: Path, ex, executor: ExecutorKind, jobs, threads, fuse,
+         max_members: int):
     opened = running.open_batch(batch_obj, target, executor.value)
     if ex is None:
         from ce_lab.batch.local import LocalExecutor
@@ -258,7 +275,7 @@ def _run(running, batch_obj, target: Path, ex, executor: ExecutorKind, jobs, thr
                      if opened.dropped else ""), highlight=False, soft_wrap=True)
     printer = _printer(len(actions) - todo.get("skip", 0), opened.batch_dir)
     with _sigterm_as_interrupt():
-        return running.execute(opened, ex, fuse=fuse, on_event=printer)
+        return running.execute(opened, ex, fuse=fuse, on_event=printer, max_members=max_members)
 
 
 def _finish(running, result, no_plots: bool) -> None:

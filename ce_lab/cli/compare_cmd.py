@@ -15,6 +15,7 @@ from ce_lab.cli._common import (
     DeviceOpt,
     EpochsOpt,
     LrOpt,
+    MaxMembersOpt,
     MaxStepsOpt,
     OptimOpt,
     OutDirOpt,
@@ -26,6 +27,7 @@ from ce_lab.cli._common import (
     fail,
     run_flags,
 )
+from ce_lab.train.fusion import DEFAULT_MAX_MEMBERS
 
 
 class TableFormat(str, Enum):
@@ -160,6 +162,7 @@ def compare(
         ProgressMode | None,
         typer.Option("--progress", help="auto, bar, plain or none (log.progress; default auto)."),
     ] = None,
+    max_members: MaxMembersOpt = DEFAULT_MAX_MEMBERS,
 ) -> None:
     """Train every loss (and seed) under identical conditions; show the table, plots, report.md.
 
@@ -187,7 +190,8 @@ def compare(
         training_only = {"--losses": losses, "--seeds": seeds, "--set-loss": set_loss,
                          "--config": config, "--set": set_, "--epochs": epochs,
                          "--max-steps": max_steps, "--lr": lr, "--optimizer": optimizer,
-                         "--batch-size": batch_size, "--device": device, "--data-dir": data_dir}
+                         "--batch-size": batch_size, "--device": device, "--data-dir": data_dir,
+                         "--max-members": max_members != DEFAULT_MAX_MEMBERS}
         given = [name for name, v in training_only.items() if v]
         if given:
             raise fail(f"{', '.join(given)} only apply when compare trains; runs named on the "
@@ -223,11 +227,13 @@ def compare(
     configs = comparing.build_configs(base, loss_list, seed_list or [base.seed], overrides)
     reporter = make_reporter(progress.value if progress else base.log.progress, err_console)
 
-    from ce_lab.train import fusable
+    from ce_lab.train.fusion import plan_stacks
 
     # Said here too, so --progress none (which silences the reporter's notes) still tells.
-    how = "fused" if all(fusable(c) for c in configs.values()) else (
-        "one after another: configs differ beyond the loss")
+    stacks = max(len(plan_stacks(c, max_members)) for c in configs.values())
+    how = "fused" if stacks == 1 else (
+        f"in {stacks} stacks one after another: configs differ beyond what a stack may hold "
+        "(the loss, optimizer hyperparameters, schedule), or --max-members")
 
     def announce(comp_dir: Path, group_id: str) -> None:
         err_console.print(f"comparison {group_id}: {len(loss_list)} losses x "
@@ -239,7 +245,7 @@ def compare(
     prepare_data(base.data)  # fetch with progress before the comparison folder exists
     trained = comparing.train_and_compare(configs, base.out_dir, reference=reference, sort=sort,
                                           plots=not no_plots, reporter=reporter,
-                                          on_dir=announce)
+                                          on_dir=announce, max_members=max_members)
     failed = [o for o in trained.outcomes if o.status == "failed"]
     from rich.markup import escape
 

@@ -232,6 +232,7 @@ def train_and_compare(
     plots: bool = True,
     reporter: Any = None,
     on_dir: Callable[[Path, str], None] | None = None,
+    max_members: int | None = None,
 ) -> TrainedComparison:
     """Train each seed's configs with ``train_paired`` (same weights and batches across losses)
     under one group id, then compare what was produced. Stops after an interrupted seed."""
@@ -243,7 +244,8 @@ def train_and_compare(
     outcomes: list[Any] = []
     interrupted = False
     for _seed, cfgs in configs_by_seed.items():
-        done = train_paired(list(cfgs), group=group, reporter=reporter)
+        kwargs = {} if max_members is None else {"max_members": max_members}
+        done = train_paired(list(cfgs), group=group, reporter=reporter, **kwargs)
         outcomes.extend(done)
         if any(o.exit_code == 130 or o.status == "interrupted" for o in done):
             interrupted = True

@@ -1,10 +1,9 @@
-"""The hand-written training step against autograd and torch.optim.
+"""The hand-written backward of the stacked MLP against autograd, and a whole training step.
 
-``Backprop`` differentiates the stacked MLP by hand and ``update_function`` applies plain SGD
-without torch.optim's wrapper; here both are checked against the autograd / torch.optim route in
-float64, for every activation, depth and member count, and a whole ce-lab training step (closed-form
-and autograd losses, every optimizer) against a reference written with nothing but autograd and
-torch.optim.
+``StackedMLP.backward`` differentiates the layers by hand; here it is checked against autograd in
+float64, for every activation, depth and member count, and a whole ce-lab training step
+(closed-form and autograd losses) against a reference written with nothing but autograd and
+torch.optim. The optimizer's own tests are in tests/test_optim.py.
 """
 
 from __future__ import annotations
@@ -14,13 +13,12 @@ import math
 import pytest
 import torch
 
-from ce_lab.backprop import ACTIVATION_BACKWARDS, ACTIVATIONS_IN_PLACE, Backprop
-from ce_lab.config import OptimConfig, with_overrides
+from ce_lab.config import with_overrides
 from ce_lab.data.loader import epoch_batches
 from ce_lab.losses import LOSSES, make_loss
-from ce_lab.model import ACTIVATIONS, build_model
-from ce_lab.optim import build_optimizer, update_function
-from ce_lab.train import _cpu_generator, train, train_paired
+from ce_lab.nn.mlp import build_model
+from ce_lab.train import train, train_paired
+from ce_lab.train.loop import batch_generator
 from tests.test_train import cfg, data  # noqa: F401  (fixtures)
 
 F64 = torch.float64
@@ -33,10 +31,6 @@ def _model64(members: int, hidden: list[int], activation: str, seed: int = 0):
             p.add_(torch.randn(p.shape, dtype=F64, generator=torch.Generator().manual_seed(seed + 1))
                    * 0.05 * torch.arange(1, members + 1, dtype=F64).view(-1, *[1] * (p.dim() - 1)))
     return model
-
-
-def test_every_activation_has_an_in_place_form_and_a_backward():
-    assert set(ACTIVATIONS) == set(ACTIVATIONS_IN_PLACE) == set(ACTIVATION_BACKWARDS)
 
 
 def test_weights_lie_in_memory_as_the_products_use_them():
@@ -62,14 +56,14 @@ def test_gradients_equal_autograd_in_float64(activation, hidden, members):
     logits_ref = model(x)
     want = torch.autograd.grad((logits_ref * upstream).sum(), params)
 
-    bp = Backprop(model)
-    logits = bp.forward(x)
+    with torch.no_grad():  # as in training: the cached views, in-place activations
+        logits = model(x, keep=True)
     torch.testing.assert_close(logits, logits_ref.detach(), rtol=1e-12, atol=1e-12)
-    bp.backward(upstream)
+    model.backward(upstream)
     for p, g in zip(params, want):
         torch.testing.assert_close(p.grad, g, rtol=1e-10, atol=1e-12)
     # The squared norms the divergence watch reads, per member.
-    sq = bp.squared_grad_norms()
+    sq = model.squared_grad_norms()
     for p, s in zip(params, sq):
         ref = p.grad.flatten(1).pow(2).sum(1)
         torch.testing.assert_close(s.reshape(-1), ref, rtol=1e-10, atol=1e-12)
@@ -77,14 +71,15 @@ def test_gradients_equal_autograd_in_float64(activation, hidden, members):
 
 def test_backward_overwrites_the_buffers_rather_than_accumulating():
     model = _model64(1, [8], "relu")
-    bp = Backprop(model)
     x = torch.randn(4, 784, dtype=F64)
     g = torch.randn(1, 4, 10, dtype=F64)
-    bp.forward(x)
-    bp.backward(g)
+    with torch.no_grad():
+        model(x, keep=True)
+    model.backward(g)
     first = [p.grad.clone() for p in model.parameters()]
-    bp.forward(x)
-    bp.backward(g)
+    with torch.no_grad():
+        model(x, keep=True)
+    model.backward(g)
     for p, f in zip(model.parameters(), first):
         assert torch.equal(p.grad, f)
 
@@ -98,40 +93,13 @@ def test_a_nan_upstream_of_a_dead_relu_unit_stays_out_as_with_autograd():
     upstream[0, 0, 0] = math.nan
     params = list(model.parameters())
     want = torch.autograd.grad((model(x) * upstream).sum(), params)
-    bp = Backprop(model)
-    bp.forward(x)
-    bp.backward(upstream)
+    with torch.no_grad():
+        model(x, keep=True)
+    model.backward(upstream)
     for p, w in zip(params, want):
         assert torch.equal(torch.isnan(p.grad), torch.isnan(w))
         torch.testing.assert_close(p.grad, w, equal_nan=True, rtol=1e-10, atol=1e-12)
     assert not torch.isnan(model.fc1.weight.grad[0, 0]).any()  # the dead unit's row stays clean
-
-
-# --- the optimizer update ------------------------------------------------------------------------
-
-@pytest.mark.parametrize("optim", [
-    OptimConfig(name="sgd", lr=0.3),
-    OptimConfig(name="sgd", lr=0.3, momentum=0.9, nesterov=True, weight_decay=1e-3),
-    OptimConfig(name="adam", lr=1e-2),
-    OptimConfig(name="adamw", lr=1e-2, weight_decay=0.1),
-], ids=["sgd", "sgd-nesterov-wd", "adam", "adamw"])
-def test_update_equals_torch_optim_step(optim):
-    def fresh():
-        model = build_model(2, [8], "relu", "default", 3)
-        for p in model.parameters():
-            p.grad = torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel()))
-        return model
-
-    ours, ref = fresh(), fresh()
-    update = update_function(build_optimizer(list(ours.parameters()), optim), optim)
-    ref_opt = build_optimizer(list(ref.parameters()), optim)
-    for lr in (optim.lr, optim.lr / 2):  # the lr passed in is the one used
-        update(lr)
-        for g in ref_opt.param_groups:
-            g["lr"] = lr
-        ref_opt.step()
-    for a, b in zip(ours.parameters(), ref.parameters()):
-        assert torch.equal(a, b)  # bit for bit
 
 
 # --- one whole training step against plain autograd + torch.optim --------------------------------
@@ -142,7 +110,7 @@ def _reference_first_steps(run_cfg, mnist, names: list[str], steps: int):
     model = build_model(len(names), m.hidden, m.activation, m.init, run_cfg.seed)
     opt = torch.optim.SGD(model.parameters(), lr=run_cfg.optim.lr, momentum=run_cfg.optim.momentum)
     fns = [make_loss(with_overrides(run_cfg, {"loss.name": n}).loss) for n in names]
-    gen = _cpu_generator(run_cfg.seed)
+    gen = batch_generator(run_cfg.seed)
     batches = epoch_batches(mnist.n_train, run_cfg.train.batch_size, gen, "cpu")
     for idx in list(batches)[:steps]:
         x, y = mnist.train_x[idx], mnist.train_y[idx]
@@ -195,7 +163,7 @@ def test_a_lone_run_after_backprop_keeps_gradients_for_the_optimizer(cfg, data):
 # --- the divergence watch --------------------------------------------------------------------------
 
 def _watch(members=2, capacity=4):
-    from ce_lab.divergence import DivergenceWatch
+    from ce_lab.train.divergence import DivergenceWatch
 
     return DivergenceWatch(members, ["loss", "grad_norm/a", "grad_norm/b"], capacity, "cpu")
 

@@ -1,0 +1,87 @@
+"""Per-member checkpoints: one member's slice of a stack, saved as a lone run's checkpoint.
+
+A checkpoint holds what a run needs to continue exactly: weights, optimizer state (in
+torch.optim's state_dict layout), the step and position in the epoch, the generator state that
+draws the epoch's batch order and torch's RNG state. It loads with
+``torch.load(path, weights_only=True)``; older checkpoints (written through torch.optim) load too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ce_lab.errors import CeLabError, UsageError
+
+CHECKPOINT = "checkpoint.pt"
+FORMAT = 1
+
+
+@dataclass
+class LoopState:
+    """Everything, besides weights and optimizer, that a checkpoint must hold to continue exactly."""
+
+    step: int = 0
+    epoch: int = 0  # completed epochs
+    batch_in_epoch: int = 0
+    wall_offset: float = 0.0
+    epoch_gen_state: torch.Tensor | None = None
+
+
+def _member_slice(tensors: dict[str, Any], m: int, members: int) -> dict[str, Any]:
+    """Member ``m``'s part of stacked tensors, kept with a leading dimension of one."""
+    out = {}
+    for k, v in tensors.items():
+        if isinstance(v, torch.Tensor) and v.dim() >= 1 and v.shape[0] == members:
+            out[k] = v[m : m + 1].detach().cpu().clone()
+        elif isinstance(v, torch.Tensor):
+            out[k] = v.detach().cpu().clone()
+        else:
+            out[k] = v
+    return out
+
+
+def save(stack, m: int, state: LoopState, examples: int, wall: float, run_dir: Path) -> None:
+    """Member ``m`` of ``stack`` into ``run_dir/checkpoint.pt``, written under a temp name first."""
+    ckpt = {
+        "format": FORMAT,
+        "model": _member_slice(stack.model.state_dict(), m, stack.M),
+        "optimizer": stack.optimizer.member_state_dict(m),
+        "step": state.step,
+        "epoch": state.epoch,
+        "batch_in_epoch": state.batch_in_epoch,
+        "examples": examples,  # for readers; derived from the step on load
+        "wall_seconds": wall,
+        "epoch_gen_state": state.epoch_gen_state,
+        "torch_rng_state": torch.get_rng_state(),
+    }
+    tmp = run_dir / f".{CHECKPOINT}.tmp"
+    try:
+        torch.save(ckpt, tmp)
+        tmp.replace(run_dir / CHECKPOINT)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def load(stack, path: Path) -> LoopState:
+    """A lone stack (M = 1) restored from ``path``; the loop state to continue from."""
+    if not path.exists():
+        raise UsageError(f"{path.parent}: no {CHECKPOINT} to resume from")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        stack.model.load_state_dict(ckpt["model"])
+        stack.optimizer.load_member_state_dict(0, ckpt["optimizer"])
+        state = LoopState(
+            step=ckpt["step"], epoch=ckpt["epoch"], batch_in_epoch=ckpt["batch_in_epoch"],
+            wall_offset=ckpt["wall_seconds"], epoch_gen_state=ckpt["epoch_gen_state"],
+        )
+        torch.set_rng_state(ckpt["torch_rng_state"])
+    except Exception as e:  # truncated, foreign, or not matching config.yaml's model
+        reason = " ".join(str(e).split())[:200]
+        raise CeLabError(f"{path}: cannot resume from this checkpoint "
+                         f"({type(e).__name__}: {reason})") from None
+    return state

@@ -1,0 +1,238 @@
+"""The training loop: epochs, the logging and evaluation cadence, divergence read-back, the stop
+flag and the endings. It drives a ``Stack`` (the arithmetic) and its ``Member``s (the run folders)
+and knows neither the arithmetic nor the file formats.
+
+The loop avoids host-device synchronisation except on logged, evaluated and checkpointed steps:
+non-finite values are tracked on the device and read back only then.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from itertools import islice
+from pathlib import Path
+
+import torch
+
+from ce_lab.config import RunConfig
+from ce_lab.progress import Reporter
+from ce_lab.train import checkpoint
+from ce_lab.train.checkpoint import LoopState
+from ce_lab.train.divergence import DivergenceWatch
+from ce_lab.train.fusion import fusable, member_labels
+from ce_lab.train.members import (
+    Member,
+    RunOutcome,
+    close_member,
+    create_members,
+    open_logs,
+    resumed_member,
+)
+from ce_lab.train.stack import Stack, loss_group_key
+
+BATCH_SEED_OFFSET = 1_000_003  # batch order uses its own stream, apart from the validation split
+
+
+def batch_generator(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed + BATCH_SEED_OFFSET)
+
+
+class Trainer:
+    """One stack of members, from its first step (or a checkpoint) to its end."""
+
+    def __init__(self, cfgs: Sequence[RunConfig], *, group: str | None, reporter: Reporter | None,
+                 resume: tuple[Path, dict] | None = None, data=None):
+        from ce_lab.data.loader import load_mnist
+        from ce_lab.device import resolve_device
+
+        if not fusable(cfgs):
+            raise ValueError("these configs cannot share a stack (ce_lab.train.fusion)")
+        # Members with the same loss side by side: each loss then gets one slice of the logits.
+        self.order = sorted(range(len(cfgs)), key=lambda i: loss_group_key(cfgs[i]))
+        self.cfgs = [cfgs[i] for i in self.order]
+        self.cfg = self.cfgs[0]
+        self.group = group
+        self.reporter = reporter or Reporter()
+        self.device = resolve_device(self.cfg.device)
+        self.data = data if data is not None else load_mnist(self.cfg.data, self.cfg.seed, self.device)
+        self.n_train = int(self.data.train_x.shape[0])
+        bs = self.cfg.train.batch_size
+        self.steps_per_epoch = math.ceil(self.n_train / bs)
+        epochs, max_steps = self.cfg.train.epochs, self.cfg.train.max_steps
+        total = epochs * self.steps_per_epoch
+        if max_steps is not None:  # a cap on the epochs; with epochs 0, the length on its own
+            total = max_steps if epochs == 0 else min(total, max_steps)
+        self.total_steps = total
+        n_inputs = int(self.data.train_x.shape[1])
+        n_classes = int(getattr(getattr(self.data, "spec", None), "n_classes", 10))
+        self.stack = Stack(self.cfgs, self.device, total, n_inputs, n_classes)
+        self.M = self.stack.M
+        self.state = LoopState()
+        self.members: list[Member] = []
+        self.resume = resume
+
+    # --- run folders -----------------------------------------------------------------------
+
+    def open_runs(self) -> None:
+        if self.resume is not None:
+            run_dir, meta = self.resume
+            self.state = checkpoint.load(self.stack, run_dir / checkpoint.CHECKPOINT)
+            self.members = [resumed_member(self.cfg, run_dir, meta, self.state.step)]
+        else:
+            self.members = create_members(self.cfgs, member_labels(self.cfgs), str(self.device),
+                                          self.group)
+        keep = self.state.step if self.resume is not None else None
+        open_logs(self.members, self.stack.param_names, self.stack.squashes, keep)
+
+    def _save(self, mem: Member) -> None:
+        checkpoint.save(self.stack, mem.index, self.state, self._examples_at(self.state.step),
+                        self._wall(), mem.run_dir)
+
+    # --- the loop ----------------------------------------------------------------------------
+
+    def _wall(self) -> float:
+        return self.state.wall_offset + (time.perf_counter() - self._t0)
+
+    def _alive(self) -> list[Member]:
+        return [m for m in self.members if m.alive]
+
+    def _examples_at(self, step: int) -> int:
+        """Training examples seen after ``step`` steps (only an epoch's last batch is short)."""
+        epochs, rest = divmod(step, self.steps_per_epoch)
+        return epochs * self.n_train + rest * self.cfg.train.batch_size
+
+    def _eval_and_log(self, epoch: int) -> None:
+        alive = self._alive()
+        if not alive or self.data.val_x.shape[0] == 0:
+            return
+        losses, accs = self.stack.evaluate(self.data.val_x, self.data.val_y,
+                                           self.cfg.train.eval_batch_size)
+        wall, step = self._wall(), self.state.step
+        for mem in alive:
+            mem.write_eval({"step": step, "epoch": epoch, "examples": self._examples_at(step),
+                            "wall_s": wall, "val_loss": losses[mem.index],
+                            "val_acc": accs[mem.index]})
+        self.reporter.evaluated(step, {m.label: accs[m.index] for m in alive})
+
+    def _check_divergence(self, step: int) -> None:
+        """Read back the divergence watch (a sync point) and stop the members that diverged."""
+        for mem, found in zip(self.members, self.watch.read(step)):
+            if found is None or not mem.alive:
+                continue
+            mem.diverged_at, mem.diverged_quantity = found
+            mem.stop("diverged", mem.diverged_at, self._wall())
+            self.reporter.note(f"{mem.label}: {mem.diverged_quantity} became non-finite at step "
+                               f"{mem.diverged_at}")
+        self.stack.stop_members([not m.alive for m in self.members])
+
+    def _write_rows(self, stats: dict[str, torch.Tensor], step: int, epoch: int) -> None:
+        """metrics.csv rows of the members still running, and of any that diverged at this step."""
+        names = list(stats)
+        table = torch.stack([stats[n] for n in names], 1).cpu().double().tolist()  # the one sync
+        lrs = self.stack.optimizer.lrs(step - 1)
+        wall, examples = self._wall(), self._examples_at(step)
+        for mem in self.members:
+            if not (mem.alive or mem.diverged_at == step):
+                continue
+            row = dict(zip(names, table[mem.index]))
+            row.update(step=step, epoch=epoch, examples=examples, wall_s=wall, lr=lrs[mem.index])
+            mem.write_metrics(row)
+        self.reporter.logged(step, epoch, {m.label: table[m.index][0] for m in self._alive()})
+
+    @torch.no_grad()  # once for the loop; losses without a closed form enable autograd for themselves
+    def run(self, stop) -> None:
+        from ce_lab.data.loader import epoch_batches
+
+        cfg = self.cfg
+        bs = cfg.train.batch_size
+        log_every, eval_every = cfg.log.log_every, cfg.log.eval_every
+        quantities = ["loss"] + [f"grad_norm/{n}" for n in self.stack.param_names]
+        self.watch = DivergenceWatch(self.M, quantities, min(log_every, eval_every), self.device,
+                                     self.state.step)
+        gen = batch_generator(cfg.seed)
+        train_x, train_y = self.data.train_x, self.data.train_y
+        self._t0 = time.perf_counter()
+        self.reporter.start([m.label for m in self.members], self.total_steps)
+        while self.state.step < self.total_steps and self._alive():
+            # epoch_gen_state is the generator state that draws this epoch's order; a checkpoint
+            # holds it, so a resumed run (mid-epoch or at an epoch end) draws the same order.
+            if self.state.epoch_gen_state is None:
+                self.state.epoch_gen_state = gen.get_state()
+            else:
+                gen.set_state(self.state.epoch_gen_state)
+            epoch = self.state.epoch + 1
+            batches = islice(epoch_batches(self.n_train, bs, gen, self.device),
+                             self.state.batch_in_epoch, None)
+            for idx in batches:
+                self.state.step += 1
+                step = self.state.step
+                self.state.batch_in_epoch += 1
+                log_now = step % log_every == 0
+                losses, sq_norms, stats = self.stack.step(
+                    train_x.index_select(0, idx), train_y.index_select(0, idx), step - 1, log_now)
+                # Every step: each member's loss and squared gradient norms go to the divergence
+                # watch, on the device and without a sync.
+                self.watch.record(step, losses, sq_norms)
+                end_of_epoch = self.state.batch_in_epoch == self.steps_per_epoch
+                last = step >= self.total_steps
+                eval_now = step % eval_every == 0 or end_of_epoch or last
+                if log_now or eval_now or stop.signum is not None or self.watch.must_read(step):
+                    self._check_divergence(step)
+                if stats is not None:
+                    self._write_rows(stats, step, epoch)
+                if end_of_epoch:
+                    self.state.epoch += 1
+                    self.state.batch_in_epoch = 0
+                    self.state.epoch_gen_state = gen.get_state()  # the next epoch's order
+                if eval_now:
+                    self._eval_and_log(epoch)
+                if end_of_epoch and cfg.log.checkpoint:
+                    for mem in self._alive():
+                        self._save(mem)
+                if stop.signum is not None:
+                    self._interrupt()
+                    return
+                if last or not self._alive():
+                    break
+        self._finish_alive()
+
+    # --- endings -----------------------------------------------------------------------------
+
+    def _finish_alive(self) -> None:
+        alive = self._alive()
+        if not alive:
+            return
+        test_loss, test_acc = self.stack.evaluate(self.data.test_x, self.data.test_y,
+                                                  self.cfg.train.eval_batch_size)
+        wall = self._wall()
+        for mem in alive:
+            mem.test = {"loss": test_loss[mem.index], "acc": test_acc[mem.index]}
+            mem.stop("completed", self.state.step, wall)
+            if self.cfg.log.checkpoint:
+                self._save(mem)
+
+    def _interrupt(self) -> None:
+        for mem in self._alive():
+            self._save(mem)
+        self.mark_interrupted()
+
+    def mark_interrupted(self) -> None:
+        wall = self._wall() if hasattr(self, "_t0") else self.state.wall_offset
+        for mem in self._alive():
+            mem.stop("interrupted", self.state.step, wall)
+
+    def fail(self, exc: BaseException) -> None:
+        for mem in self._alive():
+            mem.fail(exc, self.state.step)
+
+    def close(self) -> list[RunOutcome]:
+        """Every member's outcome, in the order the configs were given."""
+        outcomes = [close_member(mem, steps_per_epoch=self.steps_per_epoch,
+                                 examples=self._examples_at(mem.end_step)) for mem in self.members]
+        self.reporter.finish()
+        if self.resume is not None:
+            return outcomes
+        by_position = dict(zip(self.order, outcomes))
+        return [by_position[i] for i in range(len(outcomes))]

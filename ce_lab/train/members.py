@@ -1,0 +1,134 @@
+"""A stack's members as runs on disk: their folders, metric rows, outcomes and summaries.
+
+The loop calls these; it knows no file format. Each member has its own run folder, config.yaml,
+meta.json, metrics.csv, eval.csv and summary.json, exactly as a lone run has.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ce_lab.config import RunConfig, to_yaml
+from ce_lab.runstore import (
+    CsvLog,
+    atomic_write_text,
+    base_meta,
+    create_run_dir,
+    now_iso,
+    write_json,
+)
+from ce_lab.summary import summarize
+
+EXIT_CODES = {"completed": 0, "diverged": 3, "interrupted": 130, "failed": 1}
+EVAL_HEADER = ["step", "epoch", "examples", "wall_s", "val_loss", "val_acc"]
+
+
+def metric_header(param_names: Sequence[str], grad_stats: bool, squashes: bool) -> list[str]:
+    header = ["step", "epoch", "examples", "wall_s", "lr", "loss", "acc"]
+    if grad_stats:
+        header += [f"grad_norm/{n}" for n in param_names]
+        header += ["grad_norm/total", "logit_grad_norm"]
+        header += [f"update_ratio/{n}" for n in param_names]
+        if squashes:
+            header.append("saturated_frac")
+    return header
+
+
+@dataclass
+class RunOutcome:
+    run_dir: Path
+    status: str
+    exit_code: int
+    message: str | None = None
+    summary: dict[str, Any] | None = None
+
+
+@dataclass
+class Member:
+    index: int  # position in the stack
+    cfg: RunConfig
+    label: str  # what progress lines call it: the loss, plus the keys that tell members apart
+    run_dir: Path
+    meta: dict[str, Any]
+    metrics: CsvLog | None = None
+    evals: CsvLog | None = None
+    status: str = "running"
+    diverged_at: int | None = None
+    diverged_quantity: str | None = None
+    end_step: int = 0
+    end_wall: float = 0.0
+    test: dict[str, float] | None = None
+    message: str | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self.status == "running"
+
+    def stop(self, status: str, step: int, wall: float) -> None:
+        self.status, self.end_step, self.end_wall = status, step, wall
+
+    def write_metrics(self, row: Mapping[str, Any]) -> None:
+        self.metrics.write(row)
+
+    def write_eval(self, row: Mapping[str, Any]) -> None:
+        self.evals.write(row)
+
+    def fail(self, exc: BaseException, step: int) -> None:
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        self.status, self.end_step = "failed", step
+        self.message = f"{type(exc).__name__}: {exc}"
+        atomic_write_text(self.run_dir / "error.log", text)
+
+
+def create_members(cfgs: Sequence[RunConfig], labels: Sequence[str], device: str,
+                   group: str | None) -> list[Member]:
+    """New run folders, one per member, each with its config.yaml and meta.json."""
+    dirs = [create_run_dir(c.out_dir, c.loss.name) for c in cfgs]
+    ids = [d.name for d in dirs]
+    members = []
+    for i, (c, d) in enumerate(zip(cfgs, dirs)):
+        others = [x for x in ids if x != d.name] if len(cfgs) > 1 else None
+        members.append(Member(i, c, labels[i], d, base_meta(d.name, device, group, others)))
+        atomic_write_text(d / "config.yaml", to_yaml(c))
+    return members
+
+
+def resumed_member(cfg: RunConfig, run_dir: Path, meta: dict[str, Any], at_step: int) -> Member:
+    meta["status"] = "running"
+    meta["ended"] = None
+    meta.setdefault("resumed", []).append({"at_step": at_step, "time": now_iso()})
+    return Member(0, cfg, cfg.loss.name, run_dir, meta)
+
+
+def open_logs(members: Sequence[Member], param_names: Sequence[str], squashes: Sequence[bool],
+              keep_until_step: int | None) -> None:
+    """meta.json as the run starts, and the CSV files (a resumed run drops rows after its
+    checkpoint, which it logs again)."""
+    for mem in members:
+        write_json(mem.run_dir / "meta.json", mem.meta)
+        header = metric_header(param_names, mem.cfg.log.grad_stats, squashes[mem.index])
+        mem.metrics = CsvLog(mem.run_dir / "metrics.csv", header, keep_until_step=keep_until_step)
+        mem.evals = CsvLog(mem.run_dir / "eval.csv", EVAL_HEADER, keep_until_step=keep_until_step)
+
+
+def close_member(mem: Member, *, steps_per_epoch: int, examples: int) -> RunOutcome:
+    """summary.json and the final meta.json of a member whose run has ended."""
+    for log in (mem.metrics, mem.evals):
+        if log is not None:
+            log.close()
+    summary = summarize(
+        mem.run_dir, status=mem.status, loss=mem.cfg.loss.name, seed=mem.cfg.seed,
+        steps=mem.end_step, examples=examples, wall_seconds=mem.end_wall,
+        steps_per_epoch=steps_per_epoch, thresholds=mem.cfg.log.thresholds,
+        test=mem.test, diverged_at=mem.diverged_at,
+        diverged_quantity=mem.diverged_quantity, group=mem.meta.get("group"),
+    )
+    write_json(mem.run_dir / "summary.json", summary)
+    mem.meta["status"] = mem.status
+    mem.meta["ended"] = now_iso()
+    write_json(mem.run_dir / "meta.json", mem.meta)
+    return RunOutcome(mem.run_dir, mem.status, EXIT_CODES[mem.status], mem.message, summary)

@@ -1,0 +1,109 @@
+"""Training entry points: ``train(cfg)`` (one run), ``train_paired(cfgs)`` (a comparison: stacks
+of fused members, see ``ce_lab.train.fusion``) and ``resume(run_dir)``.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ce_lab.config import RunConfig, load_config
+from ce_lab.errors import UsageError
+from ce_lab.progress import Reporter
+from ce_lab.runstore import read_json
+from ce_lab.train.fusion import DEFAULT_MAX_MEMBERS, plan_stacks
+from ce_lab.train.loop import Trainer
+from ce_lab.train.members import RunOutcome
+
+
+class StopFlag:
+    """Ctrl-C and SIGTERM ask the loop to stop at the end of the current step."""
+
+    def __init__(self):
+        self.signum: int | None = None
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.signum is not None:  # a second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def __exit__(self, *exc):
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+        return False
+
+
+def _execute(trainer: Trainer) -> list[RunOutcome]:
+    trainer.open_runs()
+    exiting: SystemExit | None = None
+    with StopFlag() as stop:
+        try:
+            trainer.run(stop)
+        except KeyboardInterrupt:
+            # A second Ctrl-C stops mid-step: no checkpoint of a half-done step is written; a
+            # resume continues from the last epoch's checkpoint and drops the rows logged since.
+            trainer.mark_interrupted()
+        except SystemExit as exc:
+            # rich exits when the progress output's pipe closes (`ce-lab train | head`): end the
+            # runs as interrupted, like a second Ctrl-C, instead of leaving them "running".
+            trainer.mark_interrupted()
+            exiting = exc
+        except Exception as exc:  # recorded in error.log; the CLI prints one line
+            trainer.fail(exc)
+        outcomes = trainer.close()
+    if exiting is not None:
+        raise exiting
+    return outcomes
+
+
+def train(cfg: RunConfig, *, group: str | None = None, reporter: Reporter | None = None,
+          data=None) -> RunOutcome:
+    """Train one run; returns its folder and outcome."""
+    return _execute(Trainer([cfg], group=group, reporter=reporter, data=data))[0]
+
+
+def train_paired(cfgs: Sequence[RunConfig], *, group: str | None = None,
+                 reporter: Reporter | None = None, data=None,
+                 max_members: int = DEFAULT_MAX_MEMBERS) -> list[RunOutcome]:
+    """Train several configs on identical batches from identical weights: every group that can
+    share a stack is fused (at most ``max_members`` to a stack); stacks run one after another."""
+    if not cfgs:
+        return []
+    stacks = plan_stacks(cfgs, max_members)
+    if len(stacks) > 1 and reporter is not None:
+        sizes = ", ".join(str(len(s)) for s in stacks)
+        reporter.note(f"{len(cfgs)} runs in {len(stacks)} stacks of {sizes} members "
+                      "(configs differ beyond what a stack may hold, or --max-members)")
+    outcomes: dict[int, RunOutcome] = {}
+    for indices in stacks:
+        trainer = Trainer([cfgs[i] for i in indices], group=group, reporter=reporter, data=data)
+        done = _execute(trainer)
+        outcomes.update(zip(indices, done))
+        if any(o.status == "interrupted" for o in done):
+            break  # Ctrl-C stops the comparison, not just the stack in progress
+    return [outcomes[i] for i in sorted(outcomes)]
+
+
+def resume(run_dir: Path, *, reporter: Reporter | None = None, data=None) -> RunOutcome:
+    """Continue an interrupted (or failed) run from its last checkpoint."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "meta.json").is_file() or not (run_dir / "config.yaml").is_file():
+        raise UsageError(f"{run_dir}: not a run folder (no meta.json / config.yaml)")
+    meta = read_json(run_dir / "meta.json")
+    status = meta.get("status")
+    if status in ("completed", "diverged"):
+        raise UsageError(f"{run_dir}: run already {status}; nothing to resume")
+    cfg = load_config(run_dir / "config.yaml")
+    trainer = Trainer([cfg], group=meta.get("group"), reporter=reporter, resume=(run_dir, meta),
+                      data=data)
+    return _execute(trainer)[0]

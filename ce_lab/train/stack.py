@@ -1,0 +1,246 @@
+"""M members trained as one: the stacked model, each member's loss gradient, the update, and the
+per-step statistics. ``Stack.step(x, y, step, log_now)`` is the whole training step.
+
+Members are ordered so that those with the same loss (and options) are adjacent: each loss then
+sees one contiguous slice of the logits (a view), and a loss with a closed-form gradient computes
+it for all its members in one call. Losses without one go through autograd, all in one call, so
+whatever their pipeline does (a NaN from softmax -> log included) reaches the gradient exactly as
+autograd computes it.
+
+The step avoids host-device synchronisation: nothing is read back except on logged steps, where
+one transfer brings every statistic of every member.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from ce_lab.config import RunConfig
+from ce_lab.errors import CeLabError
+from ce_lab.losses import get_loss, make_loss, make_loss_grad
+from ce_lab.nn.mlp import StackedMLP, build_model, layer_sizes, param_names, parameter_count
+from ce_lab.optim import StackedOptimizer
+
+
+@dataclass(frozen=True)
+class LossGroup:
+    """Members ``start:stop`` of the stack, which share a loss and its options."""
+
+    start: int
+    stop: int
+    name: str
+    fn: object  # (logits (B, C), targets) -> scalar
+    grad: object | None  # closed form (logits, targets) -> (loss, d loss / d logits), or None
+
+
+def loss_group_key(cfg: RunConfig) -> str:
+    return json.dumps(cfg.loss.model_dump(mode="json"), sort_keys=True)
+
+
+def _loss_groups(cfgs: Sequence[RunConfig]) -> list[LossGroup]:
+    groups: list[LossGroup] = []
+    start = 0
+    for i in range(1, len(cfgs) + 1):
+        if i == len(cfgs) or loss_group_key(cfgs[i]) != loss_group_key(cfgs[start]):
+            c = cfgs[start].loss
+            groups.append(LossGroup(start, i, c.name, make_loss(c), make_loss_grad(c)))
+            start = i
+    return groups
+
+
+# --- memory ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    members: int
+    per_member: int  # bytes
+    shared: int  # bytes the stack needs whatever M is (beyond the data set, already loaded)
+
+    @property
+    def total(self) -> int:
+        return self.shared + self.members * self.per_member
+
+
+def estimate_memory(cfg: RunConfig, members: int, n_inputs: int, n_classes: int) -> MemoryEstimate:
+    """What a stack of ``members`` allocates, in bytes (float32).
+
+    Per member: weights, gradients, the optimizer's state (sgd momentum one copy, adam two), the
+    update's temporaries (one copy for sgd with momentum or decay, three for adam), the copy of the
+    weights kept on logged steps for the update ratio; activations of a training batch (forward
+    outputs and their gradients) and of an evaluation chunk. Shared: the data batch.
+    """
+    sizes = layer_sizes(cfg.model.hidden, n_inputs, n_classes)
+    params = parameter_count(sizes)
+    o = cfg.optim
+    state = 2 if o.name in ("adam", "adamw") else 1 if o.momentum else 0
+    temporaries = 3 if o.name in ("adam", "adamw") else 1 if (o.momentum or o.weight_decay) else 0
+    copies = 2 + state + temporaries + (1 if cfg.log.grad_stats else 0)
+    units = sum(sizes[1:])
+    activations = 3 * cfg.train.batch_size * units + cfg.train.eval_batch_size * units
+    shared = cfg.train.eval_batch_size * n_inputs + cfg.train.batch_size * n_inputs
+    return MemoryEstimate(members, 4 * (copies * params + activations), 4 * shared)
+
+
+def available_memory(device: torch.device) -> int | None:
+    """Bytes the device can still give, where that is known."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    if device.type == "mps":
+        mps = getattr(torch, "mps", None)
+        if mps is not None and hasattr(mps, "recommended_max_memory"):
+            return int(mps.recommended_max_memory() - mps.current_allocated_memory())
+        return None
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:.2f} GiB"
+
+
+def check_memory(est: MemoryEstimate, device: torch.device) -> None:
+    free = available_memory(device)
+    if free is not None and est.total > free:
+        raise CeLabError(
+            f"a stack of M={est.members} members needs about {_gib(est.total)} "
+            f"({_gib(est.per_member)} per member) but {device} has {_gib(free)} free; "
+            f"use fewer members per stack (--max-members) or a smaller model")
+
+
+# --- the stack ---------------------------------------------------------------------------------
+
+class Stack:
+    def __init__(self, cfgs: Sequence[RunConfig], device: torch.device, total_steps: int,
+                 n_inputs: int, n_classes: int):
+        self.cfgs = list(cfgs)
+        self.M = len(self.cfgs)
+        cfg = self.cfgs[0]
+        m = cfg.model
+        est = estimate_memory(cfg, self.M, n_inputs, n_classes)
+        check_memory(est, device)
+        try:
+            self.model: StackedMLP = build_model(self.M, m.hidden, m.activation, m.init, cfg.seed,
+                                                 device, n_inputs, n_classes)
+            self.model.forward(torch.zeros(1, n_inputs, device=device))  # allocates the buffers
+            self.model.zero_grad(set_to_none=False)
+        except (RuntimeError, MemoryError) as e:  # the allocator's own refusal
+            if "memory" not in str(e).lower() and not isinstance(e, MemoryError):
+                raise
+            raise CeLabError(f"cannot allocate a stack of M={self.M} members (about "
+                             f"{_gib(est.total)}): {' '.join(str(e).split())[:160]}") from None
+        self.params = list(self.model.parameters())
+        self.param_names = param_names(self.model)
+        self.optimizer = StackedOptimizer(self.params, [c.optim for c in self.cfgs],
+                                          [c.schedule for c in self.cfgs], total_steps)
+        self.groups = _loss_groups(self.cfgs)
+        self.squashes = [get_loss(c.loss.name).squashes_sigmoid for c in self.cfgs]
+        self.grad_stats = cfg.log.grad_stats
+        self._stopped: Tensor | None = None  # (M, 1, 1) bool, once a member has stopped
+
+    # --- members that stop -------------------------------------------------------------------
+
+    def stop_members(self, stopped: Sequence[bool]) -> None:
+        """From now on these members get a zero gradient (their results are final)."""
+        if any(stopped):
+            mask = torch.tensor(list(stopped), device=self.params[0].device)
+            self._stopped = mask.view(-1, 1, 1)
+
+    # --- one step ----------------------------------------------------------------------------
+
+    def loss_gradients(self, logits: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        """Every member's loss (M,) and d loss / d logits (M, B, C)."""
+        losses: list[Tensor] = []
+        grads: list[Tensor | None] = []
+        by_autograd: list[tuple[int, Tensor, Tensor]] = []
+        for g in self.groups:
+            z = logits[g.start : g.stop]
+            if g.grad is not None:
+                for zk in z.unbind(0):
+                    loss, grad = g.grad(zk, y)
+                    losses.append(loss)
+                    grads.append(grad)
+                continue
+            for zk in z.unbind(0):
+                zk = zk.detach().requires_grad_()
+                with torch.enable_grad():
+                    loss = g.fn(zk, y)
+                by_autograd.append((len(losses), zk, loss))
+                losses.append(loss)
+                grads.append(None)
+        if by_autograd:
+            _, leaves, outputs = zip(*by_autograd)
+            for (i, _, loss), grad in zip(by_autograd, torch.autograd.grad(outputs, leaves)):
+                losses[i], grads[i] = loss.detach(), grad
+        if self.M == 1:  # views: no copy
+            loss_t, grad_t = losses[0].unsqueeze(0), grads[0].unsqueeze(0)
+        else:
+            loss_t, grad_t = torch.stack(losses), torch.stack(grads)
+        if self._stopped is not None:
+            grad_t = torch.where(self._stopped, 0.0, grad_t)
+        return loss_t, grad_t
+
+    def step(self, x: Tensor, y: Tensor, step: int, log_now: bool
+             ) -> tuple[Tensor, list[Tensor], dict[str, Tensor] | None]:
+        """One forward/backward/update of every member at the step after ``step`` completed ones.
+
+        Returns each member's loss (M,), the squared gradient norms (one per parameter tensor,
+        for the divergence watch), and on a logged step the statistics by column name, each (M,).
+        """
+        logits = self.model.forward(x, keep=True)
+        losses, grad_logits = self.loss_gradients(logits, y)
+        self.model.backward(grad_logits)
+        sq_norms = self.model.squared_grad_norms()
+        stats: dict[str, Tensor] | None = None
+        if log_now:
+            stats = {"loss": losses, "acc": (logits.argmax(-1) == y).float().mean(-1)}
+            if self.grad_stats:
+                norms = [s.sqrt().reshape(self.M) for s in sq_norms]
+                for name, n in zip(self.param_names, norms):
+                    stats[f"grad_norm/{name}"] = n
+                stats["grad_norm/total"] = torch.stack(norms, 1).norm(dim=1)
+                # Gradient of each example's own loss: the batch mean divides it by B.
+                stats["logit_grad_norm"] = (grad_logits * x.shape[0]).norm(dim=-1).mean(-1)
+                before = [p.detach().clone() for p in self.params]
+        self.optimizer.step(step)
+        if log_now and self.grad_stats:
+            for name, p, b in zip(self.param_names, self.params, before):
+                dims = tuple(range(1, p.dim()))
+                stats[f"update_ratio/{name}"] = (torch.linalg.vector_norm(p.detach() - b, dim=dims)
+                                                 / torch.linalg.vector_norm(b, dim=dims))
+            if any(self.squashes):
+                probs = torch.sigmoid(logits)
+                stats["saturated_frac"] = ((probs < 0.01) | (probs > 0.99)).float().mean((-1, -2))
+        return losses, sq_norms, stats
+
+    # --- evaluation --------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def evaluate(self, x: Tensor, y: Tensor, chunk: int) -> tuple[list[float], list[float]]:
+        """Mean loss and accuracy of every member over (x, y), in chunks."""
+        losses, correct, sizes = [], [], []
+        for i in range(0, x.shape[0], chunk):
+            xb, yb = x[i : i + chunk], y[i : i + chunk]
+            logits = self.model(xb)
+            per = []
+            for g in self.groups:
+                per.extend(g.fn(logits[m], yb) for m in range(g.start, g.stop))
+            losses.append(torch.stack(per))
+            correct.append((logits.argmax(-1) == yb).sum(-1))
+            sizes.append(xb.shape[0])
+        # One transfer per evaluation (a sync point); sums in float64 on the CPU, which MPS lacks.
+        losses_cpu = torch.stack(losses).cpu().double()
+        correct_cpu = torch.stack(correct).cpu().double()
+        w = torch.tensor(sizes, dtype=torch.float64).unsqueeze(1)
+        n = x.shape[0]
+        return ((losses_cpu * w).sum(0) / n).tolist(), (correct_cpu.sum(0) / n).tolist()

@@ -1,0 +1,117 @@
+"""Stacks of members that differ in the loss *and* the optimizer's hyperparameters.
+
+The rule of what may differ inside a stack (``ce_lab.train.fusion``), and the promise that makes
+a stack worth having: every member trains exactly as it would alone, so on CPU the ``loss``,
+``acc``, ``val_loss`` and ``val_acc`` columns of a fused member equal its lone run's to the bit.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ce_lab.config import with_overrides
+from ce_lab.errors import CeLabError
+from ce_lab.train import fusable, plan_stacks, train, train_paired
+from ce_lab.train.fusion import member_labels
+from tests.test_train import cfg, data, rows  # noqa: F401  (fixtures)
+
+EXACT = {"metrics.csv": ("step", "lr", "loss", "acc"), "eval.csv": ("step", "val_loss", "val_acc")}
+
+
+@pytest.mark.parametrize("override", [
+    {"loss.name": "mse"}, {"loss.hinge_margin": 2.0}, {"optim.lr": 3.0}, {"optim.momentum": 0.9},
+    {"optim.momentum": 0.9, "optim.nesterov": True}, {"optim.weight_decay": 1e-3},
+    {"optim.beta1": 0.5}, {"optim.beta2": 0.9}, {"schedule.name": "cosine"},
+    {"schedule.name": "step", "schedule.gamma": 0.5}, {"log.thresholds": [0.5]},
+    {"out_dir": "elsewhere"},
+], ids=lambda o: ",".join(o))
+def test_what_may_differ_inside_a_stack(cfg, override):  # noqa: F811
+    assert fusable([cfg, with_overrides(cfg, override)])
+
+
+@pytest.mark.parametrize("override", [
+    {"seed": 1}, {"data.val_size": 10}, {"model.hidden": [16]}, {"model.activation": "tanh"},
+    {"model.init": "xavier"}, {"train.batch_size": 32}, {"train.epochs": 1},
+    {"train.max_steps": 5}, {"train.eval_batch_size": 7}, {"optim.name": "adam"},
+    {"device": "auto"}, {"log.log_every": 3}, {"log.eval_every": 3}, {"log.grad_stats": False},
+    {"log.checkpoint": False},
+], ids=lambda o: ",".join(o))
+def test_what_a_stack_must_share(cfg, override):  # noqa: F811
+    assert not fusable([cfg, with_overrides(cfg, override)])
+
+
+def test_stacks_are_planned_by_the_rule_and_bounded_in_size(cfg):  # noqa: F811
+    cfgs = [with_overrides(cfg, {"optim.lr": lr, "seed": seed})
+            for seed in (0, 1) for lr in (0.1, 0.3, 1.0)]
+    assert plan_stacks(cfgs) == [[0, 1, 2], [3, 4, 5]]
+    assert plan_stacks(cfgs, max_members=2) == [[0, 1], [2], [3, 4], [5]]
+
+
+def test_members_are_labelled_by_what_tells_them_apart(cfg):  # noqa: F811
+    cfgs = [with_overrides(cfg, o) for o in ({"loss.name": "ce"}, {"loss.name": "mse"},
+                                             {"loss.name": "mse", "optim.lr": 3.0})]
+    assert member_labels(cfgs) == ["ce lr=0.1", "mse lr=0.1", "mse lr=3.0"]
+    assert member_labels(cfgs[:2]) == ["ce", "mse"]
+
+
+GRID = {  # at least 6 members mixing losses, learning rates, momentum and weight decay
+    "sgd": [{"loss.name": "ce"}, {"loss.name": "ce", "optim.lr": 0.5},
+            {"loss.name": "mse", "optim.lr": 3.0}, {"loss.name": "hinge", "optim.momentum": 0.9},
+            {"loss.name": "nll-manual", "optim.weight_decay": 1e-2},
+            {"loss.name": "mse", "optim.momentum": 0.5, "optim.nesterov": True,
+             "schedule.name": "cosine"},
+            {"loss.name": "nll-manual", "optim.lr": 0.03}],
+    "adam": [{"loss.name": "ce"}, {"loss.name": "ce", "optim.lr": 3e-3},
+             {"loss.name": "mse", "optim.lr": 1e-2}, {"loss.name": "hinge", "optim.beta1": 0.5},
+             {"loss.name": "nll-manual", "optim.weight_decay": 1e-2},
+             {"loss.name": "bce", "optim.beta2": 0.9, "schedule.name": "step",
+              "schedule.step_every": 7}],
+}
+GRID["adamw"] = GRID["adam"]
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw"])
+def test_every_member_of_a_mixed_stack_trains_bit_for_bit_as_alone(cfg, data, optimizer):  # noqa: F811
+    base = with_overrides(cfg, {"optim.name": optimizer, "train.epochs": 1,
+                                "optim.lr": 0.1 if optimizer == "sgd" else 1e-3})
+    cfgs = [with_overrides(base, o) for o in GRID[optimizer]]
+    assert fusable(cfgs)
+    fused = train_paired(cfgs, data=data)
+    ids = {o.run_dir.name for o in fused}
+    for c, out in zip(cfgs, fused):
+        meta = json.loads((out.run_dir / "meta.json").read_text())
+        assert set(meta["fused_with"]) == ids - {out.run_dir.name}  # really one stack
+        alone = train(c, data=data)
+        assert out.status == alone.status
+        for name, cols in EXACT.items():
+            a, b = rows(out.run_dir / name), rows(alone.run_dir / name)
+            assert len(a) == len(b) and a
+            assert [[r[k] for k in cols] for r in a] == [[r[k] for k in cols] for r in b], (
+                c.loss.name, c.optim, name)
+        assert out.summary["final"] == alone.summary["final"]
+
+
+def test_a_member_that_diverges_stops_alone_in_a_mixed_stack(cfg, data):  # noqa: F811
+    cfgs = [with_overrides(cfg, o) for o in (
+        {"loss.name": "nll-manual", "optim.lr": 200.0}, {"loss.name": "ce", "optim.lr": 0.2},
+        {"loss.name": "mse", "optim.lr": 2.0})]
+    fused = train_paired(cfgs, data=data)
+    assert [o.status for o in fused] == ["diverged", "completed", "completed"]
+    alone = train(cfgs[0], data=data)
+    for key in ("diverged_at", "diverged_quantity", "steps"):
+        assert fused[0].summary[key] == alone.summary[key]
+    assert [r["loss"] for r in rows(fused[0].run_dir / "metrics.csv")] == [
+        r["loss"] for r in rows(alone.run_dir / "metrics.csv")]
+    ce_alone = train(cfgs[1], data=data)
+    assert [r["loss"] for r in rows(fused[1].run_dir / "metrics.csv")] == [
+        r["loss"] for r in rows(ce_alone.run_dir / "metrics.csv")]
+
+
+def test_a_stack_too_big_for_memory_is_refused_with_its_size(cfg, data):  # noqa: F811
+    huge = with_overrides(cfg, {"model.hidden": [2_000_000]})  # ~6 GB of weights per member
+    with pytest.raises(CeLabError, match=r"a stack of M=4 members needs about [\d.]+ GiB") as e:
+        train_paired([with_overrides(huge, {"optim.lr": lr}) for lr in (0.1, 0.2, 0.3, 0.4)],
+                     data=data)
+    assert "\n" not in str(e.value)
