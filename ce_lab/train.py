@@ -31,18 +31,10 @@ from ce_lab.errors import CeLabError, UsageError
 from ce_lab.losses import get_loss, make_loss, make_loss_grad
 from ce_lab.optim import lr_at
 from ce_lab.progress import Reporter
-from ce_lab.runstore import (
-    CsvLog,
-    atomic_write_text,
-    base_meta,
-    create_run_dir,
-    now_iso,
-    read_json,
-    write_json,
-)
+from ce_lab.runs.files import CsvLog, atomic_write_text, base_meta, now_iso, read_json, write_json
+from ce_lab.runs.folder import Status, create_run_dir
 from ce_lab.summary import summarize
 
-EXIT_CODES = {"completed": 0, "diverged": 3, "interrupted": 130, "failed": 1}
 BATCH_SEED_OFFSET = 1_000_003  # batch order uses its own stream, apart from the validation split
 CHECKPOINT = "checkpoint.pt"
 
@@ -64,7 +56,7 @@ class _Member:
     meta: dict[str, Any]
     metrics: CsvLog | None = None
     evals: CsvLog | None = None
-    status: str = "running"
+    status: str = Status.RUNNING
     diverged_at: int | None = None
     diverged_quantity: str | None = None
     end_step: int = 0
@@ -78,7 +70,7 @@ class _Member:
 
     @property
     def alive(self) -> bool:
-        return self.status == "running"
+        return self.status == Status.RUNNING
 
 
 @dataclass
@@ -204,7 +196,7 @@ class _Trainer:
             meta = read_json(self.resume_dir / "meta.json")
             self.members = [_Member(0, self.cfg, self.resume_dir, meta)]
             self._load_checkpoint(self.resume_dir / CHECKPOINT)
-            meta["status"] = "running"
+            meta["status"] = Status.RUNNING
             meta["ended"] = None
             meta.setdefault("resumed", []).append({"at_step": self.state.step, "time": now_iso()})
         else:
@@ -307,7 +299,7 @@ class _Trainer:
         for mem, found in zip(self.members, self.watch.read(step)):
             if found is None or not mem.alive:
                 continue
-            mem.status = "diverged"
+            mem.status = Status.DIVERGED
             mem.diverged_at, mem.diverged_quantity = found
             mem.end_step = mem.diverged_at
             mem.end_wall = self._wall()
@@ -475,7 +467,7 @@ class _Trainer:
         test_loss, test_acc = self._evaluate(self.data.test_x, self.data.test_y)
         wall = self._wall()
         for mem in alive:
-            mem.status = "completed"
+            mem.status = Status.COMPLETED
             mem.test = {"loss": test_loss[mem.index], "acc": test_acc[mem.index]}
             mem.end_step, mem.end_wall = self.state.step, wall
             if self.cfg.log.checkpoint:
@@ -491,14 +483,14 @@ class _Trainer:
         wall = self._wall()
         for mem in self.members:
             if mem.alive:
-                mem.status = "interrupted"
+                mem.status = Status.INTERRUPTED
                 mem.end_step, mem.end_wall = self.state.step, wall
 
     def fail(self, exc: BaseException) -> None:
         text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         for mem in self.members:
             if mem.alive:
-                mem.status = "failed"
+                mem.status = Status.FAILED
                 mem.message = f"{type(exc).__name__}: {exc}"
                 mem.end_step = self.state.step
                 atomic_write_text(mem.run_dir / "error.log", text)
@@ -520,7 +512,7 @@ class _Trainer:
             mem.meta["status"] = mem.status
             mem.meta["ended"] = now_iso()
             write_json(mem.run_dir / "meta.json", mem.meta)
-            outcomes.append(RunOutcome(mem.run_dir, mem.status, EXIT_CODES[mem.status],
+            outcomes.append(RunOutcome(mem.run_dir, mem.status, Status(mem.status).exit_code,
                                        mem.message, summary))
         self.reporter.finish()
         return outcomes
@@ -567,7 +559,7 @@ def train_paired(cfgs: Sequence[RunConfig], *, group: str | None = None,
     outcomes = []
     for c in cfgs:
         outcomes.append(train(c, group=group, reporter=reporter, data=data))
-        if outcomes[-1].status == "interrupted":
+        if outcomes[-1].status == Status.INTERRUPTED:
             break  # Ctrl-C stops the comparison, not just the run in progress
     return outcomes
 
@@ -579,7 +571,7 @@ def resume(run_dir: Path, *, reporter: Reporter | None = None, data=None) -> Run
         raise UsageError(f"{run_dir}: not a run folder (no meta.json / config.yaml)")
     meta = read_json(run_dir / "meta.json")
     status = meta.get("status")
-    if status in ("completed", "diverged"):
+    if status in (Status.COMPLETED, Status.DIVERGED):
         raise UsageError(f"{run_dir}: run already {status}; nothing to resume")
     cfg = load_config(run_dir / "config.yaml")
     trainer = _Trainer([cfg], group=meta.get("group"), reporter=reporter, resume_dir=run_dir,
