@@ -1,4 +1,4 @@
-"""Benchmark (issue 4): four losses trained fused in one stacked model vs four separate runs.
+"""Benchmark: four losses trained fused in one stacked model vs four separate runs.
 
 The same setting four times, differing only in the loss (ce, mse, hinge, nll-manual): ce-lab's
 defaults (784-256-10 ReLU MLP, batch 64, SGD lr 0.1, seed 0), CPU, one epoch (or --max-steps N),
@@ -8,7 +8,7 @@ gradient logging on as by default (log.grad_stats=true, log_every=10):
               forward/backward/step per batch for all four losses
   sequential  four ``train(cfg, data=...)`` calls, one after another, same configs
 
-Claim checked (target of issue 4): sequential / fused >= 1.4 (ratio of mean wall times).
+Claim checked: sequential / fused >= 1.4 (ratio of mean wall times).
 Correctness check: the fused members must reproduce the sequential runs: per loss the same status
 and step count, final validation accuracy within --acc-tol, and the loss column of metrics.csv equal
 row by row within --rtol/--atol (float rounding differs between a 4-member and a 1-member GEMM, so
