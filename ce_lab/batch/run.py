@@ -35,7 +35,14 @@ from ce_lab.batch.store import (
 )
 from ce_lab.config import to_dict
 from ce_lab.errors import UsageError
-from ce_lab.runs.files import SUMMARY, RunFolderError, read_meta, read_status, read_summary
+from ce_lab.runs.files import (
+    CHECKPOINT,
+    SUMMARY,
+    RunFolderError,
+    read_meta,
+    read_status,
+    read_summary,
+)
 from ce_lab.runs.folder import (
     ENDED_STATUSES,
     NON_RUN_PREFIXES,
@@ -45,7 +52,6 @@ from ce_lab.runs.folder import (
 )
 
 SKIP, RESUME, RUN, RERUN = "skip", "resume", "run", "rerun"
-CHECKPOINT = "checkpoint.pt"  # as ce_lab.train writes it (not imported: that pulls in torch)
 
 
 class Executor(Protocol):

@@ -37,6 +37,7 @@ CONFIG = "config.yaml"
 METRICS = "metrics.csv"
 EVALS = "eval.csv"
 ERROR_LOG = "error.log"
+CHECKPOINT = "checkpoint.pt"  # written by ce_lab.train; named here so readers need no torch
 
 
 class RunFolderError(CeLabError):

@@ -110,12 +110,15 @@ def create_folder(out_dir: Path | str, make_name: Callable[[], str], what: str) 
 
 
 def create_run_dir(out_dir: Path | str, label: str) -> Path:
+    """A new run folder for a run of ``label`` (its loss)."""
     return create_folder(out_dir, lambda: run_folder_name(label), "run")
 
 
 def create_comparison_dir(out_dir: Path | str) -> Path:
+    """A new comparison folder; its name is the group id of the runs it trains."""
     return create_folder(out_dir, comparison_folder_name, "comparison")
 
 
 def create_batch_dir(out_dir: Path | str, name: str) -> Path:
+    """A new folder for batch ``name`` (running the batch file again continues the newest)."""
     return create_folder(out_dir, lambda: batch_folder_name(name), "batch")
