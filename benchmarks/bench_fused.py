@@ -111,12 +111,12 @@ def outcome_record(out) -> dict:
 
 
 def run_fused(cfgs, data) -> list[dict]:
-    from ce_lab.runstore import read_json
+    from ce_lab.runs.files import read_meta
     from ce_lab.train import train_paired
 
     outs = train_paired(cfgs, data=data, max_members=len(cfgs))
     for o in outs:  # make sure the members really shared one model
-        if not read_json(o.run_dir / "meta.json").get("fused_with"):
+        if not read_meta(o.run_dir).get("fused_with"):
             raise SystemExit(f"{o.run_dir}: not fused (meta.json fused_with is empty)")
     return [outcome_record(o) for o in outs]
 

@@ -1,4 +1,4 @@
-"""Benchmark (issue 3): one epoch of ce-lab's default run against the standard tutorial pipeline.
+"""Benchmark: one epoch of ce-lab's default run against the standard tutorial pipeline.
 
 Three ways of training the same thing (784-256-10 ReLU MLP, batch 64, plain SGD lr 0.1,
 cross-entropy, CPU, one epoch), timed in one process, side by side:
@@ -11,7 +11,7 @@ cross-entropy, CPU, one epoch), timed in one process, side by side:
       SGD lr 0.1, F.cross_entropy, loss.item() every 10 batches (the example's log_interval), then
       the example's test pass over the 10,000 test images (DataLoader, batch 1000).
 
-Claims checked (targets of issue 3): (a) is at least 10x faster than (c); logging costs at most
+Claims checked: (a) is at least 10x faster than (c); logging costs at most
 10%, i.e. mean(a) / mean(b) <= 1.10.
 
 What is timed and what is not:

@@ -6,7 +6,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ce_lab.runstore import read_csv_rows
+from ce_lab.runs.files import read_csv_rows
+from ce_lab.runs.folder import threshold_key
 
 
 def _f(text: str) -> float:
@@ -15,10 +16,6 @@ def _f(text: str) -> float:
 
 def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
-
-
-def threshold_key(t: float) -> str:
-    return f"{t:.2f}"
 
 
 def summarize(run_dir: Path, *, status: str, loss: str, seed: int, steps: int, examples: int,

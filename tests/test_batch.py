@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -402,3 +403,36 @@ def test_a_batch_folder_in_use_by_a_live_process_is_refused(tmp_path):
     assert "being run by another ce-lab batch" in result.stderr
     assert lock.read_text() == str(os.getppid())  # not taken over
     assert [e.status for e in read_state(opened.batch_dir).entries] == ["pending"]
+
+
+def _one_error_line(result) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error"), result.stderr
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    return lines[0]
+
+
+def test_an_out_dir_that_is_a_file_is_one_line_not_a_traceback(tmp_path):
+    f = write_batch(tmp_path / "b.yaml", {"name": "afile", "seeds": [0]})
+    (tmp_path / "afile").write_text("")
+    result = runner.invoke(app, ["batch", str(f), "--out-dir", str(tmp_path / "afile")])
+    assert result.exit_code in (1, 2), result.output
+    assert "cannot create a batch folder" in _one_error_line(result)
+    assert (tmp_path / "afile").read_text() == ""
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,
+                    reason="root writes into read-only folders")
+def test_a_read_only_out_dir_is_one_line_not_a_traceback(tmp_path):
+    f = write_batch(tmp_path / "b.yaml", {"name": "ro", "seeds": [0]})
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        result = runner.invoke(app, ["batch", str(f), "--out-dir", str(ro)])
+    finally:
+        ro.chmod(0o755)
+    assert result.exit_code in (1, 2), result.output
+    assert "cannot create a batch folder" in _one_error_line(result)

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from ce_lab.cli.app import app
 from ce_lab.compare.stats import Agg, paired_interval
 from ce_lab.losses import loss_names
-from ce_lab.results import RunFolderError, load_run, select_runs
+from ce_lab.runs.record import RunFolderError, load_run, select_runs
 from tests.run_factory import make_run
 
 runner = CliRunner()

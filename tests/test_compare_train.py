@@ -10,7 +10,7 @@ import yaml
 from typer.testing import CliRunner
 
 from ce_lab.cli.app import app
-from ce_lab.results import load_run
+from ce_lab.runs.record import load_run
 from tests.mnist_fixture import TINY_VAL_SIZE
 
 runner = CliRunner()

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ce_lab.batch.store import LOGS
+from ce_lab.runs.folder import Status
 
 
 def available_cores() -> int:
@@ -102,12 +103,12 @@ class LocalExecutor:
         except (OSError, ValueError):
             pass
         code = r.proc.returncode
-        interrupted = code in (-signal.SIGINT, 130, -signal.SIGTERM)
-        status = "interrupted" if interrupted else "failed"
+        interrupted = code in (-signal.SIGINT, Status.INTERRUPTED.exit_code, -signal.SIGTERM)
+        status = Status.INTERRUPTED if interrupted else Status.FAILED
         error = (f"worker {'interrupted' if interrupted else 'crashed'} (exit {code}); "
                  f"see {r.log_path}")
         return [{"index": i, "run_dir": r.task.get("run_dir"), "status": status,
-                 "exit_code": 130 if interrupted else 1, "error": error}
+                 "exit_code": status.exit_code, "error": error}
                 for i in r.task["entries"]]
 
     def interrupt(self) -> None:

@@ -13,6 +13,7 @@ import os
 from typing import Any
 
 from ce_lab.errors import CeLabError
+from ce_lab.runs.folder import Status
 
 INSTALL_HINT = "the ray executor needs Ray: pip install 'ce-lab[ray]'"
 
@@ -102,12 +103,12 @@ class RayExecutor:
         try:
             return self.ray.get(ref)
         except self.ray.exceptions.TaskCancelledError:
-            status, error = "interrupted", "cancelled"
+            status, error = Status.INTERRUPTED, "cancelled"
         except Exception as e:  # the task raised, or its worker died
-            status = "failed"
+            status = Status.FAILED
             error = " ".join(str(e).split())[:500] or type(e).__name__
         return [{"index": i, "run_dir": task.get("run_dir"), "status": status, "error": error,
-                 "exit_code": 130 if status == "interrupted" else 1} for i in task["entries"]]
+                 "exit_code": status.exit_code} for i in task["entries"]]
 
     def interrupt(self) -> None:
         """Cancel every task: queued ones never start, running ones get a KeyboardInterrupt."""

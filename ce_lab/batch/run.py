@@ -15,7 +15,6 @@ further where that would leave workers idle.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,17 +24,10 @@ from ce_lab.batch.spec import Batch, Entry, batch_from_saved, config_hash
 from ce_lab.batch.store import (
     BASE_COPY,
     BATCH_COPY,
-    COMPLETED,
-    DIVERGED,
-    FAILED,
-    FINISHED,
-    INTERRUPTED,
-    PENDING,
-    RUNNING,
+    BATCH_JSON,
     BatchState,
     EntryRecord,
     latest_batch_dir,
-    new_batch_dir,
     read_state,
     relative_run,
     run_path,
@@ -43,10 +35,24 @@ from ce_lab.batch.store import (
 )
 from ce_lab.config import to_dict
 from ce_lab.errors import UsageError
+from ce_lab.runs.files import (
+    CHECKPOINT,
+    SUMMARY,
+    RunFolderError,
+    read_meta,
+    read_status,
+    read_summary,
+)
+from ce_lab.runs.folder import (
+    ENDED_STATUSES,
+    NON_RUN_PREFIXES,
+    RESULT_STATUSES,
+    Status,
+    create_batch_dir,
+)
 from ce_lab.train.fusion import DEFAULT_MAX_MEMBERS, fusion_key
 
 SKIP, RESUME, RUN, RERUN = "skip", "resume", "run", "rerun"
-CHECKPOINT = "checkpoint.pt"  # as ce_lab.train writes it (not imported: that pulls in torch)
 
 
 class Executor(Protocol):
@@ -66,15 +72,6 @@ class Executor(Protocol):
 # The batch folder and its state
 
 
-def _run_status(run_dir: Path) -> str | None:
-    """The status a run folder's meta.json records (None if unreadable)."""
-    try:
-        meta = json.loads((run_dir / "meta.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return meta.get("status") if isinstance(meta, dict) else None
-
-
 def _group_runs(out_dir: Path, group: str) -> dict[str, Path]:
     """Config hash -> newest run folder of ``group`` under ``out_dir`` (to find runs a killed
     batch never heard back about)."""
@@ -85,14 +82,13 @@ def _group_runs(out_dir: Path, group: str) -> dict[str, Path]:
     if not out_dir.is_dir():
         return found
     for p in sorted(out_dir.iterdir(), key=lambda p: p.name):
-        if p.name.startswith(("batch-", "compare-", ".")) or not p.is_dir():
+        if p.name.startswith(NON_RUN_PREFIXES) or not p.is_dir():
             continue
         try:
-            meta = json.loads((p / "meta.json").read_text(encoding="utf-8"))
-            if meta.get("group") != group:
+            if read_meta(p).get("group") != group:
                 continue
             found[config_hash(load_config(p / "config.yaml"))] = p  # names sort by time
-        except (OSError, ValueError, AttributeError, CeLabError):
+        except (OSError, ValueError, CeLabError):
             continue
     return found
 
@@ -102,36 +98,36 @@ def reconcile(batch_dir: Path, state: BatchState, out_dir: Path) -> None:
     entries "running", and a worker that died may never have reported its run folder."""
     scanned: dict[str, Path] | None = None
     for rec in state.entries:
-        if rec.status in (COMPLETED, DIVERGED, PENDING) and rec.run_dir is None:
-            if rec.status != PENDING:
-                rec.status = PENDING  # a result without a folder is no result
+        if rec.status in (Status.COMPLETED, Status.DIVERGED, Status.PENDING) and rec.run_dir is None:
+            if rec.status != Status.PENDING:
+                rec.status = Status.PENDING  # a result without a folder is no result
             continue
-        if rec.run_dir is None and rec.status in (RUNNING, INTERRUPTED):
+        if rec.run_dir is None and rec.status in (Status.RUNNING, Status.INTERRUPTED):
             if scanned is None:
                 scanned = _group_runs(out_dir, state.batch_id)
             if rec.config_hash in scanned:
                 rec.run_dir = relative_run(batch_dir, scanned[rec.config_hash])
         path = run_path(batch_dir, rec.run_dir)
         if path is None:
-            if rec.status == RUNNING:
-                rec.status = INTERRUPTED
+            if rec.status == Status.RUNNING:
+                rec.status = Status.INTERRUPTED
             continue
-        on_disk = _run_status(path)
-        if on_disk in FINISHED and (path / "summary.json").is_file():
+        on_disk = read_status(path)
+        if on_disk in RESULT_STATUSES and (path / SUMMARY).is_file():
             rec.status, rec.error = on_disk, None
-        elif rec.status in FINISHED:  # the folder is gone or was never finished
-            rec.status, rec.run_dir = PENDING, None
-        elif rec.status == RUNNING:
-            rec.status = INTERRUPTED
+        elif rec.status in RESULT_STATUSES:  # the folder is gone or was never finished
+            rec.status, rec.run_dir = Status.PENDING, None
+        elif rec.status == Status.RUNNING:
+            rec.status = Status.INTERRUPTED
 
 
 def action_for(batch_dir: Path, rec: EntryRecord) -> str:
     path = run_path(batch_dir, rec.run_dir)
-    if rec.status in FINISHED:
+    if rec.status in RESULT_STATUSES:
         return SKIP
-    if rec.status == INTERRUPTED and path is not None and (path / CHECKPOINT).is_file():
+    if rec.status == Status.INTERRUPTED and path is not None and (path / CHECKPOINT).is_file():
         return RESUME
-    if rec.status in (FAILED, INTERRUPTED):
+    if rec.status in (Status.FAILED, Status.INTERRUPTED):
         return RERUN
     return RUN
 
@@ -176,7 +172,7 @@ def find_previous(batch: Batch, new: bool) -> Path | None:
 
 def plan(batch: Batch, batch_dir: Path | None, executor: str = "local") -> Opened:
     """What running ``batch`` in ``batch_dir`` (None: a new folder) would do; writes nothing."""
-    from ce_lab.runstore import now_iso
+    from ce_lab.runs.files import now_iso
 
     previous = read_state(batch_dir) if batch_dir is not None else None
     bid = batch_dir.name if batch_dir is not None else f"batch-{batch.name}-(new)"
@@ -192,20 +188,20 @@ def plan(batch: Batch, batch_dir: Path | None, executor: str = "local") -> Opene
 def open_batch(batch: Batch, batch_dir: Path | None, executor: str = "local") -> Opened:
     """Create (``batch_dir`` None) or continue a batch folder, and save the state to run."""
     from ce_lab.config import to_yaml
-    from ce_lab.runstore import atomic_write_text
+    from ce_lab.runs.files import atomic_write_text
 
     if batch_dir is None:
-        batch_dir = new_batch_dir(batch.out_dir, batch.name)
-    opened = plan(batch, batch_dir, executor) if (batch_dir / "batch.json").exists() else None
+        batch_dir = create_batch_dir(batch.out_dir, batch.name)
+    opened = plan(batch, batch_dir, executor) if (batch_dir / BATCH_JSON).exists() else None
     if opened is None:
-        from ce_lab.runstore import now_iso
+        from ce_lab.runs.files import now_iso
 
         state = merge_state(batch, batch_dir, batch_dir.name, None, executor, now_iso())
         opened = Opened(batch, batch_dir, state, False)
     if batch.source is not None:  # --resume reuses the copies already there
         atomic_write_text(batch_dir / BATCH_COPY, batch.text)
         atomic_write_text(batch_dir / BASE_COPY, to_yaml(batch.base))
-    opened.state.status = RUNNING
+    opened.state.status = Status.RUNNING
     write_state(batch_dir, opened.state)
     return opened
 
@@ -296,18 +292,18 @@ class BatchResult:
 
     @property
     def failed(self) -> list[EntryRecord]:
-        return [e for e in self.state.entries if e.status == FAILED]
+        return [e for e in self.state.entries if e.status == Status.FAILED]
 
     @property
     def diverged(self) -> list[EntryRecord]:
-        return [e for e in self.state.entries if e.status == DIVERGED]
+        return [e for e in self.state.entries if e.status == Status.DIVERGED]
 
     @property
     def exit_code(self) -> int:
         """130 after Ctrl-C; 1 if an entry did not end with a result (failed); else 0."""
         if self.interrupted:
-            return 130
-        return 0 if all(e.status in FINISHED for e in self.state.entries) else 1
+            return Status.INTERRUPTED.exit_code
+        return 0 if all(e.status in RESULT_STATUSES for e in self.state.entries) else Status.FAILED.exit_code
 
 
 Event = Callable[[str, EntryRecord, BatchState], None]  # ("start" | "end", entry, state)
@@ -318,7 +314,7 @@ def execute(opened: Opened, executor: Executor, *, fuse: bool = True,
             max_members: int = DEFAULT_MAX_MEMBERS) -> BatchResult:
     """Run every entry that needs it; Ctrl-C (KeyboardInterrupt) stops scheduling, interrupts
     the running tasks (they checkpoint), records them as interrupted and returns."""
-    from ce_lab.runstore import now_iso
+    from ce_lab.runs.files import now_iso
 
     batch_dir, state = opened.batch_dir, opened.state
     records = {r.index: r for r in state.entries}
@@ -330,11 +326,10 @@ def execute(opened: Opened, executor: Executor, *, fuse: bool = True,
     def record(results: list[dict[str, Any]]) -> None:
         for res in results:
             rec = records[res["index"]]
-            rec.status = res["status"] if res["status"] in (
-                COMPLETED, DIVERGED, INTERRUPTED, FAILED) else FAILED
+            rec.status = res["status"] if res["status"] in ENDED_STATUSES else Status.FAILED
             if res.get("run_dir"):
                 rec.run_dir = relative_run(batch_dir, Path(res["run_dir"]))
-            rec.error = res.get("error") if rec.status in (FAILED, INTERRUPTED) else None
+            rec.error = res.get("error") if rec.status in (Status.FAILED, Status.INTERRUPTED) else None
             rec.ended = now_iso()
         write_state(batch_dir, state)
         for res in results:
@@ -348,7 +343,7 @@ def execute(opened: Opened, executor: Executor, *, fuse: bool = True,
                 log = executor.log_path(task)
                 for i in task["entries"]:
                     rec = records[i]
-                    rec.status, rec.error, rec.ended = RUNNING, None, None
+                    rec.status, rec.error, rec.ended = Status.RUNNING, None, None
                     rec.started = now_iso()
                     rec.attempts += 1
                     rec.log = str(log.relative_to(batch_dir)) if log else None
@@ -373,11 +368,11 @@ def execute(opened: Opened, executor: Executor, *, fuse: bool = True,
     finally:
         executor.close()
         for rec in state.entries:
-            if rec.status == RUNNING:
-                rec.status, rec.ended = INTERRUPTED, now_iso()
+            if rec.status == Status.RUNNING:
+                rec.status, rec.ended = Status.INTERRUPTED, now_iso()
         reconcile(batch_dir, state, opened.batch.out_dir)
-        state.status = ("interrupted" if result.interrupted
-                        else FAILED if result.failed else COMPLETED)
+        state.status = (Status.INTERRUPTED if result.interrupted
+                        else Status.FAILED if result.failed else Status.COMPLETED)
         write_state(batch_dir, state)
     return result
 
@@ -386,11 +381,11 @@ def compare_finished(result: BatchResult, plots: bool = True):
     """The comparison of every finished entry, grouped by the keys the batch varies (not the
     seed), written into the batch folder (tables, plots, report.md). None if nothing finished."""
     from ce_lab.compare import write_comparison
-    from ce_lab.results import RunFolderError, load_run
+    from ce_lab.runs.record import load_run
 
     records, skipped = [], []
     for rec in result.state.entries:
-        if rec.status not in FINISHED:
+        if rec.status not in RESULT_STATUSES:
             continue
         try:
             records.append(load_run(run_path(result.batch_dir, rec.run_dir)))
@@ -408,10 +403,9 @@ def entry_summary(batch_dir: Path, rec: EntryRecord) -> dict[str, Any] | None:
     if path is None:
         return None
     try:
-        data = json.loads((path / "summary.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return read_summary(path)
+    except RunFolderError:
         return None
-    return data if isinstance(data, dict) else None
 
 
 def describe_plan(opened: Opened) -> list[tuple[EntryRecord, str]]:

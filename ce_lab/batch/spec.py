@@ -88,9 +88,6 @@ class Entry:
     config: RunConfig
     config_hash: str
 
-    def label(self) -> str:
-        return format_overrides(self.overrides) or "(base)"
-
 
 @dataclass(frozen=True)
 class Batch:
@@ -139,9 +136,11 @@ def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def format_value(value: Any) -> str:
+def override_text(value: Any) -> str:
+    """A value as it is written in a ``KEY=VALUE`` override (YAML flow spelling: ``null``,
+    ``true``, ``[a,b]``), so a plan line can be pasted back into ``--set``."""
     if isinstance(value, (list, tuple)):
-        return "[" + ",".join(format_value(v) for v in value) + "]"
+        return "[" + ",".join(override_text(v) for v in value) + "]"
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -150,7 +149,7 @@ def format_value(value: Any) -> str:
 
 
 def format_overrides(overrides: Mapping[str, Any]) -> str:
-    return " ".join(f"{k}={format_value(v)}" for k, v in overrides.items())
+    return " ".join(f"{k}={override_text(v)}" for k, v in overrides.items())
 
 
 def varied_keys(entries: Sequence[Entry]) -> list[str]:

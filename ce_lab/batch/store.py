@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ce_lab.errors import UsageError
+from ce_lab.runs.folder import BATCH_PREFIX, Status
 
 BATCH_JSON = "batch.json"
 BATCH_COPY = "batch.yaml"
@@ -32,10 +32,8 @@ BASE_COPY = "base-config.yaml"
 LOGS = "logs"
 LOCK = ".lock"  # the pid of the batch process running this folder
 
-# Entry statuses. pending: not started; running: a worker has it; the rest as in the run folder.
-PENDING, RUNNING = "pending", "running"
-COMPLETED, DIVERGED, INTERRUPTED, FAILED = "completed", "diverged", "interrupted", "failed"
-FINISHED = (COMPLETED, DIVERGED)  # results: a diverged run is a result, not a failure
+# Entry statuses (ce_lab.runs.folder.Status): pending, not started; running, a worker has it; the
+# rest as in the run folder. RESULT_STATUSES: a diverged run is a result, not a failure.
 
 
 @dataclass
@@ -43,7 +41,7 @@ class EntryRecord:
     index: int
     overrides: dict[str, Any]
     config_hash: str
-    status: str = PENDING
+    status: str = Status.PENDING
     run_dir: str | None = None  # relative to the batch folder when under the same out_dir
     error: str | None = None
     log: str | None = None  # relative to the batch folder
@@ -59,7 +57,7 @@ class BatchState:
     created: str
     updated: str
     source: str | None  # the batch file it was started from (absolute), None after --resume only
-    status: str = RUNNING  # running | completed | failed | interrupted
+    status: str = Status.RUNNING  # running | completed | failed | interrupted
     executor: str = "local"
     varied_keys: list[str] = field(default_factory=list)
     group_by: list[str] = field(default_factory=list)
@@ -90,7 +88,7 @@ def from_json(data: dict[str, Any]) -> BatchState:
 
 def write_state(batch_dir: Path, state: BatchState) -> None:
     """Rewrite batch.json atomically (a reader never sees half a file)."""
-    from ce_lab.runstore import now_iso, write_json
+    from ce_lab.runs.files import now_iso, write_json
 
     state.updated = now_iso()
     write_json(Path(batch_dir) / BATCH_JSON, to_json(state))
@@ -110,29 +108,13 @@ def read_state(batch_dir: Path) -> BatchState:
         raise UsageError(f"{batch_dir}: unreadable {BATCH_JSON} ({reason})") from None
 
 
-def new_batch_dir(out_dir: Path, name: str) -> Path:
-    """``<out_dir>/batch-<name>-<YYYYmmdd-HHMMSS>-<4 hex>``, created exclusively."""
-    from ce_lab.runstore import timestamp
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for _ in range(100):
-        path = out_dir / f"batch-{name}-{timestamp()}-{secrets.token_hex(2)}"
-        try:
-            path.mkdir()  # fails if the name exists: two batches never share a folder
-            return path
-        except FileExistsError:
-            continue
-    raise OSError(f"could not create a new batch folder under {out_dir}")
-
-
 def latest_batch_dir(out_dir: Path, name: str) -> Path | None:
     """The most recent batch folder of this batch name under ``out_dir`` (None if there is none)."""
     out_dir = Path(out_dir)
     if not out_dir.is_dir():
         return None
     found = []
-    for p in out_dir.glob(f"batch-{name}-*"):
+    for p in out_dir.glob(f"{BATCH_PREFIX}{name}-*"):
         try:
             data = json.loads((p / BATCH_JSON).read_text(encoding="utf-8"))
         except (OSError, ValueError):

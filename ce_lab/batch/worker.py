@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from ce_lab.errors import CeLabError
+from ce_lab.runs.folder import Status
 
 
-def _results(task: dict[str, Any], status: str, error: str | None,
+def _results(task: dict[str, Any], status: Status, error: str | None,
              run_dir: str | None = None) -> list[dict[str, Any]]:
-    code = {"interrupted": 130, "failed": 1}.get(status, 1)
-    return [{"index": i, "run_dir": run_dir, "status": status, "exit_code": code, "error": error}
+    return [{"index": i, "run_dir": run_dir, "status": status, "exit_code": status.exit_code,
+             "error": error}
             for i in task["entries"]]
 
 
@@ -49,12 +50,12 @@ def run_task(task: dict[str, Any], reporter=None) -> list[dict[str, Any]]:
                 outcomes = training.train_paired(cfgs, group=group, reporter=reporter,
                                                  max_members=len(cfgs))
     except KeyboardInterrupt:  # before the training loop took over Ctrl-C
-        return _results(task, "interrupted", "interrupted before training started",
+        return _results(task, Status.INTERRUPTED, "interrupted before training started",
                         task.get("run_dir"))
     except CeLabError as e:
-        return _results(task, "failed", str(e), task.get("run_dir"))
+        return _results(task, Status.FAILED, str(e), task.get("run_dir"))
     except Exception as e:  # a failed entry must not take the batch down
-        return _results(task, "failed", f"{type(e).__name__}: {e}", task.get("run_dir"))
+        return _results(task, Status.FAILED, f"{type(e).__name__}: {e}", task.get("run_dir"))
     return [
         {"index": i, "run_dir": str(o.run_dir), "status": o.status, "exit_code": o.exit_code,
          "error": o.message}
@@ -66,7 +67,7 @@ def main(argv: list[str]) -> int:
     from rich.console import Console
 
     from ce_lab.progress import PlainReporter
-    from ce_lab.runstore import atomic_write_text
+    from ce_lab.runs.files import atomic_write_text
 
     task_path, result_path = Path(argv[0]), Path(argv[1])
     task = json.loads(task_path.read_text(encoding="utf-8"))

@@ -13,6 +13,7 @@ from rich.markup import escape
 
 from ce_lab.errors import CeLabError
 from ce_lab.losses import loss_names
+from ce_lab.runs.folder import Status
 
 console = Console()
 err_console = Console(stderr=True)
@@ -35,7 +36,7 @@ def cli_errors(fn):
         except CeLabError as e:
             raise fail(str(e), e.exit_code) from None
         except KeyboardInterrupt:  # Ctrl-C outside a training loop (which handles its own)
-            raise fail("interrupted", 130) from None
+            raise fail(Status.INTERRUPTED.value, Status.INTERRUPTED.exit_code) from None
 
     return wrapper
 

@@ -21,6 +21,7 @@ from ce_lab.cli._common import (
     err_console,
     fail,
 )
+from ce_lab.runs.folder import Status
 from ce_lab.train.fusion import DEFAULT_MAX_MEMBERS
 
 
@@ -44,7 +45,7 @@ def _plan_table(opened, fuse: bool, capacity: int, max_members: int):
     from rich.table import Table
 
     from ce_lab.batch.run import describe_plan, stack_of_entries
-    from ce_lab.batch.spec import format_value
+    from ce_lab.batch.spec import override_text
     from ce_lab.config import to_dict
 
     keys = opened.state.varied_keys
@@ -62,8 +63,8 @@ def _plan_table(opened, fuse: bool, capacity: int, max_members: int):
     configs = {e.index: to_dict(e.config) for e in opened.batch.entries}
     stacks = stack_of_entries(opened, fuse, capacity, max_members)
     for rec, action in describe_plan(opened):
-        cells = ([format_value(_lookup(configs[rec.index], k)) for k in keys] if keys else
-                 [" ".join(f"{k}={format_value(v)}" for k, v in rec.overrides.items())
+        cells = ([override_text(_lookup(configs[rec.index], k)) for k in keys] if keys else
+                 [" ".join(f"{k}={override_text(v)}" for k, v in rec.overrides.items())
                   or "(base)"])
         n, size = stacks.get(rec.index, (None, 0))
         where = "—" if n is None else f"{n + 1} ({size} member{'s' if size > 1 else ''})"
@@ -102,8 +103,8 @@ def _printer(total: int, batch_dir: Path):
                               soft_wrap=True)
             return
         done["n"] += 1
-        color = {"completed": "green", "diverged": "yellow", "interrupted": "yellow"}.get(
-            rec.status, "red")
+        color = {Status.COMPLETED: "green", Status.DIVERGED: "yellow",
+                 Status.INTERRUPTED: "yellow"}.get(rec.status, "red")
         extra = ""
         summary = entry_summary(batch_dir, rec)
         if summary:
@@ -113,7 +114,7 @@ def _printer(total: int, batch_dir: Path):
             if summary.get("diverged_at") is not None:
                 extra += (f" diverged at step {summary['diverged_at']}"
                           f" ({summary.get('diverged_quantity')})")
-        if rec.status == "failed" and rec.error:
+        if rec.status == Status.FAILED and rec.error:
             extra += f" error: {rec.error}"
         where = f" {rec.run_dir}" if rec.run_dir else ""
         err_console.print(
@@ -240,15 +241,16 @@ def batch(
             console.print(f"continues {escape(str(batch_dir))}", highlight=False, soft_wrap=True)
         return
 
-    from ce_lab.batch.store import locked, new_batch_dir
+    from ce_lab.batch.store import locked
+    from ce_lab.runs.folder import create_batch_dir
 
     ex = None
     if executor is ExecutorKind.ray:  # no Ray, or no cluster: one line, before any folder
         from ce_lab.batch.ray_exec import RayExecutor
 
         ex = RayExecutor(address, cpus_per_task, gpus_per_task, jobs)
-    target = batch_dir if batch_dir is not None else new_batch_dir(batch_obj.out_dir,
-                                                                    batch_obj.name)
+    target = batch_dir if batch_dir is not None else create_batch_dir(batch_obj.out_dir,
+                                                                       batch_obj.name)
     try:
         with locked(target):
             result = _run(running, batch_obj, target, ex, executor, jobs, threads, fuse,
@@ -285,7 +287,7 @@ def _finish(running, result, no_plots: bool) -> None:
         console.print(f"interrupted: run the batch file again, or ce-lab batch --resume "
                       f"{escape(str(result.batch_dir))}, to finish what is left",
                       highlight=False, soft_wrap=True)
-        raise typer.Exit(130)
+        raise typer.Exit(Status.INTERRUPTED.exit_code)
     comparison = running.compare_finished(result, plots=not no_plots)
     if comparison is not None:
         # The same rendering as `ce-lab compare`: tables, paired differences, notes, file paths.

@@ -175,7 +175,8 @@ def compare(
     from ce_lab.compare.table import check_sort_key
     from ce_lab.config import resolve_config
     from ce_lab.losses import loss_names
-    from ce_lab.results import select_runs
+    from ce_lab.runs.folder import Status, create_comparison_dir
+    from ce_lab.runs.record import select_runs
 
     if reference is not None and reference not in loss_names():
         raise fail(f"unknown --reference loss {reference!r}; valid losses: "
@@ -208,7 +209,7 @@ def compare(
         parents = {r.path.resolve().parent for r in records}
         if out_dir is None and run_dirs and len(parents) == 1:
             root = parents.pop()  # next to the runs compared, like the compare-* of a training
-        comp_dir, _ = comparing.new_comparison_dir(root)
+        comp_dir = create_comparison_dir(root)
         result = comparing.write_comparison(records, comp_dir, reference=reference, sort=sort,
                                             plots=not no_plots, skipped=skipped)
         render_comparison(result, fmt, output)
@@ -246,7 +247,7 @@ def compare(
     trained = comparing.train_and_compare(configs, base.out_dir, reference=reference, sort=sort,
                                           plots=not no_plots, reporter=reporter,
                                           on_dir=announce, max_members=max_members)
-    failed = [o for o in trained.outcomes if o.status == "failed"]
+    failed = [o for o in trained.outcomes if o.status == Status.FAILED]
     from rich.markup import escape
 
     for o in failed:
@@ -259,4 +260,4 @@ def compare(
     render_comparison(trained.result, fmt, output)
     if trained.interrupted:
         err_console.print("interrupted: the comparison holds the runs that finished")
-        raise typer.Exit(130)
+        raise typer.Exit(Status.INTERRUPTED.exit_code)

@@ -28,7 +28,7 @@ def _root_and_origin(data_dir: Path | None) -> tuple[Path, str]:
 
 
 def rich_reporter():
-    """A Reporter drawing one progress row per step on stderr (stdout keeps the result).
+    """A FetchReporter drawing one progress row per step on stderr (stdout keeps the result).
 
     Use it as ``with r.progress: load_mnist(..., reporter=r)`` to show a fetch in any command.
     """
@@ -41,9 +41,9 @@ def rich_reporter():
         TimeElapsedColumn,
     )
 
-    from ce_lab.data.fetch import Reporter
+    from ce_lab.data.fetch import FetchReporter
 
-    class RichReporter(Reporter):
+    class RichReporter(FetchReporter):
         def __init__(self) -> None:
             self.progress = Progress(
                 SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),

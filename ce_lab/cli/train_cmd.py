@@ -27,6 +27,7 @@ from ce_lab.cli._common import (
     fail,
     run_flags,
 )
+from ce_lab.runs.folder import Status
 
 
 def render_outcome(outcome) -> None:
@@ -40,7 +41,7 @@ def render_outcome(outcome) -> None:
         return "—" if v is None else f"{100 * v:.2f}%"
 
     table = Table(show_header=False, box=None, pad_edge=False)
-    colour = {"completed": "green", "diverged": "yellow"}.get(outcome.status, "red")
+    colour = {Status.COMPLETED: "green", Status.DIVERGED: "yellow"}.get(outcome.status, "red")
     table.add_row("status", f"[{colour}]{outcome.status}[/{colour}]")
     table.add_row("loss", str(s.get("loss")))
     table.add_row("steps", str(s.get("steps")))
@@ -116,10 +117,10 @@ def train(
     else:
         outcome = training.train(cfg, reporter=reporter)
     render_outcome(outcome)
-    if outcome.status == "failed":
+    if outcome.status == Status.FAILED:
         raise fail(f"run failed: {outcome.message} (traceback in "
                    f"{outcome.run_dir / 'error.log'})", 1)
-    if outcome.status == "interrupted":
+    if outcome.status == Status.INTERRUPTED:
         from rich.markup import escape
 
         # One line however long the path (soft_wrap), and a path's [brackets] are not markup.

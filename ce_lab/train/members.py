@@ -13,17 +13,21 @@ from pathlib import Path
 from typing import Any
 
 from ce_lab.config import RunConfig, to_yaml
-from ce_lab.runstore import (
+from ce_lab.runs.files import (
+    ERROR_LOG,
+    EVALS,
+    META,
+    METRICS,
+    SUMMARY,
     CsvLog,
     atomic_write_text,
     base_meta,
-    create_run_dir,
     now_iso,
     write_json,
 )
+from ce_lab.runs.folder import Status, create_run_dir
 from ce_lab.summary import summarize
 
-EXIT_CODES = {"completed": 0, "diverged": 3, "interrupted": 130, "failed": 1}
 EVAL_HEADER = ["step", "epoch", "examples", "wall_s", "val_loss", "val_acc"]
 
 
@@ -41,7 +45,7 @@ def metric_header(param_names: Sequence[str], grad_stats: bool, squashes: bool) 
 @dataclass
 class RunOutcome:
     run_dir: Path
-    status: str
+    status: Status
     exit_code: int
     message: str | None = None
     summary: dict[str, Any] | None = None
@@ -56,7 +60,7 @@ class Member:
     meta: dict[str, Any]
     metrics: CsvLog | None = None
     evals: CsvLog | None = None
-    status: str = "running"
+    status: Status = Status.RUNNING
     diverged_at: int | None = None
     diverged_quantity: str | None = None
     end_step: int = 0
@@ -66,9 +70,9 @@ class Member:
 
     @property
     def alive(self) -> bool:
-        return self.status == "running"
+        return self.status == Status.RUNNING
 
-    def stop(self, status: str, step: int, wall: float) -> None:
+    def stop(self, status: Status, step: int, wall: float) -> None:
         self.status, self.end_step, self.end_wall = status, step, wall
 
     def write_metrics(self, row: Mapping[str, Any]) -> None:
@@ -79,9 +83,9 @@ class Member:
 
     def fail(self, exc: BaseException, step: int) -> None:
         text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        self.status, self.end_step = "failed", step
+        self.status, self.end_step = Status.FAILED, step
         self.message = f"{type(exc).__name__}: {exc}"
-        atomic_write_text(self.run_dir / "error.log", text)
+        atomic_write_text(self.run_dir / ERROR_LOG, text)
 
 
 def create_members(cfgs: Sequence[RunConfig], labels: Sequence[str], device: str,
@@ -92,13 +96,20 @@ def create_members(cfgs: Sequence[RunConfig], labels: Sequence[str], device: str
     members = []
     for i, (c, d) in enumerate(zip(cfgs, dirs)):
         others = [x for x in ids if x != d.name] if len(cfgs) > 1 else None
-        members.append(Member(i, c, labels[i], d, base_meta(d.name, device, group, others)))
+        meta = base_meta(d.name, device, group, others, torch_version=torch_version())
+        members.append(Member(i, c, labels[i], d, meta))
         atomic_write_text(d / "config.yaml", to_yaml(c))
     return members
 
 
+def torch_version() -> str:
+    import torch
+
+    return torch.__version__
+
+
 def resumed_member(cfg: RunConfig, run_dir: Path, meta: dict[str, Any], at_step: int) -> Member:
-    meta["status"] = "running"
+    meta["status"] = Status.RUNNING
     meta["ended"] = None
     meta.setdefault("resumed", []).append({"at_step": at_step, "time": now_iso()})
     return Member(0, cfg, cfg.loss.name, run_dir, meta)
@@ -109,10 +120,10 @@ def open_logs(members: Sequence[Member], param_names: Sequence[str], squashes: S
     """meta.json as the run starts, and the CSV files (a resumed run drops rows after its
     checkpoint, which it logs again)."""
     for mem in members:
-        write_json(mem.run_dir / "meta.json", mem.meta)
+        write_json(mem.run_dir / META, mem.meta)
         header = metric_header(param_names, mem.cfg.log.grad_stats, squashes[mem.index])
-        mem.metrics = CsvLog(mem.run_dir / "metrics.csv", header, keep_until_step=keep_until_step)
-        mem.evals = CsvLog(mem.run_dir / "eval.csv", EVAL_HEADER, keep_until_step=keep_until_step)
+        mem.metrics = CsvLog(mem.run_dir / METRICS, header, keep_until_step=keep_until_step)
+        mem.evals = CsvLog(mem.run_dir / EVALS, EVAL_HEADER, keep_until_step=keep_until_step)
 
 
 def close_member(mem: Member, *, steps_per_epoch: int, examples: int) -> RunOutcome:
@@ -127,8 +138,8 @@ def close_member(mem: Member, *, steps_per_epoch: int, examples: int) -> RunOutc
         test=mem.test, diverged_at=mem.diverged_at,
         diverged_quantity=mem.diverged_quantity, group=mem.meta.get("group"),
     )
-    write_json(mem.run_dir / "summary.json", summary)
+    write_json(mem.run_dir / SUMMARY, summary)
     mem.meta["status"] = mem.status
     mem.meta["ended"] = now_iso()
-    write_json(mem.run_dir / "meta.json", mem.meta)
-    return RunOutcome(mem.run_dir, mem.status, EXIT_CODES[mem.status], mem.message, summary)
+    write_json(mem.run_dir / META, mem.meta)
+    return RunOutcome(mem.run_dir, mem.status, Status(mem.status).exit_code, mem.message, summary)

@@ -13,7 +13,8 @@ from typing import Any
 from ce_lab.config import RunConfig, load_config
 from ce_lab.errors import UsageError
 from ce_lab.progress import Reporter
-from ce_lab.runstore import read_json
+from ce_lab.runs.files import CONFIG, META, read_meta
+from ce_lab.runs.folder import Status
 from ce_lab.train.fusion import DEFAULT_MAX_MEMBERS, plan_stacks
 from ce_lab.train.loop import Trainer
 from ce_lab.train.members import RunOutcome
@@ -89,7 +90,7 @@ def train_paired(cfgs: Sequence[RunConfig], *, group: str | None = None,
         trainer = Trainer([cfgs[i] for i in indices], group=group, reporter=reporter, data=data)
         done = _execute(trainer)
         outcomes.update(zip(indices, done))
-        if any(o.status == "interrupted" for o in done):
+        if any(o.status == Status.INTERRUPTED for o in done):
             break  # Ctrl-C stops the comparison, not just the stack in progress
     return [outcomes[i] for i in sorted(outcomes)]
 
@@ -97,13 +98,13 @@ def train_paired(cfgs: Sequence[RunConfig], *, group: str | None = None,
 def resume(run_dir: Path, *, reporter: Reporter | None = None, data=None) -> RunOutcome:
     """Continue an interrupted (or failed) run from its last checkpoint."""
     run_dir = Path(run_dir)
-    if not (run_dir / "meta.json").is_file() or not (run_dir / "config.yaml").is_file():
-        raise UsageError(f"{run_dir}: not a run folder (no meta.json / config.yaml)")
-    meta = read_json(run_dir / "meta.json")
+    if not (run_dir / META).is_file() or not (run_dir / CONFIG).is_file():
+        raise UsageError(f"{run_dir}: not a run folder (no {META} / {CONFIG})")
+    meta = read_meta(run_dir)  # one line, not a traceback, for a corrupt meta.json
     status = meta.get("status")
-    if status in ("completed", "diverged"):
+    if status in (Status.COMPLETED, Status.DIVERGED):
         raise UsageError(f"{run_dir}: run already {status}; nothing to resume")
-    cfg = load_config(run_dir / "config.yaml")
+    cfg = load_config(run_dir / CONFIG)
     trainer = Trainer([cfg], group=meta.get("group"), reporter=reporter, resume=(run_dir, meta),
                       data=data)
     return _execute(trainer)[0]

@@ -1,4 +1,4 @@
-"""Loading finished run folders (the format in notes/run-format.md) and choosing which to compare.
+"""Finished run folders as records, and choosing which runs a comparison looks at.
 
 Every problem with a folder becomes a ``RunFolderError`` whose message is one line naming the folder
 and the reason, so a comparison can report it and go on with the other runs.
@@ -6,26 +6,32 @@ and the reason, so a comparison can report it and go on with the other runs.
 
 from __future__ import annotations
 
-import csv
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from ce_lab.errors import CeLabError, UsageError
+from ce_lab.errors import UsageError
+from ce_lab.runs.files import (
+    ERROR_LOG,
+    EVALS,
+    META,
+    METRICS,
+    SUMMARY,
+    RunFolderError,
+    read_config_mapping,
+    read_csv_columns,
+    read_mapping,
+    read_meta,
+    read_summary,
+)
+from ce_lab.runs.folder import NON_RUN_PREFIXES, Status, threshold_key
 
 METRICS_REQUIRED = ("step", "epoch", "examples", "wall_s", "lr", "loss", "acc")
 EVAL_REQUIRED = ("step", "epoch", "examples", "wall_s", "val_loss", "val_acc")
 SUMMARY_REQUIRED = ("status", "loss", "steps")
-# Folders under out_dir that hold comparisons or batches, not runs.
-NON_RUN_PREFIXES = ("compare-", "batch-", ".")
 
-
-class RunFolderError(CeLabError):
-    """A run folder that is missing, unfinished or corrupt; the message says which and why."""
+__all__ = ["RunFolderError", "RunRecord", "comparison_members", "load_run", "select_runs"]
 
 
 @dataclass
@@ -62,67 +68,7 @@ class RunRecord:
 
     def convergence(self, threshold: float) -> dict[str, Any] | None:
         """{"step", "examples", "seconds"} when the run reached ``threshold``, else None."""
-        return (self.summary.get("convergence") or {}).get(f"{threshold:.2f}")
-
-    def measured(self, threshold: float) -> bool:
-        """Whether the run tracked ``threshold`` at all (so a None convergence means 'not reached')."""
-        return f"{threshold:.2f}" in (self.summary.get("convergence") or {})
-
-
-def _read_mapping(path: Path, folder: Path) -> dict[str, Any]:
-    """A JSON object or YAML mapping from a run folder; RunFolderError says what is wrong."""
-    if path.suffix == ".json":
-        parse, errors, kind = json.loads, (json.JSONDecodeError,), "a JSON object"
-    else:
-        parse, errors, kind = yaml.safe_load, (yaml.YAMLError,), "a mapping"
-    try:
-        data = parse(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RunFolderError(f"{folder}: corrupt run folder (no {path.name})") from None
-    except (OSError, UnicodeDecodeError, *errors) as e:
-        reason = " ".join(str(e).split())
-        raise RunFolderError(f"{folder}: corrupt run folder ({path.name}: {reason})") from None
-    if not isinstance(data, dict):
-        raise RunFolderError(f"{folder}: corrupt run folder ({path.name} is not {kind})")
-    return data
-
-
-def _read_csv(path: Path, folder: Path, required: tuple[str, ...]) -> dict[str, list[float]]:
-    """A numeric CSV as columns; float() reads the nan / inf / -inf the writer uses."""
-    try:
-        with path.open(newline="", encoding="utf-8") as f:
-            reader = csv.reader(f)
-            header = next(reader, None)
-            if header is None:
-                raise RunFolderError(f"{folder}: corrupt run folder ({path.name} is empty)")
-            missing = [c for c in required if c not in header]
-            if missing:
-                raise RunFolderError(
-                    f"{folder}: corrupt run folder ({path.name} lacks column(s) "
-                    f"{', '.join(missing)})"
-                )
-            columns: dict[str, list[float]] = {name: [] for name in header}
-            for line_no, row in enumerate(reader, start=2):
-                if not row:
-                    continue
-                if len(row) != len(header):
-                    raise RunFolderError(
-                        f"{folder}: corrupt run folder ({path.name} line {line_no} has "
-                        f"{len(row)} fields, header has {len(header)})"
-                    )
-                try:
-                    values = [float(v) for v in row]
-                except ValueError as e:
-                    raise RunFolderError(
-                        f"{folder}: corrupt run folder ({path.name} line {line_no}: {e})"
-                    ) from None
-                for name, value in zip(header, values, strict=True):
-                    columns[name].append(value)
-    except FileNotFoundError:
-        raise RunFolderError(f"{folder}: corrupt run folder (no {path.name})") from None
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise RunFolderError(f"{folder}: corrupt run folder ({path.name}: {e})") from None
-    return columns
+        return (self.summary.get("convergence") or {}).get(threshold_key(threshold))
 
 
 def load_run(path: Path | str) -> RunRecord:
@@ -132,24 +78,24 @@ def load_run(path: Path | str) -> RunRecord:
         raise RunFolderError(f"{folder}: missing (no such folder)")
     if not folder.is_dir():
         raise RunFolderError(f"{folder}: not a run folder (a file)")
-    if not (folder / "meta.json").exists():
-        raise RunFolderError(f"{folder}: not a run folder (no meta.json)")
-    meta = _read_mapping(folder / "meta.json", folder)
+    if not (folder / META).exists():
+        raise RunFolderError(f"{folder}: not a run folder (no {META})")
+    meta = read_meta(folder)
     status = meta.get("status")
-    if status == "running":
+    if status == Status.RUNNING:
         raise RunFolderError(f"{folder}: unfinished (status running; still training or killed)")
-    if not (folder / "summary.json").exists():
-        hint = "; see error.log" if (folder / "error.log").exists() else ""
-        raise RunFolderError(f"{folder}: unfinished (status {status}, no summary.json{hint})")
-    summary = _read_mapping(folder / "summary.json", folder)
+    if not (folder / SUMMARY).exists():
+        hint = f"; see {ERROR_LOG}" if (folder / ERROR_LOG).exists() else ""
+        raise RunFolderError(f"{folder}: unfinished (status {status}, no {SUMMARY}{hint})")
+    summary = read_summary(folder)
     missing = [k for k in SUMMARY_REQUIRED if k not in summary]
     if missing:
         raise RunFolderError(
-            f"{folder}: corrupt run folder (summary.json lacks {', '.join(missing)})"
+            f"{folder}: corrupt run folder ({SUMMARY} lacks {', '.join(missing)})"
         )
-    config = _read_mapping(folder / "config.yaml", folder)
-    metrics = _read_csv(folder / "metrics.csv", folder, METRICS_REQUIRED)
-    evals = _read_csv(folder / "eval.csv", folder, EVAL_REQUIRED)
+    config = read_config_mapping(folder)
+    metrics = read_csv_columns(folder / METRICS, METRICS_REQUIRED)
+    evals = read_csv_columns(folder / EVALS, EVAL_REQUIRED)
     return RunRecord(folder, config, meta, summary, metrics, evals)
 
 
@@ -160,9 +106,8 @@ def load_run(path: Path | str) -> RunRecord:
 def _started(folder: Path) -> float:
     """When a run started (meta.json), for ordering; the folder's mtime if that is unreadable."""
     try:
-        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
-        return datetime.fromisoformat(str(meta["started"])).timestamp()
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return datetime.fromisoformat(str(read_meta(folder)["started"])).timestamp()
+    except (RunFolderError, ValueError, KeyError, TypeError):
         return folder.stat().st_mtime
 
 
@@ -171,25 +116,22 @@ def _candidate_dirs(out_dir: Path) -> list[Path]:
         raise UsageError(f"no runs found: {out_dir} is not a folder (see --out-dir)")
     # A folder without meta.json is not a run (a user's own folder): it must not take a --last slot.
     dirs = [p for p in out_dir.iterdir() if p.is_dir() and not p.name.startswith(NON_RUN_PREFIXES)
-            and (p / "meta.json").exists()]
+            and (p / META).exists()]
     return sorted(dirs, key=lambda p: (_started(p), p.name))
 
 
 def _group_of(folder: Path) -> str | None:
     try:
-        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return read_meta(folder).get("group")
+    except RunFolderError:
         return None
-    return meta.get("group") if isinstance(meta, dict) else None
 
 
 def comparison_members(comp_dir: Path) -> list[Path] | None:
     """The run folders a comparison folder lists (comparison.json), or None if it is not one."""
     try:
-        data = json.loads((comp_dir / "comparison.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(data, dict):
+        data = read_mapping(Path(comp_dir) / "comparison.json")
+    except RunFolderError:
         return None
     out = []
     for run in data.get("runs") or []:
