@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from ce_lab import metrics
+from ce_lab.compare.render.cells import SHOWN_TABLES
 from ce_lab.metrics import EVAL_HEADER, When, metrics_header, threshold_key
 from ce_lab.results import EVAL_REQUIRED, METRICS_REQUIRED
 
@@ -50,7 +51,7 @@ def test_summary_entries_are_consistent():
     assert len(keys) == len(set(keys))
     for m in registered:
         assert m.kind in ("acc", "step", "seconds", "norm") and m.when is When.END
-        assert m.table is None or m.table in ("accuracy", "gradients")
+        assert m.table is None or m.table in SHOWN_TABLES
         assert (m.path == ()) != (m.value is None)  # exactly one way to read it
         if m.second is not None:  # the companion is registered, over the same parameter
             companion = metrics.summary_metric(m.second.key)
@@ -76,7 +77,8 @@ def test_register_refuses_a_duplicate_key():
 
 
 def test_registry_and_comparison_table_do_not_import_torch():
-    code = ("import sys, ce_lab.metrics, ce_lab.summary; assert 'torch' not in sys.modules")
+    code = ("import sys, ce_lab.metrics, ce_lab.summary, ce_lab.compare.build, "
+            "ce_lab.compare.paired, ce_lab.compare.render.data; assert 'torch' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
