@@ -17,7 +17,7 @@ Two kinds of entry:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
@@ -173,7 +173,8 @@ class SummaryMetric:
     kind: str  # how values print: acc (0.9612) | step (400) | seconds (4.0) | norm (0.05)
     description: str
     path: tuple[str, ...] = ()  # where it lands in summary.json
-    value: Callable[[Mapping[str, Any]], Any] | None = None  # instead of path: summary -> value
+    # Instead of a path: (summary, parameter value or None) -> value, for a derived number.
+    value: Callable[[Mapping[str, Any], Any], Any] | None = None
     param: Param | None = None
     when: When = When.END
     higher_is_better: bool | None = None  # None: neither (a norm, a step count of an event)
@@ -184,14 +185,15 @@ class SummaryMetric:
     second: SecondLine | None = None
     group_text: str | None = None  # a group's cell instead of "mean (m/n)": {n}, {of}, {value}
 
-    def expand(self, value: Any = None) -> dict[str, str]:
+    def fields_for(self, value: Any = None) -> dict[str, str]:
+        """The template fields for one parameter value ({} without a parameter)."""
         return self.param.fields(value) if self.param is not None else {}
 
     def read(self, summary: Mapping[str, Any], value: Any = None) -> Any:
         """The raw value in a summary (None where it is absent)."""
         if self.value is not None:
-            return self.value(summary)
-        fields = self.expand(value)
+            return self.value(summary, value)
+        fields = self.fields_for(value)
         node: Any = summary
         for part in self.path:
             if not isinstance(node, Mapping):
@@ -270,7 +272,10 @@ class Expanded:
 
     metric: SummaryMetric
     value: Any = None  # the parameter's value (a threshold, a tensor name), None if none
-    fields: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def fields(self) -> dict[str, str]:
+        return self.metric.fields_for(self.value)
 
     @property
     def key(self) -> str:
@@ -310,7 +315,7 @@ def expand(values: Mapping[str, Iterable[Any]]) -> list[Expanded]:
         while j < len(metrics) and metrics[j].param is param:
             j += 1
         for v in values.get(param.name, ()):
-            out += [Expanded(m, v, param.fields(v)) for m in metrics[i:j]]
+            out += [Expanded(m, v) for m in metrics[i:j]]
         i = j
     return out
 

@@ -71,6 +71,14 @@ def test_expand_interleaves_parameter_values_and_reads_summaries():
     assert by_key["final_val_acc"] == 0.9 and by_key["test_acc"] is None
 
 
+def test_a_metric_can_be_a_function_of_the_summary():
+    per_epoch = metrics.SummaryMetric(
+        "steps_per_{t}", "steps per {t}", "step", "a derived number", param=metrics.THRESHOLD,
+        value=lambda s, t: s["steps"] * t)
+    assert metrics.Expanded(per_epoch, 0.5).read({"steps": 10}) == 5
+    assert per_epoch.fields_for(0.5) == {"t": "0.50"}
+
+
 def test_register_refuses_a_duplicate_key():
     with pytest.raises(ValueError, match="already registered"):
         metrics.register(metrics.summary_metric("test_acc"))
