@@ -1,4 +1,8 @@
-"""summary.json of a run, derived from the CSV files it wrote (so a resumed run needs no extra state)."""
+"""summary.json of a run, derived from the CSV files it wrote (so a resumed run needs no extra state).
+
+Column names come from the metric registry (ce_lab/metrics.py), so a renamed column is renamed here
+too; the summary's own keys are its file format and stay spelled out.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,18 @@ import math
 from pathlib import Path
 from typing import Any
 
+from ce_lab.metrics import LOGGED_METRICS, When, logged_metric, threshold_key
 from ce_lab.runs.files import read_csv_rows
-from ce_lab.runs.folder import threshold_key
+
+__all__ = ["summarize", "threshold_key"]
+
+# Looked up, not spelled: a column dropped from the registry fails here, at import.
+_STEP, _EPOCH, _EXAMPLES, _WALL, _VAL_ACC = (
+    logged_metric(n).name for n in ("step", "epoch", "examples", "wall_s", "val_acc"))
+_GRAD_NORM = logged_metric("grad_norm/{param}").prefix  # "grad_norm/": per tensor, and total
+_LOGIT_GRAD = logged_metric("logit_grad_norm").name
+# eval.csv's value columns (not its position columns), in file order: "final" holds their last row.
+_EVAL_VALUES = [m.name for m in LOGGED_METRICS if m.when == (When.EVAL,)]
 
 
 def _f(text: str) -> float:
@@ -25,33 +39,33 @@ def summarize(run_dir: Path, *, status: str, loss: str, seed: int, steps: int, e
     metrics = read_csv_rows(run_dir / "metrics.csv")
     evals = read_csv_rows(run_dir / "eval.csv")
     last_eval = evals[-1] if evals else None
-    val_acc = [(_f(r["val_acc"]), int(r["step"])) for r in evals]
+    val_acc = [(_f(r[_VAL_ACC]), int(r[_STEP])) for r in evals]
     finite_acc = [(a, s) for a, s in val_acc if math.isfinite(a)]
     best = max(finite_acc, key=lambda t: (t[0], -t[1])) if finite_acc else None
 
     convergence: dict[str, Any] = {}
     for t in thresholds:
-        hit = next((r for r in evals if _f(r["val_acc"]) >= t), None)
+        hit = next((r for r in evals if _f(r[_VAL_ACC]) >= t), None)
         convergence[threshold_key(t)] = None if hit is None else {
-            "step": int(hit["step"]), "examples": int(hit["examples"]), "seconds": _f(hit["wall_s"])
+            "step": int(hit[_STEP]), "examples": int(hit[_EXAMPLES]), "seconds": _f(hit[_WALL])
         }
 
     grad_summary = None
-    grad_cols = [c for c in (metrics[0].keys() if metrics else []) if c.startswith("grad_norm/")]
+    grad_cols = [c for c in (metrics[0].keys() if metrics else []) if c.startswith(_GRAD_NORM)]
     if grad_cols:
-        first_epoch = min(int(r["epoch"]) for r in metrics)
-        last_epoch = max(int(r["epoch"]) for r in metrics)
-        first = [r for r in metrics if int(r["epoch"]) == first_epoch]
-        last = [r for r in metrics if int(r["epoch"]) == last_epoch]
+        first_epoch = min(int(r[_EPOCH]) for r in metrics)
+        last_epoch = max(int(r[_EPOCH]) for r in metrics)
+        first = [r for r in metrics if int(r[_EPOCH]) == first_epoch]
+        last = [r for r in metrics if int(r[_EPOCH]) == last_epoch]
 
         def per_layer(rows):
-            return {c.removeprefix("grad_norm/"): _mean([_f(r[c]) for r in rows]) for c in grad_cols}
+            return {c.removeprefix(_GRAD_NORM): _mean([_f(r[c]) for r in rows]) for c in grad_cols}
 
         grad_summary = {
             "first_epoch": per_layer(first),
             "last_epoch": per_layer(last),
-            "logit_grad_norm_start": _mean([_f(r["logit_grad_norm"]) for r in first]),
-            "logit_grad_norm_end": _mean([_f(r["logit_grad_norm"]) for r in last]),
+            "logit_grad_norm_start": _mean([_f(r[_LOGIT_GRAD]) for r in first]),
+            "logit_grad_norm_end": _mean([_f(r[_LOGIT_GRAD]) for r in last]),
         }
 
     epochs_done = steps / steps_per_epoch if steps_per_epoch else 0.0
@@ -65,8 +79,7 @@ def summarize(run_dir: Path, *, status: str, loss: str, seed: int, steps: int, e
         "wall_seconds": wall_seconds,
         "seconds_per_epoch": wall_seconds / epochs_done if epochs_done else None,
         "final": {
-            "val_loss": _f(last_eval["val_loss"]) if last_eval else None,
-            "val_acc": _f(last_eval["val_acc"]) if last_eval else None,
+            **{c: _f(last_eval[c]) if last_eval else None for c in _EVAL_VALUES},
             "test_loss": test["loss"] if test else None,
             "test_acc": test["acc"] if test else None,
         },

@@ -61,13 +61,15 @@ def render_comparison(result, fmt: TableFormat, output: Path | None) -> None:
 
 
 def _write_table(result, fmt: TableFormat, output: Path | None) -> None:
-    from ce_lab.compare import table as tables
+    from ce_lab.compare.render import data as data_files
+    from ce_lab.compare.render.markdown import to_markdown
+    from ce_lab.compare.render.rich_tables import paired_to_rich, to_rich
 
     t, diffs, ref = result.table, result.diffs, result.reference
     if fmt is TableFormat.table:
-        renderables = tables.to_rich(t, title=f"comparison {result.group}")
+        renderables = to_rich(t, title=f"comparison {result.group}")
         if diffs:
-            renderables.append(tables.paired_to_rich(diffs, ref))
+            renderables.append(paired_to_rich(diffs, ref))
         if output is not None:
             from rich.console import Console
 
@@ -80,9 +82,9 @@ def _write_table(result, fmt: TableFormat, output: Path | None) -> None:
                 console.print(r)
     else:
         text = {
-            TableFormat.csv: lambda: tables.to_csv(t),
-            TableFormat.json: lambda: tables.to_json(t, diffs, ref, result.skipped),
-            TableFormat.markdown: lambda: tables.to_markdown(t, diffs, ref),
+            TableFormat.csv: lambda: data_files.to_csv(t),
+            TableFormat.json: lambda: data_files.to_json(t, diffs, ref, result.skipped),
+            TableFormat.markdown: lambda: to_markdown(t, diffs, ref),
         }[fmt]()
         if output is not None:
             output.write_text(text, encoding="utf-8")
@@ -172,7 +174,7 @@ def compare(
     A missing, unfinished or corrupt run folder is skipped with one line.
     """
     from ce_lab.compare import compare as comparing
-    from ce_lab.compare.table import check_sort_key
+    from ce_lab.compare.build import check_sort_key
     from ce_lab.config import resolve_config
     from ce_lab.losses import loss_names
     from ce_lab.runs.folder import Status, create_comparison_dir
@@ -203,7 +205,7 @@ def compare(
         if not records:
             raise fail(f"no runs to compare ({len(skipped)} skipped)", 1)
         if sort:
-            from ce_lab.compare.table import build_table
+            from ce_lab.compare.build import build_table
 
             build_table(records, sort=sort)  # an unknown column fails before any file is written
         parents = {r.path.resolve().parent for r in records}

@@ -14,7 +14,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ce_lab.compare import table as tables
+from ce_lab.compare.build import ComparisonTable, build_table
+from ce_lab.compare.paired import PairedDiff, paired_differences
+from ce_lab.compare.render import data as data_files
+from ce_lab.compare.render.markdown import to_markdown
 from ce_lab.errors import ConfigError, UsageError
 from ce_lab.runs.folder import Status, create_comparison_dir
 from ce_lab.runs.record import RunFolderError, RunRecord, load_run
@@ -40,8 +43,8 @@ def choose_reference(records: Sequence[RunRecord], requested: str | None) -> str
 class ComparisonResult:
     comp_dir: Path
     group: str
-    table: tables.ComparisonTable
-    diffs: list[tables.PairedDiff]
+    table: ComparisonTable
+    diffs: list[PairedDiff]
     reference: str | None
     files: dict[str, Path] = field(default_factory=dict)  # table.csv, ..., report.md
     plots: list[Path] = field(default_factory=list)
@@ -66,25 +69,25 @@ def write_comparison(
 ) -> ComparisonResult:
     """Render the comparison of ``records`` into ``comp_dir``: comparison.json, table.csv /
     table.json / table.md, paired.csv, the PNG plots and report.md."""
-    from ce_lab.compare.report import render_report
+    from ce_lab.compare.render.report import render_report
 
     comp_dir = Path(comp_dir)
-    table = tables.build_table(records, group_by=group_by, sort=sort)
+    table = build_table(records, group_by=group_by, sort=sort)
     ref = choose_reference(records, reference)
-    diffs = tables.paired_differences(table, ref) if ref else []
+    diffs = paired_differences(table, ref) if ref else []
     if reference is not None and ref is None:
         table.notes.append(f"reference loss {reference!r} is not among the runs: no paired table")
     result = ComparisonResult(comp_dir, comp_dir.name, table, diffs, ref, skipped=list(skipped))
 
-    result.files["table.csv"] = _write_text(comp_dir / "table.csv", tables.to_csv(table))
+    result.files["table.csv"] = _write_text(comp_dir / "table.csv", data_files.to_csv(table))
     result.files["table.json"] = _write_text(
-        comp_dir / "table.json", tables.to_json(table, diffs, ref, skipped))
+        comp_dir / "table.json", data_files.to_json(table, diffs, ref, skipped))
     result.files["table.md"] = _write_text(
-        comp_dir / "table.md", tables.to_markdown(table, diffs, ref))
+        comp_dir / "table.md", to_markdown(table, diffs, ref))
     if diffs:
-        result.files["paired.csv"] = _write_text(comp_dir / "paired.csv", tables.paired_csv(diffs))
+        result.files["paired.csv"] = _write_text(comp_dir / "paired.csv", data_files.paired_csv(diffs))
     if plots:
-        from ce_lab.compare.plots import write_plots
+        from ce_lab.compare.render.plots import write_plots
 
         groups = [(row.label, row.records) for row in table.rows]
         result.plots = write_plots(groups, table.thresholds, comp_dir)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ce_lab.errors import UsageError
+from ce_lab.metrics import When, required_columns
 from ce_lab.runs.files import (
     ERROR_LOG,
     EVALS,
@@ -27,8 +28,8 @@ from ce_lab.runs.files import (
 )
 from ce_lab.runs.folder import NON_RUN_PREFIXES, Status, threshold_key
 
-METRICS_REQUIRED = ("step", "epoch", "examples", "wall_s", "lr", "loss", "acc")
-EVAL_REQUIRED = ("step", "epoch", "examples", "wall_s", "val_loss", "val_acc")
+METRICS_REQUIRED = tuple(required_columns(When.LOG))  # from the metric registry
+EVAL_REQUIRED = tuple(required_columns(When.EVAL))
 SUMMARY_REQUIRED = ("status", "loss", "steps")
 
 __all__ = ["RunFolderError", "RunRecord", "comparison_members", "load_run", "select_runs"]

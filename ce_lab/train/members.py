@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ce_lab.config import RunConfig, to_yaml
+from ce_lab.metrics import EVAL_HEADER, metrics_header
 from ce_lab.runs.files import (
     ERROR_LOG,
     EVALS,
@@ -28,18 +29,8 @@ from ce_lab.runs.files import (
 from ce_lab.runs.folder import Status, create_run_dir
 from ce_lab.summary import summarize
 
-EVAL_HEADER = ["step", "epoch", "examples", "wall_s", "val_loss", "val_acc"]
-
-
-def metric_header(param_names: Sequence[str], grad_stats: bool, squashes: bool) -> list[str]:
-    header = ["step", "epoch", "examples", "wall_s", "lr", "loss", "acc"]
-    if grad_stats:
-        header += [f"grad_norm/{n}" for n in param_names]
-        header += ["grad_norm/total", "logit_grad_norm"]
-        header += [f"update_ratio/{n}" for n in param_names]
-        if squashes:
-            header.append("saturated_frac")
-    return header
+# The CSV headers come from the metric registry, the one definition of every column.
+metric_header = metrics_header
 
 
 @dataclass

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from ce_lab.compare.table import ComparisonTable, PairedDiff, flatten, to_markdown
+from ce_lab.compare.build import ComparisonTable, flatten
+from ce_lab.compare.paired import PairedDiff
+from ce_lab.compare.render.markdown import to_markdown
 
 # Settings worth stating at the top of a report, when all runs share them.
 KEY_SETTINGS = (

@@ -1,0 +1,43 @@
+"""The comparison as rich Tables for the terminal (multi-line cells keep them narrow)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ce_lab.compare.build import ComparisonTable
+from ce_lab.compare.paired import PairedDiff
+from ce_lab.compare.render.cells import (
+    PAIRED_NOTE,
+    PAIRED_TITLE,
+    paired_cells,
+    paired_headers,
+    shown_tables,
+)
+
+
+def to_rich(table: ComparisonTable, title: str = "comparison") -> list:
+    """The shown tables as rich Tables."""
+    from rich.table import Table
+
+    caption = "mean ± sample std over seeds; n runs per row" if table.aggregated else None
+    out = []
+    for name, cols in shown_tables(table):
+        t = Table(title=f"{title}: {name}", caption=caption, show_lines=True)
+        for c in cols:
+            t.add_column("\n".join(c.header), justify="right" if c.numeric else "left")
+        for row in table.rows:
+            t.add_row(*("\n".join(c.cell(row)) for c in cols))
+        out.append(t)
+    return out
+
+
+def paired_to_rich(diffs: Sequence[PairedDiff], reference: str):
+    from rich.table import Table
+
+    headers = paired_headers(diffs)
+    out = Table(title=f"{PAIRED_TITLE}: loss - {reference}", caption=PAIRED_NOTE)
+    for h in headers:
+        out.add_column(h, justify="left" if h in ("loss", "vs", "verdict") else "right")
+    for d in diffs:
+        out.add_row(*paired_cells(d, "vs" in headers))
+    return out

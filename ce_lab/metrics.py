@@ -1,0 +1,340 @@
+"""The metric registry: every number a run logs or a comparison shows, defined once.
+
+Why: a metric used to be named in four places (the training loop's CSV header, summary.json, the
+comparison's value function, its column list and its shown tables), so adding one meant editing all
+of them in step. Here each metric is one frozen record saying when it is computed, how it is
+summarised, and how it is shown; the CSV headers, the comparison columns, the sort keys and the
+shown tables are all derived from these lists. Torch-free: the run-folder and comparison code
+import it without loading torch.
+
+Two kinds of entry:
+- ``LoggedMetric``: a column of metrics.csv (a row every ``log.log_every`` steps) or eval.csv (a row
+  every ``log.eval_every`` steps and at each epoch end), with the conditions under which it exists.
+- ``SummaryMetric``: one value per run, read from summary.json, that the comparison tables show.
+  A metric may be parameterised (``param``): by accuracy threshold, or by weight tensor (layer).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from ce_lab.runs.folder import threshold_key  # the one spelling of a threshold: 0.9 -> "0.90"
+
+
+class When(str, Enum):
+    """When a value is computed."""
+
+    STEP = "step"  # at every optimizer step (on the device; e.g. the divergence watch)
+    LOG = "log"  # on a logged step: one metrics.csv row
+    EVAL = "eval"  # on an evaluation: one eval.csv row
+    END = "end"  # once, when the run ends: summary.json
+
+
+# ---------------------------------------------------------------------------------------------
+# Logged metrics: the CSV columns
+
+
+@dataclass(frozen=True)
+class LoggedMetric:
+    """One column (or, with ``per_param``, one column per parameter tensor) of the run's CSVs."""
+
+    name: str  # the column; with per_param a template, "{param}" -> "fc1.weight"
+    when: tuple[When, ...]  # LOG: metrics.csv, EVAL: eval.csv (step/epoch/... are in both)
+    description: str
+    per_param: bool = False  # one column per parameter tensor, in model order
+    grad_stats: bool = False  # exists only with log.grad_stats on
+    squashes: bool = False  # exists only for losses that squash logits through a sigmoid
+    # How the training side computes it; filled in there (None: the loop writes it by name).
+    compute: Callable | None = None
+
+    def exists(self, grad_stats: bool, squashes: bool) -> bool:
+        """Whether a run with these settings writes this column."""
+        return (grad_stats or not self.grad_stats) and (squashes or not self.squashes)
+
+    def columns(self, param_names: Sequence[str] = ()) -> list[str]:
+        if self.per_param:
+            return [self.name.format(param=p) for p in param_names]
+        return [self.name]
+
+    @property
+    def prefix(self) -> str:
+        """The column name up to its parameter: "grad_norm/" for "grad_norm/{param}"."""
+        return self.name.split("{", 1)[0]
+
+
+_BOTH = (When.LOG, When.EVAL)
+
+LOGGED_METRICS: tuple[LoggedMetric, ...] = (
+    LoggedMetric("step", _BOTH, "optimizer steps done (from 1)"),
+    LoggedMetric("epoch", _BOTH, "the epoch of that step (from 1)"),
+    LoggedMetric("examples", _BOTH, "training examples seen"),
+    LoggedMetric("wall_s", _BOTH, "seconds since the run started (the only column that differs "
+                 "between identical runs)"),
+    LoggedMetric("lr", (When.LOG,), "learning rate used for this step"),
+    LoggedMetric("loss", (When.LOG,), "loss of this step's batch"),
+    LoggedMetric("acc", (When.LOG,), "accuracy of this step's batch"),
+    LoggedMetric("grad_norm/{param}", (When.LOG,), "L2 norm of the gradient of each parameter "
+                 "tensor", per_param=True, grad_stats=True),
+    LoggedMetric("grad_norm/total", (When.LOG,), "L2 norm of the whole gradient",
+                 grad_stats=True),
+    LoggedMetric("logit_grad_norm", (When.LOG,), "mean over the batch of the norm of the "
+                 "gradient of each example's own loss with respect to its logits",
+                 grad_stats=True),
+    LoggedMetric("update_ratio/{param}", (When.LOG,), "||dw|| / ||w|| of this step's update, "
+                 "per parameter tensor", per_param=True, grad_stats=True),
+    LoggedMetric("saturated_frac", (When.LOG,), "fraction of sigmoid outputs below 0.01 or above "
+                 "0.99", grad_stats=True, squashes=True),
+    LoggedMetric("val_loss", (When.EVAL,), "loss on the validation split"),
+    LoggedMetric("val_acc", (When.EVAL,), "accuracy on the validation split"),
+)
+
+
+def logged_metric(name: str) -> LoggedMetric:
+    """The entry for a column name or template ("val_acc", "grad_norm/{param}")."""
+    return next(m for m in LOGGED_METRICS if m.name == name)
+
+
+def metrics_header(param_names: Sequence[str], grad_stats: bool, squashes: bool) -> list[str]:
+    """metrics.csv's header for a run: parameter tensors in model order, and its settings."""
+    return [c for m in LOGGED_METRICS if When.LOG in m.when and m.exists(grad_stats, squashes)
+            for c in m.columns(param_names)]
+
+
+def required_columns(when: When) -> list[str]:
+    """Columns every metrics.csv (LOG) or eval.csv (EVAL) has, whatever the settings."""
+    return [m.name for m in LOGGED_METRICS
+            if when in m.when and not (m.per_param or m.grad_stats or m.squashes)]
+
+
+EVAL_HEADER: list[str] = [c for m in LOGGED_METRICS if When.EVAL in m.when for c in m.columns()]
+
+
+# ---------------------------------------------------------------------------------------------
+# Summary metrics: what the comparison shows
+
+
+@dataclass(frozen=True)
+class Param:
+    """What a parameterised metric is expanded over, and how a value fills its templates."""
+
+    name: str
+    values: Callable[[Sequence[Mapping[str, Any]]], list]  # from the runs' summaries
+    fields: Callable[[Any], dict[str, str]]  # value -> template fields
+    placeholder: str  # in --sort's list of valid columns when the values are not known yet
+
+
+def _thresholds(summaries: Sequence[Mapping[str, Any]]) -> list[float]:
+    return sorted({float(t) for s in summaries for t in s.get("thresholds") or []})
+
+
+def _layers(summaries: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Weight tensors with gradient summaries (one per layer), in model order."""
+    names: list[str] = []
+    for s in summaries:
+        gs = s.get("grad_summary") or {}
+        for part in ("first_epoch", "last_epoch"):
+            for name in gs.get(part) or {}:
+                if name.endswith(".weight") and name not in names:
+                    names.append(name)
+    return names
+
+
+THRESHOLD = Param("threshold", _thresholds, lambda t: {"t": threshold_key(t)}, "<threshold>")
+LAYER = Param("layer", _layers,
+              lambda name: {"layer": name, "short": name.removesuffix(".weight")}, "<param>")
+
+
+@dataclass(frozen=True)
+class SecondLine:
+    """A companion metric shown under this one in the same cell of a shown table."""
+
+    key: str  # template of the companion's key
+    text: str = "{}"  # how its cell text is wrapped, e.g. "{} s", "→ {}"
+    counts: bool = True  # add "(m/n)" when some runs of a group lack it
+
+
+@dataclass(frozen=True)
+class SummaryMetric:
+    """One number per run, from summary.json, and how the comparison shows it.
+
+    ``key``, ``header``, ``path``, ``shown`` and ``second`` are templates filled per parameter
+    value: "{t}" is a threshold ("0.90"); "{layer}" a weight tensor ("fc1.weight"), "{short}" its
+    layer ("fc1").
+    """
+
+    key: str  # csv header, json key and --sort name
+    header: str  # its name as a column
+    kind: str  # how values print: acc (0.9612) | step (400) | seconds (4.0) | norm (0.05)
+    description: str
+    path: tuple[str, ...] = ()  # where it lands in summary.json
+    # Instead of a path: (summary, parameter value or None) -> value, for a derived number.
+    value: Callable[[Mapping[str, Any], Any], Any] | None = None
+    param: Param | None = None
+    when: When = When.END
+    higher_is_better: bool | None = None  # None: neither (a norm, a step count of an event)
+    sortable: bool = True
+    paired: bool = False  # gets a difference against the reference loss, paired by seed
+    table: str | None = "accuracy"  # shown table it is a column of; None: not a column there
+    shown: tuple[str, ...] = ()  # its header lines there (default: the header)
+    second: SecondLine | None = None
+    group_text: str | None = None  # a group's cell instead of "mean (m/n)": {n}, {of}, {value}
+
+    def fields_for(self, value: Any = None) -> dict[str, str]:
+        """The template fields for one parameter value ({} without a parameter)."""
+        return self.param.fields(value) if self.param is not None else {}
+
+    def read(self, summary: Mapping[str, Any], value: Any = None) -> Any:
+        """The raw value in a summary (None where it is absent)."""
+        if self.value is not None:
+            return self.value(summary, value)
+        fields = self.fields_for(value)
+        node: Any = summary
+        for part in self.path:
+            if not isinstance(node, Mapping):
+                return None
+            node = node.get(part.format(**fields))
+        return node
+
+    @property
+    def missing(self) -> str:
+        """What a shown table says where there is no value."""
+        return NOT_REACHED if self.param is THRESHOLD else NONE_SHOWN
+
+
+NOT_REACHED = "not reached"
+NONE_SHOWN = "—"
+
+_SUMMARY: list[SummaryMetric] = [
+    SummaryMetric("final_val_acc", "final val acc", "acc", "validation accuracy at the last "
+                  "evaluation", ("final", "val_acc"), higher_is_better=True,
+                  shown=("final", "val acc")),
+    SummaryMetric("best_val_acc", "best val acc", "acc", "highest validation accuracy of any "
+                  "evaluation", ("best_val_acc",), higher_is_better=True, shown=("best", "val acc")),
+    SummaryMetric("test_acc", "test acc", "acc", "accuracy on the test images (completed runs)",
+                  ("final", "test_acc"), higher_is_better=True, shown=("test", "acc")),
+    SummaryMetric("steps_to_{t}", "steps to {t}", "step", "steps until validation accuracy first "
+                  "reached the threshold", ("convergence", "{t}", "step"), param=THRESHOLD,
+                  higher_is_better=False, paired=True, shown=("to {t}", "steps, s"),
+                  second=SecondLine("seconds_to_{t}", "{} s", counts=False)),
+    SummaryMetric("seconds_to_{t}", "s to {t}", "seconds", "seconds until validation accuracy "
+                  "first reached the threshold", ("convergence", "{t}", "seconds"),
+                  param=THRESHOLD, higher_is_better=False, table=None),
+    SummaryMetric("grad_early/{layer}", "grad {short} early", "norm", "mean gradient norm of the "
+                  "weight tensor over the first epoch's rows",
+                  ("grad_summary", "first_epoch", "{layer}"), param=LAYER, table="gradients",
+                  shown=("grad {short}", "early → late"),
+                  second=SecondLine("grad_late/{layer}", "→ {}")),
+    SummaryMetric("grad_late/{layer}", "grad {short} late", "norm", "mean gradient norm of the "
+                  "weight tensor over the last epoch's rows",
+                  ("grad_summary", "last_epoch", "{layer}"), param=LAYER, table=None),
+    SummaryMetric("logit_grad_early", "dL/dz early", "norm", "mean logit_grad_norm over the first "
+                  "epoch's rows", ("grad_summary", "logit_grad_norm_start"), table="gradients",
+                  shown=("dL/dz", "early → late"), second=SecondLine("logit_grad_late", "→ {}")),
+    SummaryMetric("logit_grad_late", "dL/dz late", "norm", "mean logit_grad_norm over the last "
+                  "epoch's rows", ("grad_summary", "logit_grad_norm_end"), table=None),
+    SummaryMetric("diverged_at", "diverged at", "step", "the step the loss or a gradient went "
+                  "non-finite", ("diverged_at",), table="gradients", shown=("diverged", "at step"),
+                  group_text="{n}/{of} diverged, step {value}"),
+]
+
+
+def summary_metrics() -> tuple[SummaryMetric, ...]:
+    """The registered summary metrics, in column order."""
+    return tuple(_SUMMARY)
+
+
+def summary_metric(key: str) -> SummaryMetric:
+    """The entry with this key (template) — "test_acc", "steps_to_{t}"."""
+    return next(m for m in _SUMMARY if m.key == key)
+
+
+def register(metric: SummaryMetric) -> SummaryMetric:
+    """Add a summary metric after the others; it shows up in every comparison table."""
+    if any(m.key == metric.key for m in _SUMMARY):
+        raise ValueError(f"metric {metric.key!r} is already registered")
+    _SUMMARY.append(metric)
+    return metric
+
+
+def unregister(key: str) -> None:
+    _SUMMARY.remove(summary_metric(key))
+
+
+@dataclass(frozen=True)
+class Expanded:
+    """One registered metric for one parameter value: one column of a comparison."""
+
+    metric: SummaryMetric
+    value: Any = None  # the parameter's value (a threshold, a tensor name), None if none
+
+    @property
+    def fields(self) -> dict[str, str]:
+        return self.metric.fields_for(self.value)
+
+    @property
+    def key(self) -> str:
+        return self.metric.key.format(**self.fields)
+
+    @property
+    def header(self) -> str:
+        return self.metric.header.format(**self.fields)
+
+    @property
+    def shown(self) -> tuple[str, ...]:
+        return tuple(h.format(**self.fields) for h in self.metric.shown) or (self.header,)
+
+    @property
+    def second_key(self) -> str | None:
+        s = self.metric.second
+        return s.key.format(**self.fields) if s is not None else None
+
+    def read(self, summary: Mapping[str, Any]) -> Any:
+        return self.metric.read(summary, self.value)
+
+
+def expand(values: Mapping[str, Iterable[Any]]) -> list[Expanded]:
+    """Every registered metric for every value of its parameter (``values``: by param name;
+    a param not given expands to nothing). Consecutive metrics over the same parameter are
+    interleaved per value, so steps and seconds to 0.90 come before those to 0.95."""
+    out: list[Expanded] = []
+    metrics = list(_SUMMARY)
+    i = 0
+    while i < len(metrics):
+        param = metrics[i].param
+        if param is None:
+            out.append(Expanded(metrics[i]))
+            i += 1
+            continue
+        j = i
+        while j < len(metrics) and metrics[j].param is param:
+            j += 1
+        for v in values.get(param.name, ()):
+            out += [Expanded(m, v) for m in metrics[i:j]]
+        i = j
+    return out
+
+
+def param_values(summaries: Sequence[Mapping[str, Any]]) -> dict[str, list]:
+    """Each parameter's values over these runs: {"threshold": [0.9, ...], "layer": [...]}."""
+    params = {m.param.name: m.param for m in _SUMMARY if m.param is not None}
+    return {name: p.values(summaries) for name, p in params.items()}
+
+
+class _Placeholders(dict):
+    def __init__(self, text: str):
+        super().__init__()
+        self.text = text
+
+    def __missing__(self, key: str) -> str:
+        return self.text
+
+
+def sort_patterns(known: Iterable[str]) -> list[tuple[str, str]]:
+    """(pattern, key prefix) of the sortable parameterised metrics whose parameter values are not
+    ``known`` before the runs are read: [("grad_early/<param>", "grad_early/"), ...]."""
+    known = set(known)
+    return [(m.key.format_map(_Placeholders(m.param.placeholder)), m.key.split("{", 1)[0])
+            for m in _SUMMARY if m.param is not None and m.sortable and m.param.name not in known]
