@@ -204,11 +204,65 @@ def _key_lines(text: str) -> tuple[dict[tuple[str, ...], int], tuple[str, int] |
     return marks, (duplicates[0] if duplicates else None)
 
 
+MAX_FILE_BYTES = 1 << 20  # config and batch files; real ones are a few hundred bytes
+MAX_FILE_TEXT = "1 MiB"
+MAX_DEPTH = 64  # nesting of mappings and lists; a config uses three levels
+MAX_VALUES = 100_000  # values after expanding aliases (&anchor / *alias); guards alias bombs
+
+
+def _shape_problem(text: str) -> str | None:
+    """What makes ``text`` too deep or too big once aliases are expanded, or None.
+
+    One pass over the parser's events (PyYAML's parser is iterative, its composer recursive): the
+    expanded size of every anchored node is known when the node ends, so an alias costs one
+    addition however deep the aliases nest. Raises yaml.YAMLError for malformed YAML.
+    """
+    sizes: dict[str, int] = {}  # anchor -> values in the node it names, aliases expanded
+    open_anchors: set[str] = set()
+    starts: list[tuple[int, str | None]] = []
+    values = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            if len(starts) >= MAX_DEPTH:
+                return (f"{event.start_mark.line + 1}: nested deeper than {MAX_DEPTH} levels "
+                        "of mappings and lists")
+            starts.append((values, event.anchor))
+            if event.anchor:
+                open_anchors.add(event.anchor)
+            values += 1
+        elif isinstance(event, yaml.CollectionEndEvent):
+            begin, anchor = starts.pop()
+            if anchor:
+                sizes[anchor] = values - begin
+                open_anchors.discard(anchor)
+        elif isinstance(event, yaml.ScalarEvent):
+            values += 1
+            if event.anchor:
+                sizes[event.anchor] = 1
+        elif isinstance(event, yaml.AliasEvent):
+            if event.anchor in open_anchors:
+                return f"{event.start_mark.line + 1}: alias *{event.anchor} refers to itself"
+            values += sizes.get(event.anchor, 0)  # an undefined alias: the composer says so
+        if values > MAX_VALUES:
+            return (f"{event.start_mark.line + 1}: more than {MAX_VALUES} values once aliases "
+                    "are expanded; a config needs far fewer")
+    return None
+
+
+def _read_limited(path: Path) -> str:
+    with open(path, "rb") as f:  # read at most one byte over the limit, whatever the file is
+        raw = f.read(MAX_FILE_BYTES + 1)
+    if len(raw) > MAX_FILE_BYTES:
+        raise ConfigError(f"{path}: larger than {MAX_FILE_TEXT}, the limit for config and batch "
+                          "files")
+    return raw.decode("utf-8")
+
+
 def read_yaml_mapping(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
     """A YAML file's top-level mapping and its key lines; ConfigError for anything else."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = _read_limited(path)
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
     except IsADirectoryError:
@@ -216,13 +270,18 @@ def read_yaml_mapping(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...],
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"cannot read config file {path}: {e}") from None
     try:
+        problem = _shape_problem(text)
+        if problem:
+            raise ConfigError(f"{path}:{problem}")
         data = yaml.safe_load(text)
+        marks, dup = _key_lines(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f":{mark.line + 1}" if mark else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise ConfigError(f"{path}{line}: malformed YAML: {problem}") from None
-    marks, dup = _key_lines(text)
+    except RecursionError:  # a guard behind MAX_DEPTH: never a traceback
+        raise ConfigError(f"{path}: nested too deeply to read") from None
     if dup:
         raise ConfigError(f"{path}:{dup[1]}: duplicate key '{dup[0]}'; keep one of them")
     if data is None:
@@ -245,7 +304,7 @@ def parse_set(item: str) -> tuple[tuple[str, ...], Any]:
                           "write it as dotted.key=value, e.g. optim.lr=0.05")
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
         value = raw  # not YAML: keep the text and let validation say what is wrong with it
     return tuple(part.strip() for part in key.split(".")), value
 

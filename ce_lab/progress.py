@@ -1,10 +1,17 @@
-"""What a user sees while a run trains: a rich progress bar on a terminal, plain lines otherwise."""
+"""What a user sees while a run trains: a rich progress bar on a terminal, plain lines otherwise.
+
+When the reader of the output goes away (``ce-lab train | head -1``), the output is dropped and the
+run stops as after one Ctrl-C (see ``survive_closed_pipe``): the step finishes, a checkpoint is
+written, the run ends interrupted and resumable.
+"""
 
 from __future__ import annotations
 
 import math
+import os
+import signal
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from rich.console import Console
 
@@ -13,8 +20,67 @@ def _fmt(v: float) -> str:
     return f"{v:.4f}" if math.isfinite(v) else str(v)
 
 
+_signalled: list[object] = []  # the SIGINT handler last asked to stop (it is asked only once)
+
+
+def request_stop() -> bool:
+    """Ask the training loop in progress to stop after the current step, as one Ctrl-C does.
+
+    The loop takes Ctrl-C with its own SIGINT handler (``ce_lab.train.run.StopFlag``), so this sends
+    that handler one SIGINT, never two (a second would stop mid-step, without a checkpoint).
+    Outside a loop (Python's default SIGINT handler, or none) it does nothing. True if it sent one.
+    """
+    handler = signal.getsignal(signal.SIGINT)
+    if not callable(handler) or handler is signal.default_int_handler:
+        return False
+    if _signalled and _signalled[0] is handler:
+        return False
+    _signalled[:] = [handler]
+    signal.raise_signal(signal.SIGINT)
+    return True
+
+
+def _silence(console: Console) -> None:
+    """Drop whatever ``console`` would still write, and point its file descriptor at /dev/null so
+    no later flush (the interpreter's at exit included) fails on the closed pipe."""
+    console.quiet = True
+    try:
+        fd = console.file.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file: nothing to redirect
+        return
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, fd)
+        finally:
+            os.close(devnull)
+    except OSError:
+        pass
+
+
+def survive_closed_pipe(console: Console, on_close: Callable[[], object] = request_stop) -> None:
+    """When ``console``'s reader goes away (EPIPE), silence it and call ``on_close`` (by default:
+    stop the training loop as one Ctrl-C does), instead of rich's ``SystemExit(1)``."""
+
+    def closed() -> None:
+        _silence(console)
+        on_close()
+
+    console.on_broken_pipe = closed  # type: ignore[method-assign]
+
+
 class Reporter:
-    """Silent base: the training loop calls these hooks; subclasses decide what to show."""
+    """Silent base: the training loop calls these hooks; subclasses decide what to show.
+
+    ``stop_requested`` turns True when the reporter's output was closed under it; the reporter has
+    then already asked the loop to stop (``request_stop``).
+    """
+
+    stop_requested: bool = False
+
+    def _output_closed(self) -> None:
+        self.stop_requested = True
+        request_stop()
 
     def start(self, names: list[str], total_steps: int) -> None: ...
 
@@ -32,6 +98,7 @@ class PlainReporter(Reporter):
 
     def __init__(self, console: Console, every: float = 5.0):
         self.console, self.every = console, every
+        survive_closed_pipe(console, self._output_closed)
         self._last = 0.0
         self._t0 = time.perf_counter()
         self._total = 0
@@ -87,6 +154,7 @@ class BarReporter(Reporter):
             console=console,
             transient=False,
         )
+        survive_closed_pipe(console, self._output_closed)
         self._task = None
         self._t0 = time.perf_counter()
         self._loss = ""

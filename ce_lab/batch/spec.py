@@ -173,9 +173,16 @@ def varied_keys(entries: Sequence[Entry]) -> list[str]:
 def read_batch_file(path: Path) -> tuple[BatchFile, str, dict[tuple[str, ...], int]]:
     """Parse and check the batch file's own structure (not yet the configs it makes)."""
     path = Path(path)
+    if path.is_dir():
+        from ce_lab.batch.store import BATCH_JSON
+
+        if (path / BATCH_JSON).is_file():
+            raise ConfigError(f"{path} is a batch folder, not a batch file; to continue it: "
+                              f"ce-lab batch --resume {path}")
+        raise ConfigError(f"{path} is a folder, not a batch file")
     if not path.is_file():
         raise ConfigError(f"batch file not found: {path}")
-    data, marks = read_yaml_mapping(path)
+    data, marks = read_yaml_mapping(path)  # size, nesting and alias limits included
     spec = validate_model(BatchFile, data, str(path), marks)
     return spec, path.read_text(encoding="utf-8"), marks
 

@@ -8,17 +8,68 @@ A task is plain JSON, so it crosses process and machine boundaries unchanged::
 
 It returns one result per entry: ``{"index", "run_dir", "status", "exit_code", "error"}``.
 ``python -m ce_lab.batch.worker TASK.json RESULT.json`` is how the local executor runs it.
+
+A worker dies with its batch: started with ``$CE_LAB_BATCH_PID`` set to the batch's pid, it gets a
+SIGTERM when that process is gone (a ``kill -9`` of the batch included), on Linux from the kernel
+(``PR_SET_PDEATHSIG``), elsewhere from a watchdog thread that sees its parent change. The training
+loop takes SIGTERM as it takes one Ctrl-C: the step finishes, the run checkpoints as interrupted.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 from ce_lab.errors import CeLabError
 from ce_lab.runs.folder import Status
+
+PARENT_ENV = "CE_LAB_BATCH_PID"
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def _parent_death_signal(sig: int) -> bool:
+    """Linux: have the kernel send ``sig`` to this process when its parent dies; False elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def watch_parent(parent: int, interval: float = 0.2) -> threading.Thread:
+    """A daemon thread that sends this process one SIGTERM once its parent is no longer ``parent``
+    (an orphan is adopted by another process, so its parent pid changes)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    thread = threading.Thread(target=watch, name="ce-lab-parent-watchdog", daemon=True)
+    thread.start()
+    return thread
+
+
+def die_with_parent(parent: int | None) -> None:
+    """Make sure this worker stops, as SIGTERM stops it, when the batch process ``parent`` dies."""
+    if parent is None:
+        return
+    armed = _parent_death_signal(signal.SIGTERM)
+    if os.getppid() != parent:  # the batch died before the signal was armed
+        os.kill(os.getpid(), signal.SIGTERM)
+        return
+    if not armed:
+        watch_parent(parent)
 
 
 def _results(task: dict[str, Any], status: Status, error: str | None,
@@ -69,6 +120,7 @@ def main(argv: list[str]) -> int:
     from ce_lab.progress import PlainReporter
     from ce_lab.runs.files import atomic_write_text
 
+    die_with_parent(int(os.environ.get(PARENT_ENV) or 0) or None)
     task_path, result_path = Path(argv[0]), Path(argv[1])
     task = json.loads(task_path.read_text(encoding="utf-8"))
     # The output goes to the task's log file: plain lines, no bar.

@@ -194,8 +194,9 @@ def compare(
                          "--config": config, "--set": set_, "--epochs": epochs,
                          "--max-steps": max_steps, "--lr": lr, "--optimizer": optimizer,
                          "--batch-size": batch_size, "--device": device, "--data-dir": data_dir,
-                         "--max-members": max_members != DEFAULT_MAX_MEMBERS}
-        given = [name for name, v in training_only.items() if v]
+                         "--max-members": None if max_members == DEFAULT_MAX_MEMBERS else max_members}
+        # Given means not None: --epochs 0 and --lr 0 are options given too.
+        given = [name for name, v in training_only.items() if v is not None and v != []]
         if given:
             raise fail(f"{', '.join(given)} only apply when compare trains; runs named on the "
                        "command line are compared as they are", 2)

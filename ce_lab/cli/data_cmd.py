@@ -31,6 +31,9 @@ def rich_reporter():
     """A FetchReporter drawing one progress row per step on stderr (stdout keeps the result).
 
     Use it as ``with r.progress: load_mnist(..., reporter=r)`` to show a fetch in any command.
+    Off a terminal (stderr a pipe or a file) the rows and the lines of failed steps are shown only
+    when the fetch succeeds: a failure's one ``error:`` line, naming every source tried, is all
+    that stderr gets.
     """
     from rich.progress import (
         BarColumn,
@@ -43,12 +46,27 @@ def rich_reporter():
 
     from ce_lab.data.fetch import FetchReporter
 
+    class FetchProgress(Progress):
+        deferred: list[str]
+
+        def __exit__(self, exc_type, exc, tb):
+            if not self.console.is_terminal:
+                if exc_type is None:
+                    for line in self.deferred:
+                        self.console.print(line, soft_wrap=True, highlight=False)
+                else:  # no final rows (nor the blank line Progress.stop adds) before the error
+                    self.live.transient = True
+                    self.live.stop()
+                    return
+            super().__exit__(exc_type, exc, tb)
+
     class RichReporter(FetchReporter):
         def __init__(self) -> None:
-            self.progress = Progress(
+            self.progress = FetchProgress(
                 SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                 MofNCompleteColumn(), TimeElapsedColumn(), console=err_console, transient=False,
             )
+            self.progress.deferred = []
             self.task = None
             self.label, self.total = "", None
             self.is_header = False
@@ -85,9 +103,11 @@ def rich_reporter():
             if self.task is not None and not ok:  # a failed step leaves a line, not a bar
                 self.progress.remove_task(self.task)
                 self.task = None
-                self.progress.console.print(
-                    f"[yellow]-[/yellow] {escape(self.label)}: {escape(note or 'failed')}",
-                    soft_wrap=True, highlight=False)
+                line = f"[yellow]-[/yellow] {escape(self.label)}: {escape(note or 'failed')}"
+                if self.progress.console.is_terminal:
+                    self.progress.console.print(line, soft_wrap=True, highlight=False)
+                else:
+                    self.progress.deferred.append(line)
             self._close()
 
     return RichReporter()

@@ -108,7 +108,12 @@ def train(
 
     from ce_lab import train as training
     from ce_lab.cli.data_cmd import prepare_data
+    from ce_lab.progress import survive_closed_pipe
 
+    # `ce-lab train | head`: a closed stdout or stderr stops the run as one Ctrl-C does (exit 130,
+    # checkpoint, resumable) and silences that output, with no traceback, at any progress mode.
+    survive_closed_pipe(console)
+    survive_closed_pipe(err_console)
     prepare_data(cfg.data)
 
     reporter = make_reporter(progress.value if progress else cfg.log.progress, console)

@@ -74,6 +74,8 @@ def _read_split(raw: Path, images: str, labels: str):
     check_mnist_shape(y, "labels", labels)
     if x.shape[0] != y.shape[0]:
         raise DataError(f"{raw}: {x.shape[0]} images in {images} but {y.shape[0]} labels")
+    if x.shape[0] == 0:  # refused here, not at the end of a run that cannot be evaluated
+        raise DataError(f"{raw / images}: no images (the IDX file holds 0); every split needs some")
     # The arrays view read-only bytes; torch wants writable memory, hence one copy each here.
     return torch.from_numpy(x.reshape(len(x), 784).copy()), torch.from_numpy(y.astype("int64"))
 

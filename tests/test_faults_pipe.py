@@ -1,0 +1,117 @@
+"""`ce-lab train | head -1`: a closed output pipe stops the run as one Ctrl-C does.
+
+The step finishes, a checkpoint is written, the run ends interrupted (exit 130) and resumes; the
+closed output is silenced, with no traceback and no "Exception ignored" at interpreter exit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from ce_lab.cli.app import app
+from tests.mnist_fixture import TINY_VAL_SIZE
+
+runner = CliRunner()
+EPOCHS = 200  # far more than a test waits for: the run must be stopped by the closed pipe
+
+
+def _args(root: Path, progress: str, epochs: int = EPOCHS) -> list[str]:
+    return [sys.executable, "-m", "ce_lab", "train", "--progress", progress, "--epochs",
+            str(epochs), "--device", "cpu", "--set", f"data.root={root}",
+            "--set", "data.verify_md5=false", "--set", f"data.val_size={TINY_VAL_SIZE}",
+            "--set", "model.hidden=[16]", "--set", "log.eval_every=1",
+            "--set", "log.log_every=1", "--set", "log.checkpoint=false"]
+
+
+def _env(progress: str) -> dict[str, str]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if progress == "bar":
+        env["TTY_COMPATIBLE"] = "1"  # rich draws the bar (from its refresh thread) into the pipe
+    return env
+
+
+def _only_run(tmp_path: Path) -> Path:
+    runs = list((tmp_path / "runs").iterdir())
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+def _assert_interrupted_with_checkpoint(run: Path) -> int:
+    assert json.loads((run / "meta.json").read_text())["status"] == "interrupted"
+    steps = json.loads((run / "summary.json").read_text())["steps"]
+    ckpt = torch.load(run / "checkpoint.pt", weights_only=True)  # log.checkpoint is off: the stop
+    assert ckpt["step"] == steps and 0 < steps < EPOCHS * 16
+    return steps
+
+
+@pytest.mark.parametrize("progress", ["plain", "bar"])
+def test_closed_stdout_stops_the_run_like_ctrl_c_and_it_resumes(tiny_mnist, tmp_path, progress):
+    proc = subprocess.Popen(_args(tiny_mnist, progress), cwd=tmp_path, env=_env(progress),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout.read(1)  # the reader takes what it wants (`head -c 1`) and goes
+        proc.stdout.close()
+        err = proc.stderr.read().decode()
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "Exception ignored" not in err, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("interrupted; continue with: ce-lab train "
+                                                   "--resume"), err
+    run = _only_run(tmp_path)
+    _assert_interrupted_with_checkpoint(run)
+
+    # The promise of an interrupted run: resumable (here with fewer epochs to finish quickly).
+    cfg = (run / "config.yaml").read_text().replace(f"epochs: {EPOCHS}", "epochs: 1")
+    (run / "config.yaml").write_text(cfg)
+    result = runner.invoke(app, ["train", "--resume", str(run), "--progress", "none"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((run / "meta.json").read_text())["status"] == "completed"
+
+
+def test_head_on_stdout_and_stderr_together_exits_130_with_a_checkpoint(tiny_mnist, tmp_path):
+    """`ce-lab train --progress plain 2>&1 | head -1`: both outputs are the closed pipe."""
+    proc = subprocess.Popen(_args(tiny_mnist, "plain"), cwd=tmp_path, env=_env("plain"),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        assert proc.stdout.readline().startswith(b"training ce for")
+        proc.stdout.close()
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130
+    _assert_interrupted_with_checkpoint(_only_run(tmp_path))
+
+
+def test_stdout_closed_before_the_first_line_stops_after_the_first_step(tiny_mnist, tmp_path):
+    proc = subprocess.Popen(_args(tiny_mnist, "plain"), cwd=tmp_path, env=_env("plain"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert b"Traceback" not in err and b"Exception ignored" not in err
+    assert _assert_interrupted_with_checkpoint(_only_run(tmp_path)) <= 2
+
+
+def test_progress_none_with_stdout_closed_finishes_quietly(tiny_mnist, tmp_path):
+    """Nothing is written while training, so the run completes; the summary it cannot print is
+    dropped without a traceback and the exit code is the run's."""
+    proc = subprocess.Popen(_args(tiny_mnist, "none", epochs=1), cwd=tmp_path, env=_env("none"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert err == b""
+    assert json.loads((_only_run(tmp_path) / "meta.json").read_text())["status"] == "completed"
