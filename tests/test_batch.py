@@ -436,3 +436,23 @@ def test_a_read_only_out_dir_is_one_line_not_a_traceback(tmp_path):
         ro.chmod(0o755)
     assert result.exit_code in (1, 2), result.output
     assert "cannot create a batch folder" in _one_error_line(result)
+
+
+def test_dry_run_shows_which_entries_share_a_stack(tmp_path):
+    f = write_batch(tmp_path / "b.yaml", {
+        "name": "s", "grid": {"loss.name": ["ce", "mse"], "optim.lr": [0.1, 1.0],
+                              "model.hidden": [[8], [16]]}, "seeds": [0]})
+    result = runner.invoke(app, ["batch", str(f), "--dry-run", "--out-dir", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    stacks = {line.split("│")[1].strip(): line.split("│")[-2].strip()
+              for line in result.stdout.splitlines() if line.startswith("│")}
+    assert len(stacks) == 8
+    # loss x lr share a stack; the hidden width does not
+    by_stack = {}
+    for entry, where in stacks.items():
+        by_stack.setdefault(where, []).append(int(entry))
+    assert sorted(by_stack) == ["1 (4 members)", "2 (4 members)"]
+    limited = runner.invoke(app, ["batch", str(f), "--dry-run", "--max-members", "3",
+                                  "--out-dir", str(tmp_path / "o")])
+    assert limited.exit_code == 0, limited.output
+    assert "(3 members)" in limited.stdout and "(1 member)" in limited.stdout
