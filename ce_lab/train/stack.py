@@ -111,11 +111,15 @@ def _gib(n: int) -> str:
 
 def check_memory(est: MemoryEstimate, device: torch.device) -> None:
     free = available_memory(device)
-    if free is not None and est.total > free:
-        raise CeLabError(
-            f"a stack of M={est.members} members needs about {_gib(est.total)} "
-            f"({_gib(est.per_member)} per member) but {device} has {_gib(free)} free; "
-            f"use fewer members per stack (--max-members) or a smaller model")
+    if free is None or est.total <= free:
+        return
+    if est.members == 1:
+        raise CeLabError(f"this model needs about {_gib(est.total)} to train but {device} has "
+                         f"{_gib(free)} free; use a smaller model (model.hidden)")
+    raise CeLabError(
+        f"a stack of M={est.members} members needs about {_gib(est.total)} "
+        f"({_gib(est.per_member)} per member) but {device} has {_gib(free)} free; "
+        f"use fewer members per stack (--max-members) or a smaller model")
 
 
 # --- the stack ---------------------------------------------------------------------------------
