@@ -47,8 +47,11 @@ class LoggedMetric:
     per_param: bool = False  # one column per parameter tensor, in model order
     grad_stats: bool = False  # exists only with log.grad_stats on
     squashes: bool = False  # exists only for losses that squash logits through a sigmoid
-    # How the training side computes it; filled in there (None: the loop writes it by name).
-    compute: Callable | None = None
+    # How a logged step computes it from the step (``ce_lab.train.stack.StepView``): an (M,)
+    # tensor, or with per_param one per parameter tensor. None: the loop writes it (step, epoch,
+    # examples, wall_s, lr) or an evaluation does (val_loss, val_acc).
+    compute: Callable[[Any], Any] | None = None
+    after_update: bool = False  # computed after the update: it reads the weights before and after
 
     def exists(self, grad_stats: bool, squashes: bool) -> bool:
         """Whether a run with these settings writes this column."""
@@ -67,6 +70,42 @@ class LoggedMetric:
 
 _BOTH = (When.LOG, When.EVAL)
 
+
+# How the logged statistics are computed, from a ``StepView`` ``s`` of M members (torch is
+# imported by the training side, which alone calls these).
+def _accuracy(s):
+    return (s.logits.argmax(-1) == s.targets).float().mean(-1)
+
+
+def _grad_total(s):
+    import torch
+
+    return torch.stack(s.grad_norms, 1).norm(dim=1)
+
+
+def _logit_grad_norm(s):
+    # Gradient of each example's own loss: the batch mean divides it by B.
+    return (s.grad_logits * s.targets.shape[0]).norm(dim=-1).mean(-1)
+
+
+def _update_ratio(s):
+    import torch
+
+    out = []
+    for before, after in zip(s.weights_before, s.weights_after):
+        dims = tuple(range(1, after.dim()))
+        out.append(torch.linalg.vector_norm(after - before, dim=dims)
+                   / torch.linalg.vector_norm(before, dim=dims))
+    return out
+
+
+def _saturated_frac(s):
+    import torch
+
+    probs = torch.sigmoid(s.logits)
+    return ((probs < 0.01) | (probs > 0.99)).float().mean((-1, -2))
+
+
 LOGGED_METRICS: tuple[LoggedMetric, ...] = (
     LoggedMetric("step", _BOTH, "optimizer steps done (from 1)"),
     LoggedMetric("epoch", _BOTH, "the epoch of that step (from 1)"),
@@ -74,19 +113,20 @@ LOGGED_METRICS: tuple[LoggedMetric, ...] = (
     LoggedMetric("wall_s", _BOTH, "seconds since the run started (the only column that differs "
                  "between identical runs)"),
     LoggedMetric("lr", (When.LOG,), "learning rate used for this step"),
-    LoggedMetric("loss", (When.LOG,), "loss of this step's batch"),
-    LoggedMetric("acc", (When.LOG,), "accuracy of this step's batch"),
+    LoggedMetric("loss", (When.LOG,), "loss of this step's batch", compute=lambda s: s.losses),
+    LoggedMetric("acc", (When.LOG,), "accuracy of this step's batch", compute=_accuracy),
     LoggedMetric("grad_norm/{param}", (When.LOG,), "L2 norm of the gradient of each parameter "
-                 "tensor", per_param=True, grad_stats=True),
+                 "tensor", per_param=True, grad_stats=True, compute=lambda s: s.grad_norms),
     LoggedMetric("grad_norm/total", (When.LOG,), "L2 norm of the whole gradient",
-                 grad_stats=True),
+                 grad_stats=True, compute=_grad_total),
     LoggedMetric("logit_grad_norm", (When.LOG,), "mean over the batch of the norm of the "
                  "gradient of each example's own loss with respect to its logits",
-                 grad_stats=True),
+                 grad_stats=True, compute=_logit_grad_norm),
     LoggedMetric("update_ratio/{param}", (When.LOG,), "||dw|| / ||w|| of this step's update, "
-                 "per parameter tensor", per_param=True, grad_stats=True),
+                 "per parameter tensor", per_param=True, grad_stats=True, compute=_update_ratio,
+                 after_update=True),
     LoggedMetric("saturated_frac", (When.LOG,), "fraction of sigmoid outputs below 0.01 or above "
-                 "0.99", grad_stats=True, squashes=True),
+                 "0.99", grad_stats=True, squashes=True, compute=_saturated_frac),
     LoggedMetric("val_loss", (When.EVAL,), "loss on the validation split"),
     LoggedMetric("val_acc", (When.EVAL,), "accuracy on the validation split"),
 )

@@ -10,6 +10,7 @@ import pytest
 from ce_lab import metrics
 from ce_lab.compare.render.cells import SHOWN_TABLES
 from ce_lab.metrics import EVAL_HEADER, When, metrics_header, threshold_key
+from tests.test_train import cfg, data  # noqa: F401  (fixtures)
 
 PARAMS = ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"]
 BASE = ["step", "epoch", "examples", "wall_s", "lr", "loss", "acc"]
@@ -36,10 +37,12 @@ def test_eval_header_and_required_columns_match_the_reader():
     assert list(EVAL_REQUIRED) == EVAL_HEADER
 
 
-def test_every_logged_metric_is_described_and_none_computes_yet():
+def test_every_logged_metric_is_described_and_the_step_computes_the_statistics():
+    written_by_the_loop = {"step", "epoch", "examples", "wall_s", "lr", "val_loss", "val_acc"}
     for m in metrics.LOGGED_METRICS:
-        assert m.description and m.when and m.compute is None
+        assert m.description and m.when
         assert set(m.when) <= {When.LOG, When.EVAL}
+        assert (m.compute is None) == (m.name in written_by_the_loop), m.name
 
 
 def test_threshold_key_is_two_decimals():
@@ -95,3 +98,26 @@ def test_the_training_loop_writes_the_registrys_headers():
     from ce_lab.train import members
 
     assert members.metric_header is metrics_header and members.EVAL_HEADER is EVAL_HEADER
+
+
+def test_a_logged_metric_is_one_definition(cfg, data, monkeypatch):  # noqa: F811
+    """A new metrics.csv column: one LoggedMetric with its compute function, nothing else."""
+    import csv
+
+    import torch
+
+    from ce_lab.config import with_overrides
+    from ce_lab.metrics import LoggedMetric
+    from ce_lab.train import train, train_paired
+
+    largest = LoggedMetric("logit_max", (When.LOG,), "largest logit of the batch",
+                           compute=lambda s: s.logits.amax((-1, -2)))
+    monkeypatch.setattr(metrics, "LOGGED_METRICS", (*metrics.LOGGED_METRICS, largest))
+    cfg = with_overrides(cfg, {"train.max_steps": 10, "train.epochs": 0})
+    lone = train(cfg, data=data)
+    fused = train_paired([cfg, with_overrides(cfg, {"loss.name": "mse"})], data=data)
+    rows = list(csv.DictReader((lone.run_dir / "metrics.csv").open()))
+    assert list(rows[0])[-1] == "logit_max" and len(rows) == 2
+    assert [r["logit_max"] for r in rows] == [
+        r["logit_max"] for r in csv.DictReader((fused[0].run_dir / "metrics.csv").open())]
+    assert all(torch.isfinite(torch.tensor(float(r["logit_max"]))) for r in rows)

@@ -15,14 +15,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 
 import torch
 from torch import Tensor
 
+from ce_lab import metrics
 from ce_lab.config import RunConfig
 from ce_lab.errors import CeLabError
 from ce_lab.losses import get_loss, make_loss, make_loss_grad
+from ce_lab.metrics import When
 from ce_lab.nn.mlp import StackedMLP, build_model, layer_sizes, param_names, parameter_count
 from ce_lab.optim import StackedOptimizer
 
@@ -51,6 +54,24 @@ def _loss_groups(cfgs: Sequence[RunConfig]) -> list[LossGroup]:
             groups.append(LossGroup(start, i, c.name, make_loss(c), make_loss_grad(c)))
             start = i
     return groups
+
+
+@dataclass
+class StepView:
+    """What a logged step's statistics are computed from (``ce_lab.metrics``' compute functions)."""
+
+    logits: Tensor  # (M, B, C)
+    targets: Tensor  # (B,)
+    losses: Tensor  # (M,)
+    grad_logits: Tensor  # (M, B, C): d loss / d logits
+    sq_norms: list[Tensor]  # squared gradient norm per parameter tensor, 0-d (M = 1) or (M,)
+    members: int
+    weights_before: list[Tensor] = field(default_factory=list)
+    weights_after: list[Tensor] = field(default_factory=list)
+
+    @cached_property
+    def grad_norms(self) -> list[Tensor]:
+        return [s.sqrt().reshape(self.members) for s in self.sq_norms]
 
 
 # --- memory ------------------------------------------------------------------------------------
@@ -151,6 +172,12 @@ class Stack:
         self.squashes = [get_loss(c.loss.name).squashes_sigmoid for c in self.cfgs]
         self.grad_stats = cfg.log.grad_stats
         self._stopped: Tensor | None = None  # (M, 1, 1) bool, once a member has stopped
+        # What a logged step computes, before and after the update: every registered metric a
+        # member of this stack writes.
+        logged = [m for m in metrics.LOGGED_METRICS if m.compute is not None and When.LOG in m.when
+                  and m.exists(self.grad_stats, any(self.squashes))]
+        self._logged = ([m for m in logged if not m.after_update],
+                        [m for m in logged if m.after_update])
 
     # --- members that stop -------------------------------------------------------------------
 
@@ -199,33 +226,35 @@ class Stack:
         """One forward/backward/update of every member at the step after ``step`` completed ones.
 
         Returns each member's loss (M,), the squared gradient norms (one per parameter tensor,
-        for the divergence watch), and on a logged step the statistics by column name, each (M,).
+        for the divergence watch), and on a logged step the statistics by column name, each (M,),
+        computed as the metric registry (``ce_lab.metrics``) defines them.
         """
         logits = self.model.forward(x, keep=True)
         losses, grad_logits = self.loss_gradients(logits, y)
         self.model.backward(grad_logits)
         sq_norms = self.model.squared_grad_norms()
-        stats: dict[str, Tensor] | None = None
-        if log_now:
-            stats = {"loss": losses, "acc": (logits.argmax(-1) == y).float().mean(-1)}
-            if self.grad_stats:
-                norms = [s.sqrt().reshape(self.M) for s in sq_norms]
-                for name, n in zip(self.param_names, norms):
-                    stats[f"grad_norm/{name}"] = n
-                stats["grad_norm/total"] = torch.stack(norms, 1).norm(dim=1)
-                # Gradient of each example's own loss: the batch mean divides it by B.
-                stats["logit_grad_norm"] = (grad_logits * x.shape[0]).norm(dim=-1).mean(-1)
-                before = [p.detach().clone() for p in self.params]
+        if not log_now:
+            self.optimizer.step(step)
+            return losses, sq_norms, None
+        view = StepView(logits, y, losses, grad_logits, sq_norms, self.M)
+        before, after = self._logged
+        if after:  # the weights before the update, for the metrics that compare them
+            view.weights_before = [p.detach().clone() for p in self.params]
+        stats = self._compute(before, view)
         self.optimizer.step(step)
-        if log_now and self.grad_stats:
-            for name, p, b in zip(self.param_names, self.params, before):
-                dims = tuple(range(1, p.dim()))
-                stats[f"update_ratio/{name}"] = (torch.linalg.vector_norm(p.detach() - b, dim=dims)
-                                                 / torch.linalg.vector_norm(b, dim=dims))
-            if any(self.squashes):
-                probs = torch.sigmoid(logits)
-                stats["saturated_frac"] = ((probs < 0.01) | (probs > 0.99)).float().mean((-1, -2))
+        view.weights_after = [p.detach() for p in self.params]
+        stats.update(self._compute(after, view))
         return losses, sq_norms, stats
+
+    def _compute(self, metrics, view: StepView) -> dict[str, Tensor]:
+        out: dict[str, Tensor] = {}
+        for m in metrics:
+            value = m.compute(view)
+            if m.per_param:
+                out.update(zip(m.columns(self.param_names), value))
+            else:
+                out[m.name] = value
+        return out
 
     # --- evaluation --------------------------------------------------------------------------
 
