@@ -18,8 +18,9 @@ from hypothesis.extra.numpy import arrays
 
 from ce_lab.config import LossConfig, resolve_config
 from ce_lab.errors import ConfigError, UsageError
-from ce_lab.losses import LOSSES, NUM_CLASSES, get_loss, loss_names, make_loss, make_loss_grad
+from ce_lab.losses import LOSSES, get_loss, loss_names, make_loss, make_loss_grad
 
+NUM_CLASSES = 10  # MNIST's, for these tests; the losses read C from the logits
 F64 = torch.float64
 DOUBLE_SOFTMAX_FLOOR = math.log(1 + 9 / math.e)  # 10 classes: softmax(z) at best a one-hot vector
 
@@ -454,3 +455,147 @@ def test_closed_form_in_float32_on_large_logits(name, cfg):
     assert torch.isfinite(got_grad).all() and torch.isfinite(got_loss)
     torch.testing.assert_close(got_loss, want_loss, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(got_grad, want_grad, rtol=1e-5, atol=1e-7)
+
+
+# ---------------------------------------------------------------------------------------------
+# Stacks of logits (K, B, C): slice k bit for bit the 2-D call on logits[k], and the 2-D call bit
+# for bit what it was before stacks existed (the functions below are that code, kept verbatim).
+
+
+def _head_onehot(logits, targets):
+    return logits.new_zeros(logits.shape).scatter_(-1, targets.unsqueeze(-1), 1.0)
+
+
+def _head_ce_grad(logits, targets, cfg):
+    log_p = torch.log_softmax(logits, dim=-1)
+    loss = torch.nn.functional.nll_loss(log_p, targets)
+    return loss, log_p.exp_().sub_(_head_onehot(logits, targets)).div_(logits.shape[0])
+
+
+def _head_mse_grad(logits, targets, cfg):
+    s = torch.sigmoid(logits)
+    diff = s - _head_onehot(logits, targets)
+    per_example = logits.numel() if cfg.mse_reduction == "mean" else logits.shape[0]
+    loss = diff.square().sum() / per_example
+    return loss, torch.ops.aten.sigmoid_backward(diff * (2.0 / per_example), s)
+
+
+def _head_hinge_grad(p):
+    def grad(logits, targets, cfg):
+        b, c = logits.shape
+        z_target = logits.gather(-1, targets.unsqueeze(-1))
+        slack = (logits - z_target + cfg.hinge_margin).clamp_min_(0).scatter_(
+            -1, targets.unsqueeze(-1), 0.0)
+        loss = (slack if p == 1 else slack.square()).sum() / (b * c)
+        per_term = (slack > 0).to(logits.dtype) if p == 1 else slack * 2.0
+        grad = per_term.scatter_(-1, targets.unsqueeze(-1), per_term.sum(-1, keepdim=True).neg())
+        return loss, grad.div_(b * c)
+
+    return grad
+
+
+def _head_bce_grad(logits, targets, cfg):
+    onehot = _head_onehot(logits, targets)
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, onehot)
+    return loss, (torch.sigmoid(logits) - onehot).div_(logits.numel())
+
+
+def _head_mse(logits, targets, cfg):
+    onehot = torch.nn.functional.one_hot(targets, logits.shape[-1]).to(logits.dtype)
+    sq = (torch.sigmoid(logits) - onehot).pow(2)
+    return sq.mean() if cfg.mse_reduction == "mean" else sq.sum(-1).mean()
+
+
+def _head_bce(logits, targets, cfg):
+    onehot = torch.nn.functional.one_hot(targets, logits.shape[-1]).to(logits.dtype)
+    return torch.nn.functional.binary_cross_entropy_with_logits(logits, onehot)
+
+
+HEAD_GRADS = {"ce": _head_ce_grad, "mse": _head_mse_grad, "hinge": _head_hinge_grad(1),
+              "hinge-sq": _head_hinge_grad(2), "bce": _head_bce_grad}
+HEAD_VALUES = {"ce": lambda z, y, cfg: torch.nn.functional.cross_entropy(z, y), "mse": _head_mse,
+               "bce": _head_bce}
+
+
+def _stack(k: int, b: int, kind: str, dtype=torch.float32, c: int = NUM_CLASSES, seed: int = 0):
+    gen = torch.Generator().manual_seed(seed * 1000 + k * 100 + b)
+    z = torch.randn(k, b, c, generator=gen, dtype=dtype)
+    if kind == "random":
+        z *= 4
+    else:  # extreme: +-300, where softmax underflows and sigmoids saturate, mixed with small ones
+        z = torch.where(torch.rand(z.shape, generator=gen) < 0.5, z.sign() * 300, z)
+    return z, torch.randint(0, c, (b,), generator=gen)
+
+
+def _as_tuple(x):
+    return x if isinstance(x, tuple) else (x,)
+
+
+def _assert_slices_are_the_2d_calls(fn, head, z, y, cfg):
+    """fn(z) on the stack, slice k, is fn(z[k]), which is head(z[k]) (today's code), all exactly."""
+    got = _as_tuple(fn(z, y))
+    assert got[0].shape == z.shape[:-2]
+    if len(got) == 2:  # (loss, gradient)
+        assert got[1].shape == z.shape and got[1].is_contiguous()
+    for k in range(z.shape[0]):
+        one, want = _as_tuple(fn(z[k], y)), _as_tuple(head(z[k], y, cfg))
+        for stacked, one_k, want_k in zip(got, one, want, strict=True):
+            assert torch.equal(one_k, want_k)  # the 2-D call is what it was
+            assert torch.equal(stacked[k], one_k)  # and slice k of the stack is the 2-D call
+
+
+@pytest.mark.parametrize("kind", ["random", "extreme"])
+@pytest.mark.parametrize("b", [1, 5, 64])
+@pytest.mark.parametrize("k", [1, 3, 7])
+@pytest.mark.parametrize(("name", "cfg"), CLOSED_FORM_CASES)
+def test_closed_form_on_a_stack_is_the_2d_call_bit_for_bit(name, cfg, k, b, kind):
+    z, y = _stack(k, b, kind)
+    _assert_slices_are_the_2d_calls(make_loss_grad(cfg), HEAD_GRADS[name], z, y, cfg)
+
+
+BATCHED_VALUE_CASES = [c for c in CASES if get_loss(c.values[0]).batched]
+
+
+def test_the_batched_value_functions():
+    assert {c.values[0] for c in BATCHED_VALUE_CASES} == set(HEAD_VALUES)
+
+
+@pytest.mark.parametrize("kind", ["random", "extreme"])
+@pytest.mark.parametrize(("k", "b"), [(1, 5), (3, 1), (7, 64), (3, 2000)])
+@pytest.mark.parametrize(("name", "cfg"), BATCHED_VALUE_CASES)
+def test_loss_value_on_a_stack_is_the_2d_call_bit_for_bit(name, cfg, k, b, kind):
+    z, y = _stack(k, b, kind)
+    _assert_slices_are_the_2d_calls(make_loss(cfg), HEAD_VALUES[name], z, y, cfg)
+
+
+@pytest.mark.parametrize(("name", "cfg"), [c for c in CASES if not get_loss(c.values[0]).batched])
+def test_make_loss_takes_a_stack_for_every_loss(name, cfg):
+    z, y = _stack(3, 5, "random", dtype=F64)
+    got = make_loss(cfg)(z, y)
+    assert got.shape == (3,)
+    for k in range(3):
+        assert torch.equal(got[k], get_loss(name).fn(z[k], y, cfg))
+
+
+@pytest.mark.parametrize(("name", "cfg"), CLOSED_FORM_CASES)
+def test_closed_form_on_a_large_stack_float64_and_more_leading_dims(name, cfg):
+    # 7 x 600 x 10 is past the size where elementwise kernels split across threads: the stack is
+    # computed in chunks; float64, other class counts and two leading dims go the same way.
+    for z, y in (_stack(7, 600, "random"), _stack(3, 5, "extreme", dtype=F64, c=3)):
+        _assert_slices_are_the_2d_calls(make_loss_grad(cfg), HEAD_GRADS[name], z, y, cfg)
+    z, y = _stack(6, 5, "random")
+    loss, grad = make_loss_grad(cfg)(z.view(2, 3, 5, NUM_CLASSES), y)
+    flat_loss, flat_grad = make_loss_grad(cfg)(z, y)
+    assert torch.equal(loss, flat_loss.view(2, 3)) and torch.equal(grad, flat_grad.view(2, 3, 5, -1))
+
+
+@pytest.mark.parametrize("b", [1, 2, 16, 17, 33, 64, 255, 256, 257, 258, 4100])
+def test_nll_mean_replays_nll_loss_summation_order(b):
+    from ce_lab.losses import _nll_mean
+
+    for dtype in (torch.float32, F64):
+        z, y = _stack(3, b, "random", dtype=dtype)
+        z = z * torch.logspace(-3, 3, b, dtype=dtype)[:, None]  # magnitudes that expose the order
+        log_p = torch.log_softmax(z, dim=-1)
+        want = torch.stack([torch.nn.functional.nll_loss(lp, y) for lp in log_p])
+        assert torch.equal(_nll_mean(log_p, y), want)
