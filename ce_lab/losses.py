@@ -431,7 +431,7 @@ def bce_one_vs_rest_grad(logits: Tensor, targets: Tensor, cfg: LossConfig) -> tu
 @_register(
     "double-softmax",
     "softmax probabilities fed into F.cross_entropy (softmax applied twice, the common mistake); "
-    "floor log(1 + (C-1)/e) = 1.4612 with C = 10 classes",
+    "floor log(1 + 9/e) = 1.4612 with 10 classes",
 )
 def double_softmax(logits: Tensor, targets: Tensor, cfg: LossConfig) -> Tensor:
     import torch.nn.functional as F
