@@ -20,12 +20,14 @@ engine costs more than the whole closed form for a batch of 64. Every closed for
 shape (..., B, C) with targets (B,) and returns (loss (...), gradient (..., B, C)): one call serves
 a stack of K members, and slice k is bit for bit what the 2-D call on ``logits[k]`` gives (on a
 CPU). Two things would break that, and the code below avoids both:
-- reductions: F.nll_loss sums a batch in its own cascade; over a stack it is emulated exactly
-  (``_nll_mean``); every other sum runs over one slice's own dims.
+- reductions: F.nll_loss sums a batch in its own cascade: a stack calls it per slice, or for
+  many slices replays its order (``_nll_mean``); every other sum runs over one slice's own dims.
 - vector tails: TensorIterator fuses adjacent slices into one loop, which moves the boundary
   between its vectorised body and its scalar tail, and sigmoid's vector and scalar code differ in
   the last bit. ``_apart`` lays the slices out with a gap, so each slice is one inner loop exactly
-  as in a 2-D call; stacks above ``_GRAIN`` elements go in chunks, as threads would split them.
+  as in a 2-D call; stacks above ``_GRAIN`` elements go in chunks, so that no elementwise op
+  splits them across threads at other points than a 2-D call would. (On a GPU the same calls
+  work; bit identity is only promised, and tested, on a CPU.)
 The value functions of ce, mse and bce take stacks the same way (``batched=True``);
 ``make_loss`` loops over the slices of the others.
 The pipelines that exist to show what autograd does with them (``nll-manual``,
@@ -195,56 +197,79 @@ _GRAIN = 32_768  # at::internal::GRAIN_SIZE: larger elementwise ops are split ac
 
 
 def _apart(z: Tensor) -> Tensor:
-    """A copy of ``z`` (K, B, C) with a one-element gap after every slice (``z`` itself if K=1).
+    """A copy of the stack ``z`` (K, B, C) with a one-element gap after every slice.
 
     Without the gap TensorIterator fuses the K slices into one loop of K*B*C elements, whose
     vector/scalar-tail boundary falls elsewhere in a slice than in a 2-D call's loop of B*C; with
     it, every slice is one inner loop of B*C, as in the 2-D call. Results of ops on it are
-    allocated dense, which is fine for exact arithmetic (+, -, *, /) but not for sigmoid, exp,
-    log: those take ``_apart`` tensors, or write into ``_apart_like`` buffers.
+    allocated dense, which is fine for exact arithmetic (+, -, *, /) but not for sigmoid or exp:
+    those take ``_apart`` tensors, or write into ``_apart_like`` buffers.
     """
-    if z.shape[0] == 1:
-        return z.contiguous()
     return _apart_like(z).copy_(z)
 
 
-def _apart_like(z: Tensor) -> Tensor:
+def _apart_like(z: Tensor) -> Tensor | None:
+    """An empty buffer laid out as ``_apart`` (None for a 2-D ``z``: ``out=None`` allocates)."""
+    if z.dim() == 2:
+        return None
     k, b, c = z.shape
-    if k == 1:
-        return z.new_empty(z.shape)
     return z.new_empty(k, b * c + 1)[:, : b * c].view(k, b, c)
 
 
 def _stacked(core: Callable[..., tuple[Tensor, ...]]) -> Callable[..., Any]:
-    """Lifts ``core(z (K, B, C) apart, targets, cfg) -> (per-slice tensors...)`` to logits of
-    shape (..., B, C); chunks keep every call below ``_GRAIN`` elements (one thread's share)."""
+    """Lifts ``core`` to logits of shape (..., B, C). ``core(z, targets, cfg)`` returns a tuple of
+    per-slice results and takes either a 2-D ``z`` (B, C), the plain call, or a stack (K >= 2,
+    B, C) laid out by ``_apart``; stacks go in chunks below ``_GRAIN`` elements (one thread's
+    share), and a chunk of one slice is a 2-D call."""
+
     @wraps(core)
     def stacked(logits: Tensor, targets: Tensor, cfg: LossConfig):
         import torch
 
-        lead, (b, c) = logits.shape[:-2], logits.shape[-2:]
-        z = logits.reshape(-1, b, c)
-        per = max(1, (_GRAIN - 1) // max(1, b * c))
-        if z.shape[0] <= per:
-            outs = core(_apart(z), targets, cfg)
+        if logits.dim() == 2:
+            outs = core(logits, targets, cfg)
         else:
-            parts = [core(_apart(z[i:i + per]), targets, cfg) for i in range(0, z.shape[0], per)]
-            outs = tuple(torch.cat(p) for p in zip(*parts))
-        shaped = tuple(o.reshape(lead + o.shape[1:]).contiguous() for o in outs)
-        return shaped[0] if len(shaped) == 1 else shaped
+            b, c = logits.shape[-2:]
+            z = logits if logits.dim() == 3 else logits.reshape(-1, b, c)
+            k = z.shape[0]
+            if k * b * c < _GRAIN:
+                outs = tuple(o.contiguous() for o in _stacked_chunk(core, z, targets, cfg))
+            else:
+                per = max(1, (_GRAIN - 1) // (b * c))
+                parts = [_stacked_chunk(core, z[i:i + per], targets, cfg) for i in range(0, k, per)]
+                outs = tuple(torch.cat(p) for p in zip(*parts))
+            if logits.dim() > 3:
+                outs = tuple(o.reshape(logits.shape[:-2] + o.shape[1:]) for o in outs)
+        return outs[0] if len(outs) == 1 else outs
 
     return stacked
 
 
+def _stacked_chunk(core, chunk: Tensor, targets: Tensor, cfg: LossConfig) -> tuple[Tensor, ...]:
+    if chunk.shape[0] == 1:  # one slice: the 2-D call itself
+        return tuple(o.unsqueeze(0) for o in core(chunk[0], targets, cfg))
+    return core(_apart(chunk), targets, cfg)
+
+
 def _index(z: Tensor, targets: Tensor) -> Tensor:
     """The targets as a gather/scatter index of z's shape with a last dim of 1."""
-    return targets.unsqueeze(-1).expand(*z.shape[:-1], 1)
+    index = targets.unsqueeze(-1)
+    return index if z.dim() == 2 else index.expand(*z.shape[:-1], 1)
 
 
 def _onehot(logits: Tensor, targets: Tensor) -> Tensor:
     # Not F.one_hot, which on a CPU checks the targets' range with two reductions read back to
     # Python: in the training loop that made it four times slower than this scatter.
     return logits.new_zeros(logits.shape).scatter_(-1, _index(logits, targets), 1.0)
+
+
+def _slice_numel(z: Tensor) -> int:
+    return z.shape[-2] * z.shape[-1]
+
+
+def _slice_sum(x: Tensor) -> Tensor:
+    """The sum over each slice's (B, C): one reduction of B*C contiguous values per slice."""
+    return x.sum() if x.dim() == 2 else x.sum((-2, -1))
 
 
 def _sequential_sum(x: Tensor) -> Tensor:
@@ -255,27 +280,45 @@ def _sequential_sum(x: Tensor) -> Tensor:
     return acc
 
 
+_NLL_PER_SLICE = 32  # up to this many slices, K calls of F.nll_loss beat replaying its order
+
+
 def _nll_mean(log_p: Tensor, targets: Tensor) -> Tensor:
-    """F.nll_loss(log_p[k], targets) (mean) for every k of log_p (K, B, C), bit for bit.
+    """F.nll_loss(log_p[k], targets) (mean) for every k of log_p (K, B, C), bit for bit."""
+    import torch
+    import torch.nn.functional as F
+
+    if log_p.dim() == 2:
+        return F.nll_loss(log_p, targets)
+    if log_p.shape[0] <= _NLL_PER_SLICE:  # each a few microseconds; the replay costs ~40 ops
+        return torch.stack([F.nll_loss(one, targets) for one in log_p.unbind(0)])
+    return _nll_mean_replayed(log_p, targets)
+
+
+def _nll_mean_replayed(log_p: Tensor, targets: Tensor) -> Tensor:
+    """``_nll_mean`` in one pass over all K slices, replaying F.nll_loss's summation order.
 
     ATen's CPU kernel sums the batch in a cascade of 8 partial sums over blocks of 16: element 0
     lands alone in the top partial, elements 1..16 form the first block of the bottom one, every
-    16 blocks move up a level, and the partials are added bottom up at the end. This replays that
-    order across all K slices at once (tests/test_losses.py checks it against F.nll_loss).
+    16 blocks move up a level, and the partials are added bottom up at the end
+    (tests/test_losses.py checks this against F.nll_loss).
     """
-    import torch.nn.functional as F
-
     k, b = log_p.shape[:2]
-    if k == 1:
-        return F.nll_loss(log_p[0], targets).unsqueeze(0)
     neg = log_p.gather(-1, _index(log_p, targets)).squeeze(-1).neg()  # (K, B): p -= data
     items, partials = neg[:, 1:], []
-    while items.shape[-1]:
-        full = items.shape[-1] // 16
-        partials.append(_sequential_sum(items[:, full * 16:]))  # this level's open block
-        if not full:
-            break
-        items = _sequential_sum(items[:, : full * 16].reshape(k, full, 16))  # blocks pushed up
+    while items.shape[-1] > 16:
+        n = items.shape[-1]
+        full, blocks = n // 16, -(-n // 16)
+        # Every block of 16 in one pass; the open last block padded with +0, which changes no
+        # sum that starts from +0 (not even a zero's sign)
+        padded = items.new_zeros(k, blocks * 16)
+        padded[:, :n] = items
+        sums = _sequential_sum(padded.view(k, blocks, 16))
+        if full < blocks:
+            partials.append(sums[:, full])  # this level's open block
+        items = sums[:, :full]  # the full blocks move up a level
+    if items.shape[-1]:
+        partials.append(_sequential_sum(items))
     total = neg.new_zeros(k)
     for partial_sum in partials:
         total = total.add_(partial_sum)
@@ -302,7 +345,7 @@ def cross_entropy_grad(logits: Tensor, targets: Tensor, cfg: LossConfig) -> tupl
     # d/dz mean_i -log softmax(z_i)_{y_i} = (softmax(z) - onehot(y)) / B
     log_p = torch.log_softmax(logits, dim=-1)  # one row at a time, whatever the stack
     loss = _nll_mean(log_p, targets)
-    probs = torch.exp(log_p, out=_apart_like(logits))
+    probs = torch.exp(log_p, out=log_p if logits.dim() == 2 else _apart_like(logits))
     return loss, probs.sub_(_onehot(logits, targets)).div_(logits.shape[-2])
 
 
@@ -320,7 +363,7 @@ def mse_sigmoid(logits: Tensor, targets: Tensor, cfg: LossConfig) -> tuple[Tenso
     # 'mean' divides by the number of classes too, which shrinks every gradient C-fold; 'sum' not.
     # (On a CPU, a mean is the sum divided by the count: these are F.mse_loss's numbers per slice.)
     if cfg.mse_reduction == "mean":
-        return (sq.sum((-2, -1)) / sq[0].numel(),)
+        return (_slice_sum(sq) / _slice_numel(sq),)
     return (sq.sum(-1).sum(-1) / sq.shape[-2],)
 
 
@@ -331,8 +374,8 @@ def mse_sigmoid_grad(logits: Tensor, targets: Tensor, cfg: LossConfig) -> tuple[
 
     s = torch.sigmoid(logits, out=_apart_like(logits))
     diff = s - _onehot(logits, targets)
-    per_example = logits[0].numel() if cfg.mse_reduction == "mean" else logits.shape[-2]
-    loss = diff.square().sum((-2, -1)) / per_example
+    per_example = _slice_numel(logits) if cfg.mse_reduction == "mean" else logits.shape[-2]
+    loss = _slice_sum(diff.square()) / per_example
     # d/dz (s - t)^2 = 2 (s - t) s (1 - s): the factor s (1 - s) <= 1/4 is the saturation
     return loss, torch.ops.aten.sigmoid_backward(diff * (2.0 / per_example), s)
 
@@ -366,7 +409,7 @@ def _hinge_grad(logits: Tensor, targets: Tensor, margin: float, p: int) -> tuple
     z_target = logits.gather(-1, index)
     # Active terms m - z_y + z_j > 0 for j != y (the target's own term is m > 0: masked out)
     slack = (logits - z_target + margin).clamp_min_(0).scatter_(-1, index, 0.0)
-    loss = (slack if p == 1 else slack.square()).sum((-2, -1)) / (b * c)
+    loss = _slice_sum(slack if p == 1 else slack.square()) / (b * c)
     # d/dz_j of each active term is p * slack^(p-1); d/dz_y is minus their sum
     per_term = (slack > 0).to(logits.dtype) if p == 1 else slack * 2.0
     grad = per_term.scatter_(-1, index, per_term.sum(-1, keepdim=True).neg())
@@ -412,9 +455,11 @@ def bce_one_vs_rest(logits: Tensor, targets: Tensor, cfg: LossConfig) -> tuple[T
 def _bce_mean(logits: Tensor, onehot: Tensor) -> Tensor:
     import torch.nn.functional as F
 
-    # F.binary_cross_entropy_with_logits's mean is its elementwise loss summed, then divided
+    if logits.dim() == 2:
+        return F.binary_cross_entropy_with_logits(logits, onehot)
+    # its mean (on a CPU) is its elementwise loss summed, then divided
     each = F.binary_cross_entropy_with_logits(logits, onehot, reduction="none")
-    return each.sum((-2, -1)) / logits[0].numel()
+    return _slice_sum(each) / _slice_numel(logits)
 
 
 @_gradient_of("bce")
@@ -425,7 +470,7 @@ def bce_one_vs_rest_grad(logits: Tensor, targets: Tensor, cfg: LossConfig) -> tu
     onehot = _onehot(logits, targets)
     loss = _bce_mean(logits, onehot)
     probs = torch.sigmoid(logits, out=_apart_like(logits))
-    return loss, probs.sub_(onehot).div_(logits[0].numel())
+    return loss, probs.sub_(onehot).div_(_slice_numel(logits))
 
 
 @_register(
