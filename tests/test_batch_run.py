@@ -141,7 +141,7 @@ EPOCHS = 20  # the entry that gets interrupted: frozen (SIGSTOP) from its first 
 STEPS_PER_EPOCH = 63  # ceil((1200 - 200 validation) / 16)
 
 
-def test_sigint_interrupts_and_a_rerun_finishes_only_what_was_left(tiny_mnist, tmp_path):
+def test_sigint_interrupts_and_a_rerun_finishes_only_what_was_left(tiny_mnist, tmp_path, cli):
     # Deterministic on a busy machine: once the long entry has logged its first row (it is inside
     # the training loop, which owns Ctrl-C), its worker is stopped (SIGSTOP), so it cannot finish
     # whatever the scheduler does; the batch gets SIGINT, and only once the batch's forwarded
@@ -198,8 +198,8 @@ def test_sigint_interrupts_and_a_rerun_finishes_only_what_was_left(tiny_mnist, t
     assert 0 < stopped_at < EPOCHS * STEPS_PER_EPOCH
     assert (long_dir / "checkpoint.pt").is_file()  # written on Ctrl-C
 
-    result = runner.invoke(app, ["batch", str(f), "--threads", "1", "--no-plots",
-                                 "--out-dir", str(out)])
+    result = cli.invoke(app, ["batch", str(f), "--threads", "1", "--no-plots",
+                              "--out-dir", str(out)])
     assert result.exit_code == 0, result.output
     state = read_state(batch_dir)
     assert [e.status for e in state.entries] == ["completed"] * 3
