@@ -103,7 +103,13 @@ def register_loss(name: str, fn: Callable[..., Tensor], description: str, *,
                   grad: Callable[..., tuple[Tensor, Tensor]] | None = None,
                   options: type[LossOptions] | None = None, squashes_sigmoid: bool = False,
                   batched: bool = False) -> LossSpec:
-    """Register (or replace) loss ``name``; the one line a new loss needs besides its function."""
+    """Register (or replace) loss ``name``; the one line a new loss needs besides its function.
+
+    ``fn(logits (B, C), targets (B,), cfg) -> scalar`` (autograd differentiates it; with
+    ``batched=True`` it also takes logits (..., B, C) and returns (...)). ``grad``, if given, is a
+    closed form ``(logits (..., B, C), targets, cfg) -> (loss (...), d loss / d logits)`` for 2-D
+    and stacked logits alike. ``options``: the loss's options model (its config keys).
+    """
     for key, field in (options.model_fields if options else {}).items():
         known = _OPTION_FIELDS.get(key)
         if known is None and _options_frozen:
