@@ -19,12 +19,13 @@ from pydantic import (
     Field,
     Strict,
     ValidationError,
+    create_model,
     field_validator,
     model_validator,
 )
 
 from ce_lab.errors import ConfigError
-from ce_lab.losses import loss_names
+from ce_lab.losses import loss_names, loss_options, option_fields
 
 
 def _not_bool(value: Any) -> Any:
@@ -64,10 +65,8 @@ class ModelConfig(_Section):
         return v
 
 
-class LossConfig(_Section):
+class _LossConfigBase(_Section):
     name: str = "ce"  # one of `ce-lab losses`
-    mse_reduction: Literal["mean", "sum"] = "mean"  # mse: mean over classes too, or sum over them
-    hinge_margin: Float = Field(1.0, gt=0)  # hinge, hinge-sq: the margin m
 
     @field_validator("name")
     @classmethod
@@ -76,6 +75,19 @@ class LossConfig(_Section):
         if v not in names:
             raise ValueError(f"unknown loss {v!r}; valid losses: {', '.join(names)}")
         return v
+
+    @model_validator(mode="after")
+    def _options_by_their_model(self) -> _LossConfigBase:
+        loss_options(self)  # the selected loss's own validators, beyond each field's constraints
+        return self
+
+
+# The loss section: ``name`` and every option of every registered loss (ce_lab/losses.py keeps
+# each option with its loss: mse_reduction with mse, hinge_margin with hinge and hinge-sq), so a
+# config file keeps one flat ``loss:`` section. A value is checked by its option's field.
+LossConfig = create_model("LossConfig", __base__=_LossConfigBase, __module__=__name__,
+                          **{key: (field.annotation, field)
+                             for key, field in option_fields().items()})
 
 
 class OptimConfig(_Section):

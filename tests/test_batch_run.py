@@ -102,53 +102,88 @@ def test_a_failing_entry_does_not_stop_the_others_and_reruns_next_time(tiny_mnis
     assert "1 started now, 1 already done" in result.stdout
 
 
-def _wait_for(predicate, timeout=60.0):
+def _wait_for(predicate, timeout=60.0, every=0.01):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
-        time.sleep(0.05)
+        time.sleep(every)
     raise AssertionError("timed out")
 
 
-EPOCHS = 40  # a few seconds of training for the entry that gets interrupted
+def _workers(pid: int) -> list[int]:
+    """Process ids of the batch workers whose parent is ``pid`` (Linux /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # after "pid (comm)": state, ppid
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid and b"ce_lab.batch.worker" in cmdline:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _proc_status(pid: int) -> dict[str, str]:
+    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return {k: v.strip() for k, _, v in (line.partition(":") for line in lines)}
+
+
+def _sigint_pending(pid: int) -> bool:
+    status = _proc_status(pid)
+    bit = 1 << (signal.SIGINT - 1)
+    return any(int(status[key], 16) & bit for key in ("ShdPnd", "SigPnd"))
+
+
+EPOCHS = 20  # the entry that gets interrupted: frozen (SIGSTOP) from its first logged row on
 STEPS_PER_EPOCH = 63  # ceil((1200 - 200 validation) / 16)
 
 
-def test_sigint_interrupts_and_a_rerun_finishes_only_what_was_left(tiny_mnist, tmp_path):
+def test_sigint_interrupts_and_a_rerun_finishes_only_what_was_left(tiny_mnist, tmp_path, cli):
+    # Deterministic on a busy machine: once the long entry has logged its first row (it is inside
+    # the training loop, which owns Ctrl-C), its worker is stopped (SIGSTOP), so it cannot finish
+    # whatever the scheduler does; the batch gets SIGINT, and only once the batch's forwarded
+    # SIGINT is pending in the stopped worker does the worker continue (SIGCONT) and handle it.
     out = tmp_path / "out"
     f = write_batch(tmp_path / "b.yaml", {
         "name": "int",
         "base": tiny_base(tiny_mnist, batch_size=16,
                           log={"grad_stats": False, "log_every": 20, "eval_every": 10_000}),
-        # entry 0 is quick; entry 1 trains long enough to be caught mid-run; entry 2 waits.
+        # entry 0 is quick; entry 1 is caught mid-run; entry 2 waits.
         "runs": [{"train.epochs": 1}, {"train.epochs": EPOCHS}, {"train.epochs": 2}]})
     proc = subprocess.Popen(
         # One thread: small models train fastest that way, above all on a busy machine.
         [sys.executable, "-m", "ce_lab", "batch", str(f), "--jobs", "1", "--threads", "1",
          "--no-plots", "--out-dir", str(out)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    worker = None
     try:
-        def long_run_training():
-            dirs = list(out.glob("batch-*"))
-            if not dirs or not (dirs[0] / "batch.json").is_file():
-                return None
-            if read_state(dirs[0]).entries[0].status != "completed":
-                return None
-            for d in out.iterdir():
-                metrics = d / "metrics.csv"
-                if d.name.startswith("batch-") or not metrics.is_file():
+        def long_run_logging():
+            assert proc.poll() is None, proc.communicate()
+            for metrics in out.glob("*/metrics.csv"):
+                d = metrics.parent
+                if d.name.startswith("batch-") or f"epochs: {EPOCHS}\n" not in (
+                        d / "config.yaml").read_text():
                     continue
-                rows = metrics.read_text().count("\n") - 1
-                if load_config(d / "config.yaml").train.epochs == EPOCHS and rows >= 2:
+                if metrics.read_text().count("\n") >= 2:  # the header and a first row
                     return d
             return None
 
-        long_dir = _wait_for(long_run_training)
+        long_dir = _wait_for(long_run_logging)
+        (worker,) = _workers(proc.pid)
+        os.kill(worker, signal.SIGSTOP)
+        _wait_for(lambda: _proc_status(worker)["State"].startswith("T"))
+        assert json.loads((long_dir / "meta.json").read_text())["status"] == "running"
         proc.send_signal(signal.SIGINT)
+        _wait_for(lambda: _sigint_pending(worker))  # the batch forwarded it
+        os.kill(worker, signal.SIGCONT)
+        worker = None
         stdout, stderr = proc.communicate(timeout=60)
     finally:
+        if worker is not None:
+            os.kill(worker, signal.SIGKILL)
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 130, stdout + stderr
@@ -163,8 +198,8 @@ def test_sigint_interrupts_and_a_rerun_finishes_only_what_was_left(tiny_mnist, t
     assert 0 < stopped_at < EPOCHS * STEPS_PER_EPOCH
     assert (long_dir / "checkpoint.pt").is_file()  # written on Ctrl-C
 
-    result = runner.invoke(app, ["batch", str(f), "--threads", "1", "--no-plots",
-                                 "--out-dir", str(out)])
+    result = cli.invoke(app, ["batch", str(f), "--threads", "1", "--no-plots",
+                              "--out-dir", str(out)])
     assert result.exit_code == 0, result.output
     state = read_state(batch_dir)
     assert [e.status for e in state.entries] == ["completed"] * 3

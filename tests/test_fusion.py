@@ -115,3 +115,18 @@ def test_a_stack_too_big_for_memory_is_refused_with_its_size(cfg, data):  # noqa
         train_paired([with_overrides(huge, {"optim.lr": lr}) for lr in (0.1, 0.2, 0.3, 0.4)],
                      data=data)
     assert "\n" not in str(e.value)
+
+
+def test_a_loss_with_many_members_is_computed_stacked_and_still_equals_alone(cfg, data):  # noqa: F811
+    from ce_lab.train.stack import STACKED_FROM
+
+    base = with_overrides(cfg, {"train.epochs": 1})
+    lrs = [0.03, 0.1, 0.3, 1.0, 3.0][: max(STACKED_FROM, 4)]
+    cfgs = [with_overrides(base, {"loss.name": n, "optim.lr": lr})
+            for n in ("mse", "bce", "ce", "hinge") for lr in lrs]
+    fused = train_paired(cfgs, data=data)
+    for c, out in zip(cfgs, fused):
+        alone = train(c, data=data)
+        for name, cols in EXACT.items():
+            assert [[r[k] for k in cols] for r in rows(out.run_dir / name)] == [
+                [r[k] for k in cols] for r in rows(alone.run_dir / name)], (c.loss.name, c.optim.lr)

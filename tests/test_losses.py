@@ -7,6 +7,7 @@ a wrong normaliser or a swapped argument in ``ce_lab/losses.py`` shows up as a v
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -18,8 +19,9 @@ from hypothesis.extra.numpy import arrays
 
 from ce_lab.config import LossConfig, resolve_config
 from ce_lab.errors import ConfigError, UsageError
-from ce_lab.losses import LOSSES, NUM_CLASSES, get_loss, loss_names, make_loss, make_loss_grad
+from ce_lab.losses import LOSSES, get_loss, loss_names, make_loss, make_loss_grad
 
+NUM_CLASSES = 10  # MNIST's, for these tests; the losses read C from the logits
 F64 = torch.float64
 DOUBLE_SOFTMAX_FLOOR = math.log(1 + 9 / math.e)  # 10 classes: softmax(z) at best a one-hot vector
 
@@ -454,3 +456,270 @@ def test_closed_form_in_float32_on_large_logits(name, cfg):
     assert torch.isfinite(got_grad).all() and torch.isfinite(got_loss)
     torch.testing.assert_close(got_loss, want_loss, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(got_grad, want_grad, rtol=1e-5, atol=1e-7)
+
+
+# ---------------------------------------------------------------------------------------------
+# Stacks of logits (K, B, C): slice k bit for bit the 2-D call on logits[k], and the 2-D call bit
+# for bit what it was before stacks existed (the functions below are that code, kept verbatim).
+
+
+def _head_onehot(logits, targets):
+    return logits.new_zeros(logits.shape).scatter_(-1, targets.unsqueeze(-1), 1.0)
+
+
+def _head_ce_grad(logits, targets, cfg):
+    log_p = torch.log_softmax(logits, dim=-1)
+    loss = torch.nn.functional.nll_loss(log_p, targets)
+    return loss, log_p.exp_().sub_(_head_onehot(logits, targets)).div_(logits.shape[0])
+
+
+def _head_mse_grad(logits, targets, cfg):
+    s = torch.sigmoid(logits)
+    diff = s - _head_onehot(logits, targets)
+    per_example = logits.numel() if cfg.mse_reduction == "mean" else logits.shape[0]
+    loss = diff.square().sum() / per_example
+    return loss, torch.ops.aten.sigmoid_backward(diff * (2.0 / per_example), s)
+
+
+def _head_hinge_grad(p):
+    def grad(logits, targets, cfg):
+        b, c = logits.shape
+        z_target = logits.gather(-1, targets.unsqueeze(-1))
+        slack = (logits - z_target + cfg.hinge_margin).clamp_min_(0).scatter_(
+            -1, targets.unsqueeze(-1), 0.0)
+        loss = (slack if p == 1 else slack.square()).sum() / (b * c)
+        per_term = (slack > 0).to(logits.dtype) if p == 1 else slack * 2.0
+        grad = per_term.scatter_(-1, targets.unsqueeze(-1), per_term.sum(-1, keepdim=True).neg())
+        return loss, grad.div_(b * c)
+
+    return grad
+
+
+def _head_bce_grad(logits, targets, cfg):
+    onehot = _head_onehot(logits, targets)
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, onehot)
+    return loss, (torch.sigmoid(logits) - onehot).div_(logits.numel())
+
+
+def _head_mse(logits, targets, cfg):
+    onehot = torch.nn.functional.one_hot(targets, logits.shape[-1]).to(logits.dtype)
+    sq = (torch.sigmoid(logits) - onehot).pow(2)
+    return sq.mean() if cfg.mse_reduction == "mean" else sq.sum(-1).mean()
+
+
+def _head_bce(logits, targets, cfg):
+    onehot = torch.nn.functional.one_hot(targets, logits.shape[-1]).to(logits.dtype)
+    return torch.nn.functional.binary_cross_entropy_with_logits(logits, onehot)
+
+
+HEAD_GRADS = {"ce": _head_ce_grad, "mse": _head_mse_grad, "hinge": _head_hinge_grad(1),
+              "hinge-sq": _head_hinge_grad(2), "bce": _head_bce_grad}
+HEAD_VALUES = {"ce": lambda z, y, cfg: torch.nn.functional.cross_entropy(z, y), "mse": _head_mse,
+               "bce": _head_bce}
+
+
+def _stack(k: int, b: int, kind: str, dtype=torch.float32, c: int = NUM_CLASSES, seed: int = 0):
+    gen = torch.Generator().manual_seed(seed * 1000 + k * 100 + b)
+    z = torch.randn(k, b, c, generator=gen, dtype=dtype)
+    if kind == "random":
+        z *= 4
+    else:  # extreme: +-300, where softmax underflows and sigmoids saturate, mixed with small ones
+        z = torch.where(torch.rand(z.shape, generator=gen) < 0.5, z.sign() * 300, z)
+    return z, torch.randint(0, c, (b,), generator=gen)
+
+
+def _as_tuple(x):
+    return x if isinstance(x, tuple) else (x,)
+
+
+def _assert_slices_are_the_2d_calls(fn, head, z, y, cfg):
+    """fn(z) on the stack, slice k, is fn(z[k]), which is head(z[k]) (today's code), all exactly."""
+    got = _as_tuple(fn(z, y))
+    assert got[0].shape == z.shape[:-2]
+    if len(got) == 2:  # (loss, gradient)
+        assert got[1].shape == z.shape and got[1].is_contiguous()
+    for k in range(z.shape[0]):
+        one, want = _as_tuple(fn(z[k], y)), _as_tuple(head(z[k], y, cfg))
+        for stacked, one_k, want_k in zip(got, one, want, strict=True):
+            assert torch.equal(one_k, want_k)  # the 2-D call is what it was
+            assert torch.equal(stacked[k], one_k)  # and slice k of the stack is the 2-D call
+
+
+@pytest.mark.parametrize("kind", ["random", "extreme"])
+@pytest.mark.parametrize("b", [1, 5, 64])
+@pytest.mark.parametrize("k", [1, 3, 7])
+@pytest.mark.parametrize(("name", "cfg"), CLOSED_FORM_CASES)
+def test_closed_form_on_a_stack_is_the_2d_call_bit_for_bit(name, cfg, k, b, kind):
+    z, y = _stack(k, b, kind)
+    _assert_slices_are_the_2d_calls(make_loss_grad(cfg), HEAD_GRADS[name], z, y, cfg)
+
+
+BATCHED_VALUE_CASES = [c for c in CASES if get_loss(c.values[0]).batched]
+
+
+def test_the_batched_value_functions():
+    assert {c.values[0] for c in BATCHED_VALUE_CASES} == set(HEAD_VALUES)
+
+
+@pytest.mark.parametrize("kind", ["random", "extreme"])
+@pytest.mark.parametrize(("k", "b"), [(1, 5), (3, 1), (7, 64), (3, 2000)])
+@pytest.mark.parametrize(("name", "cfg"), BATCHED_VALUE_CASES)
+def test_loss_value_on_a_stack_is_the_2d_call_bit_for_bit(name, cfg, k, b, kind):
+    z, y = _stack(k, b, kind)
+    _assert_slices_are_the_2d_calls(make_loss(cfg), HEAD_VALUES[name], z, y, cfg)
+
+
+@pytest.mark.parametrize(("name", "cfg"), [c for c in CASES if not get_loss(c.values[0]).batched])
+def test_make_loss_takes_a_stack_for_every_loss(name, cfg):
+    z, y = _stack(3, 5, "random", dtype=F64)
+    got = make_loss(cfg)(z, y)
+    assert got.shape == (3,)
+    for k in range(3):
+        assert torch.equal(got[k], get_loss(name).fn(z[k], y, cfg))
+
+
+@pytest.mark.parametrize(("name", "cfg"), CLOSED_FORM_CASES)
+def test_closed_form_on_a_large_stack_float64_and_more_leading_dims(name, cfg):
+    # 6 x 600 x 10 is past the size where elementwise kernels split across threads: the stack is
+    # computed in chunks (5 slices, then 1); 4000 x 10 is past it in one slice. float64, other
+    # class counts and two leading dims go the same way.
+    for z, y in (_stack(6, 600, "random"), _stack(2, 4000, "extreme"),
+                 _stack(3, 5, "extreme", dtype=F64, c=3)):
+        _assert_slices_are_the_2d_calls(make_loss_grad(cfg), HEAD_GRADS[name], z, y, cfg)
+    z, y = _stack(6, 5, "random")
+    loss, grad = make_loss_grad(cfg)(z.view(2, 3, 5, NUM_CLASSES), y)
+    flat_loss, flat_grad = make_loss_grad(cfg)(z, y)
+    assert torch.equal(loss, flat_loss.view(2, 3)) and torch.equal(grad, flat_grad.view(2, 3, 5, -1))
+
+
+@pytest.mark.parametrize("b", [1, 2, 16, 17, 33, 64, 255, 256, 257, 258, 4100])
+def test_nll_mean_replays_nll_loss_summation_order(b):
+    from ce_lab.losses import _nll_mean, _nll_mean_replayed
+
+    for dtype in (torch.float32, F64):
+        z, y = _stack(3, b, "random", dtype=dtype)
+        z = z * torch.logspace(-3, 3, b, dtype=dtype)[:, None]  # magnitudes that expose the order
+        log_p = torch.log_softmax(z, dim=-1)
+        want = torch.stack([torch.nn.functional.nll_loss(lp, y) for lp in log_p])
+        assert torch.equal(_nll_mean_replayed(log_p, y), want)
+        assert torch.equal(_nll_mean(log_p, y), want)
+
+
+def test_ce_on_a_stack_of_many_members_replays_the_order():
+    from ce_lab.losses import _NLL_PER_SLICE
+
+    k = _NLL_PER_SLICE + 3
+    for kind in ("random", "extreme"):
+        z, y = _stack(k, 64, kind)
+        _assert_slices_are_the_2d_calls(make_loss_grad(LossConfig()), HEAD_GRADS["ce"], z, y,
+                                        LossConfig())
+        _assert_slices_are_the_2d_calls(make_loss(LossConfig()), HEAD_VALUES["ce"], z, y,
+                                        LossConfig())
+
+
+# ---------------------------------------------------------------------------------------------
+# A loss is one function plus one registration: listed, validated, trained, with its options
+
+
+def _options_rows(stdout: str) -> list[tuple[str, str, str, str]]:
+    """(loss, key, default, meaning) rows of the options table of `ce-lab losses`."""
+    rows = []
+    for line in stdout.splitlines():
+        cells = [c.strip() for c in line.split("│")]
+        if len(cells) == 6 and cells[2].startswith("loss."):
+            rows.append(tuple(cells[1:5]))
+    return rows
+
+
+def test_ce_lab_losses_lists_every_loss_with_its_options(cli):
+    from ce_lab.cli.app import app
+
+    result = cli.invoke(app, ["losses"])
+    assert result.exit_code == 0, result.output
+    for name in loss_names():
+        assert f"│ {name} " in result.stdout
+    want = [(name, f"loss.{key}", str(field.default), field.description)
+            for name, spec in LOSSES.items() if spec.options
+            for key, field in spec.options.model_fields.items()]
+    assert _options_rows(result.stdout) == want
+    assert ("hinge", "loss.hinge_margin", "1.0", "the margin m (> 0)") in want
+
+
+def test_loss_options_are_their_losses_config_keys_with_todays_format():
+    from ce_lab.config import RunConfig, to_yaml
+    from ce_lab.losses import HingeOptions, MseOptions, loss_options
+
+    assert get_loss("mse").options is MseOptions
+    assert get_loss("hinge").options is get_loss("hinge-sq").options is HingeOptions
+    assert list(LossConfig.model_fields) == ["name", "mse_reduction", "hinge_margin"]
+    # what `config show` prints and every run's config.yaml holds, unchanged
+    assert "\nloss:\n  name: ce\n  mse_reduction: mean\n  hinge_margin: 1.0\noptim:\n" in to_yaml(
+        RunConfig())
+    cfg = LossConfig(name="hinge-sq", hinge_margin=0.5)
+    assert loss_options(cfg) == HingeOptions(hinge_margin=0.5)
+    assert loss_options(LossConfig(name="ce")) is None
+
+
+@pytest.mark.parametrize(("item", "message"), [
+    ("loss.hinge_margin=0", "loss.hinge_margin: Input should be greater than 0 (got 0)"),
+    ("loss.mse_reduction=max", "loss.mse_reduction: Input should be 'mean' or 'sum' (got 'max')"),
+])
+def test_a_bad_option_value_is_one_line_naming_the_key(item, message):
+    with pytest.raises(ConfigError) as info:
+        resolve_config(sets=[item])
+    assert str(info.value) == f"--set {item}: {message}"
+
+
+def test_new_option_keys_cannot_arrive_after_the_config_is_built():
+    from ce_lab.losses import LossOptions, register_loss
+
+    class Late(LossOptions):
+        late_knob: float = 1.0
+
+    with pytest.raises(RuntimeError, match="loss.late_knob"):
+        register_loss("late", lambda z, y, cfg: z.sum(), "never registered", options=Late)
+    assert "late" not in LOSSES
+
+
+@pytest.fixture
+def dummy_loss():
+    """A loss registered by a test, as a plugin would: one function plus one registration."""
+    from ce_lab.losses import HingeOptions, register_loss
+
+    def smoothed_ce(logits, targets, cfg):  # label smoothing scaled by an existing option
+        return torch.nn.functional.cross_entropy(logits, targets, label_smoothing=0.1) * (
+            cfg.hinge_margin)
+
+    register_loss("smoothed-ce", smoothed_ce, "cross-entropy with 0.1 label smoothing, times m",
+                  options=HingeOptions)
+    try:
+        yield "smoothed-ce"
+    finally:
+        del LOSSES["smoothed-ce"]
+
+
+def test_a_registered_loss_is_listed_validated_trained_and_compared_with_no_other_edit(
+        dummy_loss, cli, tiny_config, tiny_sets):
+    from ce_lab.cli.app import app
+    from ce_lab.config import load_config
+    from ce_lab.train import train
+
+    result = cli.invoke(app, ["losses"])
+    assert f"│ {dummy_loss} " in result.stdout
+    assert (dummy_loss, "loss.hinge_margin", "1.0", "the margin m (> 0)") in _options_rows(
+        result.stdout)
+    cfg = tiny_config(**{"loss.name": dummy_loss, "loss.hinge_margin": 2.0,
+                         "train.epochs": 0, "train.max_steps": 6})
+    assert resolve_config(sets=[f"loss.name={dummy_loss}"]).loss.name == dummy_loss
+    outcome = train(cfg)
+    assert outcome.status == "completed", outcome.message
+    assert outcome.summary["steps"] == 6
+    assert load_config(outcome.run_dir / "config.yaml").loss.name == dummy_loss
+
+    # and compared: trained fused with ce (same weights and batches), then tabled
+    sets = [arg for item in tiny_sets("train.max_steps=6", "train.epochs=0")
+            for arg in ("--set", item)]
+    result = cli.invoke(app, ["compare", "--losses", f"ce,{dummy_loss}", "--seeds", "0",
+                              "--format", "json", "--no-plots", *sets])
+    assert result.exit_code == 0, result.output
+    assert [row["loss"] for row in json.loads(result.stdout)["rows"]] == ["ce", dummy_loss]

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from ce_lab.data.fetch import FetchReporter, ensure_mnist
 from ce_lab.data.files import resolve_root
 from ce_lab.data.idx import check_mnist_shape, read_idx
+from ce_lab.data.spec import MNIST, DatasetSpec
 from ce_lab.errors import DataError
 
 if TYPE_CHECKING:
@@ -27,7 +28,8 @@ MNIST_STD = 0.3081
 
 @dataclass(frozen=True)
 class MnistTensors:
-    """Normalised images (N, 784) float32 and labels (N,) int64, all on one device."""
+    """Normalised images (N, spec.n_inputs) float32 and labels (N,) int64 in 0..spec.n_classes-1,
+    all on one device."""
 
     train_x: torch.Tensor
     train_y: torch.Tensor
@@ -38,6 +40,7 @@ class MnistTensors:
     raw: Path  # the folder the IDX files came from
     verified: bool  # md5-checked against MNIST's (False with data.verify_md5=false)
     source: str  # "cache", or what fetched the files in this call
+    spec: DatasetSpec = MNIST  # inputs per example and classes: what the model is sized from
 
     @property
     def n_train(self) -> int:
@@ -62,10 +65,12 @@ class MnistTensors:
             "n_test": self.n_test,
             "device": str(self.train_x.device),
             "normalise": {"mean": MNIST_MEAN, "std": MNIST_STD},
+            "dataset": {"name": self.spec.name, "n_inputs": self.spec.n_inputs,
+                        "n_classes": self.spec.n_classes},
         }
 
 
-def _read_split(raw: Path, images: str, labels: str):
+def _read_split(raw: Path, images: str, labels: str, spec: DatasetSpec = MNIST):
     import torch
 
     x = read_idx(raw / images)
@@ -76,8 +81,13 @@ def _read_split(raw: Path, images: str, labels: str):
         raise DataError(f"{raw}: {x.shape[0]} images in {images} but {y.shape[0]} labels")
     if x.shape[0] == 0:  # refused here, not at the end of a run that cannot be evaluated
         raise DataError(f"{raw / images}: no images (the IDX file holds 0); every split needs some")
+    if x[0].size != spec.n_inputs:
+        raise DataError(f"{images}: {x[0].size} values per image, {spec.name} has {spec.n_inputs}")
+    if y.size and int(y.max()) >= spec.n_classes:
+        raise DataError(f"{labels}: label {int(y.max())}, {spec.name} has {spec.n_classes} classes")
     # The arrays view read-only bytes; torch wants writable memory, hence one copy each here.
-    return torch.from_numpy(x.reshape(len(x), 784).copy()), torch.from_numpy(y.astype("int64"))
+    return (torch.from_numpy(x.reshape(len(x), spec.n_inputs).copy()),
+            torch.from_numpy(y.astype("int64")))
 
 
 def _normalise(x_uint8: torch.Tensor) -> torch.Tensor:
@@ -102,8 +112,11 @@ def load_mnist(data_cfg: DataConfig, seed: int, device: torch.device | str,
 
     found = ensure_mnist(resolve_root(data_cfg.root), download=data_cfg.download,
                          verify_md5=data_cfg.verify_md5, reporter=reporter)
-    train_x, train_y = _read_split(found.raw, "train-images-idx3-ubyte", "train-labels-idx1-ubyte")
-    test_x, test_y = _read_split(found.raw, "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+    spec = MNIST
+    train_x, train_y = _read_split(found.raw, "train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                                   spec)
+    test_x, test_y = _read_split(found.raw, "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte",
+                                 spec)
     train_idx, val_idx = split_indices(len(train_y), data_cfg.val_size, seed)
     device = torch.device(device)
     # uint8 crosses to the device (4x fewer bytes than float32); normalisation happens there.
@@ -120,6 +133,7 @@ def load_mnist(data_cfg: DataConfig, seed: int, device: torch.device | str,
         raw=found.raw,
         verified=found.verified,
         source=found.source,
+        spec=spec,
     )
 
 

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from ce_lab.data.spec import MNIST
 from ce_lab.nn.layers import ACTIVATIONS, StackedLinear
 
 
@@ -66,7 +67,8 @@ class StackedMLP(nn.Module):
         return [n for layer in self.layers() for n in layer.squared_grad_norms()]
 
 
-def layer_sizes(hidden: Sequence[int], n_inputs: int = 784, n_classes: int = 10) -> list[int]:
+def layer_sizes(hidden: Sequence[int], n_inputs: int = MNIST.n_inputs,
+                n_classes: int = MNIST.n_classes) -> list[int]:
     return [n_inputs, *hidden, n_classes]
 
 
@@ -99,8 +101,10 @@ def init_weights(model: StackedMLP, scheme: str, seed: int) -> None:
 
 
 def build_model(members: int, hidden: Sequence[int], activation: str, init: str, seed: int,
-                device: torch.device | str = "cpu", n_inputs: int = 784,
-                n_classes: int = 10) -> StackedMLP:
+                device: torch.device | str = "cpu", n_inputs: int = MNIST.n_inputs,
+                n_classes: int = MNIST.n_classes) -> StackedMLP:
+    """A stack of ``members`` MLPs sized for a data set (``ce_lab.data.spec``; MNIST's by default),
+    every member with the same initial weights."""
     model = StackedMLP(members, layer_sizes(hidden, n_inputs, n_classes), activation)
     init_weights(model, init, seed)
     return model.to(device)

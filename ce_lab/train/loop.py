@@ -67,9 +67,8 @@ class Trainer:
         if max_steps is not None:  # a cap on the epochs; with epochs 0, the length on its own
             total = max_steps if epochs == 0 else min(total, max_steps)
         self.total_steps = total
-        n_inputs = int(self.data.train_x.shape[1])
-        n_classes = int(getattr(getattr(self.data, "spec", None), "n_classes", 10))
-        self.stack = Stack(self.cfgs, self.device, total, n_inputs, n_classes)
+        spec = self.data.spec  # the model is sized from the data set
+        self.stack = Stack(self.cfgs, self.device, total, spec.n_inputs, spec.n_classes)
         self.M = self.stack.M
         self.state = LoopState()
         self.members: list[Member] = []
