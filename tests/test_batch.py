@@ -15,9 +15,11 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from ce_lab.batch import run as running
+from ce_lab.batch.execute import execute
+from ce_lab.batch.plan import find_previous, open_batch
 from ce_lab.batch.spec import config_hash, load_batch
 from ce_lab.batch.store import read_state
+from ce_lab.batch.tasks import build_tasks
 from ce_lab.cli.app import app
 from ce_lab.config import RunConfig, to_dict, to_yaml, with_overrides
 from ce_lab.errors import ConfigError
@@ -188,7 +190,7 @@ def test_ray_executor_without_ray_says_how_to_install(tmp_path, monkeypatch):
 
 def _opened(tmp_path, data, **kw):
     batch = load_batch(write_batch(tmp_path / "b.yaml", data), out_dir=tmp_path / "runs")
-    return running.open_batch(batch, None, **kw)
+    return open_batch(batch, None, **kw)
 
 
 FOUR_BY_THREE = {"name": "f", "grid": {"loss.name": ["ce", "mse", "hinge", "nll-manual"]},
@@ -199,28 +201,28 @@ def test_entries_that_may_share_a_stack_are_fused_bounded_by_max_members(tmp_pat
     grid = {"name": "g", "grid": {"loss.name": ["ce", "mse", "hinge", "nll-manual"],
                                   "optim.lr": [0.03, 0.1, 0.3, 1.0, 3.0]}, "seeds": [0, 1]}
     opened = _opened(tmp_path, grid)
-    tasks = running.build_tasks(opened, fuse=True, capacity=1)
+    tasks = build_tasks(opened, fuse=True, capacity=1)
     assert [len(t["entries"]) for t in tasks] == [20, 20]  # one stack per seed
     for t in tasks:
         assert len({c["seed"] for c in t["configs"]}) == 1
         assert len({(c["loss"]["name"], c["optim"]["lr"]) for c in t["configs"]}) == 20
-    tasks = running.build_tasks(opened, fuse=True, capacity=1, max_members=8)
+    tasks = build_tasks(opened, fuse=True, capacity=1, max_members=8)
     assert sorted(len(t["entries"]) for t in tasks) == [4, 4, 8, 8, 8, 8]
     assert sorted(i for t in tasks for i in t["entries"]) == list(range(40))
 
 
 def test_entries_differing_only_in_loss_are_fused(tmp_path):
     opened = _opened(tmp_path, FOUR_BY_THREE)
-    tasks = running.build_tasks(opened, fuse=True, capacity=1)
+    tasks = build_tasks(opened, fuse=True, capacity=1)
     assert [t["entries"] for t in tasks] == [[0, 3, 6, 9], [1, 4, 7, 10], [2, 5, 8, 11]]
     for t in tasks:
         seeds = {c["seed"] for c in t["configs"]}
         assert len(seeds) == 1 and len({c["loss"]["name"] for c in t["configs"]}) == 4
         assert t["group"] == opened.state.batch_id
     # Two workers: groups are split so that no worker idles in the last round.
-    tasks = running.build_tasks(opened, fuse=True, capacity=2)
+    tasks = build_tasks(opened, fuse=True, capacity=2)
     assert len(tasks) % 2 == 0 and sorted(i for t in tasks for i in t["entries"]) == list(range(12))
-    assert len(running.build_tasks(opened, fuse=False, capacity=2)) == 12
+    assert len(build_tasks(opened, fuse=False, capacity=2)) == 12
 
 
 # ---------------------------------------------------------------------------------------------
@@ -300,16 +302,16 @@ TWO_BY_TWO = {"name": "o", "runs": [{"train.batch_size": 32}, {"train.batch_size
 
 def _rerun(tmp_path, data, executor):
     batch = load_batch(tmp_path / "b.yaml", out_dir=tmp_path / "runs")
-    previous = running.find_previous(batch, new=False)
-    opened = running.open_batch(batch, previous)
-    return running.execute(opened, executor, poll_seconds=0)
+    previous = find_previous(batch, new=False)
+    opened = open_batch(batch, previous)
+    return execute(opened, executor, poll_seconds=0)
 
 
 def test_a_failing_entry_leaves_the_others_and_a_rerun_redoes_only_it(tmp_path):
     runs = tmp_path / "runs"
     opened = _opened(tmp_path, TWO_BY_TWO)
     fake = FakeExecutor(runs, capacity=2, outcome={1: "failed", 2: "diverged"})
-    result = running.execute(opened, fake, poll_seconds=0)
+    result = execute(opened, fake, poll_seconds=0)
     assert result.exit_code == 1
     state = read_state(opened.batch_dir)
     assert [e.status for e in state.entries] == ["completed", "failed", "diverged", "completed"]
@@ -334,7 +336,7 @@ def test_ctrl_c_stops_scheduling_and_a_rerun_resumes_from_checkpoints(tmp_path):
     opened = _opened(tmp_path, TWO_BY_TWO)
     # Finish the first task, then Ctrl-C while the second runs: the rest never starts.
     fake = FakeExecutor(runs, capacity=1, ctrl_c_on_wait=2)
-    result = running.execute(opened, fake, poll_seconds=0)
+    result = execute(opened, fake, poll_seconds=0)
     assert result.interrupted and result.exit_code == 130
     assert len(fake.started) == 2
     state = read_state(opened.batch_dir)
@@ -377,17 +379,17 @@ def test_a_killed_batch_is_reconciled_with_its_run_folders(tmp_path):
 def test_a_changed_batch_file_keeps_the_entries_it_still_has(tmp_path):
     runs = tmp_path / "runs"
     opened = _opened(tmp_path, {"name": "c", "seeds": [0, 1]})
-    running.execute(opened, FakeExecutor(runs), poll_seconds=0)
+    execute(opened, FakeExecutor(runs), poll_seconds=0)
     write_batch(tmp_path / "b.yaml", {"name": "c", "seeds": [1, 2]})
     again = FakeExecutor(runs)
     batch = load_batch(tmp_path / "b.yaml", out_dir=runs)
-    reopened = running.open_batch(batch, running.find_previous(batch, new=False))
+    reopened = open_batch(batch, find_previous(batch, new=False))
     assert reopened.dropped == 1 and reopened.batch_dir == opened.batch_dir
-    running.execute(reopened, again, poll_seconds=0)
+    execute(reopened, again, poll_seconds=0)
     assert [t["configs"][0]["seed"] for t in again.started] == [2]
     assert yaml.safe_load((opened.batch_dir / "batch.yaml").read_text())["seeds"] == [1, 2]
     # --new starts another folder and runs everything.
-    assert running.find_previous(batch, new=True) is None
+    assert find_previous(batch, new=True) is None
 
 
 def test_a_batch_folder_in_use_by_a_live_process_is_refused(tmp_path):
@@ -395,7 +397,7 @@ def test_a_batch_folder_in_use_by_a_live_process_is_refused(tmp_path):
 
     f = write_batch(tmp_path / "b.yaml", {"name": "lock", "seeds": [0]})
     batch = load_batch(f, out_dir=tmp_path / "runs")
-    opened = running.open_batch(batch, None)
+    opened = open_batch(batch, None)
     lock = opened.batch_dir / ".lock"
     lock.write_text(str(os.getppid()))  # a live process that is not this one
     result = runner.invoke(app, ["batch", str(f), "--out-dir", str(tmp_path / "runs")])

@@ -15,7 +15,10 @@ from ce_lab.cli.compare_cmd import compare
 from ce_lab.cli.config_cmd import config_app
 from ce_lab.cli.data_cmd import data_app
 from ce_lab.cli.losses_cmd import losses
-from ce_lab.cli.theory_cmd import NUMBERS_CONTEXT, entropy, saturation, stability, xent
+from ce_lab.cli.theory.entropy import NUMBERS_CONTEXT, entropy
+from ce_lab.cli.theory.saturation import saturation
+from ce_lab.cli.theory.stability import stability
+from ce_lab.cli.theory.xent import xent
 from ce_lab.cli.train_cmd import train
 
 app = typer.Typer(

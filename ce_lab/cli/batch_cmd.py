@@ -44,8 +44,9 @@ def _lookup(config: dict, dotted: str):
 def _plan_table(opened, fuse: bool, capacity: int, max_members: int):
     from rich.table import Table
 
-    from ce_lab.batch.run import describe_plan, stack_of_entries
+    from ce_lab.batch.plan import describe_plan
     from ce_lab.batch.spec import override_text
+    from ce_lab.batch.tasks import stack_of_entries
     from ce_lab.config import to_dict
 
     keys = opened.state.varied_keys
@@ -92,7 +93,7 @@ def _sigterm_as_interrupt():
 
 def _printer(total: int, batch_dir: Path):
     """One line on stderr as each entry starts and ends."""
-    from ce_lab.batch.run import entry_summary
+    from ce_lab.batch.execute import entry_summary
 
     done = {"n": 0}
 
@@ -125,7 +126,7 @@ def _printer(total: int, batch_dir: Path):
 
 
 def _summary(result) -> None:
-    from ce_lab.batch.run import entry_summary
+    from ce_lab.batch.execute import entry_summary
 
     state = result.state
     counts = state.counts()
@@ -214,7 +215,7 @@ def batch(
     interrupted ones from their checkpoints and reruns failed ones. Exit code 1 if an entry
     failed, 130 after Ctrl-C.
     """
-    from ce_lab.batch import run as running
+    from ce_lab.batch.plan import find_previous, load_saved_batch, plan
     from ce_lab.batch.spec import load_batch
 
     if (batch_file is None) == (resume is None):
@@ -224,18 +225,18 @@ def batch(
         if given:
             raise fail(f"{', '.join(given)} cannot change a batch being resumed; run the batch "
                        "file instead", 2)
-        batch_obj = running.load_saved_batch(resume)
+        batch_obj = load_saved_batch(resume)
         batch_dir: Path | None = resume
     else:
         batch_obj = load_batch(batch_file, set_ or [], out_dir)
-        batch_dir = running.find_previous(batch_obj, new)
+        batch_dir = find_previous(batch_obj, new)
     if executor is ExecutorKind.local and address is not None:
         raise fail("--address applies to --executor ray", 2)
     if executor is ExecutorKind.ray and threads is not None:
         raise fail("--threads applies to the local executor; Ray tasks use --cpus-per-task", 2)
 
     if dry_run:
-        opened = running.plan(batch_obj, batch_dir, executor.value)
+        opened = plan(batch_obj, batch_dir, executor.value)
         console.print(_plan_table(opened, fuse, jobs or 1, max_members))
         if opened.continued:
             console.print(f"continues {escape(str(batch_dir))}", highlight=False, soft_wrap=True)
@@ -253,22 +254,24 @@ def batch(
                                                                        batch_obj.name)
     try:
         with locked(target):
-            result = _run(running, batch_obj, target, ex, executor, jobs, threads, fuse,
-                          max_members)
-            _finish(running, result, no_plots)
+            result = _run(batch_obj, target, ex, executor, jobs, threads, fuse, max_members)
+            _finish(result, no_plots)
     finally:
         if ex is not None:
             ex.close()
 
 
-def _run(running, batch_obj, target: Path, ex, executor: ExecutorKind, jobs, threads, fuse,
+def _run(batch_obj, target: Path, ex, executor: ExecutorKind, jobs, threads, fuse,
          max_members: int):
-    opened = running.open_batch(batch_obj, target, executor.value)
+    from ce_lab.batch.execute import execute
+    from ce_lab.batch.plan import describe_plan, open_batch
+
+    opened = open_batch(batch_obj, target, executor.value)
     if ex is None:
         from ce_lab.batch.local import LocalExecutor
 
         ex = LocalExecutor(opened.batch_dir, jobs or 1, threads)
-    actions = [a for _, a in running.describe_plan(opened)]
+    actions = [a for _, a in describe_plan(opened)]
     todo = {a: actions.count(a) for a in ("run", "rerun", "resume", "skip") if a in actions}
     verb = "continuing" if opened.continued else "new"
     console.print(f"batch {escape(opened.state.batch_id)} ({verb}): {len(actions)} entries: "
@@ -277,18 +280,20 @@ def _run(running, batch_obj, target: Path, ex, executor: ExecutorKind, jobs, thr
                      if opened.dropped else ""), highlight=False, soft_wrap=True)
     printer = _printer(len(actions) - todo.get("skip", 0), opened.batch_dir)
     with _sigterm_as_interrupt():
-        return running.execute(opened, ex, fuse=fuse, on_event=printer, max_members=max_members)
+        return execute(opened, ex, fuse=fuse, on_event=printer, max_members=max_members)
 
 
-def _finish(running, result, no_plots: bool) -> None:
+def _finish(result, no_plots: bool) -> None:
     """The end summary, then (unless interrupted) the comparison; exits with the batch's code."""
+    from ce_lab.batch.execute import compare_finished
+
     _summary(result)
     if result.interrupted:
         console.print(f"interrupted: run the batch file again, or ce-lab batch --resume "
                       f"{escape(str(result.batch_dir))}, to finish what is left",
                       highlight=False, soft_wrap=True)
         raise typer.Exit(Status.INTERRUPTED.exit_code)
-    comparison = running.compare_finished(result, plots=not no_plots)
+    comparison = compare_finished(result, plots=not no_plots)
     if comparison is not None:
         # The same rendering as `ce-lab compare`: tables, paired differences, notes, file paths.
         from ce_lab.cli.compare_cmd import TableFormat, render_comparison

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from ce_lab.errors import UsageError
 
@@ -116,6 +117,16 @@ class EntropyReport:
     def max_bits(self) -> float:
         return self.max_nats / LN2
 
+    def to_dict(self) -> dict[str, Any]:
+        """What ``ce-lab entropy --format json`` writes (before ``jsonsafe``)."""
+        return {
+            "p": self.p, "outcomes": len(self.p), "input_sum": self.input_sum,
+            "normalized": self.normalized,
+            "entropy": {"bits": self.entropy_bits, "nats": self.entropy_nats},
+            "max_entropy": {"bits": self.max_bits, "nats": self.max_nats},
+            "fraction_of_max": self.entropy_nats / self.max_nats if self.max_nats else None,
+        }
+
 
 def entropy_report(values: Sequence[float], *, normalize: bool = False,
                    tolerance: float = DEFAULT_TOLERANCE, what: str = "entropy") -> EntropyReport:
@@ -149,6 +160,21 @@ class XentReport:
     @property
     def identity_holds(self) -> bool:
         return self.identity_gap <= 1e-12 * max(1.0, abs(self.cross_entropy_nats))
+
+    def to_dict(self) -> dict[str, Any]:
+        """What ``ce-lab xent --format json`` writes (before ``jsonsafe``)."""
+        return {
+            "p": self.p, "q": self.q,
+            "nats": {"entropy": self.entropy_nats, "cross_entropy": self.cross_entropy_nats,
+                     "kl": self.kl_nats},
+            "bits": {"entropy": self.entropy_nats / LN2,
+                     "cross_entropy": self.cross_entropy_nats / LN2,
+                     "kl": self.kl_nats / LN2},
+            "identity_holds": self.identity_holds, "identity_gap": self.identity_gap,
+            "one_hot": self.one_hot, "infinite_at": self.infinite_at,
+            "binary": None if self.binary is None else
+            {"y": self.binary[0], "p": self.binary[1], "loss_nats": self.binary[2]},
+        }
 
 
 def xent_report(p_values: Sequence[float], q_values: Sequence[float], *, normalize: bool = False,

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ce_lab.errors import CeLabError, UsageError
 
@@ -44,6 +45,26 @@ class SaturationReport:
 
     def collapsed(self, p: float) -> bool:
         return p < self.collapsed_below or p > self.collapsed_above
+
+    def to_dict(self) -> dict[str, Any]:
+        """What ``ce-lab saturation --format json`` writes (before ``jsonsafe``), but the plot."""
+        return {
+            "setup": "one output unit, logit z, p = sigmoid(z), true label 1; |d loss / d z| by "
+                     "autograd in float64. mse: (sigmoid(z) - 1)^2; bce: -ln sigmoid(z); ce: "
+                     "softmax over logits (0, z); hinge: max(0, m - z)",
+            "hinge_margin": self.hinge_margin,
+            "rows": [
+                {"p": p, "z": z, "sigmoid_prime": sp,
+                 **{name: self.grads[name][i] for name in self.grads},
+                 "mse_collapsed": self.collapsed(p)}
+                for i, (p, z, sp) in enumerate(zip(self.probs, self.logits, self.sigmoid_prime,
+                                                   strict=True))
+            ],
+            "mse_max": {"grad": self.mse_max, "p": self.mse_argmax},
+            "collapse_fraction": self.collapse_fraction,
+            "mse_collapsed_below_p": self.collapsed_below,
+            "mse_collapsed_above_p": self.collapsed_above,
+        }
 
 
 def check_probs(probs: Sequence[float]) -> list[float]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from ce_lab.errors import UsageError
 
@@ -87,6 +88,23 @@ class StabilityReport:
     double_softmax_lowest: float  # the lowest double-softmax loss measured
     # max |log_softmax(log_softmax(z)) - log_softmax(z)| per dtype
     log_softmax_idempotence: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """What ``ce-lab stability --format json`` writes (before ``jsonsafe``)."""
+        return {
+            "classes": NUM_CLASSES, "pattern": list(PATTERN), "scales": self.scales,
+            "targets": TARGETS,
+            "tolerance": {"rtol": RTOL, "atol": ATOL},
+            "pipelines": {p.key: {"computes": p.label, "registry_loss": p.registry}
+                          for p in PIPELINES},
+            "measurements": [{**m.__dict__, "status": m.status} for m in self.measurements],
+            "onsets": [o.__dict__ for o in self.onsets],
+            "exp_underflow_gap": self.exp_underflow_gap,
+            "reciprocal_overflow_gap": self.reciprocal_overflow_gap,
+            "double_softmax_floor": self.double_softmax_floor,
+            "double_softmax_lowest": self.double_softmax_lowest,
+            "log_softmax_idempotence_max_abs_diff": self.log_softmax_idempotence,
+        }
 
 
 def check_scales(scales: Sequence[float]) -> list[float]:

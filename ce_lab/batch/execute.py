@@ -1,0 +1,157 @@
+"""Run a batch's tasks on an executor, record every outcome in batch.json, and compare what
+finished. Ctrl-C stops scheduling and interrupts the running tasks, which checkpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from ce_lab.batch.plan import SKIP, Opened, action_for, reconcile
+from ce_lab.batch.store import BatchState, EntryRecord, relative_run, run_path, write_state
+from ce_lab.batch.tasks import build_tasks
+from ce_lab.runs.files import RunFolderError, read_summary
+from ce_lab.runs.folder import ENDED_STATUSES, RESULT_STATUSES, Status
+from ce_lab.train.fusion import DEFAULT_MAX_MEMBERS
+
+
+class Executor(Protocol):
+    name: str
+    capacity: int  # tasks at once
+
+    def running(self) -> int: ...
+    def start(self, task: dict[str, Any]) -> None: ...
+    def wait(self, timeout: float) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]: ...
+    def interrupt(self) -> None: ...
+    def kill(self) -> None: ...
+    def close(self) -> None: ...
+    def log_path(self, task: dict[str, Any]) -> Path | None: ...
+
+
+@dataclass
+class BatchResult:
+    batch_dir: Path
+    state: BatchState
+    interrupted: bool = False
+    ran: int = 0  # entries given to a worker in this invocation
+    skipped: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[EntryRecord]:
+        return [e for e in self.state.entries if e.status == Status.FAILED]
+
+    @property
+    def diverged(self) -> list[EntryRecord]:
+        return [e for e in self.state.entries if e.status == Status.DIVERGED]
+
+    @property
+    def exit_code(self) -> int:
+        """130 after Ctrl-C; 1 if an entry did not end with a result (failed); else 0."""
+        if self.interrupted:
+            return Status.INTERRUPTED.exit_code
+        return 0 if all(e.status in RESULT_STATUSES for e in self.state.entries) else Status.FAILED.exit_code
+
+
+Event = Callable[[str, EntryRecord, BatchState], None]  # ("start" | "end", entry, state)
+
+
+def execute(opened: Opened, executor: Executor, *, fuse: bool = True,
+            on_event: Event | None = None, poll_seconds: float = 0.25,
+            max_members: int = DEFAULT_MAX_MEMBERS) -> BatchResult:
+    """Run every entry that needs it; Ctrl-C (KeyboardInterrupt) stops scheduling, interrupts
+    the running tasks (they checkpoint), records them as interrupted and returns."""
+    from ce_lab.runs.files import now_iso
+
+    batch_dir, state = opened.batch_dir, opened.state
+    records = {r.index: r for r in state.entries}
+    tasks = build_tasks(opened, fuse, executor.capacity, max_members)
+    result = BatchResult(batch_dir, state)
+    result.skipped = sum(1 for r in state.entries if action_for(batch_dir, r) == SKIP)
+    emit = on_event or (lambda *_: None)
+
+    def record(results: list[dict[str, Any]]) -> None:
+        for res in results:
+            rec = records[res["index"]]
+            rec.status = res["status"] if res["status"] in ENDED_STATUSES else Status.FAILED
+            if res.get("run_dir"):
+                rec.run_dir = relative_run(batch_dir, Path(res["run_dir"]))
+            rec.error = res.get("error") if rec.status in (Status.FAILED, Status.INTERRUPTED) else None
+            rec.ended = now_iso()
+        write_state(batch_dir, state)
+        for res in results:
+            emit("end", records[res["index"]], state)
+
+    queue = list(tasks)
+    try:
+        while queue or executor.running():
+            while queue and executor.running() < executor.capacity:
+                task = queue.pop(0)
+                log = executor.log_path(task)
+                for i in task["entries"]:
+                    rec = records[i]
+                    rec.status, rec.error, rec.ended = Status.RUNNING, None, None
+                    rec.started = now_iso()
+                    rec.attempts += 1
+                    rec.log = str(log.relative_to(batch_dir)) if log else None
+                    if task["kind"] == "train":
+                        rec.run_dir = None  # a fresh run gets a fresh folder
+                write_state(batch_dir, state)
+                executor.start(task)
+                result.ran += len(task["entries"])
+                for i in task["entries"]:
+                    emit("start", records[i], state)
+            for _task, results in executor.wait(poll_seconds):
+                record(results)
+    except KeyboardInterrupt:
+        result.interrupted = True
+        executor.interrupt()
+        try:
+            while executor.running():
+                for _task, results in executor.wait(poll_seconds):
+                    record(results)
+        except KeyboardInterrupt:  # a second Ctrl-C: do not wait for checkpoints
+            executor.kill()
+    finally:
+        executor.close()
+        for rec in state.entries:
+            if rec.status == Status.RUNNING:
+                rec.status, rec.ended = Status.INTERRUPTED, now_iso()
+        reconcile(batch_dir, state, opened.batch.out_dir)
+        state.status = (Status.INTERRUPTED if result.interrupted
+                        else Status.FAILED if result.failed else Status.COMPLETED)
+        write_state(batch_dir, state)
+    return result
+
+
+def compare_finished(result: BatchResult, plots: bool = True):
+    """The comparison of every finished entry, grouped by the keys the batch varies (not the
+    seed), written into the batch folder (tables, plots, report.md). None if nothing finished."""
+    from ce_lab.compare import write_comparison
+    from ce_lab.runs.record import load_run
+
+    records, skipped = [], []
+    for rec in result.state.entries:
+        if rec.status not in RESULT_STATUSES:
+            continue
+        try:
+            records.append(load_run(run_path(result.batch_dir, rec.run_dir)))
+        except RunFolderError as e:
+            skipped.append(str(e))
+    if not records:
+        return None
+    return write_comparison(records, result.batch_dir, group_by=result.state.group_by,
+                            plots=plots, skipped=skipped,
+                            title=f"ce-lab batch {result.state.batch_id}")
+
+
+def entry_summary(batch_dir: Path, rec: EntryRecord) -> dict[str, Any] | None:
+    path = run_path(batch_dir, rec.run_dir)
+    if path is None:
+        return None
+    try:
+        return read_summary(path)
+    except RunFolderError:
+        return None
