@@ -1,4 +1,10 @@
-"""Every test runs offline on CPU, with user paths (data cache, runs) pointed at a temp folder.
+"""Every test runs offline, on CPU unless ``--device`` says otherwise, with user paths (data
+cache, runs) pointed at a temp folder.
+
+``pytest --device cuda|mps|cpu`` (default cpu): the training, backprop, optimizer and loss tests
+(``DEVICE_MODULES``) run on that torch device, and skip with a reason where it is absent. Bit for
+bit promises hold on the CPU; elsewhere kernels may reduce in another order for another shape,
+so those tests compare within float32 tolerances there (``assert_same``).
 
 Shared fixtures (use them instead of a module-level copy):
 - ``tiny_mnist``: the root of a tiny, learnable MNIST (tests/mnist_fixture.py), session-wide.
@@ -22,6 +28,57 @@ from tests import mnist_fixture
 from tests.mnist_fixture import TINY_VAL_SIZE
 
 tiny_mnist = mnist_fixture.tiny_mnist  # the shared fixture, registered here
+
+DEVICE_MODULES = ("test_nn", "test_optim", "test_losses", "test_train", "test_fusion")
+TEST_DEVICE = "cpu"  # what the device tests run on: --device where it is available
+
+
+def device_available(name: str) -> bool:
+    import torch
+
+    if name == "cuda":
+        return torch.cuda.is_available()
+    if name == "mps":
+        return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    return name == "cpu"
+
+
+def pytest_addoption(parser):
+    parser.addoption("--device", default="cpu", choices=("cpu", "cuda", "mps"),
+                     help="torch device for the training, backprop, optimizer and loss tests "
+                          "(default cpu); they skip where it is absent")
+
+
+def pytest_configure(config):
+    global TEST_DEVICE
+    requested = config.getoption("--device")
+    TEST_DEVICE = requested if requested == "cpu" or device_available(requested) else "cpu"
+
+
+def pytest_collection_modifyitems(config, items):
+    requested = config.getoption("--device")
+    if requested == "cpu" or device_available(requested):
+        return
+    skip = pytest.mark.skip(reason=f"--device {requested}: not available on this machine")
+    for item in items:
+        if item.module.__name__.rsplit(".", 1)[-1] in DEVICE_MODULES:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def device() -> str:
+    """The torch device the device tests run on (``--device``)."""
+    return TEST_DEVICE
+
+
+def assert_same(a, b, msg=None) -> None:
+    """Equal to the bit on the CPU; within float32 rounding on an accelerator."""
+    import torch
+
+    if TEST_DEVICE == "cpu":
+        assert torch.equal(a, b), msg
+    else:
+        torch.testing.assert_close(a, b, rtol=2e-5, atol=1e-6, equal_nan=True, msg=msg)
 
 
 @pytest.fixture(autouse=True)

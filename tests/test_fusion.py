@@ -8,6 +8,7 @@ a stack worth having: every member trains exactly as it would alone, so on CPU t
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -15,9 +16,22 @@ from ce_lab.config import with_overrides
 from ce_lab.errors import CeLabError
 from ce_lab.train import fusable, plan_stacks, train, train_paired
 from ce_lab.train.fusion import member_labels
+from tests import conftest
 from tests.test_train import cfg, data, rows  # noqa: F401  (fixtures)
 
 EXACT = {"metrics.csv": ("step", "lr", "loss", "acc"), "eval.csv": ("step", "val_loss", "val_acc")}
+
+
+def same_columns(a: list[dict], b: list[dict], cols, msg=None) -> None:
+    """The columns equal as written (to the bit) on the CPU; within float32 rounding elsewhere."""
+    got, want = [[r[k] for k in cols] for r in a], [[r[k] for k in cols] for r in b]
+    if conftest.TEST_DEVICE == "cpu":
+        assert got == want, msg
+    else:
+        assert len(got) == len(want), msg
+        for x, y in zip(got, want):
+            assert all(math.isclose(float(p), float(q), rel_tol=1e-3, abs_tol=1e-5)
+                       or p == q for p, q in zip(x, y)), msg
 
 
 @pytest.mark.parametrize("override", [
@@ -88,9 +102,9 @@ def test_every_member_of_a_mixed_stack_trains_bit_for_bit_as_alone(cfg, data, op
         for name, cols in EXACT.items():
             a, b = rows(out.run_dir / name), rows(alone.run_dir / name)
             assert len(a) == len(b) and a
-            assert [[r[k] for k in cols] for r in a] == [[r[k] for k in cols] for r in b], (
-                c.loss.name, c.optim, name)
-        assert out.summary["final"] == alone.summary["final"]
+            same_columns(a, b, cols, (c.loss.name, c.optim, name))
+        if conftest.TEST_DEVICE == "cpu":
+            assert out.summary["final"] == alone.summary["final"]
 
 
 def test_a_member_that_diverges_stops_alone_in_a_mixed_stack(cfg, data):  # noqa: F811
@@ -102,11 +116,11 @@ def test_a_member_that_diverges_stops_alone_in_a_mixed_stack(cfg, data):  # noqa
     alone = train(cfgs[0], data=data)
     for key in ("diverged_at", "diverged_quantity", "steps"):
         assert fused[0].summary[key] == alone.summary[key]
-    assert [r["loss"] for r in rows(fused[0].run_dir / "metrics.csv")] == [
-        r["loss"] for r in rows(alone.run_dir / "metrics.csv")]
+    same_columns(rows(fused[0].run_dir / "metrics.csv"), rows(alone.run_dir / "metrics.csv"),
+                 ["loss"])
     ce_alone = train(cfgs[1], data=data)
-    assert [r["loss"] for r in rows(fused[1].run_dir / "metrics.csv")] == [
-        r["loss"] for r in rows(ce_alone.run_dir / "metrics.csv")]
+    same_columns(rows(fused[1].run_dir / "metrics.csv"), rows(ce_alone.run_dir / "metrics.csv"),
+                 ["loss"])
 
 
 def test_a_stack_too_big_for_memory_is_refused_with_its_size(cfg, data):  # noqa: F811
@@ -128,5 +142,5 @@ def test_a_loss_with_many_members_is_computed_stacked_and_still_equals_alone(cfg
     for c, out in zip(cfgs, fused):
         alone = train(c, data=data)
         for name, cols in EXACT.items():
-            assert [[r[k] for k in cols] for r in rows(out.run_dir / name)] == [
-                [r[k] for k in cols] for r in rows(alone.run_dir / name)], (c.loss.name, c.optim.lr)
+            same_columns(rows(out.run_dir / name), rows(alone.run_dir / name), cols,
+                         (c.loss.name, c.optim.lr))

@@ -20,6 +20,7 @@ from hypothesis.extra.numpy import arrays
 from ce_lab.config import LossConfig, resolve_config
 from ce_lab.errors import ConfigError, UsageError
 from ce_lab.losses import LOSSES, get_loss, loss_names, make_loss, make_loss_grad
+from tests.conftest import assert_same
 
 NUM_CLASSES = 10  # MNIST's, for these tests; the losses read C from the logits
 F64 = torch.float64
@@ -445,12 +446,12 @@ def test_closed_form_equals_autograd_of_the_loss(name, cfg, batch):
 
 
 @pytest.mark.parametrize(("name", "cfg"), CLOSED_FORM_CASES)
-def test_closed_form_in_float32_on_large_logits(name, cfg):
+def test_closed_form_in_float32_on_large_logits(name, cfg, device):
     # Logits of a few hundred: softmax underflows for most classes, sigmoids saturate. The
-    # closed forms stay finite and agree with autograd there too.
+    # closed forms stay finite and agree with autograd there too (on --device).
     gen = torch.Generator().manual_seed(5)
-    z = torch.randn(16, NUM_CLASSES, generator=gen) * 300
-    y = torch.randint(0, NUM_CLASSES, (16,), generator=gen)
+    z = (torch.randn(16, NUM_CLASSES, generator=gen) * 300).to(device)
+    y = torch.randint(0, NUM_CLASSES, (16,), generator=gen).to(device)
     want_loss, want_grad = _value_and_grad(get_loss(name).fn, z, y, cfg)
     got_loss, got_grad = make_loss_grad(cfg)(z, y)
     assert torch.isfinite(got_grad).all() and torch.isfinite(got_loss)
@@ -541,16 +542,16 @@ def _assert_slices_are_the_2d_calls(fn, head, z, y, cfg):
     for k in range(z.shape[0]):
         one, want = _as_tuple(fn(z[k], y)), _as_tuple(head(z[k], y, cfg))
         for stacked, one_k, want_k in zip(got, one, want, strict=True):
-            assert torch.equal(one_k, want_k)  # the 2-D call is what it was
-            assert torch.equal(stacked[k], one_k)  # and slice k of the stack is the 2-D call
+            assert_same(one_k, want_k)  # the 2-D call is what it was
+            assert_same(stacked[k], one_k)  # and slice k of the stack is the 2-D call
 
 
 @pytest.mark.parametrize("kind", ["random", "extreme"])
 @pytest.mark.parametrize("b", [1, 5, 64])
 @pytest.mark.parametrize("k", [1, 3, 7])
 @pytest.mark.parametrize(("name", "cfg"), CLOSED_FORM_CASES)
-def test_closed_form_on_a_stack_is_the_2d_call_bit_for_bit(name, cfg, k, b, kind):
-    z, y = _stack(k, b, kind)
+def test_closed_form_on_a_stack_is_the_2d_call_bit_for_bit(name, cfg, k, b, kind, device):
+    z, y = (t.to(device) for t in _stack(k, b, kind))
     _assert_slices_are_the_2d_calls(make_loss_grad(cfg), HEAD_GRADS[name], z, y, cfg)
 
 

@@ -46,11 +46,13 @@ def test_weights_lie_in_memory_as_the_products_use_them():
 @pytest.mark.parametrize("activation", ["relu", "sigmoid", "tanh"])
 @pytest.mark.parametrize("hidden", [[], [12], [12, 7]], ids=["linear", "one-hidden", "two-hidden"])
 @pytest.mark.parametrize("members", [1, 3])
-def test_gradients_equal_autograd_in_float64(activation, hidden, members):
-    model = _model64(members, hidden, activation)
+def test_gradients_equal_autograd_in_float64(activation, hidden, members, device):
+    if device == "mps":
+        pytest.skip("MPS has no float64")
+    model = _model64(members, hidden, activation).to(device)
     gen = torch.Generator().manual_seed(11)
-    x = torch.randn(9, 784, dtype=F64, generator=gen)
-    upstream = torch.randn(members, 9, 10, dtype=F64, generator=gen)  # any d loss / d logits
+    x = torch.randn(9, 784, dtype=F64, generator=gen).to(device)
+    upstream = torch.randn(members, 9, 10, dtype=F64, generator=gen).to(device)  # any d loss/d z
 
     params = list(model.parameters())
     logits_ref = model(x)

@@ -14,6 +14,8 @@ import torch
 from ce_lab.config import OptimConfig, ScheduleConfig
 from ce_lab.nn.mlp import build_model
 from ce_lab.optim import CHUNK, StackedOptimizer, lr_at
+from tests import conftest
+from tests.conftest import assert_same
 
 SGD = [
     OptimConfig(name="sgd", lr=0.3),
@@ -40,11 +42,11 @@ def _grads(model, step: int) -> None:
     """The same gradient for every member (so members differ only by their hyperparameters)."""
     for p in model.parameters():
         g = torch.randn(p.shape[1:], generator=torch.Generator().manual_seed(p[0].numel() + step))
-        p.grad = g.expand(p.shape).clone()
+        p.grad = g.to(p.device).expand(p.shape).clone()
 
 
 def _train(optims, schedules=None, steps=4, hidden=(8,), reference=False):
-    model = build_model(len(optims), list(hidden), "relu", "default", 3)
+    model = build_model(len(optims), list(hidden), "relu", "default", 3, conftest.TEST_DEVICE)
     params = list(model.parameters())
     schedules = schedules or [ScheduleConfig()] * len(optims)
     if reference:
@@ -75,7 +77,7 @@ def test_a_lone_member_updates_as_torch_optim_bit_for_bit(optim, schedule):
     ours = _train([optim], [schedule])
     ref = _train([optim], [schedule], reference=True)
     for a, b in zip(ours, ref):
-        assert torch.equal(a, b)
+        assert_same(a, b)
 
 
 @pytest.mark.parametrize("optims", [SGD, ADAM, ADAMW], ids=["sgd", "adam", "adamw"])
@@ -87,16 +89,16 @@ def test_each_member_of_a_mixed_stack_updates_as_it_would_alone(optims, hidden):
     for m, (o, s) in enumerate(zip(optims, schedules)):
         alone = _train([o], [s], hidden=hidden)
         for f, a in zip(fused, alone):
-            assert torch.equal(f[m : m + 1], a), (m, o)
+            assert_same(f[m : m + 1], a, (m, o))
 
 
 def test_step_dependent_values_are_refilled_across_chunks():
     # More steps than one device-side chunk holds: the refill must continue the sequence.
     o, s = OptimConfig(name="adam", lr=1e-2), COSINE
     steps = CHUNK + 3
-    assert all(torch.equal(a, b) for a, b in zip(_train([o], [s], steps=steps, hidden=(4,)),
-                                                   _train([o], [s], steps=steps, hidden=(4,),
-                                                          reference=True)))
+    for a, b in zip(_train([o], [s], steps=steps, hidden=(4,)),
+                    _train([o], [s], steps=steps, hidden=(4,), reference=True)):
+        assert_same(a, b)
 
 
 def test_member_state_round_trips_through_torch_optims_layout():
@@ -115,7 +117,7 @@ def test_member_state_round_trips_through_torch_optims_layout():
     other = StackedOptimizer(list(lone.parameters()), [optims[1]], [ScheduleConfig()], 10)
     other.load_member_state_dict(0, saved)
     assert other.steps_taken == 3
-    assert torch.equal(other.state["exp_avg_sq"][2], opt.state["exp_avg_sq"][2][1:2])
+    assert torch.equal(other.state["exp_avg_sq"][2], opt.state["exp_avg_sq"][2][1:2])  # a copy
 
 
 def test_one_stack_runs_one_optimizer():

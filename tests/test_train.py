@@ -24,6 +24,7 @@ from ce_lab.nn.mlp import build_model
 from ce_lab.progress import Reporter
 from ce_lab.runs.folder import create_run_dir
 from ce_lab.train import fusable, metric_header, resume, train, train_paired
+from tests import conftest
 from tests.mnist_fixture import TINY_VAL_SIZE
 
 runner = CliRunner()
@@ -32,7 +33,7 @@ runner = CliRunner()
 def tiny_sets(root: Path, *extra: str) -> list[str]:
     return [f"data.root={root}", "data.verify_md5=false", f"data.val_size={TINY_VAL_SIZE}",
             "model.hidden=[32]", "train.epochs=2", "log.log_every=5", "log.eval_every=10",
-            "log.progress=none", "device=cpu", *extra]
+            "log.progress=none", f"device={conftest.TEST_DEVICE}", *extra]
 
 
 @pytest.fixture
@@ -43,7 +44,7 @@ def cfg(tiny_mnist, tmp_path):
 @pytest.fixture(scope="module")
 def data(tiny_mnist):
     base = resolve_config(None, tiny_sets(tiny_mnist))
-    return load_mnist(base.data, base.seed, "cpu")
+    return load_mnist(base.data, base.seed, conftest.TEST_DEVICE)
 
 
 def rows(path: Path) -> list[dict[str, str]]:
@@ -104,7 +105,7 @@ def test_run_folder_contents_and_formats(cfg, data):
                                             "eval.csv", "summary.json", "checkpoint.pt"}
     assert load_config(d / "config.yaml") == cfg  # --config on it reproduces the run
     meta = json.loads((d / "meta.json").read_text())
-    assert meta["status"] == "completed" and meta["ended"] and meta["device"] == "cpu"
+    assert meta["status"] == "completed" and meta["ended"] and meta["device"] == conftest.TEST_DEVICE
     assert meta["versions"]["torch"] == torch.__version__
     header = next(csv.reader(open(d / "metrics.csv")))
     assert header == metric_header(["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"], True,

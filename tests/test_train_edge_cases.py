@@ -37,7 +37,7 @@ def cfg(tiny_mnist, tmp_path):
 @pytest.fixture(scope="module")
 def data(tiny_mnist):
     base = resolve_config(None, tiny_sets(tiny_mnist))
-    return load_mnist(base.data, base.seed, "cpu")
+    return load_mnist(base.data, base.seed, base.device)
 
 
 def rows(path: Path) -> list[dict[str, str]]:
