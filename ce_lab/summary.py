@@ -25,7 +25,7 @@ _EVAL_VALUES = [m.name for m in LOGGED_METRICS if m.when == (When.EVAL,)]
 
 
 def _f(text: str) -> float:
-    return float(text)  # float() reads nan, inf and -inf as written by runstore.format_value
+    return float(text)  # float() reads nan, inf and -inf as written by runs.files.format_value
 
 
 def _mean(values: list[float]) -> float | None:
