@@ -311,3 +311,21 @@ def test_every_writer_turns_a_full_disk_into_one_line_and_keeps_the_old_file(sma
     with pytest.raises(WriteError, match="no space left on device while writing .*batch.json"):
         write_state(small_fs, BatchState("b", "b", "now", "now", None, entries=[]))
     assert not list(small_fs.glob(".*.tmp"))  # temp files removed
+
+
+@pytest.mark.parametrize("spoil", [_fifo, _directory, _dev_zero,
+                                   _text("[1]"), _text('{"f": [1]}'), _text("x" * (2 << 20))],
+                         ids=["fifo", "directory", "devzero", "list", "entry-list", "huge"])
+def test_a_hostile_md5_stamp_file_in_the_data_cache_is_ignored(spoil, tmp_path):
+    import time
+
+    from ce_lab.data.files import STAMP_NAME, file_md5_ok, md5_file
+
+    path = tmp_path / "f"
+    path.write_bytes(b"x" * 1000)
+    old = time.time() - 3600
+    os.utime(path, (old, old))
+    (tmp_path / STAMP_NAME).write_text("{}")
+    spoil(tmp_path / STAMP_NAME)
+    assert file_md5_ok(path, md5_file(path))  # hashed again, never hangs or raises
+    assert not file_md5_ok(path, "0" * 32)

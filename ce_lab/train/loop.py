@@ -209,7 +209,7 @@ class Trainer:
                 if eval_now:
                     self._eval_and_log(epoch)
                 if cfg.log.checkpoint and (end_of_epoch or (
-                        (log_now or eval_now) and self._checkpoint_due(eval_now))):
+                        (log_now or eval_now) and not last and self._checkpoint_due(eval_now))):
                     for mem in self._alive():
                         self._save(mem)
                     self._last_ckpt = time.perf_counter()
