@@ -260,3 +260,26 @@ def test_kill_9_before_the_first_epoch_end_resumes_to_the_same_metric_files(cfg,
     full = train(cfg, data=data)
     for name in ("metrics.csv", "eval.csv"):
         assert without_wall(rows(run_dir / name)) == without_wall(rows(full.run_dir / name))
+
+
+def test_the_first_checkpoint_comes_after_a_few_seconds_even_before_any_evaluation(
+        cfg, data, monkeypatch):
+    import ce_lab.train.loop as loop
+
+    cfg = with_overrides(cfg, {"log.eval_every": 10_000})  # the first evaluation: epoch end
+    found = {}
+
+    class Look(Reporter):
+        def logged(self, step, epoch, losses):
+            if step == 10:
+                ckpt = next(Path(cfg.out_dir).glob("*/checkpoint.pt"), None)
+                found[len(found)] = None if ckpt is None else torch.load(
+                    ckpt, weights_only=True)["step"]
+
+    train(cfg, data=data, reporter=Look())
+    assert found[0] is None  # a tiny run takes less than FIRST_CHECKPOINT_S to its step 10
+    monkeypatch.setattr(loop, "FIRST_CHECKPOINT_S", 0.0)
+    cfg = with_overrides(cfg, {"out_dir": str(Path(cfg.out_dir).parent / "early")})
+    train(cfg, data=data, reporter=Look())
+    assert found[1] == 5  # written at the first logged step once the time had come
+

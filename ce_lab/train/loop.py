@@ -214,8 +214,10 @@ class Trainer:
                         self._save(mem)
                     self._last_ckpt = time.perf_counter()
                 if log_now or eval_now:
-                    for mem in self._alive():
-                        mem.heartbeat()  # meta.json, at most every few seconds
+                    # Every member (a diverged one too): its meta.json says running until the
+                    # stack ends and closes it. At most every few seconds.
+                    for mem in self.members:
+                        mem.heartbeat()
                 if self._stopping(stop):  # asked during this step (its rows were just written)
                     self._interrupt()
                     return
