@@ -262,11 +262,19 @@ def _shape_problem(text: str) -> str | None:
 
 
 def _read_limited(path: Path) -> str:
-    with open(path, "rb") as f:  # read at most one byte over the limit, whatever the file is
-        raw = f.read(MAX_FILE_BYTES + 1)
-    if len(raw) > MAX_FILE_BYTES:
-        raise ConfigError(f"{path}: larger than {MAX_FILE_TEXT}, the limit for config and batch "
-                          "files")
+    # A regular file of at most the limit, read without blocking: a FIFO, /dev/zero or a huge
+    # file is refused before anything is read (ce_lab.runs.files, no torch).
+    from ce_lab.runs.files import UnreadableFile, read_limited_bytes
+
+    try:
+        raw = read_limited_bytes(path, MAX_FILE_BYTES)
+    except UnreadableFile as e:
+        if "(a directory)" in e.reason:
+            raise IsADirectoryError(path) from None
+        if "limit" in e.reason:
+            raise ConfigError(f"{path}: larger than {MAX_FILE_TEXT}, the limit for config and "
+                              "batch files") from None
+        raise ConfigError(f"{path}: {e.reason}") from None
     return raw.decode("utf-8")
 
 

@@ -44,12 +44,14 @@ def test_the_package_imports_without_torch():
 
 
 def test_each_status_has_one_exit_code_and_reads_as_its_value():
-    assert {s: s.exit_code for s in Status if s not in (Status.PENDING, Status.RUNNING)} == {
+    assert {s: s.exit_code for s in Status if s not in (Status.PENDING, Status.RUNNING, Status.CRASHED)} == {
         Status.COMPLETED: 0, Status.DIVERGED: 3, Status.INTERRUPTED: 130, Status.FAILED: 1}
     with pytest.raises(ValueError):
         _ = Status.RUNNING.exit_code
     assert [s.value for s in Status] == ["pending", "running", "completed", "diverged",
-                                         "interrupted", "failed"]
+                                         "interrupted", "failed", "crashed"]
+    with pytest.raises(ValueError):
+        _ = Status.CRASHED.exit_code  # read, never an ending
     assert str(Status.FAILED) == f"{Status.FAILED}" == "failed" == Status.FAILED
     assert json.dumps({"status": Status.DIVERGED}) == '{"status": "diverged"}'
     assert Status("completed") is Status.COMPLETED

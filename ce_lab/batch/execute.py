@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from ce_lab.batch.plan import SKIP, Opened, action_for, reconcile
+from ce_lab.batch.plan import BUSY, SKIP, Opened, action_for, reconcile
 from ce_lab.batch.store import BatchState, EntryRecord, relative_run, run_path, write_state
 from ce_lab.batch.tasks import build_tasks
 from ce_lab.runs.files import RunFolderError, read_summary
@@ -38,6 +38,7 @@ class BatchResult:
     ran: int = 0  # entries given to a worker in this invocation
     skipped: int = 0
     notes: list[str] = field(default_factory=list)
+    busy: list[int] = field(default_factory=list)  # entries left to the live process owning them
 
     @property
     def failed(self) -> list[EntryRecord]:
@@ -52,7 +53,8 @@ class BatchResult:
         """130 after Ctrl-C; 1 if an entry did not end with a result (failed); else 0."""
         if self.interrupted:
             return Status.INTERRUPTED.exit_code
-        return 0 if all(e.status in RESULT_STATUSES for e in self.state.entries) else Status.FAILED.exit_code
+        done = all(e.status in RESULT_STATUSES or e.index in self.busy for e in self.state.entries)
+        return 0 if done else Status.FAILED.exit_code
 
 
 Event = Callable[[str, EntryRecord, BatchState], None]  # ("start" | "end", entry, state)
@@ -70,6 +72,7 @@ def execute(opened: Opened, executor: Executor, *, fuse: bool = True,
     tasks = build_tasks(opened, fuse, executor.capacity, max_members)
     result = BatchResult(batch_dir, state)
     result.skipped = sum(1 for r in state.entries if action_for(batch_dir, r) == SKIP)
+    result.busy = [r.index for r in state.entries if action_for(batch_dir, r) == BUSY]
     emit = on_event or (lambda *_: None)
 
     def record(results: list[dict[str, Any]]) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ce_lab.batch.spec import Batch, batch_from_saved, config_hash
 from ce_lab.batch.store import (
@@ -28,10 +29,12 @@ from ce_lab.batch.store import (
     write_state,
 )
 from ce_lab.errors import UsageError
-from ce_lab.runs.files import CHECKPOINT, SUMMARY, read_meta, read_status
+from ce_lab.runs.files import CHECKPOINT, SUMMARY, RunFolderError, read_effective_status, read_meta
 from ce_lab.runs.folder import NON_RUN_PREFIXES, RESULT_STATUSES, Status, create_batch_dir
+from ce_lab.runs.liveness import effective_status
 
 SKIP, RESUME, RUN, RERUN = "skip", "resume", "run", "rerun"
+BUSY = "busy"  # its run folder is still owned by a live process (an orphan of a killed batch)
 
 
 def _group_runs(out_dir: Path, group: str) -> dict[str, Path]:
@@ -39,20 +42,42 @@ def _group_runs(out_dir: Path, group: str) -> dict[str, Path]:
     batch never heard back about)."""
     from ce_lab.config import load_config
     from ce_lab.errors import CeLabError
+    from ce_lab.runs.files import MAX_YAML_BYTES, check_regular_file
 
-    found: dict[str, Path] = {}
+    found: dict[str, tuple[int, str, Path]] = {}
     if not out_dir.is_dir():
-        return found
+        return {}
     for p in sorted(out_dir.iterdir(), key=lambda p: p.name):
         if p.name.startswith(NON_RUN_PREFIXES) or not p.is_dir():
             continue
         try:
-            if read_meta(p).get("group") != group:
+            meta = read_meta(p)
+            if meta.get("group") != group:
                 continue
-            found[config_hash(load_config(p / "config.yaml"))] = p  # names sort by time
+            check_regular_file(p / "config.yaml", MAX_YAML_BYTES)  # a FIFO would hang the read
+            key = config_hash(load_config(p / "config.yaml"))
         except (OSError, ValueError, CeLabError):
             continue
-    return found
+        # One run per entry: a finished result first, then one still being trained, then the
+        # newest (names sort by time), so a rerun never adds a second result for an entry.
+        status = effective_status(meta)
+        rank = 2 if status in RESULT_STATUSES and (p / SUMMARY).is_file() else (
+            1 if status == Status.RUNNING else 0)
+        if key not in found or (rank, p.name) >= found[key][:2]:
+            found[key] = (rank, p.name, p)
+    return {k: v[2] for k, v in found.items()}
+
+
+def live_owner(path: Path | None) -> dict[str, Any] | None:
+    """meta.json of a run folder still owned by a live process (see ce_lab.runs.liveness), or
+    None: such a folder is never resumed or rerun by another process."""
+    if path is None:
+        return None
+    try:
+        meta = read_meta(path)
+    except RunFolderError:
+        return None
+    return meta if effective_status(meta) == Status.RUNNING else None
 
 
 def reconcile(batch_dir: Path, state: BatchState, out_dir: Path) -> None:
@@ -74,19 +99,21 @@ def reconcile(batch_dir: Path, state: BatchState, out_dir: Path) -> None:
             if rec.status == Status.RUNNING:
                 rec.status = Status.INTERRUPTED
             continue
-        on_disk = read_status(path)
+        on_disk = read_effective_status(path)  # "crashed": running, but its owner is gone
         if on_disk in RESULT_STATUSES and (path / SUMMARY).is_file():
             rec.status, rec.error = on_disk, None
         elif rec.status in RESULT_STATUSES:  # the folder is gone or was never finished
             rec.status, rec.run_dir = Status.PENDING, None
-        elif rec.status == Status.RUNNING:
-            rec.status = Status.INTERRUPTED
+        elif rec.status == Status.RUNNING or on_disk == Status.CRASHED:
+            rec.status = Status.INTERRUPTED  # resumed from its checkpoint, else rerun
 
 
 def action_for(batch_dir: Path, rec: EntryRecord) -> str:
     path = run_path(batch_dir, rec.run_dir)
     if rec.status in RESULT_STATUSES:
         return SKIP
+    if live_owner(path) is not None:
+        return BUSY
     if rec.status == Status.INTERRUPTED and path is not None and (path / CHECKPOINT).is_file():
         return RESUME
     if rec.status in (Status.FAILED, Status.INTERRUPTED):

@@ -79,11 +79,57 @@ def to_json(state: BatchState) -> dict[str, Any]:
     return {"kind": data.pop("kind"), **data}
 
 
+_ENTRY_TYPES: dict[str, tuple[type, ...]] = {
+    "index": (int,), "overrides": (dict,), "config_hash": (str,), "status": (str,),
+    "run_dir": (str, type(None)), "error": (str, type(None)), "log": (str, type(None)),
+    "attempts": (int,), "started": (str, type(None)), "ended": (str, type(None)),
+}
+_STATE_TYPES: dict[str, tuple[type, ...]] = {
+    "batch_id": (str,), "name": (str,), "created": (str,), "updated": (str,),
+    "source": (str, type(None)), "status": (str,), "executor": (str,), "varied_keys": (list,),
+    "group_by": (list,), "entries": (list,), "kind": (str,),
+}
+
+
+def _type_problem(data: dict[str, Any], types: dict[str, tuple[type, ...]], where: str) -> str | None:
+    for key, allowed in types.items():
+        if key in data and (not isinstance(data[key], allowed) or isinstance(data[key], bool)):
+            return f"{where}{key} has the wrong type ({type(data[key]).__name__})"
+    return None
+
+
 def from_json(data: dict[str, Any]) -> BatchState:
-    entries = [EntryRecord(**e) for e in data.get("entries", [])]
+    """The state in a batch.json; ValueError (one line) for any field of the wrong type."""
+    problem = _type_problem(data, _STATE_TYPES, "")
+    if problem:
+        raise ValueError(problem)
+    entries = []
+    for n, e in enumerate(data.get("entries", [])):
+        if not isinstance(e, dict):
+            raise ValueError(f"entries[{n}] is not an object")
+        problem = _type_problem(e, _ENTRY_TYPES, f"entries[{n}].")
+        if problem:
+            raise ValueError(problem)
+        try:
+            Status(e.get("status", Status.PENDING))
+        except ValueError:
+            raise ValueError(f"entries[{n}].status {e['status']!r} is unknown") from None
+        entries.append(EntryRecord(**{k: v for k, v in e.items()
+                                      if k in EntryRecord.__dataclass_fields__}))
+    if not all(isinstance(k, str) for k in [*data.get("varied_keys", []),
+                                            *data.get("group_by", [])]):
+        raise ValueError("varied_keys / group_by hold a non-string")
     fields = {k: v for k, v in data.items() if k in BatchState.__dataclass_fields__}
     fields["entries"] = entries
     return BatchState(**fields)
+
+
+def _read_json(path: Path) -> Any:
+    """A batch.json read as untrusted: a regular file within the JSON bound (FIFO, directory,
+    /dev/zero and huge files refused, as UnreadableFile)."""
+    from ce_lab.runs.files import MAX_JSON_BYTES, read_limited_text
+
+    return json.loads(read_limited_text(path, MAX_JSON_BYTES))
 
 
 def write_state(batch_dir: Path, state: BatchState) -> None:
@@ -95,15 +141,19 @@ def write_state(batch_dir: Path, state: BatchState) -> None:
 
 
 def read_state(batch_dir: Path) -> BatchState:
+    from ce_lab.runs.files import UnreadableFile
+
     path = Path(batch_dir) / BATCH_JSON
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = _read_json(path)
         if not isinstance(data, dict) or data.get("kind") != "batch":
             raise ValueError("not a batch.json")
         return from_json(data)
     except FileNotFoundError:
         raise UsageError(f"{batch_dir}: not a batch folder (no {BATCH_JSON})") from None
-    except (OSError, ValueError, TypeError) as e:
+    except UnreadableFile as e:
+        raise UsageError(f"{batch_dir}: unreadable {BATCH_JSON} ({e.reason})") from None
+    except (OSError, ValueError, TypeError, RecursionError) as e:
         reason = " ".join(str(e).split())
         raise UsageError(f"{batch_dir}: unreadable {BATCH_JSON} ({reason})") from None
 
@@ -115,9 +165,11 @@ def latest_batch_dir(out_dir: Path, name: str) -> Path | None:
         return None
     found = []
     for p in out_dir.glob(f"{BATCH_PREFIX}{name}-*"):
+        from ce_lab.errors import CeLabError
+
         try:
-            data = json.loads((p / BATCH_JSON).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            data = _read_json(p / BATCH_JSON)
+        except (OSError, ValueError, RecursionError, CeLabError):
             continue
         # "batch-a-b-..." also matches name "a": the recorded name decides.
         if isinstance(data, dict) and data.get("name") == name:
@@ -160,9 +212,12 @@ def locked(batch_dir: Path):
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         except FileExistsError:
+            from ce_lab.errors import CeLabError
+            from ce_lab.runs.files import read_limited_text
+
             try:
-                pid = int(path.read_text().strip() or 0)
-            except (OSError, ValueError):
+                pid = int(read_limited_text(path, 64).strip() or 0)
+            except (OSError, ValueError, CeLabError):
                 pid = 0
             if pid and pid != os.getpid() and _alive(pid):
                 raise UsageError(f"{batch_dir} is being run by another ce-lab batch (pid {pid}); "

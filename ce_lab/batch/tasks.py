@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ce_lab.batch.plan import RESUME, SKIP, Opened, action_for
+from ce_lab.batch.plan import BUSY, RESUME, SKIP, Opened, action_for
 from ce_lab.batch.spec import Entry
 from ce_lab.batch.store import run_path
 from ce_lab.config import to_dict
@@ -27,7 +27,7 @@ def build_tasks(opened: Opened, fuse: bool, capacity: int,
     groups: dict[str, list[Entry]] = {}
     for rec in state.entries:
         act = action_for(opened.batch_dir, rec)
-        if act == SKIP:
+        if act in (SKIP, BUSY):
             continue
         if act == RESUME:
             resumes.append({"kind": "resume", "entries": [rec.index],

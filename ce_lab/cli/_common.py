@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 from enum import Enum
 from pathlib import Path
@@ -14,6 +15,9 @@ from rich.markup import escape
 from ce_lab.errors import CeLabError
 from ce_lab.losses import loss_names
 from ce_lab.runs.folder import Status
+
+# OSErrors that only a write raises: they are reported as "... while writing PATH".
+WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG)
 
 console = Console()
 err_console = Console(stderr=True)
@@ -35,6 +39,11 @@ def cli_errors(fn):
             return fn(*args, **kwargs)
         except CeLabError as e:
             raise fail(str(e), e.exit_code) from None
+        except OSError as e:  # a full disk, a read-only folder, ... wherever it surfaced
+            from ce_lab.runs.files import os_error_text
+
+            raise fail(os_error_text(e, e.filename, "writing" if e.errno in WRITE_ERRNOS
+                                     else "using"), 1) from None
         except KeyboardInterrupt:  # Ctrl-C outside a training loop (which handles its own)
             raise fail(Status.INTERRUPTED.value, Status.INTERRUPTED.exit_code) from None
 

@@ -30,7 +30,8 @@ class ExecutorKind(str, Enum):
     ray = "ray"
 
 
-ACTION_TEXT = {"skip": "skip (done)", "resume": "resume", "run": "run", "rerun": "rerun"}
+ACTION_TEXT = {"skip": "skip (done)", "resume": "resume", "run": "run", "rerun": "rerun",
+               "busy": "skip (still running elsewhere)"}
 
 
 def _lookup(config: dict, dotted: str):
@@ -272,15 +273,34 @@ def _run(batch_obj, target: Path, ex, executor: ExecutorKind, jobs, threads, fus
 
         ex = LocalExecutor(opened.batch_dir, jobs or 1, threads)
     actions = [a for _, a in describe_plan(opened)]
-    todo = {a: actions.count(a) for a in ("run", "rerun", "resume", "skip") if a in actions}
+    todo = {a: actions.count(a) for a in ("run", "rerun", "resume", "skip", "busy")
+            if a in actions}
     verb = "continuing" if opened.continued else "new"
     console.print(f"batch {escape(opened.state.batch_id)} ({verb}): {len(actions)} entries: "
                   + ", ".join(f"{n} {a}" for a, n in todo.items())
                   + (f"; {opened.dropped} entries of the earlier file are no longer in it"
                      if opened.dropped else ""), highlight=False, soft_wrap=True)
-    printer = _printer(len(actions) - todo.get("skip", 0), opened.batch_dir)
+    _say_busy(opened)
+    printer = _printer(len(actions) - todo.get("skip", 0) - todo.get("busy", 0), opened.batch_dir)
     with _sigterm_as_interrupt():
         return execute(opened, ex, fuse=fuse, on_event=printer, max_members=max_members)
+
+
+def _say_busy(opened) -> None:
+    """One line per entry whose run folder a live process still owns: it is left to that process
+    (never trained twice); a later run of the batch picks up its result or resumes it."""
+    from ce_lab.batch.plan import describe_plan, live_owner
+    from ce_lab.batch.store import run_path
+    from ce_lab.runs.liveness import describe_owner
+
+    for rec, action in describe_plan(opened):
+        if action != "busy":
+            continue
+        path = run_path(opened.batch_dir, rec.run_dir)
+        meta = live_owner(path) or {}
+        console.print(f"entry {rec.index}: skipped, {escape(str(path))} is still being trained "
+                      f"({escape(describe_owner(meta))}); run the batch again once it ends",
+                      highlight=False, soft_wrap=True)
 
 
 def _finish(result, no_plots: bool) -> None:

@@ -205,16 +205,22 @@ def compare(
         _report_skipped(skipped)
         if not records:
             raise fail(f"no runs to compare ({len(skipped)} skipped)", 1)
-        if sort:
-            from ce_lab.compare.build import build_table
+        from ce_lab.compare.build import build_table
 
-            build_table(records, sort=sort)  # an unknown column fails before any file is written
+        # An unknown --sort column, or one seed twice in a cell, fails before any file is written.
+        build_table(records, sort=sort)
         parents = {r.path.resolve().parent for r in records}
         if out_dir is None and run_dirs and len(parents) == 1:
             root = parents.pop()  # next to the runs compared, like the compare-* of a training
         comp_dir = create_comparison_dir(root)
-        result = comparing.write_comparison(records, comp_dir, reference=reference, sort=sort,
-                                            plots=not no_plots, skipped=skipped)
+        try:
+            result = comparing.write_comparison(records, comp_dir, reference=reference,
+                                                sort=sort, plots=not no_plots, skipped=skipped)
+        except BaseException:  # a full disk, ...: no half-written compare-* folder is left
+            import shutil
+
+            shutil.rmtree(comp_dir, ignore_errors=True)
+            raise
         render_comparison(result, fmt, output)
         return
 

@@ -93,10 +93,9 @@ def train(
         if any(v is not None for v in given):  # --epochs 0 is an option given too
             raise fail("--resume continues a run with its own config; give no other options", 2)
         from ce_lab.config import load_config
-        from ce_lab.errors import UsageError
+        from ce_lab.runs.liveness import check_resumable
 
-        if not (resume / "config.yaml").is_file():
-            raise UsageError(f"{resume}: not a run folder (no config.yaml)")
+        check_resumable(resume)  # before the data is prepared: one line, exit 2 (or 1)
         cfg = load_config(resume / "config.yaml")
     else:
         flags = run_flags(loss=loss, epochs=epochs, max_steps=max_steps, lr=lr,
@@ -123,8 +122,9 @@ def train(
         outcome = training.train(cfg, reporter=reporter)
     render_outcome(outcome)
     if outcome.status == Status.FAILED:
-        raise fail(f"run failed: {outcome.message} (traceback in "
-                   f"{outcome.run_dir / 'error.log'})", 1)
+        log = outcome.run_dir / "error.log"
+        where = f" (traceback in {log})" if log.is_file() else ""
+        raise fail(f"run failed: {outcome.message}{where}", 1)
     if outcome.status == Status.INTERRUPTED:
         from rich.markup import escape
 

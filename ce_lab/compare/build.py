@@ -228,6 +228,8 @@ def build_table(
     for r in records:
         groups.setdefault(tuple(same(config_value(r, k)) for k in keys), []).append(r)
     aggregated = any(len(g) > 1 for g in groups.values())
+    for members in groups.values():
+        check_one_run_per_seed(members)
     metric_cols = metric_columns(params)
 
     rows: list[Row] = []
@@ -268,6 +270,19 @@ def build_table(
     if sort:
         sort_rows(table, sort)
     return table
+
+
+def check_one_run_per_seed(members: Sequence[RunRecord]) -> None:
+    """A cell (one loss and config) holds each seed once: paired differences and means over seeds
+    would otherwise keep one of the two silently. UsageError (exit 2) naming both runs."""
+    seen: dict[Any, RunRecord] = {}
+    for r in members:
+        if r.seed in seen:
+            raise UsageError(
+                f"runs {seen[r.seed].path} and {r.path} have the same loss ({r.loss}), config "
+                f"and seed ({r.seed}): a comparison holds each seed once per loss and config; "
+                "name only one of them")
+        seen[r.seed] = r
 
 
 def sort_rows(table: ComparisonTable, sort: str) -> None:

@@ -52,7 +52,9 @@ class ComparisonResult:
 
 
 def _write_text(path: Path, text: str) -> Path:
-    path.write_text(text, encoding="utf-8")
+    from ce_lab.runs.files import atomic_write_text
+
+    atomic_write_text(path, text)  # a full disk: one line (WriteError) naming the file
     return path
 
 

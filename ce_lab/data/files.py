@@ -117,11 +117,18 @@ def _stat_key(path: Path) -> list[int]:
 
 
 def _read_stamps(folder: Path) -> dict:
+    # Untrusted like every file read back: a FIFO, a device or a huge file is no stamp file.
+    from ce_lab.errors import CeLabError
+    from ce_lab.runs.files import MAX_JSON_BYTES, read_limited_text
+
     try:
-        data = json.loads((folder / STAMP_NAME).read_text(encoding="utf-8"))
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
+        data = json.loads(read_limited_text(folder / STAMP_NAME, MAX_JSON_BYTES))
+    except (OSError, ValueError, RecursionError, CeLabError):
         return {}
+    if not isinstance(data, dict):
+        return {}
+    # An entry of the wrong shape is no positive result: it is hashed again.
+    return {k: v for k, v in data.items() if isinstance(v, dict)}
 
 
 def _write_stamps(folder: Path, stamps: dict) -> None:

@@ -34,6 +34,9 @@ class Status(str, Enum):
     DIVERGED = "diverged"
     INTERRUPTED = "interrupted"
     FAILED = "failed"
+    # Never written: how a "running" run reads once its owner process is gone (killed, the
+    # machine rebooted); see ce_lab.runs.liveness.effective_status.
+    CRASHED = "crashed"
 
     __str__ = str.__str__
     __format__ = str.__format__

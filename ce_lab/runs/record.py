@@ -14,6 +14,8 @@ from typing import Any
 from ce_lab.errors import UsageError
 from ce_lab.metrics import When, required_columns
 from ce_lab.runs.files import (
+    CHECKPOINT,
+    CONFIG,
     ERROR_LOG,
     EVALS,
     META,
@@ -27,10 +29,10 @@ from ce_lab.runs.files import (
     read_summary,
 )
 from ce_lab.runs.folder import NON_RUN_PREFIXES, Status, threshold_key
+from ce_lab.runs.liveness import describe_owner, effective_status
 
 METRICS_REQUIRED = tuple(required_columns(When.LOG))  # from the metric registry
 EVAL_REQUIRED = tuple(required_columns(When.EVAL))
-SUMMARY_REQUIRED = ("status", "loss", "steps")
 
 __all__ = ["RunFolderError", "RunRecord", "comparison_members", "load_run", "select_runs"]
 
@@ -52,7 +54,8 @@ class RunRecord:
 
     @property
     def loss(self) -> str:
-        return str(self.summary.get("loss") or self.config.get("loss", {}).get("name"))
+        loss = self.config.get("loss")
+        return str(self.summary.get("loss") or (loss.get("name") if isinstance(loss, dict) else loss))
 
     @property
     def seed(self) -> int | None:
@@ -83,21 +86,29 @@ def load_run(path: Path | str) -> RunRecord:
         raise RunFolderError(f"{folder}: not a run folder (no {META})")
     meta = read_meta(folder)
     status = meta.get("status")
-    if status == Status.RUNNING:
-        raise RunFolderError(f"{folder}: unfinished (status running; still training or killed)")
+    effective = effective_status(meta)
+    if effective == Status.RUNNING:
+        raise RunFolderError(f"{folder}: unfinished (status running; still training: "
+                             f"{describe_owner(meta)})")
+    if effective == Status.CRASHED:
+        raise RunFolderError(f"{folder}: {crashed_hint(folder)}")
     if not (folder / SUMMARY).exists():
         hint = f"; see {ERROR_LOG}" if (folder / ERROR_LOG).exists() else ""
         raise RunFolderError(f"{folder}: unfinished (status {status}, no {SUMMARY}{hint})")
-    summary = read_summary(folder)
-    missing = [k for k in SUMMARY_REQUIRED if k not in summary]
-    if missing:
-        raise RunFolderError(
-            f"{folder}: corrupt run folder ({SUMMARY} lacks {', '.join(missing)})"
-        )
+    summary = read_summary(folder)  # required keys and the types of fields read are checked
     config = read_config_mapping(folder)
     metrics = read_csv_columns(folder / METRICS, METRICS_REQUIRED)
     evals = read_csv_columns(folder / EVALS, EVAL_REQUIRED)
     return RunRecord(folder, config, meta, summary, metrics, evals)
+
+
+def crashed_hint(folder: Path) -> str:
+    """What a crashed run is and how to continue it (one line)."""
+    if (folder / CHECKPOINT).is_file():
+        return (f"crashed (status running, but its process is gone); continue it with: "
+                f"ce-lab train --resume {folder}")
+    return (f"crashed before its first checkpoint (status running, but its process is gone); "
+            f"start it again with: ce-lab train --config {folder / CONFIG}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -134,8 +145,11 @@ def comparison_members(comp_dir: Path) -> list[Path] | None:
         data = read_mapping(Path(comp_dir) / "comparison.json")
     except RunFolderError:
         return None
+    runs = data.get("runs")
+    if not isinstance(runs, list) or not all(isinstance(r, str) and r for r in runs):
+        return None  # not what ce-lab writes: treat it as a plain folder
     out = []
-    for run in data.get("runs") or []:
+    for run in runs:
         p = Path(run)
         out.append(p if p.is_absolute() else (comp_dir / p))
     return out

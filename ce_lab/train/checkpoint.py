@@ -8,6 +8,8 @@ draws the epoch's batch order and torch's RNG state. It loads with
 
 from __future__ import annotations
 
+import io
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ from typing import Any
 import torch
 
 from ce_lab.errors import CeLabError, UsageError
-from ce_lab.runs.files import CHECKPOINT
+from ce_lab.runs.files import CHECKPOINT, WriteError, check_regular_file, os_error_text
 
 FORMAT = 1
 
@@ -58,10 +60,21 @@ def save(stack, m: int, state: LoopState, examples: int, wall: float, run_dir: P
         "epoch_gen_state": state.epoch_gen_state,
         "torch_rng_state": torch.get_rng_state(),
     }
+    # Serialised in memory, then written by plain OS calls: a full disk is an OSError naming the
+    # file (torch's own writer turns it into an opaque RuntimeError), the temp file is removed and
+    # the last good checkpoint stays as it was.
+    buf = io.BytesIO()
+    torch.save(ckpt, buf)
     tmp = run_dir / f".{CHECKPOINT}.tmp"
     try:
-        torch.save(ckpt, tmp)
+        with open(tmp, "wb") as f:
+            f.write(buf.getbuffer())
+            f.flush()
+            os.fsync(f.fileno())
         tmp.replace(run_dir / CHECKPOINT)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise WriteError(os_error_text(e, tmp)) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -72,6 +85,7 @@ def load(stack, path: Path) -> LoopState:
     if not path.exists():
         raise UsageError(f"{path.parent}: no {CHECKPOINT} to resume from")
     try:
+        check_regular_file(path)  # a FIFO or /dev/zero would hang torch.load
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
         stack.model.load_state_dict(ckpt["model"])
         stack.optimizer.load_member_state_dict(0, ckpt["optimizer"])

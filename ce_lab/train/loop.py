@@ -35,6 +35,11 @@ from ce_lab.train.members import (
 from ce_lab.train.stack import Stack, loss_group_key
 
 BATCH_SEED_OFFSET = 1_000_003  # batch order uses its own stream, apart from the validation split
+# A run killed (kill -9, a crash) before its first epoch end must still be resumable: the first
+# checkpoint is written at the first evaluation or after this many seconds, whichever comes first,
+# and then again at least this often (besides every epoch end).
+FIRST_CHECKPOINT_S = 30.0
+CHECKPOINT_EVERY_S = 300.0
 
 
 def batch_generator(seed: int) -> torch.Generator:
@@ -142,6 +147,14 @@ class Trainer:
             mem.write_metrics(row)
         self.reporter.logged(step, epoch, {m.label: table[m.index][0] for m in self._alive()})
 
+    def _checkpoint_due(self, eval_now: bool) -> bool:
+        """An early checkpoint: the first at the first evaluation or after FIRST_CHECKPOINT_S,
+        then every CHECKPOINT_EVERY_S (checked on logged and evaluated steps only)."""
+        elapsed = time.perf_counter() - (self._last_ckpt or self._t0)
+        if self._last_ckpt is None:
+            return eval_now or elapsed >= FIRST_CHECKPOINT_S
+        return elapsed >= CHECKPOINT_EVERY_S
+
     def _stopping(self, stop) -> bool:
         """Ctrl-C or SIGTERM arrived, or the progress output was closed under the reporter."""
         return stop.signum is not None or getattr(self.reporter, "stop_requested", False)
@@ -159,6 +172,7 @@ class Trainer:
         gen = batch_generator(cfg.seed)
         train_x, train_y = self.data.train_x, self.data.train_y
         self._t0 = time.perf_counter()
+        self._last_ckpt: float | None = None
         self.reporter.start([m.label for m in self.members], self.total_steps)
         while self.state.step < self.total_steps and self._alive():
             # epoch_gen_state is the generator state that draws this epoch's order; a checkpoint
@@ -193,9 +207,16 @@ class Trainer:
                     self.state.epoch_gen_state = gen.get_state()  # the next epoch's order
                 if eval_now:
                     self._eval_and_log(epoch)
-                if end_of_epoch and cfg.log.checkpoint:
+                if cfg.log.checkpoint and (end_of_epoch or (
+                        (log_now or eval_now) and not last and self._checkpoint_due(eval_now))):
                     for mem in self._alive():
                         self._save(mem)
+                    self._last_ckpt = time.perf_counter()
+                if log_now or eval_now:
+                    # Every member (a diverged one too): its meta.json says running until the
+                    # stack ends and closes it. At most every few seconds.
+                    for mem in self.members:
+                        mem.heartbeat()
                 if self._stopping(stop):  # asked during this step (its rows were just written)
                     self._interrupt()
                     return

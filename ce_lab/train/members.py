@@ -6,6 +6,7 @@ meta.json, metrics.csv, eval.csv and summary.json, exactly as a lone run has.
 
 from __future__ import annotations
 
+import time
 import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ce_lab.config import RunConfig, to_yaml
+from ce_lab.errors import CeLabError
 from ce_lab.metrics import EVAL_HEADER, metrics_header
 from ce_lab.runs.files import (
     ERROR_LOG,
@@ -21,12 +23,14 @@ from ce_lab.runs.files import (
     METRICS,
     SUMMARY,
     CsvLog,
+    WriteError,
     atomic_write_text,
     base_meta,
     now_iso,
     write_json,
 )
 from ce_lab.runs.folder import Status, create_run_dir
+from ce_lab.runs.liveness import HEARTBEAT_EVERY_S, owner_fields
 from ce_lab.summary import summarize
 
 # The CSV headers come from the metric registry, the one definition of every column.
@@ -58,6 +62,8 @@ class Member:
     end_wall: float = 0.0
     test: dict[str, float] | None = None
     message: str | None = None
+    error_log: bool = False  # error.log was written
+    _last_beat: float = 0.0
 
     @property
     def alive(self) -> bool:
@@ -75,8 +81,22 @@ class Member:
     def fail(self, exc: BaseException, step: int) -> None:
         text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         self.status, self.end_step = Status.FAILED, step
-        self.message = f"{type(exc).__name__}: {exc}"
-        atomic_write_text(self.run_dir / ERROR_LOG, text)
+        # A CeLabError (a full disk, ...) is its own one line; anything else names its type.
+        self.message = str(exc) if isinstance(exc, CeLabError) else f"{type(exc).__name__}: {exc}"
+        try:
+            atomic_write_text(self.run_dir / ERROR_LOG, text)
+            self.error_log = True
+        except WriteError:  # the disk that failed the run may not take the traceback either
+            self.error_log = False
+
+    def heartbeat(self, force: bool = False) -> None:
+        """Refresh meta.json's heartbeat, at most every HEARTBEAT_EVERY_S seconds (atomic)."""
+        now = time.monotonic()
+        if not force and now - self._last_beat < HEARTBEAT_EVERY_S:
+            return
+        self._last_beat = now
+        self.meta.update(owner_fields())
+        write_json(self.run_dir / META, self.meta)
 
 
 def create_members(cfgs: Sequence[RunConfig], labels: Sequence[str], device: str,
@@ -102,6 +122,7 @@ def torch_version() -> str:
 def resumed_member(cfg: RunConfig, run_dir: Path, meta: dict[str, Any], at_step: int) -> Member:
     meta["status"] = Status.RUNNING
     meta["ended"] = None
+    meta.update(owner_fields())  # this process owns the run now
     meta.setdefault("resumed", []).append({"at_step": at_step, "time": now_iso()})
     return Member(0, cfg, cfg.loss.name, run_dir, meta)
 
@@ -111,26 +132,50 @@ def open_logs(members: Sequence[Member], param_names: Sequence[str], squashes: S
     """meta.json as the run starts, and the CSV files (a resumed run drops rows after its
     checkpoint, which it logs again)."""
     for mem in members:
-        write_json(mem.run_dir / META, mem.meta)
+        # The CSVs first: a resumed run's files are read as untrusted, and one that cannot be
+        # continued is refused (one line) before meta.json is touched.
         header = metric_header(param_names, mem.cfg.log.grad_stats, squashes[mem.index])
         mem.metrics = CsvLog(mem.run_dir / METRICS, header, keep_until_step=keep_until_step)
         mem.evals = CsvLog(mem.run_dir / EVALS, EVAL_HEADER, keep_until_step=keep_until_step)
+        write_json(mem.run_dir / META, mem.meta)
+        mem._last_beat = time.monotonic()
 
 
 def close_member(mem: Member, *, steps_per_epoch: int, examples: int) -> RunOutcome:
     """summary.json and the final meta.json of a member whose run has ended."""
+    def failed_writing(e: WriteError) -> None:
+        # A full disk (or a folder gone read-only) while ending: the run ends failed, with the
+        # one line saying so; what is on disk (rows, the last checkpoint) stays as it was.
+        if mem.status != Status.FAILED:
+            mem.status, mem.message = Status.FAILED, str(e)
+        mem.message = mem.message or str(e)
+
     for log in (mem.metrics, mem.evals):
         if log is not None:
-            log.close()
-    summary = summarize(
-        mem.run_dir, status=mem.status, loss=mem.cfg.loss.name, seed=mem.cfg.seed,
-        steps=mem.end_step, examples=examples, wall_seconds=mem.end_wall,
-        steps_per_epoch=steps_per_epoch, thresholds=mem.cfg.log.thresholds,
-        test=mem.test, diverged_at=mem.diverged_at,
-        diverged_quantity=mem.diverged_quantity, group=mem.meta.get("group"),
-    )
-    write_json(mem.run_dir / SUMMARY, summary)
+            try:
+                log.close()
+            except WriteError as e:
+                failed_writing(e)
+    summary = None
+    try:
+        summary = summarize(
+            mem.run_dir, status=mem.status, loss=mem.cfg.loss.name, seed=mem.cfg.seed,
+            steps=mem.end_step, examples=examples, wall_seconds=mem.end_wall,
+            steps_per_epoch=steps_per_epoch, thresholds=mem.cfg.log.thresholds,
+            test=mem.test, diverged_at=mem.diverged_at,
+            diverged_quantity=mem.diverged_quantity, group=mem.meta.get("group"),
+        )
+        write_json(mem.run_dir / SUMMARY, summary)
+    except WriteError as e:
+        failed_writing(e)
+        if summary is not None:
+            summary["status"] = Status.FAILED
+    except (OSError, ValueError, KeyError, TypeError, CeLabError) as e:  # its CSVs unreadable
+        failed_writing(WriteError(f"{mem.run_dir}: cannot summarise the run ({e})"))
     mem.meta["status"] = mem.status
     mem.meta["ended"] = now_iso()
-    write_json(mem.run_dir / META, mem.meta)
+    try:
+        write_json(mem.run_dir / META, mem.meta)
+    except WriteError as e:
+        failed_writing(e)  # the status could not be written; its owner's exit marks it crashed
     return RunOutcome(mem.run_dir, mem.status, Status(mem.status).exit_code, mem.message, summary)

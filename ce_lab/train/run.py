@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from ce_lab.config import RunConfig, load_config
-from ce_lab.errors import UsageError
 from ce_lab.progress import Reporter
-from ce_lab.runs.files import CONFIG, META, read_meta
+from ce_lab.runs.files import CONFIG
 from ce_lab.runs.folder import Status
 from ce_lab.train.fusion import DEFAULT_MAX_MEMBERS, plan_stacks
 from ce_lab.train.loop import Trainer
@@ -97,13 +96,10 @@ def train_paired(cfgs: Sequence[RunConfig], *, group: str | None = None,
 
 def resume(run_dir: Path, *, reporter: Reporter | None = None, data=None) -> RunOutcome:
     """Continue an interrupted (or failed) run from its last checkpoint."""
+    from ce_lab.runs.liveness import check_resumable
+
     run_dir = Path(run_dir)
-    if not (run_dir / META).is_file() or not (run_dir / CONFIG).is_file():
-        raise UsageError(f"{run_dir}: not a run folder (no {META} / {CONFIG})")
-    meta = read_meta(run_dir)  # one line, not a traceback, for a corrupt meta.json
-    status = meta.get("status")
-    if status in (Status.COMPLETED, Status.DIVERGED):
-        raise UsageError(f"{run_dir}: run already {status}; nothing to resume")
+    meta = check_resumable(run_dir)  # one line for a corrupt, finished, owned or unwritable run
     cfg = load_config(run_dir / CONFIG)
     trainer = Trainer([cfg], group=meta.get("group"), reporter=reporter, resume=(run_dir, meta),
                       data=data)

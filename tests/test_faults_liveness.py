@@ -1,0 +1,286 @@
+"""Liveness of a run: who owns a "running" run folder, what a crashed one reads as, and a run
+killed with kill -9 before its first epoch end that still resumes to the same metric files."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from ce_lab.batch.execute import execute
+from ce_lab.batch.plan import describe_plan, open_batch
+from ce_lab.batch.spec import load_batch
+from ce_lab.batch.store import read_state, run_path, write_state
+from ce_lab.cli.app import app
+from ce_lab.config import resolve_config, to_yaml, with_overrides
+from ce_lab.data.loader import load_mnist
+from ce_lab.progress import Reporter
+from ce_lab.runs.folder import Status
+from ce_lab.runs.liveness import effective_status, owner_alive, process_start
+from ce_lab.train import resume, train
+from tests.run_factory import make_run
+from tests.test_batch import TWO_BY_TWO, FakeExecutor, write_batch
+from tests.test_train import InterruptAt, rows, tiny_sets, without_wall
+
+runner = CliRunner()
+HAS_PROC = Path("/proc/self/stat").exists()
+
+
+@pytest.fixture
+def cfg(tiny_mnist, tmp_path):
+    return resolve_config(None, tiny_sets(tiny_mnist, f"out_dir={tmp_path / 'runs'}"))
+
+
+@pytest.fixture(scope="module")
+def data(tiny_mnist):
+    base = resolve_config(None, tiny_sets(tiny_mnist))
+    return load_mnist(base.data, base.seed, "cpu")
+
+
+def dead_pid() -> int:
+    """The pid of a process that has exited (and been reaped)."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def set_meta(run_dir: Path, **fields) -> dict:
+    meta = json.loads((run_dir / "meta.json").read_text()) | fields
+    (run_dir / "meta.json").write_text(json.dumps(meta))
+    return meta
+
+
+def iso(seconds_ago: float) -> str:
+    when = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=seconds_ago)
+    return when.isoformat(timespec="seconds")
+
+
+# --- the one place that decides ------------------------------------------------------------------
+
+def test_owner_alive_by_pid_start_time_and_heartbeat():
+    me = {"status": "running", "pid": os.getpid(), "host": socket.gethostname(),
+          "pid_start": process_start(os.getpid())}
+    assert owner_alive(me) and effective_status(me) is Status.RUNNING
+    gone = me | {"pid": dead_pid()}
+    assert not owner_alive(gone) and effective_status(gone) is Status.CRASHED
+    if HAS_PROC:  # the pid is alive, but it is another process than the one that started the run
+        reused = me | {"pid_start": me["pid_start"] - 1}
+        assert effective_status(reused) is Status.CRASHED
+    elsewhere = {"status": "running", "pid": 1, "host": "another-host"}
+    assert effective_status(elsewhere | {"heartbeat": iso(10)}) is Status.RUNNING
+    assert effective_status(elsewhere | {"heartbeat": iso(3600)}) is Status.CRASHED
+    assert effective_status({"status": "running"}) is Status.CRASHED  # no owner recorded
+    assert effective_status(gone | {"status": "interrupted"}) is Status.INTERRUPTED
+    assert effective_status({"status": "lost"}) is None
+
+
+def test_meta_records_its_owner_and_refreshes_the_heartbeat_at_most_every_few_seconds(
+        cfg, data, monkeypatch):
+    seen = []
+    where = [Path(cfg.out_dir)]
+
+    class Peek(Reporter):
+        def logged(self, step, epoch, losses):
+            meta_path = next(where[0].glob("*/meta.json"))
+            meta = json.loads(meta_path.read_text())
+            seen.append(meta["heartbeat"])
+            if step == 5:  # make the next written heartbeat visible
+                meta_path.write_text(json.dumps(meta | {"heartbeat": "2000-01-01T00:00:00+00:00"}))
+
+    out = train(cfg, data=data, reporter=Peek())
+    meta = json.loads((out.run_dir / "meta.json").read_text())
+    assert meta["pid"] == os.getpid() and meta["host"] == socket.gethostname()
+    assert meta["pid_start"] == process_start(os.getpid()) and meta["heartbeat"]
+    # A tiny run lasts well under the 5 s throttle: no heartbeat was written during it.
+    assert seen[1:] == ["2000-01-01T00:00:00+00:00"] * (len(seen) - 1)
+
+    seen.clear()
+    import ce_lab.train.members as members
+
+    monkeypatch.setattr(members, "HEARTBEAT_EVERY_S", 0.0)
+    where[0] = Path(cfg.out_dir).parent / "beat"
+    train(with_overrides(cfg, {"out_dir": str(where[0])}), data=data, reporter=Peek())
+    assert seen[1] != "2000-01-01T00:00:00+00:00"  # refreshed at the next logged step
+
+
+# --- compare, train --resume and the batch see a crashed run as crashed -------------------------
+
+def test_compare_skips_a_crashed_run_saying_how_to_continue_it(tmp_path):
+    out = tmp_path / "runs"
+    good = make_run(out, "ce")
+    with_ckpt = make_run(out, "mse")
+    set_meta(with_ckpt, status="running", pid=dead_pid(), host=socket.gethostname())
+    (with_ckpt / "checkpoint.pt").write_bytes(b"x")
+    without = make_run(out, "hinge")
+    set_meta(without, status="running", pid=dead_pid(), host=socket.gethostname())
+    live = make_run(out, "bce")
+    set_meta(live, status="running", pid=os.getpid(), host=socket.gethostname())
+    result = runner.invoke(app, ["compare", str(good), str(with_ckpt), str(without), str(live),
+                                 "--no-plots", "--format", "csv"])
+    assert result.exit_code == 0, result.output
+    lines = [x for x in result.stderr.splitlines() if x.startswith("skipped:")]
+    assert len(lines) == 3
+    assert "crashed" in lines[0] and f"ce-lab train --resume {with_ckpt}" in lines[0]
+    assert "crashed before its first checkpoint" in lines[1]
+    assert f"ce-lab train --config {without / 'config.yaml'}" in lines[1]
+    assert "still training" in lines[2] and f"pid {os.getpid()}" in lines[2]
+
+
+def test_resume_is_refused_while_a_live_process_owns_the_run(cfg, data):
+    cut = train(cfg, data=data, reporter=InterruptAt(10))
+    before = set_meta(cut.run_dir, status="running", pid=os.getpid(),
+                      host=socket.gethostname(), pid_start=process_start(os.getpid()))
+    result = runner.invoke(app, ["train", "--resume", str(cut.run_dir)])
+    assert result.exit_code == 2, result.output
+    assert "still being trained" in result.stderr and len(result.stderr.splitlines()) == 1
+    assert json.loads((cut.run_dir / "meta.json").read_text()) == before  # untouched
+    # Once its owner is gone the run reads as crashed, and resumes.
+    set_meta(cut.run_dir, pid=dead_pid())
+    assert resume(cut.run_dir, data=data).status == "completed"
+
+
+def test_resume_of_a_run_killed_before_its_first_checkpoint_says_how_to_start_again(cfg, data):
+    cut = train(with_overrides(cfg, {"log.checkpoint": False}), data=data)
+    (cut.run_dir / "checkpoint.pt").unlink(missing_ok=True)
+    set_meta(cut.run_dir, status="running", pid=dead_pid(), host=socket.gethostname())
+    result = runner.invoke(app, ["train", "--resume", str(cut.run_dir)])
+    assert result.exit_code == 2, result.output
+    line = result.stderr.strip()
+    assert len(line.splitlines()) == 1 and "killed before its first checkpoint" in line
+    assert f"ce-lab train --config {cut.run_dir / 'config.yaml'}" in " ".join(line.split())
+
+
+# --- the batch -----------------------------------------------------------------------------------
+
+def _batch_with_two_runs(tmp_path):
+    runs = tmp_path / "runs"
+    batch = load_batch(write_batch(tmp_path / "b.yaml", TWO_BY_TWO), out_dir=runs)
+    opened = open_batch(batch, None)
+    execute(opened, FakeExecutor(runs, capacity=1), poll_seconds=0)
+    state = read_state(opened.batch_dir)
+    return runs, batch, opened, state
+
+
+def test_a_batch_resumes_a_crashed_entry_with_a_checkpoint_and_reruns_one_without(tmp_path):
+    runs, batch, opened, state = _batch_with_two_runs(tmp_path)
+    for rec, ckpt in zip(state.entries[:2], (True, False)):
+        path = run_path(opened.batch_dir, rec.run_dir)
+        set_meta(path, status="running", pid=dead_pid(), host=socket.gethostname())
+        (path / "summary.json").unlink()
+        if ckpt:
+            (path / "checkpoint.pt").write_bytes(b"fake")
+        rec.status = "running"  # a batch killed with kill -9 left it so
+    write_state(opened.batch_dir, state)
+    again = FakeExecutor(runs, capacity=1)
+    reopened = open_batch(batch, opened.batch_dir)
+    assert [a for _, a in describe_plan(reopened)] == ["resume", "rerun", "skip", "skip"]
+    execute(reopened, again, poll_seconds=0)
+    assert [(t["kind"], t["entries"]) for t in again.started] == [("resume", [0]), ("train", [1])]
+
+
+def test_a_batch_never_starts_an_entry_a_live_process_still_owns(tmp_path):
+    runs, batch, opened, state = _batch_with_two_runs(tmp_path)
+    rec = state.entries[0]
+    path = run_path(opened.batch_dir, rec.run_dir)
+    set_meta(path, status="running", pid=os.getpid(), host=socket.gethostname(),
+             pid_start=process_start(os.getpid()))  # an orphan of a killed batch, still going
+    (path / "summary.json").unlink()
+    (path / "checkpoint.pt").write_bytes(b"fake")
+    rec.status, rec.run_dir = "running", None  # the batch died before hearing of its folder
+    write_state(opened.batch_dir, state)
+
+    result = runner.invoke(app, ["batch", str(tmp_path / "b.yaml"), "--out-dir", str(runs),
+                                 "--no-plots"])
+    assert "Traceback" not in result.output
+    assert result.exit_code == 0, result.output
+    said = [x for x in result.stdout.splitlines() if x.startswith("entry 0: skipped")]
+    assert len(said) == 1 and "still being trained" in said[0] and path.name in said[0]
+    state = read_state(opened.batch_dir)
+    assert state.entries[0].attempts == 1  # not started again
+    assert run_path(opened.batch_dir, state.entries[0].run_dir).resolve() == path.resolve()
+    # Two completed runs for one entry never arise: when the orphan ends, its run is adopted.
+    set_meta(path, status="completed")
+    (path / "summary.json").write_text(json.dumps({"status": "completed"}))
+    again = FakeExecutor(runs)
+    execute(open_batch(batch, opened.batch_dir), again, poll_seconds=0)
+    assert again.started == []
+    assert [e.status for e in read_state(opened.batch_dir).entries] == ["completed"] * 4
+
+
+def test_compare_refuses_two_runs_with_the_same_seed_in_one_cell(tmp_path):
+    out = tmp_path / "runs"
+    a, b = make_run(out, "ce", seed=0), make_run(out, "ce", seed=0)
+    c = make_run(out, "mse", seed=0)
+    result = runner.invoke(app, ["compare", str(a), str(b), str(c), "--no-plots"])
+    assert result.exit_code == 2, result.output
+    line = result.stderr.strip()
+    assert len(line.splitlines()) == 1 and "same loss (ce)" in line and "seed (0)" in line
+    assert not list(out.glob("compare-*"))  # refused before a folder was made
+
+
+# --- kill -9 before the first epoch end ---------------------------------------------------------
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
+def test_kill_9_before_the_first_epoch_end_resumes_to_the_same_metric_files(cfg, data, tmp_path):
+    cfg = with_overrides(cfg, {"train.batch_size": 1, "train.epochs": 1, "log.log_every": 2,
+                               "log.eval_every": 40, "optim.momentum": 0.9})
+    steps_per_epoch = 1200 - 200
+    config = tmp_path / "kill.yaml"
+    config.write_text(to_yaml(with_overrides(cfg, {"out_dir": str(tmp_path / "killed")})))
+    proc = subprocess.Popen([sys.executable, "-m", "ce_lab", "train", "--config", str(config)],
+                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline, ckpt = time.time() + 60, None
+    while time.time() < deadline and proc.poll() is None:
+        found = list((tmp_path / "killed").glob("*/checkpoint.pt"))
+        if found:
+            ckpt = found[0]
+            break
+        time.sleep(0.005)
+    assert ckpt is not None, proc.communicate()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    run_dir = ckpt.parent
+    step = torch.load(ckpt, weights_only=True)["step"]
+    assert 0 < step < steps_per_epoch  # written long before the first epoch end
+    assert json.loads((run_dir / "meta.json").read_text())["status"] == "running"
+
+    result = runner.invoke(app, ["compare", str(run_dir), "--no-plots"])
+    assert "crashed" in result.stderr and "--resume" in result.stderr
+    done = resume(run_dir, data=data)
+    assert done.status == "completed"
+    full = train(cfg, data=data)
+    for name in ("metrics.csv", "eval.csv"):
+        assert without_wall(rows(run_dir / name)) == without_wall(rows(full.run_dir / name))
+
+
+def test_the_first_checkpoint_comes_after_a_few_seconds_even_before_any_evaluation(
+        cfg, data, monkeypatch):
+    import ce_lab.train.loop as loop
+
+    cfg = with_overrides(cfg, {"log.eval_every": 10_000})  # the first evaluation: epoch end
+    found = {}
+
+    class Look(Reporter):
+        def logged(self, step, epoch, losses):
+            if step == 10:
+                ckpt = next(Path(cfg.out_dir).glob("*/checkpoint.pt"), None)
+                found[len(found)] = None if ckpt is None else torch.load(
+                    ckpt, weights_only=True)["step"]
+
+    train(cfg, data=data, reporter=Look())
+    assert found[0] is None  # a tiny run takes less than FIRST_CHECKPOINT_S to its step 10
+    monkeypatch.setattr(loop, "FIRST_CHECKPOINT_S", 0.0)
+    cfg = with_overrides(cfg, {"out_dir": str(Path(cfg.out_dir).parent / "early")})
+    train(cfg, data=data, reporter=Look())
+    assert found[1] == 5  # written at the first logged step once the time had come
+
