@@ -22,29 +22,17 @@ from ce_lab.batch.plan import describe_plan, open_batch
 from ce_lab.batch.spec import load_batch
 from ce_lab.batch.store import read_state, run_path, write_state
 from ce_lab.cli.app import app
-from ce_lab.config import resolve_config, to_yaml, with_overrides
-from ce_lab.data.loader import load_mnist
+from ce_lab.config import to_yaml, with_overrides
 from ce_lab.progress import Reporter
 from ce_lab.runs.folder import Status
 from ce_lab.runs.liveness import effective_status, owner_alive, process_start
 from ce_lab.train import resume, train
 from tests.run_factory import make_run
 from tests.test_batch import TWO_BY_TWO, FakeExecutor, write_batch
-from tests.test_train import InterruptAt, rows, tiny_sets, without_wall
+from tests.test_train import InterruptAt, cfg, data, rows, tiny_sets, without_wall  # noqa: F401
 
 runner = CliRunner()
 HAS_PROC = Path("/proc/self/stat").exists()
-
-
-@pytest.fixture
-def cfg(tiny_mnist, tmp_path):
-    return resolve_config(None, tiny_sets(tiny_mnist, f"out_dir={tmp_path / 'runs'}"))
-
-
-@pytest.fixture(scope="module")
-def data(tiny_mnist):
-    base = resolve_config(None, tiny_sets(tiny_mnist))
-    return load_mnist(base.data, base.seed, "cpu")
 
 
 def dead_pid() -> int:

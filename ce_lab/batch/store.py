@@ -25,6 +25,7 @@ from typing import Any
 
 from ce_lab.errors import UsageError
 from ce_lab.runs.folder import BATCH_PREFIX, Status
+from ce_lab.runs.liveness import pid_alive
 
 BATCH_JSON = "batch.json"
 BATCH_COPY = "batch.yaml"
@@ -193,16 +194,6 @@ def relative_run(batch_dir: Path, run_dir: Path) -> str:
     return str(run_dir)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: alive
-        return True
-    return True
-
-
 @contextmanager
 def locked(batch_dir: Path):
     """Only one batch process works in a folder at a time (a stale lock of a dead one is taken
@@ -219,7 +210,7 @@ def locked(batch_dir: Path):
                 pid = int(read_limited_text(path, 64).strip() or 0)
             except (OSError, ValueError, CeLabError):
                 pid = 0
-            if pid and pid != os.getpid() and _alive(pid):
+            if pid and pid != os.getpid() and pid_alive(pid):
                 raise UsageError(f"{batch_dir} is being run by another ce-lab batch (pid {pid}); "
                                  "wait for it, or stop it") from None
             path.unlink(missing_ok=True)
