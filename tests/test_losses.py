@@ -30,7 +30,7 @@ DOUBLE_SOFTMAX_FLOOR = math.log(1 + 9 / math.e)  # 10 classes: softmax(z) at bes
 # Independent references (float64, written from the formulas)
 
 
-def _onehot(targets: torch.Tensor, num_classes: int) -> torch.Tensor:
+def onehot(targets: torch.Tensor, num_classes: int) -> torch.Tensor:
     out = torch.zeros(len(targets), num_classes, dtype=F64)
     out[torch.arange(len(targets)), targets] = 1.0
     return out
@@ -58,7 +58,7 @@ def _ref_ce(z, y):
 
 
 def _ref_mse(z, y, reduction):
-    sq = (_sigmoid(z) - _onehot(y, z.shape[1])) ** 2
+    sq = (_sigmoid(z) - onehot(y, z.shape[1])) ** 2
     per_sample = sq.sum(dim=-1)
     return (per_sample / z.shape[1]).mean() if reduction == "mean" else per_sample.mean()
 
@@ -73,7 +73,7 @@ def _ref_hinge(z, y, margin, p):
 
 def _ref_bce(z, y):
     # -[t log sigmoid(z) + (1-t) log(1-sigmoid(z))] = t softplus(-z) + (1-t) softplus(z)
-    t = _onehot(y, z.shape[1])
+    t = onehot(y, z.shape[1])
     return (t * _softplus(-z) + (1 - t) * _softplus(z)).mean()
 
 
@@ -97,13 +97,13 @@ REFERENCES = {
 
 
 def _grad_ce(z, y, cfg):
-    return (_softmax(z) - _onehot(y, z.shape[1])) / z.shape[0]
+    return (_softmax(z) - onehot(y, z.shape[1])) / z.shape[0]
 
 
 def _grad_mse(z, y, cfg):
     b, c = z.shape
     s = _sigmoid(z)
-    per_entry = 2 * (s - _onehot(y, c)) * s * (1 - s)
+    per_entry = 2 * (s - onehot(y, c)) * s * (1 - s)
     return per_entry / (b * c) if cfg.mse_reduction == "mean" else per_entry / b
 
 
@@ -121,7 +121,7 @@ def _grad_hinge(p):
 
 
 def _grad_bce(z, y, cfg):
-    return (_sigmoid(z) - _onehot(y, z.shape[1])) / z.numel()
+    return (_sigmoid(z) - onehot(y, z.shape[1])) / z.numel()
 
 
 def _grad_double_softmax(z, y, cfg):
@@ -595,21 +595,21 @@ def test_closed_form_on_a_large_stack_float64_and_more_leading_dims(name, cfg):
 
 @pytest.mark.parametrize("b", [1, 2, 16, 17, 33, 64, 255, 256, 257, 258, 4100])
 def test_nll_mean_replays_nll_loss_summation_order(b):
-    from ce_lab.losses import _nll_mean, _nll_mean_replayed
+    from ce_lab.loss_stacks import nll_mean, nll_mean_replayed
 
     for dtype in (torch.float32, F64):
         z, y = _stack(3, b, "random", dtype=dtype)
         z = z * torch.logspace(-3, 3, b, dtype=dtype)[:, None]  # magnitudes that expose the order
         log_p = torch.log_softmax(z, dim=-1)
         want = torch.stack([torch.nn.functional.nll_loss(lp, y) for lp in log_p])
-        assert torch.equal(_nll_mean_replayed(log_p, y), want)
-        assert torch.equal(_nll_mean(log_p, y), want)
+        assert torch.equal(nll_mean_replayed(log_p, y), want)
+        assert torch.equal(nll_mean(log_p, y), want)
 
 
 def test_ce_on_a_stack_of_many_members_replays_the_order():
-    from ce_lab.losses import _NLL_PER_SLICE
+    from ce_lab.loss_stacks import NLL_PER_SLICE
 
-    k = _NLL_PER_SLICE + 3
+    k = NLL_PER_SLICE + 3
     for kind in ("random", "extreme"):
         z, y = _stack(k, 64, kind)
         _assert_slices_are_the_2d_calls(make_loss_grad(LossConfig()), HEAD_GRADS["ce"], z, y,

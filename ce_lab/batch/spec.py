@@ -34,13 +34,13 @@ from ce_lab.config import (
     RunConfig,
     load_config,
     parse_set,
-    read_yaml_mapping,
     to_dict,
     validate,
     validate_model,
     with_overrides,
 )
 from ce_lab.errors import ConfigError
+from ce_lab.yaml_files import read_yaml_mapping
 
 # Keys the batch sets once for all its entries; a grid or run entry may not vary them.
 BATCH_WIDE_KEYS = ("out_dir",)

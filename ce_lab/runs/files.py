@@ -384,9 +384,9 @@ def read_mapping(path: Path, folder: Path | None = None) -> dict[str, Any]:
 
 def _safe_yaml(text: str) -> Any:
     """yaml.safe_load behind the config reader's guards against alias bombs and deep nesting."""
-    from ce_lab.config import _shape_problem
+    from ce_lab.yaml_files import shape_problem
 
-    problem = _shape_problem(text)
+    problem = shape_problem(text)
     if problem:
         raise ValueError(f"line {problem}")
     return yaml.safe_load(text)
