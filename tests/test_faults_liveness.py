@@ -220,9 +220,9 @@ def test_compare_refuses_two_runs_with_the_same_seed_in_one_cell(tmp_path):
 
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
 def test_kill_9_before_the_first_epoch_end_resumes_to_the_same_metric_files(cfg, data, tmp_path):
-    cfg = with_overrides(cfg, {"train.batch_size": 1, "train.epochs": 1, "log.log_every": 2,
-                               "log.eval_every": 40, "optim.momentum": 0.9})
-    steps_per_epoch = 1200 - 200
+    cfg = with_overrides(cfg, {"train.batch_size": 2, "train.epochs": 1, "log.log_every": 5,
+                               "log.eval_every": 20, "optim.momentum": 0.9})
+    steps_per_epoch = (1200 - 200) // 2  # the tiny set's training images, two a step
     config = tmp_path / "kill.yaml"
     config.write_text(to_yaml(with_overrides(cfg, {"out_dir": str(tmp_path / "killed")})))
     proc = subprocess.Popen([sys.executable, "-m", "ce_lab", "train", "--config", str(config)],
