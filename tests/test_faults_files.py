@@ -88,6 +88,7 @@ def _text(text: str):
 HOSTILE = {
     "fifo-meta": ("meta.json", _fifo),
     "dir-summary": ("summary.json", _directory),
+    "fifo-summary": ("summary.json", _fifo),
     "devzero-meta": ("meta.json", _dev_zero),
     "devzero-metrics": ("metrics.csv", _dev_zero),
     "huge-summary": ("summary.json", _huge_json),
@@ -144,12 +145,12 @@ def interrupted_run(tiny_mnist, tmp_path_factory) -> Path:
 
 # What train --resume makes of each: 0 resumes (a file it does not need, or a last CSV row cut
 # short by the kill, which is logged again), 2 refuses the folder, 1 a file it cannot continue
-# (or, for a directory where summary.json goes, cannot write at the end: the run ends failed).
+# (a directory where summary.json goes is refused up front, before any training).
 RESUME_EXIT = {
     "fifo-meta": 2, "devzero-meta": 2, "huge-meta": 2, "meta-invalid": 2, "meta-list": 2,
     "meta-pid-str": 2, "fifo-config": 2, "fifo-checkpoint": 2,
     "devzero-metrics": 1, "non-numeric-metrics": 1, "non-numeric-eval": 1,
-    "dir-summary": 1, "truncated-metrics": 0, "huge-summary": 0, "convergence-str": 0,
+    "dir-summary": 2, "fifo-summary": 2, "truncated-metrics": 0, "huge-summary": 0, "convergence-str": 0,
     "grad-summary-list": 0, "thresholds-str": 0, "steps-str": 0, "final-list": 0,
 }
 
@@ -161,15 +162,18 @@ def test_train_resume_of_a_hostile_run_is_one_line_or_resumes(case, interrupted_
     name, spoil = HOSTILE[case]
     spoil(run / name)
     meta_before = None if name == "meta.json" else (run / "meta.json").read_text()
+    rows_before = None if name == "metrics.csv" else (run / "metrics.csv").read_text()
     result = runner.invoke(app, ["train", "--resume", str(run)])
     assert "Traceback" not in result.output
     assert result.exit_code == RESUME_EXIT[case], result.output
     if result.exit_code:
         line = one_line(result)
         assert str(run) in " ".join(line.split())
-        if meta_before is not None and case != "dir-summary":
+        if meta_before is not None:
             # a refused resume leaves meta.json as it was
             assert (run / "meta.json").read_text() == meta_before
+        if result.exit_code == 2 and rows_before is not None:  # refused before any training
+            assert (run / "metrics.csv").read_text() == rows_before
     else:
         assert json.loads((run / "meta.json").read_text())["status"] == "completed"
 
