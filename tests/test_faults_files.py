@@ -257,7 +257,7 @@ def test_a_full_disk_fails_the_run_with_one_line_and_the_last_checkpoint_resumes
 
 
 def _fill(mnt: Path) -> None:
-    with open(mnt / "filler", "wb") as f:
+    with open(mnt / "filler", "wb", buffering=0) as f:  # unbuffered: closing cannot fail
         try:
             while True:
                 f.write(b"\0" * 65536)
@@ -333,3 +333,20 @@ def test_a_hostile_md5_stamp_file_in_the_data_cache_is_ignored(spoil, tmp_path):
     spoil(tmp_path / STAMP_NAME)
     assert file_md5_ok(path, md5_file(path))  # hashed again, never hangs or raises
     assert not file_md5_ok(path, "0" * 32)
+
+
+def test_a_plot_that_does_not_fit_leaves_no_partial_png_and_no_temp_file(small_fs, tmp_path):
+    from ce_lab.compare.render.plots import plot_loss
+    from ce_lab.runs.files import WriteError
+    from ce_lab.runs.record import load_run
+
+    groups = [("ce", [load_run(make_run(tmp_path / "runs", "ce"))])]
+    (small_fs / "loss.png").write_bytes(b"old")  # a plot of an earlier comparison
+    _fill(small_fs)
+    with pytest.raises(WriteError, match=r"^no space left on device while writing .*loss.png$"):
+        plot_loss(groups, small_fs / "loss.png")
+    assert (small_fs / "loss.png").read_bytes() == b"old"
+    with pytest.raises(WriteError, match="no space left on device"):
+        plot_loss(groups, small_fs / "new.png")
+    assert not (small_fs / "new.png").exists()
+    assert sorted(p.name for p in small_fs.iterdir()) == ["filler", "loss.png"]  # no temp file
