@@ -88,6 +88,7 @@ def _text(text: str):
 HOSTILE = {
     "fifo-meta": ("meta.json", _fifo),
     "dir-summary": ("summary.json", _directory),
+    "fifo-summary": ("summary.json", _fifo),
     "devzero-meta": ("meta.json", _dev_zero),
     "devzero-metrics": ("metrics.csv", _dev_zero),
     "huge-summary": ("summary.json", _huge_json),
@@ -144,12 +145,12 @@ def interrupted_run(tiny_mnist, tmp_path_factory) -> Path:
 
 # What train --resume makes of each: 0 resumes (a file it does not need, or a last CSV row cut
 # short by the kill, which is logged again), 2 refuses the folder, 1 a file it cannot continue
-# (or, for a directory where summary.json goes, cannot write at the end: the run ends failed).
+# (a directory where summary.json goes is refused up front, before any training).
 RESUME_EXIT = {
     "fifo-meta": 2, "devzero-meta": 2, "huge-meta": 2, "meta-invalid": 2, "meta-list": 2,
     "meta-pid-str": 2, "fifo-config": 2, "fifo-checkpoint": 2,
     "devzero-metrics": 1, "non-numeric-metrics": 1, "non-numeric-eval": 1,
-    "dir-summary": 1, "truncated-metrics": 0, "huge-summary": 0, "convergence-str": 0,
+    "dir-summary": 2, "fifo-summary": 2, "truncated-metrics": 0, "huge-summary": 0, "convergence-str": 0,
     "grad-summary-list": 0, "thresholds-str": 0, "steps-str": 0, "final-list": 0,
 }
 
@@ -161,15 +162,18 @@ def test_train_resume_of_a_hostile_run_is_one_line_or_resumes(case, interrupted_
     name, spoil = HOSTILE[case]
     spoil(run / name)
     meta_before = None if name == "meta.json" else (run / "meta.json").read_text()
+    rows_before = None if name == "metrics.csv" else (run / "metrics.csv").read_text()
     result = runner.invoke(app, ["train", "--resume", str(run)])
     assert "Traceback" not in result.output
     assert result.exit_code == RESUME_EXIT[case], result.output
     if result.exit_code:
         line = one_line(result)
         assert str(run) in " ".join(line.split())
-        if meta_before is not None and case != "dir-summary":
+        if meta_before is not None:
             # a refused resume leaves meta.json as it was
             assert (run / "meta.json").read_text() == meta_before
+        if result.exit_code == 2 and rows_before is not None:  # refused before any training
+            assert (run / "metrics.csv").read_text() == rows_before
     else:
         assert json.loads((run / "meta.json").read_text())["status"] == "completed"
 
@@ -253,7 +257,7 @@ def test_a_full_disk_fails_the_run_with_one_line_and_the_last_checkpoint_resumes
 
 
 def _fill(mnt: Path) -> None:
-    with open(mnt / "filler", "wb") as f:
+    with open(mnt / "filler", "wb", buffering=0) as f:  # unbuffered: closing cannot fail
         try:
             while True:
                 f.write(b"\0" * 65536)
@@ -329,3 +333,20 @@ def test_a_hostile_md5_stamp_file_in_the_data_cache_is_ignored(spoil, tmp_path):
     spoil(tmp_path / STAMP_NAME)
     assert file_md5_ok(path, md5_file(path))  # hashed again, never hangs or raises
     assert not file_md5_ok(path, "0" * 32)
+
+
+def test_a_plot_that_does_not_fit_leaves_no_partial_png_and_no_temp_file(small_fs, tmp_path):
+    from ce_lab.compare.render.plots import plot_loss
+    from ce_lab.runs.files import WriteError
+    from ce_lab.runs.record import load_run
+
+    groups = [("ce", [load_run(make_run(tmp_path / "runs", "ce"))])]
+    (small_fs / "loss.png").write_bytes(b"old")  # a plot of an earlier comparison
+    _fill(small_fs)
+    with pytest.raises(WriteError, match=r"^no space left on device while writing .*loss.png$"):
+        plot_loss(groups, small_fs / "loss.png")
+    assert (small_fs / "loss.png").read_bytes() == b"old"
+    with pytest.raises(WriteError, match="no space left on device"):
+        plot_loss(groups, small_fs / "new.png")
+    assert not (small_fs / "new.png").exists()
+    assert sorted(p.name for p in small_fs.iterdir()) == ["filler", "loss.png"]  # no temp file

@@ -272,3 +272,66 @@ def test_the_first_checkpoint_comes_after_a_few_seconds_even_before_any_evaluati
     train(cfg, data=data, reporter=Look())
     assert found[1] == 5  # written at the first logged step once the time had come
 
+
+
+def _wait(predicate, timeout: float = 60.0, proc=None):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        if proc is not None and proc.poll() is not None:
+            return False
+        time.sleep(0.01)
+    return False
+
+
+def _meta_pid(run_dir: Path):
+    try:
+        return json.loads((run_dir / "meta.json").read_text()).get("pid")
+    except (OSError, ValueError):
+        return None
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
+def test_two_resumes_of_one_crashed_run_never_both_train_it(cfg, data, tmp_path):
+    from ce_lab.runs.lock import LOCK, RunLock, RunLocked
+
+    cfg = with_overrides(cfg, {"train.batch_size": 1, "train.epochs": 3, "log.log_every": 2,
+                               "log.eval_every": 40})
+    config = tmp_path / "long.yaml"
+    config.write_text(to_yaml(with_overrides(cfg, {"out_dir": str(tmp_path / "runs")})))
+    cli = [sys.executable, "-m", "ce_lab", "train"]
+    # A run killed outright: its .lock stays behind, stale (the kernel dropped its flock).
+    proc = subprocess.Popen([*cli, "--config", str(config)], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert _wait(lambda: list((tmp_path / "runs").glob("*/checkpoint.pt")), proc=proc), \
+        proc.communicate()
+    run_dir = next((tmp_path / "runs").glob("*/checkpoint.pt")).parent
+    assert (run_dir / LOCK).exists()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+
+    # The first resume takes the stale lock over and trains; held mid-training.
+    first = subprocess.Popen([*cli, "--resume", str(run_dir)], cwd=tmp_path,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        assert _wait(lambda: _meta_pid(run_dir) == first.pid, proc=first), first.communicate()
+        # The second saw the run crashed before the first wrote meta.json (the race): the lock
+        # alone refuses it, naming the first.
+        with pytest.raises(RunLocked, match=rf"locked by .*pid {first.pid} "):
+            RunLock.acquire(run_dir)
+        set_meta(run_dir, status="running", pid=dead_pid())
+        result = runner.invoke(app, ["train", "--resume", str(run_dir)])
+        assert "Traceback" not in result.output
+        assert result.exit_code == 2, result.output
+        lines = [x for x in result.stderr.splitlines() if x.strip()]
+        assert len(lines) == 1 and f"pid {first.pid} " in lines[0], result.stderr
+        assert first.poll() is None  # the first goes on training
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.wait(timeout=60)
+    assert json.loads((run_dir / "meta.json").read_text())["status"] == "interrupted"
+    assert not (run_dir / LOCK).exists()  # removed as the run ended (interrupted)
+    done = resume(run_dir, data=data)
+    assert done.status == "completed"
+    assert not (run_dir / LOCK).exists()  # and as it completed

@@ -7,7 +7,7 @@ written under a temp name and renamed, so a half-finished fetch is never mistake
 from __future__ import annotations
 
 import contextlib
-import gzip
+import os
 import shutil
 import socket
 import struct
@@ -24,6 +24,7 @@ from ce_lab.data.files import (
     md5_bytes,
     raw_dir,
 )
+from ce_lab.data.idx import MAX_IDX_BYTES
 from ce_lab.errors import DataError
 
 TORCHVISION_SOCKET_TIMEOUT_S = 20  # a mirror that accepts and then stalls must not hang a run
@@ -102,8 +103,12 @@ def cache_problems(raw: Path, verify_md5: bool = True,
     problems: dict[str, str] = {}
     for f in expected:
         path = raw / f.name
-        if not path.is_file():
+        if not os.path.lexists(path):
             problems[f.name] = "missing"
+        elif not path.is_file():  # a FIFO, a directory, a device: never opened
+            problems[f.name] = "not a regular file"
+        elif path.stat().st_size > MAX_IDX_BYTES:
+            problems[f.name] = f"over the {MAX_IDX_BYTES >> 20} MiB limit for an IDX file"
         elif verify_md5:
             try:
                 if not file_md5_ok(path, f.md5):
@@ -143,16 +148,12 @@ def install_verified(files: dict[str, bytes], raw: Path,
 
 
 def _read_maybe_gz(path: Path) -> bytes:
+    from ce_lab.data.idx import read_idx_bytes
+
     try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise DataError(f"cannot read {path}: {e.strerror or e}; nothing was imported") from None
-    if data[:2] == b"\x1f\x8b":
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError) as e:
-            raise DataError(f"{path}: broken gzip: {e}") from None
-    return data
+        return read_idx_bytes(path)  # bounded, regular files only, a .gz bounded decompressed
+    except DataError as e:
+        raise DataError(f"{e}; nothing was imported") from None
 
 
 def import_folder(src: Path, root: Path,
@@ -170,7 +171,8 @@ def import_folder(src: Path, root: Path,
     paths = {}
     for f in expected:  # all present before any is read: a missing file is the clearer message
         candidates = [src / f.name, src / f"{f.name}.gz"]
-        paths[f.name] = next((p for p in candidates if p.is_file()), None)
+        # Anything of that name is taken (a FIFO too): its read then says what is wrong with it.
+        paths[f.name] = next((p for p in candidates if os.path.lexists(p)), None)
         if paths[f.name] is None:
             raise DataError(f"{src} has no {f.name} (or {f.name}.gz); nothing was imported")
     files: dict[str, bytes] = {}

@@ -6,8 +6,8 @@ big-endian uint32 size per dimension. Images are (N, 28, 28) (magic 2051), label
 
 from __future__ import annotations
 
-import gzip
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +15,9 @@ import numpy as np
 from ce_lab.errors import DataError
 
 UBYTE = 0x08  # the only element type MNIST uses
+# The largest real MNIST file is 47,040,016 bytes: an IDX file (or a .gz, and what it decompresses
+# to) over this bound is not MNIST, and is refused before it is read into memory.
+MAX_IDX_BYTES = 64 << 20
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
@@ -46,16 +49,39 @@ def parse_idx(data: bytes | memoryview, name: str = "IDX data") -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8, offset=start).reshape(shape)
 
 
-def read_idx(path: Path) -> np.ndarray:
-    """Parse an IDX file, plain or gzip-compressed (by its magic bytes, not its name)."""
+def read_idx_bytes(path: Path, limit: int = MAX_IDX_BYTES) -> bytes:
+    """The bytes of an IDX file, plain or gzip-compressed (by its magic bytes, not its name), read
+    as untrusted: a regular file (symlinks followed) of at most ``limit`` bytes, decompressing to
+    at most ``limit`` too. A FIFO, a directory, a device (/dev/zero) or a huge file is a
+    DataError (one line), never a hang or a MemoryError."""
+    from ce_lab.runs.files import UnreadableFile, read_limited_bytes
+
     path = Path(path)
     try:
-        raw = path.read_bytes()
-        if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
-        raise DataError(f"cannot read {path}: {e}") from None
-    return parse_idx(raw, str(path))
+        raw = read_limited_bytes(path, limit)
+    except UnreadableFile as e:
+        raise DataError(f"cannot read {path}: {e.reason}") from None
+    except OSError as e:
+        raise DataError(f"cannot read {path}: {e.strerror or e}") from None
+    if raw[:2] != b"\x1f\x8b":
+        return raw
+    try:
+        d = zlib.decompressobj(wbits=31)  # gzip framing
+        out = d.decompress(raw, limit + 1)
+        if len(out) > limit or d.unconsumed_tail:
+            raise DataError(f"cannot read {path}: decompresses to over the "
+                            f"{limit >> 20} MiB limit for an IDX file")
+        out += d.flush()
+        if not d.eof:
+            raise DataError(f"cannot read {path}: broken gzip: compressed file ended early")
+    except zlib.error as e:
+        raise DataError(f"cannot read {path}: broken gzip: {e}") from None
+    return out
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Parse an IDX file, plain or gzip-compressed, read as ``read_idx_bytes`` does."""
+    return parse_idx(read_idx_bytes(path), str(path))
 
 
 def check_mnist_shape(array: np.ndarray, kind: str, name: str) -> None:

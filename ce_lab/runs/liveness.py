@@ -139,6 +139,7 @@ def check_resumable(run_dir: Path | str) -> dict[str, Any]:
         CHECKPOINT,
         CONFIG,
         META,
+        SUMMARY,
         RunFolderError,
         UnreadableFile,
         check_regular_file,
@@ -169,6 +170,15 @@ def check_resumable(run_dir: Path | str) -> dict[str, Any]:
     except UnreadableFile as e:
         raise UsageError(f"{run_dir}: corrupt run folder ({CONFIG}: {e.reason}); cannot "
                          "resume") from None
+    # summary.json is written only when the run ends: one that is a directory, a FIFO or a
+    # device would fail the run after all its training; refuse it before any.
+    if os.path.lexists(run_dir / SUMMARY):
+        try:
+            check_regular_file(run_dir / SUMMARY)
+        except (UnreadableFile, OSError) as e:
+            why = e.reason if isinstance(e, UnreadableFile) else (e.strerror or str(e))
+            raise UsageError(f"{run_dir}: corrupt run folder ({SUMMARY}: {why}); cannot "
+                             "resume") from None
     ckpt = run_dir / CHECKPOINT
     if not ckpt.exists():
         how = "killed" if status == Status.CRASHED else str(status)

@@ -31,6 +31,7 @@ from ce_lab.runs.files import (
 )
 from ce_lab.runs.folder import Status, create_run_dir
 from ce_lab.runs.liveness import HEARTBEAT_EVERY_S, owner_fields
+from ce_lab.runs.lock import RunLock
 from ce_lab.summary import summarize
 
 # The CSV headers come from the metric registry, the one definition of every column.
@@ -63,6 +64,7 @@ class Member:
     test: dict[str, float] | None = None
     message: str | None = None
     error_log: bool = False  # error.log was written
+    lock: RunLock | None = None  # RUN/.lock, held until close_member
     _last_beat: float = 0.0
 
     @property
@@ -108,9 +110,21 @@ def create_members(cfgs: Sequence[RunConfig], labels: Sequence[str], device: str
     for i, (c, d) in enumerate(zip(cfgs, dirs)):
         others = [x for x in ids if x != d.name] if len(cfgs) > 1 else None
         meta = base_meta(d.name, device, group, others, torch_version=torch_version())
-        members.append(Member(i, c, labels[i], d, meta))
-        atomic_write_text(d / "config.yaml", to_yaml(c))
+        try:
+            lock = RunLock.acquire(d)
+            members.append(Member(i, c, labels[i], d, meta, lock=lock))
+            atomic_write_text(d / "config.yaml", to_yaml(c))
+        except BaseException:
+            release_locks(members)
+            raise
     return members
+
+
+def release_locks(members: Sequence[Member]) -> None:
+    for mem in members:
+        if mem.lock is not None:
+            mem.lock.release()
+            mem.lock = None
 
 
 def torch_version() -> str:
@@ -120,11 +134,22 @@ def torch_version() -> str:
 
 
 def resumed_member(cfg: RunConfig, run_dir: Path, meta: dict[str, Any], at_step: int) -> Member:
+    """The member of a resumed run, once this process holds the run's lock (RunLocked, one line
+    naming the owner, if another holds it) and the folder is still resumable under that lock
+    (another resume may have finished it meanwhile)."""
+    from ce_lab.runs.liveness import check_resumable
+
+    lock = RunLock.acquire(run_dir)
+    try:
+        meta = check_resumable(run_dir)
+    except BaseException:
+        lock.release()
+        raise
     meta["status"] = Status.RUNNING
     meta["ended"] = None
     meta.update(owner_fields())  # this process owns the run now
     meta.setdefault("resumed", []).append({"at_step": at_step, "time": now_iso()})
-    return Member(0, cfg, cfg.loss.name, run_dir, meta)
+    return Member(0, cfg, cfg.loss.name, run_dir, meta, lock=lock)
 
 
 def open_logs(members: Sequence[Member], param_names: Sequence[str], squashes: Sequence[bool],
@@ -178,4 +203,5 @@ def close_member(mem: Member, *, steps_per_epoch: int, examples: int) -> RunOutc
         write_json(mem.run_dir / META, mem.meta)
     except WriteError as e:
         failed_writing(e)  # the status could not be written; its owner's exit marks it crashed
+    release_locks([mem])  # every ending: completed, diverged, interrupted, failed
     return RunOutcome(mem.run_dir, mem.status, Status(mem.status).exit_code, mem.message, summary)

@@ -16,7 +16,7 @@ from ce_lab.runs.files import CONFIG
 from ce_lab.runs.folder import Status
 from ce_lab.train.fusion import DEFAULT_MAX_MEMBERS, plan_stacks
 from ce_lab.train.loop import Trainer
-from ce_lab.train.members import RunOutcome
+from ce_lab.train.members import RunOutcome, release_locks
 
 
 class StopFlag:
@@ -44,7 +44,11 @@ class StopFlag:
 
 
 def _execute(trainer: Trainer) -> list[RunOutcome]:
-    trainer.open_runs()
+    try:
+        trainer.open_runs()
+    except BaseException:  # refused before training (a corrupt CSV, a full disk): unlock
+        release_locks(getattr(trainer, "members", None) or [])
+        raise
     exiting: SystemExit | None = None
     with StopFlag() as stop:
         try:

@@ -78,7 +78,15 @@ def _new_figure(width: float = 7.0, height: float = 4.5, ncols: int = 1, nrows: 
 
 
 def _save(fig, path: Path) -> Path:
-    fig.savefig(path, dpi=110)
+    """Rendered in memory, then written under a temp name in the same folder and renamed: a full
+    disk leaves no partial PNG (and no temp file), only one line (WriteError) naming it."""
+    import io
+
+    from ce_lab.runs.files import atomic_write_bytes
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    atomic_write_bytes(Path(path), buf.getvalue())
     return path
 
 
