@@ -111,7 +111,7 @@ def outcome_record(out) -> dict:
 
 
 def run_fused(cfgs, data) -> list[dict]:
-    from ce_lab.runs.files import read_meta
+    from ce_lab.runs.read import read_meta
     from ce_lab.train import train_paired
 
     outs = train_paired(cfgs, data=data, max_members=len(cfgs))

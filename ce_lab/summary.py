@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ce_lab.metrics import LOGGED_METRICS, When, logged_metric, threshold_key
-from ce_lab.runs.files import read_csv_rows
+from ce_lab.runs.read import read_csv_rows
 
 __all__ = ["summarize", "threshold_key"]
 

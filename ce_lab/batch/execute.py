@@ -12,8 +12,9 @@ from typing import Any, Protocol
 from ce_lab.batch.plan import BUSY, SKIP, Opened, action_for, reconcile
 from ce_lab.batch.store import BatchState, EntryRecord, relative_run, run_path, write_state
 from ce_lab.batch.tasks import build_tasks
-from ce_lab.runs.files import RunFolderError, read_summary
+from ce_lab.runs.files import RunFolderError
 from ce_lab.runs.folder import ENDED_STATUSES, RESULT_STATUSES, Status
+from ce_lab.runs.read import read_summary
 from ce_lab.train.fusion import DEFAULT_MAX_MEMBERS
 
 

@@ -29,9 +29,10 @@ from ce_lab.batch.store import (
     write_state,
 )
 from ce_lab.errors import UsageError
-from ce_lab.runs.files import CHECKPOINT, SUMMARY, RunFolderError, read_effective_status, read_meta
+from ce_lab.runs.files import CHECKPOINT, SUMMARY, RunFolderError
 from ce_lab.runs.folder import NON_RUN_PREFIXES, RESULT_STATUSES, Status, create_batch_dir
 from ce_lab.runs.liveness import effective_status
+from ce_lab.runs.read import read_effective_status, read_meta
 
 SKIP, RESUME, RUN, RERUN = "skip", "resume", "run", "rerun"
 BUSY = "busy"  # its run folder is still owned by a live process (an orphan of a killed batch)

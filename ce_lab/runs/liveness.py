@@ -144,8 +144,8 @@ def check_resumable(run_dir: Path | str) -> dict[str, Any]:
         UnreadableFile,
         check_regular_file,
         os_error_text,
-        read_meta,
     )
+    from ce_lab.runs.read import read_meta
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
