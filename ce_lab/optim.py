@@ -63,27 +63,24 @@ class StackedOptimizer:
         self.device = device
 
         def member_views(values: Sequence[float]) -> list[Tensor]:
-            t = torch.tensor(list(values), dtype=self.params[0].dtype, device=device)
-            return [t.view(-1, *[1] * (p.dim() - 1)) for p in self.params]
+            return self._per_param(torch.tensor(list(values), dtype=self.params[0].dtype,
+                                                device=device))
 
-        self._views = member_views
         self.momentum = [o.momentum for o in optims]
         self.weight_decay = [o.weight_decay for o in optims]
         self.uses_momentum = self.name == "sgd" and any(m != 0 for m in self.momentum)
         self.uses_decay = any(w != 0 for w in self.weight_decay)
         nesterov = [o.nesterov for o in optims]
         self.nesterov = "all" if all(nesterov) else "some" if any(nesterov) else "none"
+        self._decay_v = member_views(self.weight_decay)
         if self.name == "sgd":
             self._momentum_v = member_views(self.momentum)
-            self._decay_v = member_views(self.weight_decay)
             if self.nesterov == "some":
-                mask = torch.tensor(nesterov, device=device)
-                self._nesterov_mask = [mask.view(-1, *[1] * (p.dim() - 1)) for p in self.params]
+                self._nesterov_mask = self._per_param(torch.tensor(nesterov, device=device))
         else:
             self._beta2_v = member_views([o.beta2 for o in optims])
             self._one_minus_beta1_v = member_views([1 - o.beta1 for o in optims])
             self._one_minus_beta2_v = member_views([1 - o.beta2 for o in optims])
-            self._decay_v = member_views(self.weight_decay)
         self.state: dict[str, list[Tensor]] = {}
         if self.uses_momentum:
             self.state["momentum_buffer"] = [torch.zeros_like(p) for p in self.params]
@@ -126,6 +123,7 @@ class StackedOptimizer:
         return {k: v[i] for k, v in self._chunk.items()}
 
     def _per_param(self, row: Tensor) -> list[Tensor]:
+        """An (M,) row viewed as (M, 1, ...) against each parameter."""
         return [row.view(-1, *[1] * (p.dim() - 1)) for p in self.params]
 
     # --- the update ----------------------------------------------------------------------------

@@ -124,6 +124,7 @@ class Trainer:
 
     def _check_divergence(self, step: int) -> None:
         """Read back the divergence watch (a sync point) and stop the members that diverged."""
+        newly_stopped = False
         for mem, found in zip(self.members, self.watch.read(step)):
             if found is None or not mem.alive:
                 continue
@@ -131,7 +132,9 @@ class Trainer:
             mem.stop(Status.DIVERGED, mem.diverged_at, self._wall())
             self.reporter.note(f"{mem.label}: {mem.diverged_quantity} became non-finite at step "
                                f"{mem.diverged_at}")
-        self.stack.stop_members([not m.alive for m in self.members])
+            newly_stopped = True
+        if newly_stopped:  # a new mask for the step only when it changed (a host-device copy)
+            self.stack.stop_members([not m.alive for m in self.members])
 
     def _write_rows(self, stats: dict[str, torch.Tensor], step: int, epoch: int) -> None:
         """metrics.csv rows of the members still running, and of any that diverged at this step."""
