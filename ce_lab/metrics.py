@@ -52,6 +52,8 @@ class LoggedMetric:
     # examples, wall_s, lr) or an evaluation does (val_loss, val_acc).
     compute: Callable[[Any], Any] | None = None
     after_update: bool = False  # computed after the update: it reads the weights before and after
+    # Every run writes it, but runs written before it existed lack it: readers must not require it
+    added_later: bool = False
 
     def exists(self, grad_stats: bool, squashes: bool) -> bool:
         """Whether a run with these settings writes this column."""
@@ -129,6 +131,13 @@ LOGGED_METRICS: tuple[LoggedMetric, ...] = (
                  "0.99", grad_stats=True, squashes=True, compute=_saturated_frac),
     LoggedMetric("val_loss", (When.EVAL,), "loss on the validation split"),
     LoggedMetric("val_acc", (When.EVAL,), "accuracy on the validation split"),
+    # Calibration of p = softmax(z) for every loss (ce_lab/calibration.py), on the validation split
+    LoggedMetric("val_ece", (When.EVAL,), "expected calibration error on the validation split: "
+                 "15 equal-width bins of the max softmax probability", added_later=True),
+    LoggedMetric("val_nll", (When.EVAL,), "mean -log softmax(z)_y on the validation split",
+                 added_later=True),
+    LoggedMetric("val_brier", (When.EVAL,), "Brier score on the validation split: mean over "
+                 "examples of sum_j (softmax(z)_j - onehot_j)^2", added_later=True),
 )
 
 
@@ -146,7 +155,7 @@ def metrics_header(param_names: Sequence[str], grad_stats: bool, squashes: bool)
 def required_columns(when: When) -> list[str]:
     """Columns every metrics.csv (LOG) or eval.csv (EVAL) has, whatever the settings."""
     return [m.name for m in LOGGED_METRICS
-            if when in m.when and not (m.per_param or m.grad_stats or m.squashes)]
+            if when in m.when and not (m.per_param or m.grad_stats or m.squashes or m.added_later)]
 
 
 EVAL_HEADER: list[str] = [c for m in LOGGED_METRICS if When.EVAL in m.when for c in m.columns()]
@@ -208,6 +217,7 @@ class SummaryMetric:
     key: str  # csv header, json key and --sort name
     header: str  # its name as a column
     kind: str  # how values print: acc (0.9612) | step (400) | seconds (4.0) | norm (0.05)
+    #            | score (0.0213: ECE, NLL, Brier)
     description: str
     path: tuple[str, ...] = ()  # where it lands in summary.json
     # Instead of a path: (summary, parameter value or None) -> value, for a derived number.
@@ -275,6 +285,16 @@ _SUMMARY: list[SummaryMetric] = [
                   shown=("dL/dz", "early → late"), second=SecondLine("logit_grad_late", "→ {}")),
     SummaryMetric("logit_grad_late", "dL/dz late", "norm", "mean logit_grad_norm over the last "
                   "epoch's rows", ("grad_summary", "logit_grad_norm_end"), table=None),
+    # Calibration on the test set (completed runs), p = softmax(z) for every loss
+    SummaryMetric("test_ece", "test ECE", "score", "expected calibration error on the test images "
+                  "(15 equal-width bins of the max softmax probability)", ("final", "test_ece"),
+                  higher_is_better=False, table="calibration", shown=("test", "ECE")),
+    SummaryMetric("test_nll", "test NLL", "score", "mean -log softmax(z)_y on the test images",
+                  ("final", "test_nll"), higher_is_better=False, table="calibration",
+                  shown=("test", "NLL")),
+    SummaryMetric("test_brier", "test Brier", "score", "Brier score on the test images: mean of "
+                  "sum_j (softmax(z)_j - onehot_j)^2", ("final", "test_brier"),
+                  higher_is_better=False, table="calibration", shown=("test", "Brier")),
     SummaryMetric("diverged_at", "diverged at", "step", "the step the loss or a gradient went "
                   "non-finite", ("diverged_at",), table="gradients", shown=("diverged", "at step"),
                   group_text="{n}/{of} diverged, step {value}"),
