@@ -112,7 +112,10 @@ def test_every_paired_interval_recomputed_from_run_files_with_scipy(cli, tiny_se
         if key.startswith("steps_to_"):
             assert p["resolution"] == 10 and row["resolution"] == "10.0"
     assert checked >= 3  # the accuracy metrics at least: real spreads, real intervals
-    assert "log.eval_every=10" in (comp / "report.md").read_text()
+    report = (comp / "report.md").read_text()
+    assert "log.eval_every=10" in report  # the shared settings
+    assert "Resolution of steps to a threshold: ±10 steps" in report
+    assert "every log.eval_every = 10 steps and at each epoch end" in report
 
 
 # --- verdicts ----------------------------------------------------------------------------------

@@ -132,7 +132,10 @@ def shown_tables(table: ComparisonTable) -> list[tuple[str, list[Shown]]]:
 
 
 def _diff(v: float, kind: str) -> str:
-    return {"acc": f"{v:+.4f}", "norm": f"{v:+.3g}"}.get(kind, f"{v:+.1f}")
+    """A signed difference in the metric's kind; a kind registered later prints 4 significant
+    digits."""
+    return {"acc": f"{v:+.4f}", "norm": f"{v:+.3g}", "step": f"{v:+.1f}",
+            "seconds": f"{v:+.1f}"}.get(kind, f"{v:+.4g}")
 
 
 def interval_text(d: PairedDiff) -> tuple[str, str]:

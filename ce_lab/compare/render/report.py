@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from ce_lab.compare.build import ComparisonTable, flatten
+from ce_lab.compare.build import ComparisonTable, config_value, flatten, show
 from ce_lab.compare.paired import PairedDiff
 from ce_lab.compare.render.cells import resolution_text
 from ce_lab.compare.render.markdown import to_markdown
@@ -33,10 +33,12 @@ def _reading_notes(table: ComparisonTable, records: Sequence[RunRecord]) -> list
            "every paired difference.", ""]
     quantised = [c.metric.metric for c in table.metric_columns if c.metric.metric.resolution]
     if quantised:
-        res = resolution_text(records, quantised[0])
-        out += [f"Resolution of steps to a threshold: {res} — validation accuracy is evaluated "
-                f"every {quantised[0].resolution} steps and at each epoch end, so a step count is "
-                "known to that interval, and so is a paired difference of two of them.", ""]
+        key = quantised[0].resolution
+        values = " or ".join(dict.fromkeys(show(config_value(r, key)) for r in records))
+        out += [f"Resolution of steps to a threshold: {resolution_text(records, quantised[0])} — "
+                f"validation accuracy is evaluated every {key} = {values} steps and at each epoch "
+                "end, so a step count is known to that interval, and so is a paired difference "
+                "of two of them.", ""]
     out += ["val acc AUC: the trapezoid-rule area under validation accuracy against examples seen, "
             "from the first evaluation to the last, divided by the examples spanned (a mean "
             "accuracy in [0, 1]).", ""]
