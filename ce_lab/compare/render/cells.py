@@ -74,8 +74,11 @@ def resolution_text(records: Sequence[RunRecord], metric: SummaryMetric) -> str 
     if key is None:
         return None
     values = {show(config_value(r, key)) for r in records}
-    unit = " steps" if metric.kind == "step" else ""
-    return f"±{values.pop()}{unit}" if len(values) == 1 else f"±{key}"
+    return f"±{values.pop()}{_unit(metric)}" if len(values) == 1 else f"±{key}"
+
+
+def _unit(metric: SummaryMetric) -> str:
+    return " steps" if metric.kind == "step" else ""
 
 
 @dataclass(frozen=True)
@@ -152,8 +155,7 @@ def interval_text(d: PairedDiff) -> tuple[str, str]:
 def diff_resolution(d: PairedDiff) -> str:
     if d.resolution is None:
         return NONE_SHOWN
-    unit = " steps" if d.metric.metric.kind == "step" else ""
-    return f"±{d.resolution:g}{unit}"
+    return f"±{d.resolution:g}{_unit(d.metric.metric)}"
 
 
 PAIRED_TITLE = "paired differences by seed"
