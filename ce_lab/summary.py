@@ -7,13 +7,14 @@ too; the summary's own keys are its file format and stay spelled out.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ce_lab.metrics import LOGGED_METRICS, When, logged_metric, threshold_key
 from ce_lab.runs.read import read_csv_rows
 
-__all__ = ["summarize", "threshold_key"]
+__all__ = ["summarize", "threshold_key", "val_acc_auc"]
 
 # Looked up, not spelled: a column dropped from the registry fails here, at import.
 _STEP, _EPOCH, _EXAMPLES, _WALL, _VAL_ACC = (
@@ -30,6 +31,24 @@ def _f(text: str) -> float:
 
 def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
+
+
+def val_acc_auc(examples: Sequence[float], val_acc: Sequence[float]) -> float | None:
+    """Area under the validation-accuracy curve against training examples seen, divided by the
+    span of examples it covers: the mean validation accuracy over training, in [0, 1].
+
+    The trapezoid rule over the evaluations as logged (eval.csv), from the first to the last; no
+    point at 0 examples is assumed, since none was measured. One evaluation: its accuracy. None
+    without an evaluation or when any is non-finite (a diverged run's curve has no area).
+    """
+    points = sorted(zip((float(x) for x in examples), (float(a) for a in val_acc)))
+    if not points or not all(math.isfinite(a) for _, a in points):
+        return None
+    span = points[-1][0] - points[0][0]
+    if span <= 0:
+        return points[-1][1]
+    area = math.fsum((x1 - x0) * (a0 + a1) / 2 for (x0, a0), (x1, a1) in zip(points, points[1:]))
+    return area / span
 
 
 def summarize(run_dir: Path, *, status: str, loss: str, seed: int, steps: int, examples: int,
