@@ -40,13 +40,25 @@ def flag(record, *flags: str):
     return load_run(record.path)
 
 
-def test_val_acc_auc_is_the_trapezoid_mean_over_the_examples_spanned():
+def test_val_acc_auc_is_the_trapezoid_mean_over_the_examples_spanned(tmp_path):
     # (0.5 + 0.7) / 2 * 100 + (0.7 + 0.9) / 2 * 300 = 60 + 240 over a span of 400.
     assert val_acc_auc([100, 200, 500], [0.5, 0.7, 0.9]) == pytest.approx(300 / 400, abs=1e-15)
-    assert val_acc_auc([200, 100, 500], [0.7, 0.5, 0.9]) == pytest.approx(0.75)  # order-free
     assert val_acc_auc([64], [0.8]) == 0.8  # one evaluation: its accuracy
     assert val_acc_auc([], []) is None
     assert val_acc_auc([1, 2], [0.5, math.nan]) is None
+    # Selection reads summary.json's val_acc_auc, and the same function over eval.csv for runs
+    # written before the key existed.
+    from ce_lab.compare.tuning import SCORERS
+
+    record = run(tmp_path, "ce", 0.1)
+    assert SCORERS[Criterion.auc](record) == record.summary["val_acc_auc"] == val_acc_auc(
+        record.evals["examples"], record.evals["val_acc"])
+    path = record.path / "summary.json"
+    data = json.loads(path.read_text())
+    del data["val_acc_auc"]
+    path.write_text(json.dumps(data))
+    old = load_run(record.path)
+    assert SCORERS[Criterion.auc](old) == record.summary["val_acc_auc"]
 
 
 def test_selection_reads_validation_only_and_picks_the_best_mean(tmp_path):

@@ -111,13 +111,14 @@ def write_comparison(
         "reference": ref,
         "skipped": list(skipped),
         "files": sorted([*result.files, *(p.name for p in result.plots)]),
+        "paired": [data_files.paired_json(d) for d in diffs],
     }
     if tuning is not None:
         from ce_lab.compare.tuning import to_json as tuned_json
 
         comparison["tuned"] = tuned_json(tuning)
     result.files["comparison.json"] = _write_text(
-        comp_dir / "comparison.json", json.dumps(comparison, indent=2) + "\n")
+        comp_dir / "comparison.json", json.dumps(comparison, indent=2, allow_nan=False) + "\n")
     return result
 
 

@@ -64,6 +64,11 @@ DEFAULT_CRITERION = Criterion.auc
 
 
 def _auc(r: RunRecord) -> float | None:
+    """summary.json's val_acc_auc; for runs written before it existed, the same function over
+    their eval.csv."""
+    if "val_acc_auc" in r.summary:
+        v = r.summary["val_acc_auc"]
+        return float(v) if isinstance(v, (int, float)) and math.isfinite(v) else None
     return val_acc_auc(r.evals.get("examples", []), r.evals.get("val_acc", []))
 
 
