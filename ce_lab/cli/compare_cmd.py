@@ -27,6 +27,18 @@ from ce_lab.cli._common import (
     fail,
     run_flags,
 )
+from ce_lab.cli.compare_tuning import (
+    BestOfOpt,
+    LrGridOpt,
+    SelectOpt,
+    TuneLrOpt,
+    TuneSeedsOpt,
+    check_tuning_flags,
+    say_tuning,
+    shared_lr_line,
+    tuning_inputs,
+)
+from ce_lab.compare.tuning import DEFAULT_CRITERION, Criterion
 from ce_lab.train.fusion import DEFAULT_MAX_MEMBERS
 
 
@@ -52,7 +64,7 @@ def render_comparison(result, fmt: TableFormat, output: Path | None) -> None:
     where = err_console if fmt is not TableFormat.table and output is None else console
     if output is not None:
         where.print(f"table: {escape(str(output))}", highlight=False, soft_wrap=True)
-    for name in ("report.md", "table.csv", "table.json", "table.md", "paired.csv"):
+    for name in ("report.md", "table.csv", "table.json", "table.md", "paired.csv", "tuning.csv"):
         if name in result.files:
             where.print(f"{name}: {escape(str(result.files[name]))}", highlight=False,
                         soft_wrap=True)
@@ -165,13 +177,23 @@ def compare(
         typer.Option("--progress", help="auto, bar, plain or none (log.progress; default auto)."),
     ] = None,
     max_members: MaxMembersOpt = DEFAULT_MAX_MEMBERS,
+    tune_lr: TuneLrOpt = False,
+    lr_grid: LrGridOpt = None,
+    select: SelectOpt = None,
+    tune_seeds: TuneSeedsOpt = None,
+    best_of: BestOfOpt = None,
 ) -> None:
     """Train every loss (and seed) under identical conditions; show the table, plots, report.md.
 
     The table comes with paired differences against the reference loss (accuracies, the AUC of
     validation accuracy, steps to each threshold), each with a 95% t interval over seeds.
 
-    With run folders, --last N or --group ID it compares runs already on disk instead.
+    With --tune-lr each loss is first tuned to its own learning rate on the validation split,
+    then compared at it: the fair comparison (every loss at one shared rate mostly measures how
+    well that rate suits each loss).
+
+    With run folders, --last N or --group ID it compares runs already on disk instead (with
+    --best-of optim.lr: each loss at its own best rate among them).
     A missing, unfinished or corrupt run folder is skipped with one line.
     """
     from ce_lab.compare import compare as comparing
@@ -185,6 +207,9 @@ def compare(
         raise fail(f"unknown --reference loss {reference!r}; valid losses: "
                    f"{', '.join(loss_names())}", 2)
     on_disk = bool(run_dirs) or last is not None or group is not None
+    check_tuning_flags(on_disk=on_disk, tune_lr=tune_lr, lr_grid=lr_grid,
+                       select_given=select is not None, tune_seeds=tune_seeds, best_of=best_of)
+    criterion = DEFAULT_CRITERION if select is None else Criterion(select.value)
     flags = run_flags(epochs=epochs, max_steps=max_steps, lr=lr, optimizer=optimizer,
                       batch_size=batch_size, device=device, out_dir=out_dir, data_dir=data_dir)
     if progress is not None:
@@ -215,8 +240,18 @@ def compare(
             root = parents.pop()  # next to the runs compared, like the compare-* of a training
         comp_dir = create_comparison_dir(root)
         try:
-            result = comparing.write_comparison(records, comp_dir, reference=reference,
-                                                sort=sort, plots=not no_plots, skipped=skipped)
+            if best_of is not None:
+                from ce_lab.experiments import best_of as choose_best
+
+                result, tuning = choose_best(
+                    records, comp_dir, best_of, criterion=criterion,
+                    tune_seeds=comparing.parse_seeds(tune_seeds, "--tune-seeds"),
+                    reference=reference, sort=sort, plots=not no_plots, skipped=skipped)
+                say_tuning(tuning)
+            else:
+                result = comparing.write_comparison(records, comp_dir, reference=reference,
+                                                    sort=sort, plots=not no_plots,
+                                                    skipped=skipped)
         except BaseException:  # a full disk, ...: no half-written compare-* folder is left
             import shutil
 
@@ -253,11 +288,20 @@ def compare(
 
     from ce_lab.cli.data_cmd import prepare_data
 
+    eval_seeds = seed_list or [base.seed]
+    tuning_in = tuning_inputs(lr, set_ or [], lr_grid, tune_seeds, eval_seeds) if tune_lr else None
     prepare_data(base.data)  # fetch with progress before the comparison folder exists
-    trained = comparing.train_and_compare(configs, base.out_dir, reference=reference, sort=sort,
-                                          plots=not no_plots, reporter=reporter,
-                                          on_dir=announce, max_members=max_members)
-    failed = [o for o in trained.outcomes if o.status == Status.FAILED]
+    if tuning_in is not None:
+        trained = _tune_then_compare(base, loss_list, eval_seeds, overrides, *tuning_in,
+                                     criterion=criterion, reference=reference, sort=sort,
+                                     plots=not no_plots, reporter=reporter,
+                                     max_members=max_members)
+    else:
+        trained = comparing.train_and_compare(configs, base.out_dir, reference=reference,
+                                              sort=sort, plots=not no_plots, reporter=reporter,
+                                              on_dir=announce, max_members=max_members)
+    tuned_runs = getattr(trained, "tuning_outcomes", None) or []
+    failed = [o for o in [*tuned_runs, *trained.outcomes] if o.status == Status.FAILED]
     from rich.markup import escape
 
     for o in failed:
@@ -268,6 +312,30 @@ def compare(
         raise fail("no run finished; nothing to compare", 1)
     _report_skipped(trained.result.skipped)
     render_comparison(trained.result, fmt, output)
+    line = None if tune_lr else shared_lr_line(configs)
+    if line:
+        err_console.print(f"note: {escape(line)}", highlight=False, soft_wrap=True)
     if trained.interrupted:
         err_console.print("interrupted: the comparison holds the runs that finished")
         raise typer.Exit(Status.INTERRUPTED.exit_code)
+
+
+def _tune_then_compare(base, losses, seeds, overrides, grid, tune, *, criterion, reference,
+                       sort, plots, reporter, max_members):
+    from ce_lab.experiments import default_tune_seeds, tune_then_compare
+
+    def announce(comp_dir, group_id):
+        t = tune if tune is not None else default_tune_seeds(seeds)
+        err_console.print(f"comparison {group_id}: tuning {len(losses)} losses x {len(grid)} "
+                          f"rates on seed(s) {', '.join(map(str, t))}, then {len(seeds)} "
+                          f"evaluation seed(s) -> {comp_dir}", highlight=False, soft_wrap=True)
+
+    trained = tune_then_compare(base, losses, seeds, lr_grid=grid, criterion=criterion,
+                                tune_seeds=tune, overrides=overrides, reference=reference,
+                                sort=sort, plots=plots, reporter=reporter, on_dir=announce,
+                                on_tuned=say_tuning, max_members=max_members)
+    if trained.tuning is None and trained.interrupted:
+        err_console.print(f"interrupted while tuning: nothing compared; the tuning runs are in "
+                          f"{trained.tuning_dir}", highlight=False, soft_wrap=True)
+        raise typer.Exit(130)
+    return trained

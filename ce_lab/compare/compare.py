@@ -7,7 +7,6 @@ The comparison folder's name is also the group id the training path gives its ru
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -23,6 +22,7 @@ from ce_lab.runs.folder import Status, create_comparison_dir
 from ce_lab.runs.record import RunFolderError, RunRecord, load_run
 
 if TYPE_CHECKING:
+    from ce_lab.compare.tuning import Tuning
     from ce_lab.config import RunConfig
 
 DEFAULT_LOSSES = ("ce", "mse", "hinge", "nll-manual")
@@ -68,9 +68,11 @@ def write_comparison(
     plots: bool = True,
     skipped: Sequence[str] = (),
     title: str | None = None,
+    tuning: Tuning | None = None,
 ) -> ComparisonResult:
     """Render the comparison of ``records`` into ``comp_dir``: comparison.json, table.csv /
-    table.json / table.md, paired.csv, the PNG plots and report.md."""
+    table.json / table.md, paired.csv, the PNG plots and report.md; with ``tuning`` (how each
+    loss's rate was chosen) also tuning.csv, the sensitivity plot and the report's Tuning section."""
     from ce_lab.compare.render.report import render_report
 
     comp_dir = Path(comp_dir)
@@ -93,30 +95,41 @@ def write_comparison(
 
         groups = [(row.label, row.records) for row in table.rows]
         result.plots = write_plots(groups, table.thresholds, comp_dir)
+    section, tuning_plot = (None, None) if tuning is None else _write_tuning(tuning, comp_dir,
+                                                                            result, plots)
     report = render_report(title or f"ce-lab comparison {comp_dir.name}", table, diffs, ref,
-                           result.plots, skipped, comp_dir)
+                           result.plots, skipped, comp_dir, section)
+    if tuning_plot is not None:  # drawn in the Tuning section, not again under Plots
+        result.plots.insert(0, tuning_plot)
     result.files["report.md"] = _write_text(comp_dir / "report.md", report)
-
-    def rel(p: Path) -> str:
-        # Member runs sit next to the comparison folder: store paths relative to it when possible.
-        try:
-            return os.path.relpath(p.resolve(), comp_dir.resolve())
-        except ValueError:
-            return str(p.resolve())
 
     comparison = {
         "kind": "comparison",
         "group": comp_dir.name,
-        "runs": [rel(r.path) for r in records],
+        "runs": [data_files.relative_path(r.path, comp_dir) for r in records],
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "reference": ref,
         "skipped": list(skipped),
         "files": sorted([*result.files, *(p.name for p in result.plots)]),
         "paired": [data_files.paired_json(d) for d in diffs],
     }
+    if tuning is not None:
+        from ce_lab.compare.tuning import to_json as tuned_json
+
+        comparison["tuned"] = tuned_json(tuning)
     result.files["comparison.json"] = _write_text(
         comp_dir / "comparison.json", json.dumps(comparison, indent=2, allow_nan=False) + "\n")
     return result
+
+
+def _write_tuning(tuning: Tuning, comp_dir: Path, result: ComparisonResult,
+                  plots: bool) -> tuple[str, Path | None]:
+    """tuning.csv and the sensitivity plot; returns report.md's Tuning section and the plot."""
+    from ce_lab.compare.render import tuning as render
+
+    result.files["tuning.csv"] = _write_text(comp_dir / "tuning.csv", render.tuning_csv(tuning, comp_dir))
+    plot = render.plot_sensitivity(tuning, comp_dir / render.SENSITIVITY_PNG) if plots else None
+    return render.tuning_markdown(tuning, plot, comp_dir), plot
 
 
 # ---------------------------------------------------------------------------------------------
@@ -146,17 +159,17 @@ def parse_losses(text: str | None) -> list[str]:
     return names
 
 
-def parse_seeds(text: str | None) -> list[int] | None:
+def parse_seeds(text: str | None, option: str = "--seeds") -> list[int] | None:
     if text is None:
         return None
     try:
         seeds = [int(s) for s in parse_csv_list(text)]
     except ValueError:
-        raise UsageError(f"--seeds expects comma-separated integers, got {text!r}") from None
+        raise UsageError(f"{option} expects comma-separated integers, got {text!r}") from None
     if not seeds or any(s < 0 for s in seeds):
-        raise UsageError(f"--seeds expects non-negative integers, got {text!r}")
+        raise UsageError(f"{option} expects non-negative integers, got {text!r}")
     if len(set(seeds)) != len(seeds):
-        raise UsageError(f"--seeds names a seed twice: {text}")
+        raise UsageError(f"{option} names a seed twice: {text}")
     return seeds
 
 
@@ -220,24 +233,46 @@ def train_and_compare(
     reporter: Any = None,
     on_dir: Callable[[Path, str], None] | None = None,
     max_members: int | None = None,
+    comp_dir: Path | None = None,
+    tuning: Tuning | None = None,
 ) -> TrainedComparison:
     """Train each seed's configs with ``train_paired`` (same weights and batches across losses)
-    under one group id, then compare what was produced. Stops after an interrupted seed."""
+    under one group id, then compare what was produced. Stops after an interrupted seed.
+
+    ``comp_dir``: a comparison folder made already (by a tuning before); ``tuning``: how the
+    configs' rates were chosen, rendered with the comparison."""
+    if comp_dir is None:
+        comp_dir = create_comparison_dir(out_dir)
+        if on_dir is not None:
+            on_dir(comp_dir, comp_dir.name)
+    outcomes, interrupted = train_seeds(configs_by_seed, comp_dir.name, reporter=reporter,
+                                        max_members=max_members)
+    records, skipped = load_outcomes(outcomes)
+    if not records:
+        return TrainedComparison(None, outcomes, interrupted)
+    result = write_comparison(records, comp_dir, reference=reference, sort=sort, plots=plots,
+                              skipped=skipped, tuning=tuning)
+    return TrainedComparison(result, outcomes, interrupted)
+
+
+def train_seeds(configs_by_seed: Mapping[int, Sequence[RunConfig]], group: str, *,
+                reporter: Any = None, max_members: int | None = None) -> tuple[list[Any], bool]:
+    """Each seed's configs trained paired under ``group``; (outcomes, interrupted). Stops after
+    an interrupted seed."""
     from ce_lab.train import train_paired
 
-    comp_dir = create_comparison_dir(out_dir)
-    group = comp_dir.name
-    if on_dir is not None:
-        on_dir(comp_dir, group)
     outcomes: list[Any] = []
-    interrupted = False
+    kwargs = {} if max_members is None else {"max_members": max_members}
     for _seed, cfgs in configs_by_seed.items():
-        kwargs = {} if max_members is None else {"max_members": max_members}
         done = train_paired(list(cfgs), group=group, reporter=reporter, **kwargs)
         outcomes.extend(done)
         if any(o.status == Status.INTERRUPTED for o in done):
-            interrupted = True
-            break
+            return outcomes, True
+    return outcomes, False
+
+
+def load_outcomes(outcomes: Sequence[Any]) -> tuple[list[RunRecord], list[str]]:
+    """The trained runs as records, and one line for each that cannot be read back."""
     records: list[RunRecord] = []
     skipped: list[str] = []
     for o in outcomes:
@@ -245,8 +280,4 @@ def train_and_compare(
             records.append(load_run(o.run_dir))
         except RunFolderError as e:
             skipped.append(str(e))
-    if not records:
-        return TrainedComparison(None, outcomes, interrupted)
-    result = write_comparison(records, comp_dir, reference=reference, sort=sort, plots=plots,
-                              skipped=skipped)
-    return TrainedComparison(result, outcomes, interrupted)
+    return records, skipped

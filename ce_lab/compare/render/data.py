@@ -12,10 +12,22 @@ import io
 import json
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from ce_lab.compare.build import Agg, ComparisonTable, Row, show
 from ce_lab.compare.paired import PairedDiff
+
+
+def relative_path(p: Path | str, base: Path) -> str:
+    """``p`` relative to the comparison folder ``base`` (member runs sit next to it), else
+    absolute (another drive)."""
+    import os
+
+    try:
+        return os.path.relpath(Path(p).resolve(), Path(base).resolve())
+    except ValueError:
+        return str(Path(p).resolve())
 
 
 def _raw(v: Any) -> Any:

@@ -56,6 +56,7 @@ def render_report(
     plots: Sequence[Path],
     skipped: Sequence[str],
     comp_dir: Path,
+    tuning_section: str | None = None,
 ) -> str:
     records = [r for row in table.rows for r in row.records]
     losses = list(dict.fromkeys(r.loss for r in records))
@@ -75,7 +76,10 @@ def render_report(
         out.append("- differing settings: " + ", ".join(f"`{k}`" for k in table.config_keys))
     if reference:
         out.append(f"- reference loss for paired differences: `{reference}`")
-    out += ["", "## Results", "", to_markdown(table, diffs, reference)]
+    out.append("")
+    if tuning_section:
+        out.append(tuning_section)  # how each loss's rate was chosen comes before the results
+    out += ["## Results", "", to_markdown(table, diffs, reference)]
     if not diffs and reference is None:
         out.append("No paired differences: no reference loss among the runs.\n")
     out += _reading_notes(table, records)

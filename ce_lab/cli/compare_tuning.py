@@ -1,0 +1,111 @@
+"""``ce-lab compare --tune-lr`` and ``--best-of KEY``: the options, their checks, what is said.
+
+Thin: the choosing is ``ce_lab.compare.tuning``, the orchestration ``ce_lab.experiments``.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from ce_lab.cli._common import err_console, fail
+from ce_lab.compare.tuning import Criterion, Tuning, fmt_value, key_name
+
+
+class Select(str, Enum):
+    auc = Criterion.auc.value
+    final_val_acc = Criterion.final_val_acc.value
+
+
+TuneLrOpt = Annotated[
+    bool,
+    typer.Option("--tune-lr", help="Tune each loss's learning rate first: train every loss at "
+                 "every rate of --lr-grid on --tune-seeds (fused, one stack per seed), choose each "
+                 "loss's rate on the validation split (--select; the test set is never used), "
+                 "then train the chosen rates on --seeds and compare them (default: off, every "
+                 "loss shares optim.lr)."),
+]
+LrGridOpt = Annotated[
+    str | None,
+    typer.Option("--lr-grid", help="Rates --tune-lr tries, comma-separated (default "
+                 "0.01,0.0316,0.1,0.316,1,3.16,10: half-decades; on MNIST the best rates of the "
+                 "default losses lie inside it).", show_default=False),
+]
+SelectOpt = Annotated[
+    Select | None,
+    typer.Option("--select", help="How --tune-lr / --best-of score a rate, on validation only: "
+                 "auc, the area under the validation-accuracy curve against examples seen (the "
+                 "mean validation accuracy over training: it rewards learning fast, which is what "
+                 "steps to a threshold compare, and averages every evaluation, so one noisy last "
+                 "evaluation does not decide), or final-val-acc, the last evaluation's accuracy "
+                 "(default auc).", show_default=False),
+]
+TuneSeedsOpt = Annotated[
+    str | None,
+    typer.Option("--tune-seeds", help="Seeds the rates are chosen on, comma-separated, none "
+                 "among --seeds (default: one seed, the smallest not among --seeds). With "
+                 "--best-of: choose on these seeds of the runs and compare the others (default: "
+                 "choose and compare on all of them).", show_default=False),
+]
+BestOfOpt = Annotated[
+    str | None,
+    typer.Option("--best-of", metavar="KEY", help="With runs on disk (--group BATCH): compare "
+                 "each loss at its own best value of KEY, e.g. optim.lr, chosen on validation "
+                 "(--select) among the values the runs swept.", show_default=False),
+]
+
+
+def check_tuning_flags(*, on_disk: bool, tune_lr: bool, lr_grid: str | None, select_given: bool,
+                       tune_seeds: str | None, best_of: str | None) -> None:
+    """One line and exit 2 for a tuning option where it does not apply."""
+    if on_disk and tune_lr:
+        raise fail("--tune-lr trains; with runs on disk use --best-of optim.lr", 2)
+    if not on_disk and best_of is not None:
+        raise fail("--best-of chooses among runs on disk (--group BATCH, --last N or run "
+                   "folders); to train and tune use --tune-lr", 2)
+    if not tune_lr and lr_grid is not None:
+        raise fail("--lr-grid only applies with --tune-lr", 2)
+    if not (tune_lr or best_of) and (select_given or tune_seeds is not None):
+        given = [n for n, v in (("--select", select_given), ("--tune-seeds", tune_seeds))
+                 if v not in (None, False)]
+        raise fail(f"{', '.join(given)} only apply with --tune-lr or --best-of", 2)
+
+
+def say_tuning(tuning: Tuning) -> None:
+    """Each loss's chosen value on stderr, and a warning line for each at the edge of its grid."""
+    name = key_name(tuning.key)
+    chosen = ", ".join(f"{c.cell} {fmt_value(c.chosen)}" for c in tuning.cells)
+    err_console.print(f"tuned {name} (by {tuning.criterion.value} on validation, seed(s) "
+                      f"{', '.join(map(str, tuning.seeds))}): {escape(chosen)}",
+                      highlight=False, soft_wrap=True)
+    for w in tuning.warnings():
+        err_console.print(f"[yellow]warning:[/yellow] {escape(w)}", highlight=False,
+                          soft_wrap=True)
+
+
+def shared_lr_line(configs) -> str | None:
+    """The one line an untuned training compare says when every loss shares one rate."""
+    rates = {c.optim.lr for cfgs in configs.values() for c in cfgs}
+    if len(rates) != 1:
+        return None
+    return (f"every loss shares lr {fmt_value(rates.pop())}, which suits some losses more than "
+            "others; to compare each at its own tuned rate: ce-lab compare --tune-lr")
+
+
+def tuning_inputs(lr, set_items, lr_grid: str | None, tune_seeds: str | None,
+                  eval_seeds) -> tuple[list[float], list[int] | None]:
+    """--tune-lr's grid and tuning seeds, checked before any data is fetched (exit 2)."""
+    from ce_lab.compare.compare import parse_seeds
+    from ce_lab.experiments import check_tune_seeds, parse_lr_grid
+
+    if lr is not None or any(item.split("=", 1)[0].strip() == "optim.lr" for item in set_items):
+        raise fail("--tune-lr chooses each loss's rate from --lr-grid; --lr and --set optim.lr "
+                   "do not apply", 2)
+    grid = parse_lr_grid(lr_grid)
+    tune = parse_seeds(tune_seeds, "--tune-seeds")
+    if tune is not None:
+        check_tune_seeds(tune, eval_seeds)
+    return grid, tune

@@ -1,0 +1,132 @@
+"""The tuning of a comparison as files: tuning.csv, the sensitivity plot and report.md's section.
+
+Renders ``ce_lab.compare.tuning.Tuning``; computes nothing. Scores are written raw (csv by repr).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+from ce_lab.compare.tuning import Criterion, Tuning, fmt_value, key_name
+
+SENSITIVITY_PNG = "lr_sensitivity.png"
+
+
+def tuning_csv(tuning: Tuning, comp_dir: Path | None = None) -> str:
+    """One row per tuning member: loss, value, seed, status, why it does not count, each score;
+    ``run`` relative to ``comp_dir`` (as comparison.json's runs)."""
+    from ce_lab.compare.render.data import relative_path
+
+    def rel(run: str) -> str:
+        return run if comp_dir is None else relative_path(run, comp_dir)
+
+    chosen = tuning.chosen()
+    value_col = key_name(tuning.key)
+    fields = ["loss", value_col, "seed", "status", "excluded",
+              *(c.column for c in Criterion), "chosen", "run"]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    for p in sorted(tuning.points, key=lambda p: (p.cell, p.value, p.seed or 0)):
+        writer.writerow({"loss": p.cell, value_col: p.value, "seed": p.seed, "status": p.status,
+                         "excluded": p.excluded or "", **p.scores,
+                         "chosen": chosen.get(p.cell) == p.value, "run": rel(p.run)})
+    return buf.getvalue()
+
+
+def _score(v: float | None) -> str:
+    return "—" if v is None else f"{v:.4f}"
+
+
+def tuning_markdown(tuning: Tuning, plot: Path | None, comp_dir: Path) -> str:
+    """report.md's "Tuning" section, placed before the results."""
+    name = key_name(tuning.key)
+    seeds = ", ".join(str(s) for s in tuning.seeds) or "unknown"
+    out = ["## Tuning", ""]
+    out.append(f"Each loss was trained at every {name} of its grid on tuning seed(s) {seeds}, "
+               f"and its {name} was chosen by **{tuning.criterion.value}** "
+               f"({tuning.criterion.description}) on the **validation split only**: the test "
+               "set was never used for selection. Diverged and stalled members are excluded; "
+               f"an exact tie goes to the smaller {name}.")
+    out.append("")
+    if tuning.eval_seeds is None:
+        out.append("The comparison below reads the same runs the choice was made on, so its "
+                   "validation numbers are optimistic for the chosen rates; test accuracy is not.")
+        out.append("")
+    elif tuning.eval_seeds:
+        out.append(f"The chosen rates were then trained on the evaluation seed(s) "
+                   f"{', '.join(str(s) for s in tuning.eval_seeds)}, which the choice never saw.")
+        out.append("")
+    grid = sorted({v for c in tuning.cells for v in c.grid})
+    out.append("| loss | " + " | ".join(fmt_value(v) for v in grid) + f" | chosen {name} |")
+    out.append("|---|" + "---|" * (len(grid) + 1))
+    for c in tuning.cells:
+        cells = []
+        for v in grid:
+            if v not in c.scores:
+                cells.append("")
+            elif v in c.excluded:
+                cells.append(c.excluded[v])
+            else:
+                text = _score(c.scores[v])
+                cells.append(f"**{text}**" if v == c.chosen else text)
+        edge = " (edge of grid)" if c.at_edge else ""
+        out.append(f"| {c.cell} | " + " | ".join(cells) + f" | {fmt_value(c.chosen)}{edge} |")
+    out.append("")
+    out.append(f"Scores: mean {tuning.criterion.column} over the tuning seeds; the chosen one in "
+               "bold. Every member's numbers are in `tuning.csv`.")
+    out.append("")
+    for w in tuning.warnings():
+        out.append(f"- **warning:** {w}")
+    if tuning.warnings():
+        out.append("")
+    if plot is not None:
+        rel = plot.relative_to(comp_dir) if plot.is_relative_to(comp_dir) else plot
+        out += [f"![{rel.stem}]({rel.as_posix()})", ""]
+    return "\n".join(out)
+
+
+def plot_sensitivity(tuning: Tuning, path: Path) -> Path | None:
+    """Validation score against the key (log x axis), one line per loss over its counting values;
+    a diverged or otherwise excluded value is an x at the bottom, the chosen value circled."""
+    from matplotlib.ticker import NullLocator
+    from matplotlib.transforms import blended_transform_factory
+
+    from ce_lab.compare.render.plots import _new_figure, _save
+
+    if not tuning.cells:
+        return None
+    fig, axes = _new_figure()
+    ax = axes[0][0]
+    values = [v for c in tuning.cells for v in c.grid]
+    if min(values) > 0:
+        ax.set_xscale("log")
+        ax.xaxis.set_minor_locator(NullLocator())
+    grid = sorted(set(values))
+    ax.set_xticks(grid, [fmt_value(v) for v in grid])  # the rates tried, as typed: 0.316
+    bottom = blended_transform_factory(ax.transData, ax.transAxes)
+    marked = False
+    for i, c in enumerate(tuning.cells):
+        color = f"C{i % 10}"
+        xs = [v for v in c.grid if c.scores.get(v) is not None]
+        ys = [c.scores[v] for v in xs]
+        ax.plot(xs, ys, color=color, marker="o", markersize=3, linewidth=1.2, label=c.cell)
+        bad = list(c.excluded)
+        if bad:
+            ax.plot(bad, [0.03] * len(bad), linestyle="none", marker="x", color=color,
+                    markersize=7, transform=bottom)
+            marked = True
+        if c.chosen_score is not None:
+            ax.plot([c.chosen], [c.chosen_score], linestyle="none", marker="o", markersize=13,
+                    markerfacecolor="none", markeredgecolor=color, markeredgewidth=1.5)
+    name = key_name(tuning.key)
+    note = "\n(circled: chosen; x at the bottom: diverged or excluded)" if marked else \
+        "\n(circled: chosen)"
+    ax.set(xlabel=name + (" (log)" if min(values) > 0 else ""),
+           ylabel=f"validation {tuning.criterion.column}",
+           title=f"sensitivity to {name}, mean over tuning seeds" + note)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
