@@ -83,9 +83,14 @@ def _grad_total(s):
     return torch.stack(s.grad_norms, 1).norm(dim=1)
 
 
+def logit_grad_norm(grad_logits):
+    """(M,) mean over the batch of each example's ||d loss_i / d z_i|| from d loss / d logits
+    (M, B, C): the gradient of each example's own loss (the batch mean divides it by B)."""
+    return (grad_logits * grad_logits.shape[-2]).norm(dim=-1).mean(-1)
+
+
 def _logit_grad_norm(s):
-    # Gradient of each example's own loss: the batch mean divides it by B.
-    return (s.grad_logits * s.targets.shape[0]).norm(dim=-1).mean(-1)
+    return logit_grad_norm(s.grad_logits)
 
 
 def _update_ratio(s):
@@ -99,11 +104,34 @@ def _update_ratio(s):
     return out
 
 
-def _saturated_frac(s):
-    import torch
+SATURATED_LOW, SATURATED_HIGH = 0.01, 0.99  # a sigmoid output beyond these is saturated
 
-    probs = torch.sigmoid(s.logits)
-    return ((probs < 0.01) | (probs > 0.99)).float().mean((-1, -2))
+
+def _saturated_frac(s):
+    probs = s.sigmoid
+    return ((probs < SATURATED_LOW) | (probs > SATURATED_HIGH)).float().mean((-1, -2))
+
+
+def _confidently_wrong(s):
+    """(M, B, C) bool: the target's output below 0.01, or a non-target's above 0.99."""
+    probs = s.sigmoid
+    target = s.one_hot
+    return (target & (probs < SATURATED_LOW)) | (~target & (probs > SATURATED_HIGH))
+
+
+def _confidently_right(s):
+    """(M, B, C) bool: the target's output above 0.99, or a non-target's below 0.01."""
+    probs = s.sigmoid
+    target = s.one_hot
+    return (target & (probs > SATURATED_HIGH)) | (~target & (probs < SATURATED_LOW))
+
+
+def _saturated_wrong_frac(s):
+    return _confidently_wrong(s).float().mean((-1, -2))
+
+
+def _saturated_right_frac(s):
+    return _confidently_right(s).float().mean((-1, -2))
 
 
 LOGGED_METRICS: tuple[LoggedMetric, ...] = (
@@ -127,6 +155,14 @@ LOGGED_METRICS: tuple[LoggedMetric, ...] = (
                  after_update=True),
     LoggedMetric("saturated_frac", (When.LOG,), "fraction of sigmoid outputs below 0.01 or above "
                  "0.99", grad_stats=True, squashes=True, compute=_saturated_frac),
+    # saturated_frac = saturated_wrong_frac + saturated_right_frac; the split says whether a
+    # saturated output is stuck on the wrong side (its gradient vanishes where it should be large).
+    LoggedMetric("saturated_wrong_frac", (When.LOG,), "fraction of sigmoid outputs saturated on "
+                 "the wrong side: the target's below 0.01 or a non-target's above 0.99",
+                 grad_stats=True, squashes=True, compute=_saturated_wrong_frac),
+    LoggedMetric("saturated_right_frac", (When.LOG,), "fraction of sigmoid outputs saturated on "
+                 "the right side: the target's above 0.99 or a non-target's below 0.01",
+                 grad_stats=True, squashes=True, compute=_saturated_right_frac),
     LoggedMetric("val_loss", (When.EVAL,), "loss on the validation split"),
     LoggedMetric("val_acc", (When.EVAL,), "accuracy on the validation split"),
 )

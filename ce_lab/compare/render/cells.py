@@ -82,10 +82,17 @@ def _metric_cell(table: ComparisonTable, col: Column) -> Callable[[Row], list[st
     return cell
 
 
+def _status_lines(r: Row) -> list[str]:
+    """The status, and beside it what summary.json flagged (a run that completed at chance)."""
+    lines = str(r.values["status"]).split(", ")
+    flags = r.values.get("flags")
+    return [*lines, f"flagged: {flags}"] if flags else lines
+
+
 def shown_tables(table: ComparisonTable) -> list[tuple[str, list[Shown]]]:
     """(title, columns) of the shown tables: accuracy and convergence; gradients."""
     label = _label_columns(table)
-    status = Shown(("status",), lambda r: str(r.values["status"]).split(", "), numeric=False)
+    status = Shown(("status",), _status_lines, numeric=False)
     out = []
     for table_id, (title, with_status) in SHOWN_TABLES.items():
         cols = [*label, *([status] if with_status else [])]

@@ -11,7 +11,9 @@ from ce_lab.compare.render.markdown import to_markdown
 
 # Settings worth stating at the top of a report, when all runs share them.
 KEY_SETTINGS = (
-    "model.hidden", "model.activation", "model.init", "optim.name", "optim.lr", "optim.momentum",
+    "model.hidden", "model.activation", "model.init", "model.init_gain", "model.output_gain",
+    "data.train_size", "data.label_noise", "data.label_noise_kind", "optim.name", "optim.lr",
+    "optim.momentum",
     "schedule.name", "train.epochs", "train.max_steps", "train.batch_size", "data.val_size",
     "device",
 )
@@ -21,6 +23,17 @@ def _fmt(v) -> str:
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(str(x) for x in v) + "]"
     return str(v)
+
+
+def _noise(meta) -> str:
+    """", 1000/5000 training labels changed (symmetric)" where data.label_noise changed any
+    (meta.json's ``label_noise``; older runs lack it)."""
+    noise = meta.get("label_noise")
+    changed = noise.get("changed") if isinstance(noise, dict) else None
+    if not isinstance(changed, int) or isinstance(changed, bool) or changed <= 0:
+        return ""
+    return (f", {noise['changed']}/{noise.get('n_train', '?')} training labels changed "
+            f"({noise.get('kind', '?')})")
 
 
 def render_report(
@@ -62,7 +75,8 @@ def render_report(
     out += ["## Runs", ""]
     for row in table.rows:
         for r in row.records:
-            out.append(f"- `{r.run_id}` ({r.loss}, seed {r.seed}, {r.status}): `{r.path}`")
+            out.append(f"- `{r.run_id}` ({r.loss}, seed {r.seed}, {r.status}{_noise(r.meta)}): "
+                       f"`{r.path}`")
     out.append("")
     if skipped:
         out += ["## Skipped", ""]
