@@ -94,6 +94,7 @@ class LossSpec:
     grad: Callable[..., tuple[Tensor, Tensor]] | None = None  # (loss, d loss / d logits)
     options: type[LossOptions] | None = None  # its config keys loss.<field>
     batched: bool = False  # fn takes logits (..., B, C) too, slice by slice as the 2-D call
+    source: str = ""  # where the loss comes from (a paper), shown by `ce-lab losses`
 
 
 LOSSES: dict[str, LossSpec] = {}
@@ -104,13 +105,14 @@ _options_frozen = False  # set once LossConfig is built from _OPTION_FIELDS
 def register_loss(name: str, fn: Callable[..., Tensor], description: str, *,
                   grad: Callable[..., tuple[Tensor, Tensor]] | None = None,
                   options: type[LossOptions] | None = None, squashes_sigmoid: bool = False,
-                  batched: bool = False) -> LossSpec:
+                  batched: bool = False, source: str = "") -> LossSpec:
     """Register (or replace) loss ``name``; the one line a new loss needs besides its function.
 
     ``fn(logits (B, C), targets (B,), cfg) -> scalar`` (autograd differentiates it; with
     ``batched=True`` it also takes logits (..., B, C) and returns (...)). ``grad``, if given, is a
     closed form ``(logits (..., B, C), targets, cfg) -> (loss (...), d loss / d logits)`` for 2-D
     and stacked logits alike. ``options``: the loss's options model (its config keys).
+    ``source``: its citation, listed by ``ce-lab losses``.
     """
     for key, field in (options.model_fields if options else {}).items():
         known = _OPTION_FIELDS.get(key)
@@ -120,7 +122,7 @@ def register_loss(name: str, fn: Callable[..., Tensor], description: str, *,
         if known is not None and known is not field and repr(known) != repr(field):
             raise ValueError(f"loss {name!r}: option loss.{key} is already defined differently")
         _OPTION_FIELDS.setdefault(key, field)
-    spec = LossSpec(name, fn, description, squashes_sigmoid, grad, options, batched)
+    spec = LossSpec(name, fn, description, squashes_sigmoid, grad, options, batched, source)
     LOSSES[name] = spec
     return spec
 
@@ -133,10 +135,10 @@ def option_fields() -> dict[str, FieldInfo]:
 
 
 def _register(name: str, description: str, *, squashes_sigmoid: bool = False,
-              options: type[LossOptions] | None = None, batched: bool = False):
+              options: type[LossOptions] | None = None, batched: bool = False, source: str = ""):
     def wrap(fn):
         register_loss(name, fn, description, squashes_sigmoid=squashes_sigmoid, options=options,
-                      batched=batched)
+                      batched=batched, source=source)
         return fn
 
     return wrap
@@ -256,7 +258,7 @@ def mse_sigmoid_grad(logits: Tensor, targets: Tensor, cfg: LossConfig) -> tuple[
 @_register(
     "hinge",
     "multi-class margin loss: sum_{j!=y} max(0, m - z_y + z_j) / C  (F.multi_margin_loss, p=1)",
-    options=HingeOptions,
+    options=HingeOptions, source="Weston & Watkins, ESANN 1999 (the sum over j != y)",
 )
 def hinge(logits: Tensor, targets: Tensor, cfg: LossConfig) -> Tensor:
     import torch.nn.functional as F
@@ -365,3 +367,8 @@ def log_softmax_ce(logits: Tensor, targets: Tensor, cfg: LossConfig) -> Tensor:
     import torch.nn.functional as F
 
     return F.cross_entropy(F.log_softmax(logits, dim=-1), targets)
+
+
+# The losses the literature compares with ce (mse-logits, mae, gce, ce-smooth, focal) live in
+# their own module; imported here so that they, and their options, are registered with these.
+from ce_lab import literature_losses  # noqa: E402, F401

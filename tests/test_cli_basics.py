@@ -88,21 +88,22 @@ def test_version():
 # ce-lab losses
 
 
-def _table_rows(text: str) -> dict[str, str]:
-    """name -> description from the rich table, joining cells that wrapped onto more lines."""
-    rows: dict[str, list[str]] = {}
+def _table_rows(text: str) -> dict[str, tuple[str, str]]:
+    """name -> (description, source) from the rich table, joining cells that wrapped."""
+    rows: dict[str, list[tuple[str, str]]] = {}
     current = None
     for line in text.splitlines():
         cells = line.split("│")
-        if len(cells) != 4:  # not a body row (title, rules, header)
+        if len(cells) != 5:  # not a body row (title, rules, header, the options table)
             continue
-        name, desc = cells[1].strip(), cells[2].strip()
+        name, desc, source = (c.strip() for c in cells[1:4])
         if name:
             current = name
             rows[current] = []
         if current is not None:
-            rows[current].append(desc)
-    return {name: " ".join(" ".join(parts).split()) for name, parts in rows.items()}
+            rows[current].append((desc, source))
+    return {name: tuple(" ".join(" ".join(p[i] for p in parts).split()) for i in (0, 1))
+            for name, parts in rows.items()}
 
 
 def test_losses_lists_every_registered_loss_with_its_description():
@@ -112,7 +113,8 @@ def test_losses_lists_every_registered_loss_with_its_description():
     assert list(rows) == loss_names()
     for name, spec in LOSSES.items():
         # shown verbatim: the bce formula's "-[...]" must not be eaten as rich markup
-        assert rows[name] == " ".join(spec.description.split())
+        assert rows[name] == (" ".join(spec.description.split()), spec.source)
+    assert rows["gce"][1] == "Zhang & Sabuncu, NeurIPS 2018"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -144,3 +144,28 @@ def test_a_loss_with_many_members_is_computed_stacked_and_still_equals_alone(cfg
         for name, cols in EXACT.items():
             same_columns(rows(out.run_dir / name), rows(alone.run_dir / name), cols,
                          (c.loss.name, c.optim.lr))
+
+
+def test_the_literature_losses_fused_train_bit_for_bit_as_alone(cfg, data):  # noqa: F811
+    # mse-logits, mae, gce, ce-smooth, focal: STACKED_FROM members each (their stacked closed
+    # forms), options differing inside the stack (two gce q, two focal gamma), beside ce and mse
+    from ce_lab.train.stack import STACKED_FROM
+
+    base = with_overrides(cfg, {"train.epochs": 1})
+    lrs = [0.03, 0.1, 0.3, 1.0, 3.0][: max(STACKED_FROM, 4)]
+    cfgs = [with_overrides(base, {"loss.name": n, "optim.lr": lr})
+            for n in ("mse-logits", "mae", "gce", "ce-smooth", "focal") for lr in lrs]
+    cfgs += [with_overrides(base, o) for o in (
+        {"loss.name": "gce", "loss.q": 0.3}, {"loss.name": "focal", "loss.gamma": 0.5},
+        {"loss.name": "ce-smooth", "loss.epsilon": 0.3}, {"loss.name": "ce"})]
+    fused = train_paired(cfgs, data=data)
+    for i, (c, out) in enumerate(zip(cfgs, fused)):
+        assert out.status == "completed", (c.loss, out.message)
+        if i < 5 * len(lrs) and i % len(lrs) not in (0, 3):
+            continue  # two members of each stacked group, and every other member
+        alone = train(c, data=data)
+        for name, cols in EXACT.items():
+            same_columns(rows(out.run_dir / name), rows(alone.run_dir / name), cols,
+                         (c.loss, c.optim.lr))
+        if conftest.TEST_DEVICE == "cpu":
+            assert out.summary["final"] == alone.summary["final"]

@@ -21,6 +21,11 @@ from ce_lab.config import LossConfig, resolve_config
 from ce_lab.errors import ConfigError, UsageError
 from ce_lab.losses import LOSSES, get_loss, loss_names, make_loss, make_loss_grad
 from tests.conftest import assert_same
+from tests.float64_refs import onehot
+from tests.float64_refs import softmax as _softmax
+from tests.test_literature_losses import GRADS as LITERATURE_GRADS
+from tests.test_literature_losses import OPTION_CASES as LITERATURE_OPTION_CASES
+from tests.test_literature_losses import REFERENCES as LITERATURE_REFERENCES
 
 NUM_CLASSES = 10  # MNIST's, for these tests; the losses read C from the logits
 F64 = torch.float64
@@ -28,17 +33,6 @@ DOUBLE_SOFTMAX_FLOOR = math.log(1 + 9 / math.e)  # 10 classes: softmax(z) at bes
 
 # ---------------------------------------------------------------------------------------------
 # Independent references (float64, written from the formulas)
-
-
-def onehot(targets: torch.Tensor, num_classes: int) -> torch.Tensor:
-    out = torch.zeros(len(targets), num_classes, dtype=F64)
-    out[torch.arange(len(targets)), targets] = 1.0
-    return out
-
-
-def _softmax(z: torch.Tensor) -> torch.Tensor:
-    e = torch.exp(z - z.max(dim=-1, keepdim=True).values)
-    return e / e.sum(dim=-1, keepdim=True)
 
 
 def _sigmoid(z: torch.Tensor) -> torch.Tensor:
@@ -90,6 +84,7 @@ REFERENCES = {
     "bce": lambda z, y, cfg: _ref_bce(z, y),
     "double-softmax": lambda z, y, cfg: _ref_double_softmax(z, y),
     "log-softmax-ce": lambda z, y, cfg: _ref_ce(z, y),
+    **LITERATURE_REFERENCES,  # mse-logits, mae, gce, ce-smooth, focal
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -140,6 +135,7 @@ CLOSED_FORM_GRADS = {
     "bce": _grad_bce,
     "double-softmax": _grad_double_softmax,
     "log-softmax-ce": _grad_ce,  # same function of z as ce, so the same gradient
+    **LITERATURE_GRADS,
 }
 
 # Every registered loss with every config that changes its formula.
@@ -150,6 +146,7 @@ CASES = [
     pytest.param("mse", LossConfig(name="mse", mse_reduction="sum"), id="mse-sum"),
     pytest.param("hinge", LossConfig(name="hinge", hinge_margin=2.5), id="hinge-m2.5"),
     pytest.param("hinge-sq", LossConfig(name="hinge-sq", hinge_margin=0.3), id="hinge-sq-m0.3"),
+    *LITERATURE_OPTION_CASES,
 ]
 
 
@@ -427,7 +424,8 @@ CLOSED_FORM_CASES = [c for c in CASES if get_loss(c.values[0]).grad is not None]
 
 
 def test_the_pipelines_that_show_autograd_have_no_closed_form():
-    assert {c.values[0] for c in CLOSED_FORM_CASES} == {"ce", "mse", "hinge", "hinge-sq", "bce"}
+    assert {c.values[0] for c in CLOSED_FORM_CASES} == {"ce", "mse", "hinge", "hinge-sq", "bce",
+                                                        *LITERATURE_REFERENCES}
     for name in ("nll-manual", "double-softmax", "log-softmax-ce"):
         assert get_loss(name).grad is None and make_loss_grad(LossConfig(name=name)) is None
 
@@ -517,6 +515,10 @@ HEAD_GRADS = {"ce": _head_ce_grad, "mse": _head_mse_grad, "hinge": _head_hinge_g
               "hinge-sq": _head_hinge_grad(2), "bce": _head_bce_grad}
 HEAD_VALUES = {"ce": lambda z, y, cfg: torch.nn.functional.cross_entropy(z, y), "mse": _head_mse,
                "bce": _head_bce}
+# The losses added after stacks existed have no earlier 2-D code: their 2-D call is the head.
+for _name in LITERATURE_REFERENCES:
+    HEAD_GRADS[_name] = lambda z, y, cfg: make_loss_grad(cfg)(z, y)
+    HEAD_VALUES[_name] = lambda z, y, cfg: make_loss(cfg)(z, y)
 
 
 def _stack(k: int, b: int, kind: str, dtype=torch.float32, c: int = NUM_CLASSES, seed: int = 0):
@@ -652,10 +654,12 @@ def test_loss_options_are_their_losses_config_keys_with_todays_format():
 
     assert get_loss("mse").options is MseOptions
     assert get_loss("hinge").options is get_loss("hinge-sq").options is HingeOptions
-    assert list(LossConfig.model_fields) == ["name", "mse_reduction", "hinge_margin"]
-    # what `config show` prints and every run's config.yaml holds, unchanged
-    assert "\nloss:\n  name: ce\n  mse_reduction: mean\n  hinge_margin: 1.0\noptim:\n" in to_yaml(
-        RunConfig())
+    assert list(LossConfig.model_fields) == ["name", "mse_reduction", "hinge_margin", "q",
+                                             "epsilon", "gamma"]
+    # what `config show` prints and every run's config.yaml holds: the earlier keys unchanged,
+    # the options of the losses added since after them
+    assert ("\nloss:\n  name: ce\n  mse_reduction: mean\n  hinge_margin: 1.0\n  q: 0.7\n"
+            "  epsilon: 0.1\n  gamma: 2.0\noptim:\n") in to_yaml(RunConfig())
     cfg = LossConfig(name="hinge-sq", hinge_margin=0.5)
     assert loss_options(cfg) == HingeOptions(hinge_margin=0.5)
     assert loss_options(LossConfig(name="ce")) is None

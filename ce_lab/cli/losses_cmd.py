@@ -15,8 +15,10 @@ def losses() -> None:
     table = Table(title="losses")
     table.add_column("name", style="bold")
     table.add_column("what it computes")
+    table.add_column("source")
     for spec in LOSSES.values():
-        table.add_row(spec.name, Text(spec.description))  # plain text: "[...]" is not markup
+        # plain text: "[...]" is not markup
+        table.add_row(spec.name, Text(spec.description), Text(spec.source))
     console.print(table)
 
     options = Table(title="loss options (set with --set loss.KEY=VALUE or in the config's loss:)")
