@@ -139,3 +139,12 @@ def test_flags_of_the_wrong_type_are_a_corrupt_summary(tmp_path):
     (run / "summary.json").write_text(json.dumps(summary))
     with pytest.raises(RunFolderError, match="flags is not a list of strings"):
         load_run(run)
+
+
+def test_train_prints_the_flags_of_a_run_that_learned_nothing(cli, tiny_sets):
+    from ce_lab.cli.app import app
+
+    result = cli.invoke(app, ["train", "--loss", "mse", *(f"--set={s}" for s in tiny_sets(
+        "model.output_gain=1000", "log.checkpoint=false"))])
+    assert result.exit_code == 0, result.output
+    assert "flagged" in result.stdout and "stalled, chance" in result.stdout
