@@ -89,10 +89,6 @@ def logit_grad_norm(grad_logits):
     return (grad_logits * grad_logits.shape[-2]).norm(dim=-1).mean(-1)
 
 
-def _logit_grad_norm(s):
-    return logit_grad_norm(s.grad_logits)
-
-
 def _update_ratio(s):
     import torch
 
@@ -112,26 +108,12 @@ def _saturated_frac(s):
     return ((probs < SATURATED_LOW) | (probs > SATURATED_HIGH)).float().mean((-1, -2))
 
 
-def _confidently_wrong(s):
-    """(M, B, C) bool: the target's output below 0.01, or a non-target's above 0.99."""
-    probs = s.sigmoid
-    target = s.one_hot
-    return (target & (probs < SATURATED_LOW)) | (~target & (probs > SATURATED_HIGH))
-
-
-def _confidently_right(s):
-    """(M, B, C) bool: the target's output above 0.99, or a non-target's below 0.01."""
-    probs = s.sigmoid
-    target = s.one_hot
-    return (target & (probs > SATURATED_HIGH)) | (~target & (probs < SATURATED_LOW))
-
-
-def _saturated_wrong_frac(s):
-    return _confidently_wrong(s).float().mean((-1, -2))
-
-
-def _saturated_right_frac(s):
-    return _confidently_right(s).float().mean((-1, -2))
+def _saturated_side(s, wrong: bool):
+    """(M,) fraction of sigmoid outputs saturated on the wrong side (the target's below 0.01, or a
+    non-target's above 0.99), or with ``wrong=False`` on the right side (the complement)."""
+    low, high, target = s.sigmoid < SATURATED_LOW, s.sigmoid > SATURATED_HIGH, s.one_hot
+    side = (target & low) | (~target & high) if wrong else (target & high) | (~target & low)
+    return side.float().mean((-1, -2))
 
 
 LOGGED_METRICS: tuple[LoggedMetric, ...] = (
@@ -149,20 +131,19 @@ LOGGED_METRICS: tuple[LoggedMetric, ...] = (
                  grad_stats=True, compute=_grad_total),
     LoggedMetric("logit_grad_norm", (When.LOG,), "mean over the batch of the norm of the "
                  "gradient of each example's own loss with respect to its logits",
-                 grad_stats=True, compute=_logit_grad_norm),
+                 grad_stats=True, compute=lambda s: logit_grad_norm(s.grad_logits)),
     LoggedMetric("update_ratio/{param}", (When.LOG,), "||dw|| / ||w|| of this step's update, "
                  "per parameter tensor", per_param=True, grad_stats=True, compute=_update_ratio,
                  after_update=True),
     LoggedMetric("saturated_frac", (When.LOG,), "fraction of sigmoid outputs below 0.01 or above "
                  "0.99", grad_stats=True, squashes=True, compute=_saturated_frac),
-    # saturated_frac = saturated_wrong_frac + saturated_right_frac; the split says whether a
-    # saturated output is stuck on the wrong side (its gradient vanishes where it should be large).
+    # saturated_frac = wrong + right: whether a saturated output is stuck on the wrong side
     LoggedMetric("saturated_wrong_frac", (When.LOG,), "fraction of sigmoid outputs saturated on "
                  "the wrong side: the target's below 0.01 or a non-target's above 0.99",
-                 grad_stats=True, squashes=True, compute=_saturated_wrong_frac),
+                 grad_stats=True, squashes=True, compute=lambda s: _saturated_side(s, True)),
     LoggedMetric("saturated_right_frac", (When.LOG,), "fraction of sigmoid outputs saturated on "
                  "the right side: the target's above 0.99 or a non-target's below 0.01",
-                 grad_stats=True, squashes=True, compute=_saturated_right_frac),
+                 grad_stats=True, squashes=True, compute=lambda s: _saturated_side(s, False)),
     LoggedMetric("val_loss", (When.EVAL,), "loss on the validation split"),
     LoggedMetric("val_acc", (When.EVAL,), "accuracy on the validation split"),
 )

@@ -170,3 +170,20 @@ def test_a_comparison_over_noise_levels_plots_one_panel_per_level(tmp_path, cli)
     assert [(t, sorted(loss for loss, _ in g)) for t, g in panels] == [
         ("label_noise=0.0", ["ce", "mse"]), ("label_noise=0.4", ["ce", "mse"])]
     assert all(len(runs) == 2 for _, g in panels for _, runs in g)  # two seeds per line
+
+
+def test_a_noisy_run_resumed_ends_as_an_uninterrupted_one(tiny_config):
+    from ce_lab.train import resume, train
+    from tests.test_train import InterruptAt, rows, without_wall
+
+    cfg = tiny_config(**{"data.label_noise": 0.3, "data.train_size": 600, "train.epochs": 2,
+                         "log.checkpoint": True})
+    full = train(cfg)
+    cut = train(cfg, reporter=InterruptAt(15))  # mid-epoch 2 (10 steps an epoch)
+    assert cut.status == "interrupted"
+    done = resume(cut.run_dir)  # loads the data again: the same subset, the same corruption
+    assert done.status == "completed"
+    for name in ("metrics.csv", "eval.csv"):
+        assert without_wall(rows(done.run_dir / name)) == without_wall(rows(full.run_dir / name))
+    meta = json.loads((done.run_dir / "meta.json").read_text())
+    assert meta["label_noise"]["changed"] == 180 and meta["label_noise"]["n_train"] == 600
