@@ -187,3 +187,23 @@ def test_a_noisy_run_resumed_ends_as_an_uninterrupted_one(tiny_config):
         assert without_wall(rows(done.run_dir / name)) == without_wall(rows(full.run_dir / name))
     meta = json.loads((done.run_dir / "meta.json").read_text())
     assert meta["label_noise"]["changed"] == 180 and meta["label_noise"]["n_train"] == 600
+
+
+def test_the_report_states_noise_and_gains_only_where_they_are_set(tmp_path):
+    from ce_lab.compare.compare import write_comparison
+    from ce_lab.runs.record import load_run
+    from tests.run_factory import make_run
+
+    def report(records, name):
+        (tmp_path / name).mkdir()
+        write_comparison(records, tmp_path / name, plots=False)
+        return (tmp_path / name / "report.md").read_text()
+
+    plain = [load_run(make_run(tmp_path / "a", n)) for n in ("ce", "mse")]
+    text = report(plain, "c1")
+    assert "label_noise" not in text and "init_gain" not in text and "train_size" not in text
+    noisy = [load_run(make_run(tmp_path / "b", n, overrides={
+        "data.label_noise": 0.2, "model.output_gain": 5.0})) for n in ("ce", "mse")]
+    text = report(noisy, "c2")
+    assert "data.label_noise=0.2, data.label_noise_kind=symmetric" in text
+    assert "model.output_gain=5.0" in text and "init_gain" not in text

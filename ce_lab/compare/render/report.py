@@ -13,10 +13,12 @@ from ce_lab.compare.render.markdown import to_markdown
 KEY_SETTINGS = (
     "model.hidden", "model.activation", "model.init", "model.init_gain", "model.output_gain",
     "data.train_size", "data.label_noise", "data.label_noise_kind", "optim.name", "optim.lr",
-    "optim.momentum",
-    "schedule.name", "train.epochs", "train.max_steps", "train.batch_size", "data.val_size",
-    "device",
+    "optim.momentum", "schedule.name", "train.epochs", "train.max_steps", "train.batch_size",
+    "data.val_size", "device",
 )
+# Stated only where they are not their default (older runs lack them): a gain of 1, no noise.
+UNLESS_DEFAULT = {"model.init_gain": 1.0, "model.output_gain": 1.0, "data.train_size": None,
+                  "data.label_noise": 0.0}
 
 
 def _fmt(v) -> str:
@@ -52,6 +54,8 @@ def render_report(
     shared = [
         (k, flats[0].get(k)) for k in KEY_SETTINGS
         if flats and all(f.get(k) == flats[0].get(k) for f in flats)
+        and not (k in UNLESS_DEFAULT and flats[0].get(k) in (None, UNLESS_DEFAULT[k]))
+        and not (k == "data.label_noise_kind" and not flats[0].get("data.label_noise"))
     ]
 
     out = [f"# {title}", ""]
