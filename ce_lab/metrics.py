@@ -22,6 +22,14 @@ from enum import Enum
 from typing import Any
 
 from ce_lab.runs.folder import threshold_key  # the one spelling of a threshold: 0.9 -> "0.90"
+from ce_lab.step_stats import (
+    accuracy,
+    grad_total,
+    logit_grad_norm,
+    saturated_frac,
+    saturated_side,
+    update_ratio,
+)
 
 
 class When(str, Enum):
@@ -52,6 +60,8 @@ class LoggedMetric:
     # examples, wall_s, lr) or an evaluation does (val_loss, val_acc).
     compute: Callable[[Any], Any] | None = None
     after_update: bool = False  # computed after the update: it reads the weights before and after
+    # Every run writes it, but runs written before it existed lack it: readers must not require it
+    added_later: bool = False
 
     def exists(self, grad_stats: bool, squashes: bool) -> bool:
         """Whether a run with these settings writes this column."""
@@ -71,51 +81,6 @@ class LoggedMetric:
 _BOTH = (When.LOG, When.EVAL)
 
 
-# How the logged statistics are computed, from a ``StepView`` ``s`` of M members (torch is
-# imported by the training side, which alone calls these).
-def _accuracy(s):
-    return (s.logits.argmax(-1) == s.targets).float().mean(-1)
-
-
-def _grad_total(s):
-    import torch
-
-    return torch.stack(s.grad_norms, 1).norm(dim=1)
-
-
-def logit_grad_norm(grad_logits):
-    """(M,) mean over the batch of each example's ||d loss_i / d z_i|| from d loss / d logits
-    (M, B, C): the gradient of each example's own loss (the batch mean divides it by B)."""
-    return (grad_logits * grad_logits.shape[-2]).norm(dim=-1).mean(-1)
-
-
-def _update_ratio(s):
-    import torch
-
-    out = []
-    for before, after in zip(s.weights_before, s.weights_after):
-        dims = tuple(range(1, after.dim()))
-        out.append(torch.linalg.vector_norm(after - before, dim=dims)
-                   / torch.linalg.vector_norm(before, dim=dims))
-    return out
-
-
-SATURATED_LOW, SATURATED_HIGH = 0.01, 0.99  # a sigmoid output beyond these is saturated
-
-
-def _saturated_frac(s):
-    probs = s.sigmoid
-    return ((probs < SATURATED_LOW) | (probs > SATURATED_HIGH)).float().mean((-1, -2))
-
-
-def _saturated_side(s, wrong: bool):
-    """(M,) fraction of sigmoid outputs saturated on the wrong side (the target's below 0.01, or a
-    non-target's above 0.99), or with ``wrong=False`` on the right side (the complement)."""
-    low, high, target = s.sigmoid < SATURATED_LOW, s.sigmoid > SATURATED_HIGH, s.one_hot
-    side = (target & low) | (~target & high) if wrong else (target & high) | (~target & low)
-    return side.float().mean((-1, -2))
-
-
 LOGGED_METRICS: tuple[LoggedMetric, ...] = (
     LoggedMetric("step", _BOTH, "optimizer steps done (from 1)"),
     LoggedMetric("epoch", _BOTH, "the epoch of that step (from 1)"),
@@ -124,28 +89,35 @@ LOGGED_METRICS: tuple[LoggedMetric, ...] = (
                  "between identical runs)"),
     LoggedMetric("lr", (When.LOG,), "learning rate used for this step"),
     LoggedMetric("loss", (When.LOG,), "loss of this step's batch", compute=lambda s: s.losses),
-    LoggedMetric("acc", (When.LOG,), "accuracy of this step's batch", compute=_accuracy),
+    LoggedMetric("acc", (When.LOG,), "accuracy of this step's batch", compute=accuracy),
     LoggedMetric("grad_norm/{param}", (When.LOG,), "L2 norm of the gradient of each parameter "
                  "tensor", per_param=True, grad_stats=True, compute=lambda s: s.grad_norms),
     LoggedMetric("grad_norm/total", (When.LOG,), "L2 norm of the whole gradient",
-                 grad_stats=True, compute=_grad_total),
+                 grad_stats=True, compute=grad_total),
     LoggedMetric("logit_grad_norm", (When.LOG,), "mean over the batch of the norm of the "
                  "gradient of each example's own loss with respect to its logits",
                  grad_stats=True, compute=lambda s: logit_grad_norm(s.grad_logits)),
     LoggedMetric("update_ratio/{param}", (When.LOG,), "||dw|| / ||w|| of this step's update, "
-                 "per parameter tensor", per_param=True, grad_stats=True, compute=_update_ratio,
+                 "per parameter tensor", per_param=True, grad_stats=True, compute=update_ratio,
                  after_update=True),
     LoggedMetric("saturated_frac", (When.LOG,), "fraction of sigmoid outputs below 0.01 or above "
-                 "0.99", grad_stats=True, squashes=True, compute=_saturated_frac),
+                 "0.99", grad_stats=True, squashes=True, compute=saturated_frac),
     # saturated_frac = wrong + right: whether a saturated output is stuck on the wrong side
     LoggedMetric("saturated_wrong_frac", (When.LOG,), "fraction of sigmoid outputs saturated on "
                  "the wrong side: the target's below 0.01 or a non-target's above 0.99",
-                 grad_stats=True, squashes=True, compute=lambda s: _saturated_side(s, True)),
+                 grad_stats=True, squashes=True, compute=lambda s: saturated_side(s, True)),
     LoggedMetric("saturated_right_frac", (When.LOG,), "fraction of sigmoid outputs saturated on "
                  "the right side: the target's above 0.99 or a non-target's below 0.01",
-                 grad_stats=True, squashes=True, compute=lambda s: _saturated_side(s, False)),
+                 grad_stats=True, squashes=True, compute=lambda s: saturated_side(s, False)),
     LoggedMetric("val_loss", (When.EVAL,), "loss on the validation split"),
     LoggedMetric("val_acc", (When.EVAL,), "accuracy on the validation split"),
+    # Calibration of p = softmax(z) for every loss (ce_lab/calibration.py), on the validation split
+    LoggedMetric("val_ece", (When.EVAL,), "expected calibration error on the validation split: "
+                 "15 equal-width bins of the max softmax probability", added_later=True),
+    LoggedMetric("val_nll", (When.EVAL,), "mean -log softmax(z)_y on the validation split",
+                 added_later=True),
+    LoggedMetric("val_brier", (When.EVAL,), "Brier score on the validation split: mean over "
+                 "examples of sum_j (softmax(z)_j - onehot_j)^2", added_later=True),
 )
 
 
@@ -163,7 +135,7 @@ def metrics_header(param_names: Sequence[str], grad_stats: bool, squashes: bool)
 def required_columns(when: When) -> list[str]:
     """Columns every metrics.csv (LOG) or eval.csv (EVAL) has, whatever the settings."""
     return [m.name for m in LOGGED_METRICS
-            if when in m.when and not (m.per_param or m.grad_stats or m.squashes)]
+            if when in m.when and not (m.per_param or m.grad_stats or m.squashes or m.added_later)]
 
 
 EVAL_HEADER: list[str] = [c for m in LOGGED_METRICS if When.EVAL in m.when for c in m.columns()]
@@ -225,6 +197,7 @@ class SummaryMetric:
     key: str  # csv header, json key and --sort name
     header: str  # its name as a column
     kind: str  # how values print: acc (0.9612) | step (400) | seconds (4.0) | norm (0.05)
+    #            | score (0.0213: ECE, NLL, Brier)
     description: str
     path: tuple[str, ...] = ()  # where it lands in summary.json
     # Instead of a path: (summary, parameter value or None) -> value, for a derived number.
@@ -292,6 +265,16 @@ _SUMMARY: list[SummaryMetric] = [
                   shown=("dL/dz", "early → late"), second=SecondLine("logit_grad_late", "→ {}")),
     SummaryMetric("logit_grad_late", "dL/dz late", "norm", "mean logit_grad_norm over the last "
                   "epoch's rows", ("grad_summary", "logit_grad_norm_end"), table=None),
+    # Calibration on the test set (completed runs), p = softmax(z) for every loss
+    SummaryMetric("test_ece", "test ECE", "score", "expected calibration error on the test images "
+                  "(15 equal-width bins of the max softmax probability)", ("final", "test_ece"),
+                  higher_is_better=False, table="calibration", shown=("test", "ECE")),
+    SummaryMetric("test_nll", "test NLL", "score", "mean -log softmax(z)_y on the test images",
+                  ("final", "test_nll"), higher_is_better=False, table="calibration",
+                  shown=("test", "NLL")),
+    SummaryMetric("test_brier", "test Brier", "score", "Brier score on the test images: mean of "
+                  "sum_j (softmax(z)_j - onehot_j)^2", ("final", "test_brier"),
+                  higher_is_better=False, table="calibration", shown=("test", "Brier")),
     SummaryMetric("diverged_at", "diverged at", "step", "the step the loss or a gradient went "
                   "non-finite", ("diverged_at",), table="gradients", shown=("diverged", "at step"),
                   group_text="{n}/{of} diverged, step {value}"),

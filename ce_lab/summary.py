@@ -10,6 +10,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from ce_lab.calibration import METRICS as CALIBRATION_METRICS
 from ce_lab.metrics import LOGGED_METRICS, When, logged_metric, threshold_key
 from ce_lab.runs.read import read_csv_rows
 
@@ -52,6 +53,8 @@ def run_flags(metrics: list[dict[str, str]], final_val_acc: float | None) -> lis
             and abs(final_val_acc - CHANCE_ACC) <= CHANCE_MARGIN):
         flags.append("chance")
     return flags
+# The test set's numbers of a completed run, "final"."test_<name>"
+_TEST_VALUES = ("loss", "acc", *CALIBRATION_METRICS)
 
 
 def _f(text: str) -> float:
@@ -66,7 +69,7 @@ def _mean(values: list[float]) -> float | None:
 
 def summarize(run_dir: Path, *, status: str, loss: str, seed: int, steps: int, examples: int,
               wall_seconds: float, steps_per_epoch: int, thresholds: tuple[float, ...],
-              test: dict[str, float] | None, diverged_at: int | None,
+              test: dict[str, Any] | None, diverged_at: int | None,
               diverged_quantity: str | None, group: str | None) -> dict[str, Any]:
     metrics = read_csv_rows(run_dir / "metrics.csv")
     evals = read_csv_rows(run_dir / "eval.csv")
@@ -112,10 +115,13 @@ def summarize(run_dir: Path, *, status: str, loss: str, seed: int, steps: int, e
         "wall_seconds": wall_seconds,
         "seconds_per_epoch": wall_seconds / epochs_done if epochs_done else None,
         "final": {
-            **{c: _f(last_eval[c]) if last_eval else None for c in _EVAL_VALUES},
-            "test_loss": test["loss"] if test else None,
-            "test_acc": test["acc"] if test else None,
+            # a column a run written before it existed lacks is None (added_later metrics)
+            **{c: _f(last_eval[c]) if last_eval and last_eval.get(c) else None
+               for c in _EVAL_VALUES},
+            **{f"test_{k}": test.get(k) if test else None for k in _TEST_VALUES},
         },
+        # the test set's reliability table (ce_lab.calibration.Reliability), completed runs
+        "test_reliability": test.get("reliability") if test else None,
         "best_val_acc": best[0] if best else None,
         "best_val_step": best[1] if best else None,
         "thresholds": list(thresholds),

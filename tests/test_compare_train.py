@@ -6,6 +6,7 @@ import json
 import math
 from pathlib import Path
 
+import pytest
 import yaml
 from typer.testing import CliRunner
 
@@ -50,7 +51,13 @@ def test_compare_trains_losses_paired_by_seed(tiny_mnist, tmp_path):
     assert {p["loss"] for p in table["paired"]} == {"nll-manual"}
     assert all(p["n"] == 2 for p in table["paired"])
     assert sorted(p.name for p in comp.glob("*.png")) == [
-        "grad_norms.png", "logit_grad.png", "loss.png", "val_acc.png"]
+        "grad_norms.png", "logit_grad.png", "loss.png", "reliability.png", "val_acc.png"]
+    assert "![reliability](reliability.png)" in (comp / "report.md").read_text()
+    # the calibration columns, per group over its seeds
+    for row in table["rows"]:
+        eces = [r.summary["final"]["test_ece"] for r in runs if r.loss == row["loss"]]
+        assert row["test_ece"]["mean"] == pytest.approx(sum(eces) / 2)
+        assert 0 < row["test_nll"]["mean"] and 0 < row["test_brier"]["mean"] < 2
 
     # The group id finds the same runs again, with the same numbers.
     again = runner.invoke(app, ["compare", "--group", comp.name, "--out-dir", str(out),

@@ -33,13 +33,16 @@ def test_metrics_header_in_documented_order(grad_stats, squashes, expected):
 def test_eval_header_and_required_columns_match_the_reader():
     from ce_lab.runs.record import EVAL_REQUIRED, METRICS_REQUIRED
 
-    assert EVAL_HEADER == ["step", "epoch", "examples", "wall_s", "val_loss", "val_acc"]
+    assert EVAL_HEADER == ["step", "epoch", "examples", "wall_s", "val_loss", "val_acc",
+                           "val_ece", "val_nll", "val_brier"]
     assert list(METRICS_REQUIRED) == ["step", "epoch", "examples", "wall_s", "lr", "loss", "acc"]
-    assert list(EVAL_REQUIRED) == EVAL_HEADER
+    # the calibration columns came later: a run written before them is still read
+    assert list(EVAL_REQUIRED) == EVAL_HEADER[:6]
 
 
 def test_every_logged_metric_is_described_and_the_step_computes_the_statistics():
-    written_by_the_loop = {"step", "epoch", "examples", "wall_s", "lr", "val_loss", "val_acc"}
+    written_by_the_loop = {"step", "epoch", "examples", "wall_s", "lr", "val_loss", "val_acc",
+                           "val_ece", "val_nll", "val_brier"}  # the last three by an evaluation
     for m in metrics.LOGGED_METRICS:
         assert m.description and m.when
         assert set(m.when) <= {When.LOG, When.EVAL}
@@ -55,7 +58,7 @@ def test_summary_entries_are_consistent():
     keys = [m.key for m in registered]
     assert len(keys) == len(set(keys))
     for m in registered:
-        assert m.kind in ("acc", "step", "seconds", "norm") and m.when is When.END
+        assert m.kind in ("acc", "step", "seconds", "norm", "score") and m.when is When.END
         assert m.table is None or m.table in SHOWN_TABLES
         assert (m.path == ()) != (m.value is None)  # exactly one way to read it
         if m.second is not None:  # the companion is registered, over the same parameter

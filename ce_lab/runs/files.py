@@ -39,6 +39,7 @@ METRICS = "metrics.csv"
 EVALS = "eval.csv"
 ERROR_LOG = "error.log"
 CHECKPOINT = "checkpoint.pt"  # written by ce_lab.train; named here so readers need no torch
+TEST_LOGITS = "test_logits.npz"  # a completed run's test logits (float32) and labels (int64)
 
 
 class RunFolderError(CeLabError):
@@ -188,6 +189,17 @@ def atomic_write_text(path: Path, text: str) -> None:
 def write_json(path: Path, data: Any) -> None:
     """Indented JSON, non-finite floats as null, written atomically."""
     atomic_write_text(path, json.dumps(finite_or_none(data), indent=2, allow_nan=False) + "\n")
+
+
+def write_npz(path: Path, **arrays: Any) -> None:
+    """Numpy arrays as one .npz file (np.load reads it; no pickle), written atomically."""
+    import io
+
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def format_value(v: Any) -> str:

@@ -123,14 +123,14 @@ class Trainer:
         alive = self._alive()
         if not alive or self.data.val_x.shape[0] == 0:
             return
-        losses, accs = self.stack.evaluate(self.data.val_x, self.data.val_y,
-                                           self.cfg.train.eval_batch_size)
+        ev = self.stack.evaluate(self.data.val_x, self.data.val_y, self.cfg.train.eval_batch_size)
         wall, step = self._wall(), self.state.step
         for mem in alive:
+            i = mem.index
             mem.write_eval({"step": step, "epoch": epoch, "examples": self._examples_at(step),
-                            "wall_s": wall, "val_loss": losses[mem.index],
-                            "val_acc": accs[mem.index]})
-        self.reporter.evaluated(step, {m.label: accs[m.index] for m in alive})
+                            "wall_s": wall, "val_loss": ev.losses[i], "val_acc": ev.accs[i],
+                            **{f"val_{k}": v for k, v in ev.calibration[i].items()}})
+        self.reporter.evaluated(step, {m.label: ev.accs[m.index] for m in alive})
 
     def _check_divergence(self, step: int) -> None:
         """Read back the divergence watch (a sync point) and stop the members that diverged."""
@@ -262,11 +262,16 @@ class Trainer:
         alive = self._alive()
         if not alive:
             return
-        test_loss, test_acc = self.stack.evaluate(self.data.test_x, self.data.test_y,
-                                                  self.cfg.train.eval_batch_size)
+        ev = self.stack.evaluate(self.data.test_x, self.data.test_y,
+                                 self.cfg.train.eval_batch_size, keep_logits=True)
+        assert ev.logits is not None
         wall = self._wall()
+        labels = self.data.test_y.cpu().numpy().astype("int64")
         for mem in alive:
-            mem.test = {"loss": test_loss[mem.index], "acc": test_acc[mem.index]}
+            i = mem.index
+            mem.test = {"loss": ev.losses[i], "acc": ev.accs[i], **ev.calibration[i],
+                        "reliability": ev.reliability[i].to_dict()}
+            mem.test_logits = (ev.logits[i].float().numpy(), labels)  # written as it closes
             mem.stop(Status.COMPLETED, self.state.step, wall)
             if self.cfg.log.checkpoint:
                 self._save(mem)

@@ -22,12 +22,14 @@ from ce_lab.runs.files import (
     META,
     METRICS,
     SUMMARY,
+    TEST_LOGITS,
     CsvLog,
     WriteError,
     atomic_write_text,
     base_meta,
     now_iso,
     write_json,
+    write_npz,
 )
 from ce_lab.runs.folder import Status, create_run_dir
 from ce_lab.runs.liveness import HEARTBEAT_EVERY_S, owner_fields
@@ -61,7 +63,8 @@ class Member:
     diverged_quantity: str | None = None
     end_step: int = 0
     end_wall: float = 0.0
-    test: dict[str, float] | None = None
+    test: dict[str, Any] | None = None  # loss, acc, ece, nll, brier, reliability (completed)
+    test_logits: tuple[Any, Any] | None = None  # numpy (logits (N, C) float32, labels (N,) int64)
     message: str | None = None
     error_log: bool = False  # error.log was written
     lock: RunLock | None = None  # RUN/.lock, held until close_member
@@ -181,6 +184,12 @@ def close_member(mem: Member, *, steps_per_epoch: int, examples: int) -> RunOutc
                 log.close()
             except WriteError as e:
                 failed_writing(e)
+    if mem.test_logits is not None and mem.status == Status.COMPLETED:
+        try:
+            logits, labels = mem.test_logits
+            write_npz(mem.run_dir / TEST_LOGITS, logits=logits, labels=labels)
+        except WriteError as e:
+            failed_writing(e)
     summary = None
     try:
         summary = summarize(

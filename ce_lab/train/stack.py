@@ -21,13 +21,14 @@ from functools import cached_property
 import torch
 from torch import Tensor
 
-from ce_lab import metrics
+from ce_lab import calibration, metrics
 from ce_lab.config import RunConfig
 from ce_lab.errors import CeLabError
 from ce_lab.losses import get_loss, make_loss, make_loss_grad
 from ce_lab.metrics import When
 from ce_lab.nn.mlp import StackedMLP, build_model, layer_sizes, param_names, parameter_count
 from ce_lab.optim import StackedOptimizer
+from ce_lab.step_stats import logit_grad_norm
 
 STACKED_FROM = 4  # members of one loss from which its stacked closed form is the cheaper call
 WATCH_LOGITS = metrics.logged_metric("logit_grad_norm").name  # d loss / d logits, as logged
@@ -86,6 +87,17 @@ class StepView:
     def one_hot(self) -> Tensor:
         """(1, B, C) bool: True at each example's target class."""
         return torch.nn.functional.one_hot(self.targets, self.logits.shape[-1]).bool().unsqueeze(0)
+
+
+@dataclass
+class Evaluation:
+    """One evaluation of every member: lists indexed by member."""
+
+    losses: list[float]
+    accs: list[float]
+    calibration: list[dict[str, float]]  # {ece, nll, brier} (ce_lab.calibration)
+    reliability: list[calibration.Reliability]
+    logits: Tensor | None = None  # (M, N, C) on the CPU, when kept
 
 
 # --- memory ------------------------------------------------------------------------------------
@@ -267,7 +279,7 @@ class Stack:
         losses, grad_logits = self.loss_gradients(logits, y)
         self.model.backward(grad_logits)
         sq_norms = self.model.squared_grad_norms()
-        logit_norm = metrics.logit_grad_norm(grad_logits)
+        logit_norm = logit_grad_norm(grad_logits)
         watched = [logit_norm.reshape(()) if self.M == 1 else logit_norm,
                    *(sq_norms[i] for i in self.watch_order)]
         if not log_now:
@@ -296,9 +308,10 @@ class Stack:
     # --- evaluation --------------------------------------------------------------------------
 
     @torch.no_grad()
-    def evaluate(self, x: Tensor, y: Tensor, chunk: int) -> tuple[list[float], list[float]]:
-        """Mean loss and accuracy of every member over (x, y), in chunks."""
-        losses, correct, sizes = [], [], []
+    def evaluate(self, x: Tensor, y: Tensor, chunk: int, keep_logits: bool = False) -> Evaluation:
+        """Mean loss, accuracy and calibration of every member over (x, y), in chunks; with
+        ``keep_logits``, the logits too."""
+        losses, correct, sizes, sums, kept = [], [], [], [], []
         for i in range(0, x.shape[0], chunk):
             xb, yb = x[i : i + chunk], y[i : i + chunk]
             logits = self.model(xb)
@@ -307,10 +320,15 @@ class Stack:
             per = [g.fn(logits[g.start : g.stop], yb) for g in self.groups]
             losses.append(per[0] if len(per) == 1 else torch.cat(per))
             correct.append((logits.argmax(-1) == yb).sum(-1))
+            sums.append(calibration.chunk_sums(logits, yb))
             sizes.append(xb.shape[0])
+            if keep_logits:
+                kept.append(logits)
         # One transfer per evaluation (a sync point); sums in float64 on the CPU, which MPS lacks.
         losses_cpu = torch.stack(losses).cpu().double()
         correct_cpu = torch.stack(correct).cpu().double()
         w = torch.tensor(sizes, dtype=torch.float64).unsqueeze(1)
         n = x.shape[0]
-        return ((losses_cpu * w).sum(0) / n).tolist(), (correct_cpu.sum(0) / n).tolist()
+        values, tables = calibration.finish(torch.stack(sums).cpu().double().sum(0), n)
+        return Evaluation(((losses_cpu * w).sum(0) / n).tolist(), (correct_cpu.sum(0) / n).tolist(),
+                          values, tables, torch.cat(kept, 1).cpu() if keep_logits else None)

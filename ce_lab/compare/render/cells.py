@@ -15,13 +15,14 @@ from ce_lab.compare.paired import PairedDiff
 from ce_lab.metrics import NONE_SHOWN, NOT_REACHED, threshold_key
 
 # The shown tables: registry ``table`` id -> title, and whether the run status is a column.
-SHOWN_TABLES = {"accuracy": ("accuracy and convergence", True), "gradients": ("gradients", False)}
+SHOWN_TABLES = {"accuracy": ("accuracy and convergence", True), "gradients": ("gradients", False),
+                "calibration": ("calibration (test set, p = softmax(z))", False)}
 
 
 def _fmt(v: float, kind: str) -> str:
     if kind in ("int", "step"):
         return f"{v:.0f}" if float(v).is_integer() else f"{v:.1f}"
-    if kind == "acc":
+    if kind in ("acc", "score"):
         return f"{v:.4f}"
     if kind == "seconds":
         return f"{v:.1f}"
@@ -90,7 +91,7 @@ def _status_lines(r: Row) -> list[str]:
 
 
 def shown_tables(table: ComparisonTable) -> list[tuple[str, list[Shown]]]:
-    """(title, columns) of the shown tables: accuracy and convergence; gradients."""
+    """(title, columns) of the shown tables: accuracy and convergence; gradients; calibration."""
     label = _label_columns(table)
     status = Shown(("status",), _status_lines, numeric=False)
     out = []

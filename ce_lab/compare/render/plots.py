@@ -1,5 +1,6 @@
 """PNG plots of a comparison: loss, validation accuracy (also against epochs, one panel per
-setting the runs differ in), gradient norms, d loss / d logits.
+setting the runs differ in), gradient norms, d loss / d logits, and the test set's
+reliability diagram.
 
 A group with several seeds is drawn as the mean line and a min–max band over its seeds, only at the
 steps every seed logged. Non-finite values (nan, inf) are not drawn: the line has a gap there, and a
@@ -200,6 +201,60 @@ def plot_logit_grad(groups: Sequence[Group], path: Path) -> Path | None:
                         "d loss / d logits norm")
 
 
+def _pooled_reliability(records: Sequence[RunRecord]):
+    """Per bin over a group's runs: (examples, mean confidence, accuracy), pooled by count; None
+    when no run of the group has a reliability table (older runs, runs that did not complete)."""
+    tables = [r.summary.get("test_reliability") for r in records]
+    tables = [t for t in tables if isinstance(t, dict)]
+    if not tables:
+        return None
+    bins = tables[0]["bins"]
+    count, conf, acc = [0] * bins, [0.0] * bins, [0.0] * bins
+    for t in tables:
+        for m, n in enumerate(t["count"]):
+            if n:
+                count[m] += n
+                conf[m] += n * t["confidence"][m]
+                acc[m] += n * t["accuracy"][m]
+    return bins, count, [c / n if n else None for c, n in zip(conf, count)], [
+        a / n if n else None for a, n in zip(acc, count)]
+
+
+def plot_reliability(groups: Sequence[Group], path: Path) -> Path | None:
+    """Accuracy against confidence per bin of the test set, one panel per group, the diagonal
+    drawn and each group's test ECE (the mean over its seeds) in its title."""
+    panels = [(label, records, _pooled_reliability(records)) for label, records in groups]
+    panels = [p for p in panels if p[2] is not None]
+    if not panels:
+        return None
+    ncols = min(len(panels), 4)
+    nrows = -(-len(panels) // ncols)
+    fig, axes = _new_figure(3.2 * ncols, 3.3 * nrows, ncols, nrows)
+    for i, (label, records, (bins, count, conf, acc)) in enumerate(panels):
+        ax = axes[i // ncols][i % ncols]
+        width = 1.0 / bins
+        lefts = [m * width for m in range(bins) if count[m]]
+        heights = [acc[m] for m in range(bins) if count[m]]
+        ax.bar(lefts, heights, width=width, align="edge", color=f"C{i % 10}", alpha=0.7,
+               edgecolor="black", linewidth=0.4, label="accuracy")
+        ax.plot([conf[m] for m in range(bins) if count[m]], heights, "k.", markersize=3,
+                label="at the bin's mean confidence")
+        ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=0.8)
+        eces = [r.summary.get("final", {}).get("test_ece") for r in records]
+        eces = [e for e in eces if isinstance(e, (int, float))]
+        ece = f"ECE {sum(eces) / len(eces):.4f}" if eces else "ECE —"
+        seeds = f", mean of {len(eces)}" if len(eces) > 1 else ""
+        ax.set(xlim=(0, 1), ylim=(0, 1), title=f"{label}\n{ece}{seeds}",
+               xlabel="confidence (max softmax)", ylabel="accuracy")
+        ax.title.set_fontsize(9)
+        ax.grid(True, alpha=0.3)
+    for j in range(len(panels), nrows * ncols):
+        axes[j // ncols][j % ncols].set_visible(False)
+    axes[0][0].legend(fontsize=6, loc="upper left")
+    fig.suptitle("reliability on the test set (15 bins; dashed: perfect calibration)")
+    return _save(fig, path)
+
+
 def write_plots(groups: Sequence[Group], thresholds: Sequence[float], out_dir: Path,
                 panels: Sequence[tuple[str, Sequence[Group]]] = ()) -> list[Path]:
     """Every plot the runs have data for, as PNG files in ``out_dir``; returns their paths.
@@ -211,5 +266,6 @@ def write_plots(groups: Sequence[Group], thresholds: Sequence[float], out_dir: P
         plot_val_acc_by_setting(panels, out_dir / "val_acc_by_setting.png"),
         plot_grad_norms(groups, out_dir / "grad_norms.png"),
         plot_logit_grad(groups, out_dir / "logit_grad.png"),
+        plot_reliability(groups, out_dir / "reliability.png"),
     ]
     return [p for p in made if p is not None]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from ce_lab.calibration import RULE
 from ce_lab.compare.build import ComparisonTable, flatten
 from ce_lab.compare.paired import PairedDiff
 from ce_lab.compare.render.markdown import to_markdown
@@ -71,6 +72,8 @@ def render_report(
     if not diffs and reference is None:
         out.append("No paired differences: no reference loss among the runs.\n")
     out.append("A threshold shown as “not reached” was never reached; it has no number.\n")
+    if any((r.summary.get("final") or {}).get("test_ece") is not None for r in records):
+        out.append(f"The {RULE} (README, “Calibration”).\n")
     if plots:
         out += ["## Plots", ""]
         for p in plots:
