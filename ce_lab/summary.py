@@ -23,12 +23,44 @@ _GRAD_NORM = logged_metric("grad_norm/{param}").prefix  # "grad_norm/": per tens
 _LOGIT_GRAD = logged_metric("logit_grad_norm").name
 # eval.csv's value columns (not its position columns), in file order: "final" holds their last row.
 _EVAL_VALUES = [m.name for m in LOGGED_METRICS if m.when == (When.EVAL,)]
+_GRAD_TOTAL = logged_metric("grad_norm/total").name
+
+# Flags: runs that ended without learning, whatever their status says.
+# stalled: grad_norm/total below STALL_GRAD_NORM on every one of the last STALL_TAIL of the logged
+# rows (at least one row). Measured (docs/studies.md): ce that fits all 5000 training images of
+# configs/study-label-noise.yaml still ends at 0.09; mse started with model.output_gain 1000, whose
+# sigmoid' underflows, at exactly 0. It needs log.grad_stats: without the gradient columns a run
+# is never flagged stalled.
+STALL_GRAD_NORM = 1e-6
+STALL_TAIL = 0.10
+# chance: the final validation accuracy within CHANCE_MARGIN of CHANCE_ACC (ten classes). MNIST's
+# class frequencies are 0.090 (fives) to 0.112 (ones): answering one class for every image lands
+# inside this margin.
+CHANCE_ACC = 0.1
+CHANCE_MARGIN = 0.025
+FLAGS = ("stalled", "chance")
+
+
+def run_flags(metrics: list[dict[str, str]], final_val_acc: float | None) -> list[str]:
+    """The flags a run's rows earn: a subset of FLAGS, in that order."""
+    flags = []
+    grads = [_f(r[_GRAD_TOTAL]) for r in metrics if r.get(_GRAD_TOTAL) not in (None, "")]
+    if grads and len(grads) == len(metrics):
+        tail = grads[-max(1, math.ceil(STALL_TAIL * len(grads))):]
+        if all(math.isfinite(g) and g < STALL_GRAD_NORM for g in tail):
+            flags.append("stalled")
+    if (final_val_acc is not None and math.isfinite(final_val_acc)
+            and abs(final_val_acc - CHANCE_ACC) <= CHANCE_MARGIN):
+        flags.append("chance")
+    return flags
 # The test set's numbers of a completed run, "final"."test_<name>"
 _TEST_VALUES = ("loss", "acc", *CALIBRATION_METRICS)
 
 
 def _f(text: str) -> float:
-    return float(text)  # float() reads nan, inf and -inf as written by runs.files.format_value
+    # float() reads nan, inf and -inf as written by runs.files.format_value; an empty cell was not
+    # computed at that step (a diverged step that was not logged).
+    return float(text) if text else math.nan
 
 
 def _mean(values: list[float]) -> float | None:
@@ -101,6 +133,7 @@ def summarize(run_dir: Path, *, status: str, loss: str, seed: int, steps: int, e
             grad_summary[f"{window}_steps"] = step_range(rows)
 
     epochs_done = steps / steps_per_epoch if steps_per_epoch else 0.0
+    final_val_acc = _f(last_eval[_VAL_ACC]) if last_eval else None
     return {
         "status": status,
         "loss": loss,
@@ -127,4 +160,5 @@ def summarize(run_dir: Path, *, status: str, loss: str, seed: int, steps: int, e
         "diverged_at": diverged_at,
         "diverged_quantity": diverged_quantity,
         "group": group,
+        "flags": run_flags(metrics, final_val_acc),
     }

@@ -60,6 +60,7 @@ def make_run(
     name: str | None = None,
     flags: list[str] | None = None,
     old_grad_keys: bool = False,
+    label_noise: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write one finished run folder under ``out_dir``; returns its path.
 
@@ -88,6 +89,7 @@ def make_run(
         "command": f"ce-lab train --loss {loss}", "argv": ["train", "--loss", loss],
         "versions": {"python": "3.11", "torch": "2.x", "ce_lab": "0.1.0"}, "device": "cpu",
         "host": "test", "started": started, "ended": started, "git_commit": None,
+        "label_noise": dict(label_noise) if label_noise is not None else None,
     }
     (folder / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
 
@@ -97,7 +99,7 @@ def make_run(
         header += [f"grad_norm/{p}" for p in PARAMS] + ["grad_norm/total", "logit_grad_norm"]
         header += [f"update_ratio/{p}" for p in PARAMS]
         if squashes:
-            header.append("saturated_frac")
+            header += ["saturated_frac", "saturated_wrong_frac", "saturated_right_frac"]
     rows = []
     for step in range(10, steps + 1, 10):
         bad = diverged_at is not None and step >= diverged_at
@@ -113,6 +115,8 @@ def make_run(
         row["grad_norm/total"] = math.inf if bad else 2 * g
         row["logit_grad_norm"] = math.nan if bad else logit_start + (logit_end - logit_start) * frac
         row["saturated_frac"] = 0.1
+        row["saturated_wrong_frac"] = 0.02
+        row["saturated_right_frac"] = 0.08
         rows.append(",".join(_cell(row[h]) if isinstance(row[h], float) else str(row[h])
                              for h in header))
     (folder / "metrics.csv").write_text(",".join(header) + "\n" + "\n".join(rows) + "\n",

@@ -23,7 +23,8 @@ GRADS = ([f"grad_norm/{p}" for p in PARAMS] + ["grad_norm/total", "logit_grad_no
     (False, False, BASE),
     (False, True, BASE),  # saturated_frac is a gradient statistic: off with grad_stats off
     (True, False, BASE + GRADS),
-    (True, True, BASE + GRADS + ["saturated_frac"]),
+    (True, True, BASE + GRADS + ["saturated_frac", "saturated_wrong_frac",
+                                 "saturated_right_frac"]),
 ])
 def test_metrics_header_in_documented_order(grad_stats, squashes, expected):
     assert metrics_header(PARAMS, grad_stats, squashes) == expected
@@ -125,3 +126,20 @@ def test_a_logged_metric_is_one_definition(cfg, data, monkeypatch):  # noqa: F81
     assert [r["logit_max"] for r in rows] == [
         r["logit_max"] for r in csv.DictReader((fused[0].run_dir / "metrics.csv").open())]
     assert all(torch.isfinite(torch.tensor(float(r["logit_max"]))) for r in rows)
+
+
+def test_saturated_outputs_split_into_wrong_and_right_sides():
+    import torch
+
+    from ce_lab.train.stack import StepView
+
+    # sigmoid(10) > 0.99, sigmoid(-10) < 0.01, sigmoid(0) = 0.5; targets 0 and 2, three classes.
+    logits = torch.tensor([[[10.0, -10.0, 10.0],  # target right, non-target right, non-target wrong
+                            [-10.0, 0.0, -10.0]]])  # non-target right, unsaturated, target wrong
+    view = StepView(logits, torch.tensor([0, 2]), torch.zeros(1), torch.zeros_like(logits), [],
+                    members=1)
+    wrong = metrics.logged_metric("saturated_wrong_frac").compute(view)
+    right = metrics.logged_metric("saturated_right_frac").compute(view)
+    total = metrics.logged_metric("saturated_frac").compute(view)
+    assert (wrong * 6).tolist() == [2.0] and (right * 6).tolist() == [3.0]
+    assert (total * 6).tolist() == [5.0]

@@ -154,9 +154,10 @@ def test_run_folder_contents_and_formats(cfg, data):
 def test_sigmoid_losses_log_saturation_and_others_do_not(cfg, data):
     mse = train(with_overrides(cfg, {"loss.name": "mse"}), data=data)
     header = next(csv.reader(open(mse.run_dir / "metrics.csv")))
-    assert header[-1] == "saturated_frac"
-    fracs = [float(r["saturated_frac"]) for r in rows(mse.run_dir / "metrics.csv")]
-    assert all(0 <= f <= 1 for f in fracs)
+    assert header[-3:] == ["saturated_frac", "saturated_wrong_frac", "saturated_right_frac"]
+    for r in rows(mse.run_dir / "metrics.csv"):
+        total, wrong, right = (float(r[c]) for c in header[-3:])
+        assert 0 <= total <= 1 and wrong + right == pytest.approx(total, abs=1e-6)
     off = train(with_overrides(cfg, {"log.grad_stats": False}), data=data)
     assert next(csv.reader(open(off.run_dir / "metrics.csv"))) == [
         "step", "epoch", "examples", "wall_s", "lr", "loss", "acc"]
@@ -200,7 +201,7 @@ def test_divergence_is_recorded_and_other_members_go_on(cfg, data):
     s = json.loads((nll.run_dir / "summary.json").read_text())
     metrics = rows(nll.run_dir / "metrics.csv")
     assert s["diverged_at"] == int(metrics[-1]["step"])  # rows stop at the divergence step
-    assert s["diverged_quantity"] in {"loss"} | {f"grad_norm/{n}" for n in
+    assert s["diverged_quantity"] in {"loss", "logit_grad_norm"} | {f"grad_norm/{n}" for n in
                                                  ("fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias")}
     last = metrics[-1]
     assert not all(math.isfinite(float(v)) for k, v in last.items() if k != "wall_s")

@@ -113,6 +113,9 @@ def _printer(total: int, batch_dir: Path):
             acc = (summary.get("final") or {}).get("val_acc")
             if acc is not None:
                 extra += f" val_acc={acc:.4f}"
+            flags = summary.get("flags") or []
+            if isinstance(flags, list) and flags:
+                extra += f" flagged: {', '.join(map(str, flags))}"
             if summary.get("diverged_at") is not None:
                 extra += (f" diverged at step {summary['diverged_at']}"
                           f" ({summary.get('diverged_quantity')})")

@@ -32,6 +32,7 @@ from ce_lab.runs.folder import Status
 
 def render_outcome(outcome) -> None:
     """The short summary printed when a run ends."""
+    from rich.markup import escape
     from rich.table import Table
 
     s = outcome.summary or {}
@@ -43,6 +44,9 @@ def render_outcome(outcome) -> None:
     table = Table(show_header=False, box=None, pad_edge=False)
     colour = {Status.COMPLETED: "green", Status.DIVERGED: "yellow"}.get(outcome.status, "red")
     table.add_row("status", f"[{colour}]{outcome.status}[/{colour}]")
+    flags = s.get("flags") or []  # completed without learning: stalled, chance
+    if flags:
+        table.add_row("flagged", f"[yellow]{escape(', '.join(map(str, flags)))}[/yellow]")
     table.add_row("loss", str(s.get("loss")))
     table.add_row("steps", str(s.get("steps")))
     table.add_row("val acc (final / best)", f"{pct(final.get('val_acc'))} / {pct(s.get('best_val_acc'))}")

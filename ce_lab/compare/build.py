@@ -26,7 +26,7 @@ NON_RESULT_KEYS = frozenset({
     "train.eval_batch_size",
 })
 STATUS_ORDER = ("completed", "diverged", "interrupted", "failed")
-LABEL_KEYS = ["run", "loss", "seed", "n", "status"]  # sortable columns that are not metrics
+LABEL_KEYS = ["run", "loss", "seed", "n", "status", "flags"]  # sortable columns, not metrics
 
 
 @dataclass(frozen=True)
@@ -203,6 +203,12 @@ def _status_summary(records: Iterable[RunRecord]) -> str:
     return ", ".join(f"{counts[s]} {s}" for s in order)
 
 
+def _flag_summary(records: Iterable[RunRecord]) -> str:
+    """summary.json's flags over a group: "1 stalled, 2 chance"; "" when no run has one."""
+    counts = Counter(f for r in records for f in dict.fromkeys(r.flags))
+    return ", ".join(f"{counts[f]} {f}" for f in sorted(counts))
+
+
 def build_table(
     records: Sequence[RunRecord],
     group_by: Sequence[str] | None = None,
@@ -237,7 +243,8 @@ def build_table(
         config_keys = keys[1:]
         columns = [Column("loss", "loss", "text")]
         columns += [Column(k, k, "config") for k in config_keys]
-        columns += [Column("n", "n", "int"), Column("status", "status", "text")]
+        columns += [Column("n", "n", "int"), Column("status", "status", "text"),
+                    Column("flags", "flags", "text")]
         columns += metric_cols
         for members in groups.values():
             members.sort(key=lambda r: (r.seed is None, r.seed or 0))
@@ -245,6 +252,7 @@ def build_table(
             values: dict[str, Any] = {"loss": first.loss, "n": len(members)}
             values.update({k: config_value(first, k) for k in config_keys})
             values["status"] = _status_summary(members)
+            values["flags"] = _flag_summary(members)
             per_run = [run_metrics(r, metric_cols) for r in members]
             for c in metric_cols:
                 values[c.key] = Agg(tuple(m[c.key] for m in per_run))
@@ -256,10 +264,11 @@ def build_table(
         config_keys = differ
         columns = [Column("run", "run", "text"), Column("loss", "loss", "text")]
         columns += [Column(k, k, "config") for k in config_keys]
-        columns += [Column("status", "status", "text")]
+        columns += [Column("status", "status", "text"), Column("flags", "flags", "text")]
         columns += metric_cols
         for r in records:
-            values = {"run": r.run_id, "loss": r.loss, "status": r.status}
+            values = {"run": r.run_id, "loss": r.loss, "status": r.status,
+                      "flags": ", ".join(r.flags)}
             values.update({k: config_value(r, k) for k in config_keys})
             values.update(run_metrics(r, metric_cols))
             extra = [f"{k}={show(config_value(r, k))}" for k in keys[1:]]

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ce_lab.compare.build import ComparisonTable, build_table
+from ce_lab.compare.build import ComparisonTable, build_table, show
 from ce_lab.compare.paired import PairedDiff, paired_differences
 from ce_lab.compare.render import data as data_files
 from ce_lab.compare.render.markdown import to_markdown
@@ -58,6 +58,22 @@ def _write_text(path: Path, text: str) -> Path:
     return path
 
 
+def setting_panels(table: ComparisonTable) -> list[tuple[str, list[tuple[str, list]]]]:
+    """The table's rows by the config values they differ in besides the loss: (title, [(loss,
+    runs)]), ordered by those values; one panel when only the loss differs."""
+    def order(row):  # numbers by value (noise 0.2 before 0.4), anything else by its text
+        values = [row.values.get(k) for k in table.config_keys]
+        return [(0, v, "") if isinstance(v, (int, float)) else (1, 0, show(v)) for v in values]
+
+    panels: dict[str, list[tuple[str, list]]] = {}
+    for row in sorted(table.rows, key=order):
+        # "label_noise=0.4": the key without its section, short enough for a panel's title
+        title = ", ".join(f"{k.rsplit('.', 1)[-1]}={show(row.values.get(k))}"
+                          for k in table.config_keys)
+        panels.setdefault(title, []).append((str(row.values["loss"]), row.records))
+    return list(panels.items())
+
+
 def write_comparison(
     records: Sequence[RunRecord],
     comp_dir: Path,
@@ -94,7 +110,7 @@ def write_comparison(
         from ce_lab.compare.render.plots import write_plots
 
         groups = [(row.label, row.records) for row in table.rows]
-        result.plots = write_plots(groups, table.thresholds, comp_dir)
+        result.plots = write_plots(groups, table.thresholds, comp_dir, setting_panels(table))
     section, tuning_plot = (None, None) if tuning is None else _write_tuning(tuning, comp_dir,
                                                                             result, plots)
     report = render_report(title or f"ce-lab comparison {comp_dir.name}", table, diffs, ref,

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from ce_lab.data.fetch import FetchReporter, ensure_mnist
 from ce_lab.data.files import resolve_root
 from ce_lab.data.idx import check_mnist_shape, read_idx
+from ce_lab.data.noise import LabelNoise, corrupt_labels, subset_indices
 from ce_lab.data.spec import MNIST, DatasetSpec
 from ce_lab.errors import DataError
 
@@ -41,6 +42,7 @@ class MnistTensors:
     verified: bool  # md5-checked against MNIST's (False with data.verify_md5=false)
     source: str  # "cache", or what fetched the files in this call
     spec: DatasetSpec = MNIST  # inputs per example and classes: what the model is sized from
+    label_noise: LabelNoise | None = None  # what data.label_noise did to train_y (None: unknown)
 
     @property
     def n_train(self) -> int:
@@ -67,6 +69,7 @@ class MnistTensors:
             "normalise": {"mean": MNIST_MEAN, "std": MNIST_STD},
             "dataset": {"name": self.spec.name, "n_inputs": self.spec.n_inputs,
                         "n_classes": self.spec.n_classes},
+            "label_noise": self.label_noise.to_dict() if self.label_noise else None,
         }
 
 
@@ -118,6 +121,13 @@ def load_mnist(data_cfg: DataConfig, seed: int, device: torch.device | str,
     test_x, test_y = _read_split(found.raw, "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte",
                                  spec)
     train_idx, val_idx = split_indices(len(train_y), data_cfg.val_size, seed)
+    subset = subset_indices(len(train_idx), data_cfg.train_size, seed)
+    if subset is not None:
+        train_idx = train_idx[subset]
+    # Corrupted on the CPU (the generator lives there), training labels only.
+    clean = train_y[train_idx]
+    noisy, noise = corrupt_labels(clean, data_cfg.label_noise, data_cfg.label_noise_kind,
+                                  spec.n_classes, seed)
     device = torch.device(device)
     # uint8 crosses to the device (4x fewer bytes than float32); normalisation happens there.
     train_x, test_x = train_x.to(device), test_x.to(device)
@@ -125,7 +135,7 @@ def load_mnist(data_cfg: DataConfig, seed: int, device: torch.device | str,
     train_idx, val_idx = train_idx.to(device), val_idx.to(device)
     return MnistTensors(
         train_x=_normalise(train_x[train_idx]),
-        train_y=train_y[train_idx],
+        train_y=noisy.to(device),
         val_x=_normalise(train_x[val_idx]),
         val_y=train_y[val_idx],
         test_x=_normalise(test_x),
@@ -134,6 +144,7 @@ def load_mnist(data_cfg: DataConfig, seed: int, device: torch.device | str,
         verified=found.verified,
         source=found.source,
         spec=spec,
+        label_noise=noise,
     )
 
 

@@ -100,13 +100,29 @@ def init_weights(model: StackedMLP, scheme: str, seed: int) -> None:
         layer.bias.copy_(b.expand_as(layer.bias))
 
 
+@torch.no_grad()
+def scale_init(model: StackedMLP, init_gain: float = 1.0, output_gain: float = 1.0) -> None:
+    """Multiply every layer's initial weights and biases by ``init_gain`` and the last layer's once
+    more by ``output_gain`` (``model.init_gain``, ``model.output_gain``). A gain of exactly 1 is
+    not multiplied at all, so the default leaves the weights bit for bit as drawn; every member
+    gets the same factor, so the members still start equal."""
+    layers = model.layers()
+    for i, layer in enumerate(layers):
+        gain = init_gain * (output_gain if i == len(layers) - 1 else 1.0)
+        if gain != 1.0:
+            layer.weight.mul_(gain)
+            layer.bias.mul_(gain)
+
+
 def build_model(members: int, hidden: Sequence[int], activation: str, init: str, seed: int,
                 device: torch.device | str = "cpu", n_inputs: int = MNIST.n_inputs,
-                n_classes: int = MNIST.n_classes) -> StackedMLP:
+                n_classes: int = MNIST.n_classes, init_gain: float = 1.0,
+                output_gain: float = 1.0) -> StackedMLP:
     """A stack of ``members`` MLPs sized for a data set (``ce_lab.data.spec``; MNIST's by default),
-    every member with the same initial weights."""
+    every member with the same initial weights (scaled by the gains, ``scale_init``)."""
     model = StackedMLP(members, layer_sizes(hidden, n_inputs, n_classes), activation)
     init_weights(model, init, seed)
+    scale_init(model, init_gain, output_gain)
     return model.to(device)
 
 

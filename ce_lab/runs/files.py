@@ -296,6 +296,8 @@ class CsvLog:
 
 
 def _is_float(text: str) -> bool:
+    if text == "":  # a cell not computed at that step (see runs.read.read_csv_columns)
+        return True
     try:
         float(text)
     except ValueError:

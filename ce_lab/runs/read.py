@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -170,7 +171,9 @@ def read_csv_columns(path: Path, required: Sequence[str] = (),
                     f"{len(row)} fields, header has {len(header)})"
                 )
             try:
-                values = [float(v) for v in row]
+                # An empty cell was not computed at that step (a diverged step that was not a
+                # logged one has only its loss and gradient norms): NaN, as pandas reads it.
+                values = [float(v) if v else math.nan for v in row]
             except ValueError as e:
                 raise RunFolderError(
                     f"{folder}: corrupt run folder ({path.name} line {line_no}: {e})"
@@ -252,8 +255,9 @@ def summary_problem(summary: Mapping[str, Any]) -> str | None:
         bad = next((k for k, v in final.items() if not _is_num(v)), None)
         if bad is not None:
             return f"final.{bad} is not {_NUM}"
-    flags = summary.get("flags")
-    if flags is not None and not (isinstance(flags, list) and all(isinstance(f, str) for f in flags)):
+    flags = summary.get("flags")  # absent in runs written before flags existed
+    if flags is not None and (not isinstance(flags, list)
+                              or not all(isinstance(f, str) for f in flags)):
         return "flags is not a list of strings"
     thresholds = summary.get("thresholds")
     if thresholds is not None and (not isinstance(thresholds, list)

@@ -54,6 +54,11 @@ class RunRecord:
         return str(self.summary.get("status") or self.meta.get("status"))
 
     @property
+    def flags(self) -> list[str]:
+        """summary.json's ``flags`` ("stalled", "chance"); [] for runs written before them."""
+        return list(self.summary.get("flags") or [])
+
+    @property
     def thresholds(self) -> list[float]:
         return [float(t) for t in self.summary.get("thresholds") or []]
 

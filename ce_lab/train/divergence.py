@@ -1,10 +1,13 @@
 """Divergence detection without a host-device sync on every step.
 
-Every step, each member's loss and the L2 norm of each of its gradient tensors (a NaN or inf
-anywhere in a tensor makes its norm non-finite) go into a small ring buffer on the device: one copy.
-The loop reads the buffer back only on steps that sync anyway (logged, evaluated, checkpointed or
-interrupted ones), and at least every ``capacity`` steps, and learns for every member the first
-step and quantity that went non-finite.
+Every step, each member's loss, the norm of its d loss / d logits and the squared L2 norm of each of
+its gradient tensors (a NaN or inf anywhere in a tensor makes its norm non-finite) go into a small
+ring buffer on the device: one copy. The loop reads the buffer back only on steps that sync anyway
+(logged, evaluated, checkpointed or interrupted ones), and at least every ``capacity`` steps, and
+learns for every member the first step and quantity that went non-finite. The quantities are given
+in the order the step computes them (loss, d loss / d logits, then the layers from the output
+down), so on one step the first non-finite one is where the NaN or inf was born, not the first in
+the CSV's column order.
 """
 
 from __future__ import annotations
@@ -44,9 +47,17 @@ class DivergenceWatch:
         """True when one more step would overwrite a row not yet read back."""
         return step - self.read_through >= self.capacity
 
+    def values(self, step: int, member: int) -> list[float]:
+        """What was recorded for ``member`` at ``step``, one float per quantity (a sync point).
+        Valid for steps not yet overwritten: those of the last ``read`` until the next record."""
+        if not 0 < self.read_through - step + 1 <= self.capacity:
+            raise ValueError(f"step {step} is no longer in the divergence watch")
+        return self._tables[step % self.capacity][member].cpu().double().tolist()
+
     def read(self, step: int) -> list[tuple[int, str] | None]:
         """For each member, (first step, quantity) that went non-finite among the steps recorded
-        since the last read, or None. A sync point; the loss comes before gradients on a tie."""
+        since the last read, or None. A sync point; on one step, the first quantity in the order given
+        wins (the loss, then the gradients in the order the step computes them)."""
         first = self.read_through + 1
         self.read_through = step
         if step < first:

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from ce_lab.config import RunConfig
+from ce_lab.metrics import logged_metric
 from ce_lab.progress import Reporter
 from ce_lab.runs.files import CHECKPOINT
 from ce_lab.runs.folder import Status
@@ -32,7 +33,9 @@ from ce_lab.train.members import (
     open_logs,
     resumed_member,
 )
-from ce_lab.train.stack import Stack, loss_group_key
+from ce_lab.train.stack import GRAD_NORM, WATCH_LOGITS, Stack, loss_group_key
+
+GRAD_TOTAL = logged_metric("grad_norm/total").name
 
 BATCH_SEED_OFFSET = 1_000_003  # batch order uses its own stream, apart from the validation split
 # A run killed (kill -9, a crash) before its first epoch end must still be resumable: the first
@@ -64,6 +67,10 @@ class Trainer:
         self.reporter = reporter or Reporter()
         self.device = resolve_device(self.cfg.device)
         self.data = data if data is not None else load_mnist(self.cfg.data, self.cfg.seed, self.device)
+        noise = getattr(self.data, "label_noise", None)
+        if noise is not None and (noise.fraction, noise.kind) != (
+                self.cfg.data.label_noise, self.cfg.data.label_noise_kind):
+            raise ValueError("the data given were corrupted for another data.label_noise")
         self.n_train = int(self.data.train_x.shape[0])
         bs = self.cfg.train.batch_size
         self.steps_per_epoch = math.ceil(self.n_train / bs)
@@ -89,6 +96,9 @@ class Trainer:
         else:
             self.members = create_members(self.cfgs, member_labels(self.cfgs), str(self.device),
                                           self.group)
+            noise = getattr(self.data, "label_noise", None)
+            for mem in self.members:  # how many training labels data.label_noise changed
+                mem.meta["label_noise"] = noise.to_dict() if noise is not None else None
         keep = self.state.step if self.resume is not None else None
         open_logs(self.members, self.stack.param_names, self.stack.squashes, keep)
 
@@ -129,12 +139,31 @@ class Trainer:
             if found is None or not mem.alive:
                 continue
             mem.diverged_at, mem.diverged_quantity = found
+            if mem.diverged_at % self.cfg.log.log_every:  # not a logged step: no row of its own
+                self._write_diverged_row(mem)
             mem.stop(Status.DIVERGED, mem.diverged_at, self._wall())
             self.reporter.note(f"{mem.label}: {mem.diverged_quantity} became non-finite at step "
                                f"{mem.diverged_at}")
             newly_stopped = True
         if newly_stopped:  # a new mask for the step only when it changed (a host-device copy)
             self.stack.stop_members([not m.alive for m in self.members])
+
+    def _write_diverged_row(self, mem: Member) -> None:
+        """metrics.csv's row of a diverged step that was not a logged one, from what the watch
+        recorded at that step: loss, logit_grad_norm and the gradient norms, so the non-finite
+        values are on disk. A non-logged step computes no other statistic: those cells (and
+        wall_s, unknown for a past step) are empty."""
+        step = mem.diverged_at
+        recorded = dict(zip(self.watch.quantities, self.watch.values(step, mem.index)))
+        row = {c: "" for c in mem.metrics.header}
+        grads = {q: math.sqrt(v) if math.isfinite(v) else v for q, v in recorded.items()
+                 if q.startswith(GRAD_NORM)}
+        row.update(grads, loss=recorded["loss"], step=step,
+                   epoch=(step - 1) // self.steps_per_epoch + 1, examples=self._examples_at(step),
+                   lr=self.stack.optimizer.lrs(step - 1)[mem.index])
+        row[WATCH_LOGITS] = recorded[WATCH_LOGITS]
+        row[GRAD_TOTAL] = math.sqrt(math.fsum(v * v for v in grads.values()))
+        mem.write_metrics({k: v for k, v in row.items() if k in mem.metrics.header})
 
     def _write_rows(self, stats: dict[str, torch.Tensor], step: int, epoch: int) -> None:
         """metrics.csv rows of the members still running, and of any that diverged at this step."""
@@ -169,7 +198,7 @@ class Trainer:
         cfg = self.cfg
         bs = cfg.train.batch_size
         log_every, eval_every = cfg.log.log_every, cfg.log.eval_every
-        quantities = ["loss"] + [f"grad_norm/{n}" for n in self.stack.param_names]
+        quantities = ["loss", *self.stack.watch_names]  # in the order the step computes them
         self.watch = DivergenceWatch(self.M, quantities, min(log_every, eval_every), self.device,
                                      self.state.step)
         gen = batch_generator(cfg.seed)

@@ -28,8 +28,11 @@ from ce_lab.losses import get_loss, make_loss, make_loss_grad
 from ce_lab.metrics import When
 from ce_lab.nn.mlp import StackedMLP, build_model, layer_sizes, param_names, parameter_count
 from ce_lab.optim import StackedOptimizer
+from ce_lab.step_stats import logit_grad_norm
 
 STACKED_FROM = 4  # members of one loss from which its stacked closed form is the cheaper call
+WATCH_LOGITS = metrics.logged_metric("logit_grad_norm").name  # d loss / d logits, as logged
+GRAD_NORM = metrics.logged_metric("grad_norm/{param}").prefix  # "grad_norm/": squared in the watch
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,16 @@ class StepView:
     @cached_property
     def grad_norms(self) -> list[Tensor]:
         return [s.sqrt().reshape(self.members) for s in self.sq_norms]
+
+    @cached_property
+    def sigmoid(self) -> Tensor:
+        """sigmoid of the logits (M, B, C), for the saturation metrics."""
+        return torch.sigmoid(self.logits)
+
+    @cached_property
+    def one_hot(self) -> Tensor:
+        """(1, B, C) bool: True at each example's target class."""
+        return torch.nn.functional.one_hot(self.targets, self.logits.shape[-1]).bool().unsqueeze(0)
 
 
 @dataclass
@@ -169,7 +182,8 @@ class Stack:
         check_memory(est, device)
         try:
             self.model: StackedMLP = build_model(self.M, m.hidden, m.activation, m.init, cfg.seed,
-                                                 device, n_inputs, n_classes)
+                                                 device, n_inputs, n_classes, m.init_gain,
+                                                 m.output_gain)
             self.model.forward(torch.zeros(1, n_inputs, device=device))  # allocates the buffers
             self.model.zero_grad(set_to_none=False)
         except (RuntimeError, MemoryError) as e:  # the allocator's own refusal
@@ -179,6 +193,13 @@ class Stack:
                              f"{_gib(est.total)}): {' '.join(str(e).split())[:160]}") from None
         self.params = list(self.model.parameters())
         self.param_names = param_names(self.model)
+        # Backward runs from the output layer down (weight, then bias): the order in which a
+        # non-finite value spreads, so the first quantity found is where it was born.
+        layers = list(dict.fromkeys(n.rsplit(".", 1)[0] for n in self.param_names))
+        self.watch_order = [i for layer in reversed(layers)
+                            for i, n in enumerate(self.param_names) if n.startswith(layer + ".")]
+        self.watch_names = [WATCH_LOGITS] + [f"{GRAD_NORM}{self.param_names[i]}"
+                                             for i in self.watch_order]
         self.optimizer = StackedOptimizer(self.params, [c.optim for c in self.cfgs],
                                           [c.schedule for c in self.cfgs], total_steps)
         self.groups = _loss_groups(self.cfgs)
@@ -248,17 +269,22 @@ class Stack:
              ) -> tuple[Tensor, list[Tensor], dict[str, Tensor] | None]:
         """One forward/backward/update of every member at the step after ``step`` completed ones.
 
-        Returns each member's loss (M,), the squared gradient norms (one per parameter tensor,
-        for the divergence watch), and on a logged step the statistics by column name, each (M,),
-        computed as the metric registry (``ce_lab.metrics``) defines them.
+        Returns each member's loss (M,); what the divergence watch records after the loss, in
+        the order the step computes it (``watch_names``): ``logit_grad_norm``, then the squared
+        gradient norm of each parameter tensor from the output layer down; and on a logged step
+        the statistics by column name, each (M,), computed as the metric registry
+        (``ce_lab.metrics``) defines them.
         """
         logits = self.model.forward(x, keep=True)
         losses, grad_logits = self.loss_gradients(logits, y)
         self.model.backward(grad_logits)
         sq_norms = self.model.squared_grad_norms()
+        logit_norm = logit_grad_norm(grad_logits)
+        watched = [logit_norm.reshape(()) if self.M == 1 else logit_norm,
+                   *(sq_norms[i] for i in self.watch_order)]
         if not log_now:
             self.optimizer.step(step)
-            return losses, sq_norms, None
+            return losses, watched, None
         view = StepView(logits, y, losses, grad_logits, sq_norms, self.M)
         before, after = self._logged
         if after:  # the weights before the update, for the metrics that compare them
@@ -267,7 +293,7 @@ class Stack:
         self.optimizer.step(step)
         view.weights_after = [p.detach() for p in self.params]
         stats.update(self._compute(after, view))
-        return losses, sq_norms, stats
+        return losses, watched, stats
 
     def _compute(self, metrics, view: StepView) -> dict[str, Tensor]:
         out: dict[str, Tensor] = {}

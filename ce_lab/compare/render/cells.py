@@ -116,13 +116,18 @@ def _header(col: Column, records: Sequence[RunRecord]) -> tuple[str, ...]:
     assert col.metric is not None
     res = resolution_text(records, col.metric.metric)
     return col.metric.shown + ((f"({res})",) if res is not None else ())
+def _status_lines(r: Row) -> list[str]:
+    """The status, and beside it what summary.json flagged (a run that completed at chance)."""
+    lines = str(r.values["status"]).split(", ")
+    flags = r.values.get("flags")
+    return [*lines, f"flagged: {flags}"] if flags else lines
 
 
 def shown_tables(table: ComparisonTable) -> list[tuple[str, list[Shown]]]:
     """(title, columns) of the shown tables: accuracy and convergence; gradients; calibration."""
     label = _label_columns(table)
     records = [r for row in table.rows for r in row.records]
-    status = Shown(("status",), lambda r: str(r.values["status"]).split(", "), numeric=False)
+    status = Shown(("status",), _status_lines, numeric=False)
     out = []
     for table_id, (title, with_status) in SHOWN_TABLES.items():
         cols = [*label, *([status] if with_status else [])]

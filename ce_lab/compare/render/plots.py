@@ -1,5 +1,6 @@
-"""PNG plots of a comparison: loss, validation accuracy, gradient norms, d loss / d logits, and
-the test set's reliability diagram.
+"""PNG plots of a comparison: loss, validation accuracy (also against epochs, one panel per
+setting the runs differ in), gradient norms, d loss / d logits, and the test set's
+reliability diagram.
 
 A group with several seeds is drawn as the mean line and a min–max band over its seeds, only at the
 steps every seed logged. Non-finite values (nan, inf) are not drawn: the line has a gap there, and a
@@ -14,18 +15,32 @@ from pathlib import Path
 from ce_lab.runs.record import RunRecord
 
 Group = tuple[str, Sequence[RunRecord]]  # label, runs (seeds) in the group
+EPOCHS = "<epochs>"  # the x of a plot against fractional epochs (not a column)
+
+
+def _epochs(record: RunRecord) -> list[float] | None:
+    """The epoch of each eval.csv row, fractional: examples / training images (meta.json's
+    ``label_noise.n_train``); eval.csv's whole ``epoch`` for runs that do not record it."""
+    noise = record.meta.get("label_noise")
+    n_train = noise.get("n_train") if isinstance(noise, dict) else None
+    if isinstance(n_train, int) and not isinstance(n_train, bool) and n_train > 0 \
+            and "examples" in record.evals:
+        return [e / n_train for e in record.evals["examples"]]
+    return record.evals.get("epoch")
 
 
 def _aligned(records: Sequence[RunRecord], table: str, x: str, y: str):
-    """(x, mean, min, max) over runs at the x values every run has; non-finite -> nan."""
+    """(x, mean, min, max) over runs at the x values every run has; non-finite -> nan.
+    ``x`` is a column, or EPOCHS (eval.csv only): each row's fractional epoch."""
     import numpy as np
 
     per_run = []
     for r in records:
         cols = getattr(r, table)
-        if x not in cols or y not in cols:
+        xs = _epochs(r) if x == EPOCHS else cols.get(x)
+        if xs is None or y not in cols:
             return None
-        per_run.append(dict(zip(cols[x], cols[y], strict=True)))
+        per_run.append(dict(zip(xs, cols[y], strict=True)))
     common = sorted(set.intersection(*(set(d) for d in per_run))) if per_run else []
     if not common:
         return None
@@ -35,14 +50,15 @@ def _aligned(records: Sequence[RunRecord], table: str, x: str, y: str):
     return np.array(common, dtype=float), ys.mean(axis=0), ys.min(axis=0), ys.max(axis=0)
 
 
-def _draw(ax, groups: Sequence[Group], table: str, x: str, y: str, log: bool) -> bool:
+def _draw(ax, groups: Sequence[Group], table: str, x: str, y: str, log: bool,
+          colors: Sequence[int] | None = None) -> bool:
     drew = False
     for i, (label, records) in enumerate(groups):
         series = _aligned(records, table, x, y)
         if series is None:
             continue
         xs, mean, lo, hi = series
-        color = f"C{i % 10}"
+        color = f"C{(colors[i] if colors is not None else i) % 10}"
         n = len(records)
         name = label if n == 1 else f"{label} (mean of {n})"
         ax.plot(xs, mean, color=color, label=name, linewidth=1.2)
@@ -120,6 +136,34 @@ def plot_val_acc(groups: Sequence[Group], thresholds: Sequence[float], path: Pat
     ax.set(xlabel="training examples seen", ylabel="validation accuracy",
            title="validation accuracy" + _band_note(groups))
     ax.legend(fontsize=8, loc="lower right")
+    return _save(fig, path)
+
+
+def plot_val_acc_by_setting(panels: Sequence[tuple[str, Sequence[Group]]],
+                            path: Path) -> Path | None:
+    """Validation accuracy against epochs, one panel per setting the runs differ in
+    (``data.label_noise=0.4``), a line per loss in the same colour in every panel. None with fewer
+    than two panels (``val_acc.png`` says it all)."""
+    if len(panels) < 2:
+        return None
+    labels = list(dict.fromkeys(label for _, groups in panels for label, _ in groups))
+    ncols = min(len(panels), 3)
+    nrows = -(-len(panels) // ncols)
+    fig, axes = _new_figure(4.2 * ncols, 3.4 * nrows, ncols, nrows)
+    drew = False
+    for i, (title, groups) in enumerate(panels):
+        ax = axes[i // ncols][i % ncols]
+        colors = [labels.index(label) for label, _ in groups]
+        drew = _draw(ax, groups, "evals", EPOCHS, "val_acc", log=False, colors=colors) or drew
+        ax.set(xlabel="epoch", ylabel="validation accuracy")
+        ax.set_title(title, fontsize=9)
+        ax.legend(fontsize=7, loc="lower right")
+    for j in range(len(panels), nrows * ncols):
+        axes[j // ncols][j % ncols].set_visible(False)
+    if not drew:
+        return None
+    fig.suptitle("validation accuracy" + _band_note(
+        [g for _, groups in panels for g in groups]))
     return _save(fig, path)
 
 
@@ -211,12 +255,15 @@ def plot_reliability(groups: Sequence[Group], path: Path) -> Path | None:
     return _save(fig, path)
 
 
-def write_plots(groups: Sequence[Group], thresholds: Sequence[float], out_dir: Path) -> list[Path]:
-    """Every plot the runs have data for, as PNG files in ``out_dir``; returns their paths."""
+def write_plots(groups: Sequence[Group], thresholds: Sequence[float], out_dir: Path,
+                panels: Sequence[tuple[str, Sequence[Group]]] = ()) -> list[Path]:
+    """Every plot the runs have data for, as PNG files in ``out_dir``; returns their paths.
+    ``panels``: the groups by the settings they differ in besides the loss (title, groups)."""
     out_dir = Path(out_dir)
     made = [
         plot_loss(groups, out_dir / "loss.png"),
         plot_val_acc(groups, thresholds, out_dir / "val_acc.png"),
+        plot_val_acc_by_setting(panels, out_dir / "val_acc_by_setting.png"),
         plot_grad_norms(groups, out_dir / "grad_norms.png"),
         plot_logit_grad(groups, out_dir / "logit_grad.png"),
         plot_reliability(groups, out_dir / "reliability.png"),

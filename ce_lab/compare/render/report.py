@@ -14,10 +14,14 @@ from ce_lab.runs.record import RunRecord
 
 # Settings worth stating at the top of a report, when all runs share them.
 KEY_SETTINGS = (
-    "model.hidden", "model.activation", "model.init", "optim.name", "optim.lr", "optim.momentum",
-    "schedule.name", "train.epochs", "train.max_steps", "train.batch_size", "data.val_size",
-    "log.eval_every", "device",
+    "model.hidden", "model.activation", "model.init", "model.init_gain", "model.output_gain",
+    "data.train_size", "data.label_noise", "data.label_noise_kind", "optim.name", "optim.lr",
+    "optim.momentum", "schedule.name", "train.epochs", "train.max_steps", "train.batch_size",
+    "data.val_size", "log.eval_every", "device",
 )
+# Stated only where they are not their default (older runs lack them): a gain of 1, no noise.
+UNLESS_DEFAULT = {"model.init_gain": 1.0, "model.output_gain": 1.0, "data.train_size": None,
+                  "data.label_noise": 0.0}
 
 
 def _fmt(v) -> str:
@@ -46,6 +50,15 @@ def _reading_notes(table: ComparisonTable, records: Sequence[RunRecord]) -> list
     if any((r.summary.get("final") or {}).get("test_ece") is not None for r in records):
         out += [f"The {RULE} (README, “Calibration”).", ""]
     return out
+def _noise(meta) -> str:
+    """", 1000/5000 training labels changed (symmetric)" where data.label_noise changed any
+    (meta.json's ``label_noise``; older runs lack it)."""
+    noise = meta.get("label_noise")
+    changed = noise.get("changed") if isinstance(noise, dict) else None
+    if not isinstance(changed, int) or isinstance(changed, bool) or changed <= 0:
+        return ""
+    return (f", {noise['changed']}/{noise.get('n_train', '?')} training labels changed "
+            f"({noise.get('kind', '?')})")
 
 
 def render_report(
@@ -65,6 +78,8 @@ def render_report(
     shared = [
         (k, flats[0].get(k)) for k in KEY_SETTINGS
         if flats and all(f.get(k) == flats[0].get(k) for f in flats)
+        and not (k in UNLESS_DEFAULT and flats[0].get(k) in (None, UNLESS_DEFAULT[k]))
+        and not (k == "data.label_noise_kind" and not flats[0].get("data.label_noise"))
     ]
 
     out = [f"# {title}", ""]
@@ -91,7 +106,8 @@ def render_report(
     out += ["## Runs", ""]
     for row in table.rows:
         for r in row.records:
-            out.append(f"- `{r.run_id}` ({r.loss}, seed {r.seed}, {r.status}): `{r.path}`")
+            out.append(f"- `{r.run_id}` ({r.loss}, seed {r.seed}, {r.status}{_noise(r.meta)}): "
+                       f"`{r.path}`")
     out.append("")
     if skipped:
         out += ["## Skipped", ""]

@@ -1,0 +1,93 @@
+"""Label corruption of the training split, and the training subset it may be applied to.
+
+Both draw from their own CPU generators, seeded from the run's seed plus an offset of their own, so
+they are independent of the weight-init stream (the seed itself), the validation split (the seed)
+and the batch order (the seed + ``ce_lab.train.loop.BATCH_SEED_OFFSET``): a run without noise and
+without a subset draws nothing here and is bit for bit what it was before these keys existed.
+Every member of a stack shares ``data.*`` (ce_lab/train/fusion.py) and so the same corruption.
+
+The count is exact: of ``n`` labels, ``changed_count(fraction, n)`` = floor(fraction * n + 0.5)
+change (round half up, not Python's round-half-to-even), each to a class different from its own:
+
+- ``symmetric``: drawn uniformly from the other C - 1 classes (offset 1..C-1 added mod C);
+- ``pairflip``: class c becomes (c + 1) mod C.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ce_lab.errors import DataError
+
+if TYPE_CHECKING:
+    import torch
+
+NOISE_SEED_OFFSET = 2_000_029  # apart from the batch order's 1_000_003 and from the seed itself
+SUBSET_SEED_OFFSET = 3_000_017
+KINDS = ("symmetric", "pairflip")
+
+
+@dataclass(frozen=True)
+class LabelNoise:
+    """What was done to the training labels; ``meta.json`` holds ``to_dict()``."""
+
+    fraction: float
+    kind: str
+    changed: int  # labels that now differ from the true ones
+    n_train: int  # training labels in all
+
+    def to_dict(self) -> dict[str, float | int | str]:
+        return {"fraction": self.fraction, "kind": self.kind, "changed": self.changed,
+                "n_train": self.n_train}
+
+
+def changed_count(fraction: float, n: int) -> int:
+    """Labels that change: fraction * n rounded half up (0.25 of 10 -> 3, never more than n)."""
+    if not 0 <= fraction < 1:
+        raise ValueError(f"label noise must be in [0, 1), got {fraction}")
+    return min(n, math.floor(fraction * n + 0.5))
+
+
+def _generator(seed: int, offset: int) -> torch.Generator:
+    import torch
+
+    # Generators take a 64-bit seed; the run's seed may be up to 2**63 - 1, so wrap the sum.
+    return torch.Generator(device="cpu").manual_seed((seed + offset) % 2**64)
+
+
+def corrupt_labels(labels: torch.Tensor, fraction: float, kind: str, n_classes: int,
+                   seed: int) -> tuple[torch.Tensor, LabelNoise]:
+    """A corrupted copy of ``labels`` (CPU int64) and what changed. Fraction 0: the same tensor,
+    and no random number is drawn."""
+    import torch
+
+    if kind not in KINDS:
+        raise ValueError(f"unknown label noise kind {kind!r}; valid kinds: {', '.join(KINDS)}")
+    n = int(labels.shape[0])
+    k = changed_count(fraction, n)
+    if k == 0:
+        return labels, LabelNoise(fraction, kind, 0, n)
+    gen = _generator(seed, NOISE_SEED_OFFSET)
+    which = torch.randperm(n, generator=gen)[:k]
+    old = labels[which]
+    if kind == "symmetric":
+        shift = torch.randint(1, n_classes, (k,), generator=gen, dtype=labels.dtype)
+    else:
+        shift = torch.ones(k, dtype=labels.dtype)
+    out = labels.clone()
+    out[which] = (old + shift) % n_classes
+    return out, LabelNoise(fraction, kind, int((out != labels).sum()), n)
+
+
+def subset_indices(n: int, size: int | None, seed: int) -> torch.Tensor | None:
+    """Sorted indices of ``size`` of ``n`` training examples, drawn by seed; None for all."""
+    import torch
+
+    if size is None:
+        return None
+    if size > n:
+        raise DataError(f"data.train_size={size} is more than the {n} training images left "
+                        "after data.val_size; use a smaller data.train_size")
+    return torch.randperm(n, generator=_generator(seed, SUBSET_SEED_OFFSET))[:size].sort().values
