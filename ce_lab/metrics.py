@@ -140,6 +140,7 @@ def required_columns(when: When) -> list[str]:
 
 
 EVAL_HEADER: list[str] = [c for m in LOGGED_METRICS if When.EVAL in m.when for c in m.columns()]
+EVAL_ADDED_LATER: list[str] = [m.name for m in LOGGED_METRICS if When.EVAL in m.when and m.added_later]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -143,3 +143,26 @@ def test_runs_written_before_calibration_compare_beside_new_ones(cfg, data, cli,
     report = (comp / "report.md").read_text()
     assert "p = softmax(z) of the logits for every loss" in report
     assert "![reliability](reliability.png)" in report
+
+
+def test_a_run_interrupted_before_calibration_existed_resumes_with_its_own_columns(cli, tiny_mnist,
+                                                                                   tmp_path):
+    from ce_lab.cli.app import app
+    from ce_lab.config import resolve_config
+    from tests.test_train import InterruptAt, tiny_sets
+
+    cfg = resolve_config(None, tiny_sets(tiny_mnist, f"out_dir={tmp_path / 'runs'}"))
+    cut = train(cfg, reporter=InterruptAt(25))
+    assert cut.status == "interrupted"
+    # as a run written before the calibration columns: its eval.csv without them
+    evals = cut.run_dir / "eval.csv"
+    old = [r[:len(OLD_EVAL_HEADER)] for r in csv.reader(open(evals))]
+    evals.write_text("".join(",".join(r) + "\n" for r in old))
+    result = cli.invoke(app, ["train", "--resume", str(cut.run_dir)])
+    assert result.exit_code == 0, result.output
+    header, *body = list(csv.reader(open(evals)))
+    assert header == OLD_EVAL_HEADER and len(body) > len(old) - 1
+    assert all(len(r) == len(OLD_EVAL_HEADER) for r in body)
+    final = json.loads((cut.run_dir / "summary.json").read_text())["final"]
+    assert final["val_ece"] is None and final["val_acc"] == float(body[-1][-1])
+    assert final["test_ece"] is not None and (cut.run_dir / "test_logits.npz").exists()

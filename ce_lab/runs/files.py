@@ -210,11 +210,17 @@ def format_value(v: Any) -> str:
 
 
 class CsvLog:
-    """An append-only CSV file with a fixed header; every row is flushed as it is written."""
+    """An append-only CSV file with a fixed header; every row is flushed as it is written.
 
-    def __init__(self, path: Path, header: Sequence[str], *, keep_until_step: int | None = None):
+    ``added_later``: columns of ``header`` that runs written before them lack. A resumed file
+    whose header is ``header`` without them keeps its own header (the run goes on writing the
+    columns it has), rather than being refused as another run's."""
+
+    def __init__(self, path: Path, header: Sequence[str], *, keep_until_step: int | None = None,
+                 added_later: Sequence[str] = ()):
         self.path = Path(path)
         self.header = list(header)
+        self._older_header = [h for h in self.header if h not in added_later]
         self._file = None
         if keep_until_step is not None and self.path.exists():
             self._truncate_after(keep_until_step)
@@ -251,7 +257,10 @@ class CsvLog:
         lines = text.split("\n")
         cut_short = not text.endswith("\n")  # the last line was never finished
         rows = list(csv.reader(lines[1:-1] if not cut_short else lines[1:]))
-        if not lines or lines[0].rstrip("\r").split(",") != self.header:
+        found = lines[0].rstrip("\r").split(",") if lines else None
+        if found == self._older_header:
+            self.header = found  # a run from before the added_later columns
+        if found != self.header:
             raise RunFolderError(f"{folder}: corrupt run folder ({self.path.name}: its header "
                                  "is not this run's; cannot resume)")
         kept = []

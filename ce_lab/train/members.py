@@ -15,7 +15,7 @@ from typing import Any
 
 from ce_lab.config import RunConfig, to_yaml
 from ce_lab.errors import CeLabError
-from ce_lab.metrics import EVAL_HEADER, metrics_header
+from ce_lab.metrics import EVAL_ADDED_LATER, EVAL_HEADER, metrics_header
 from ce_lab.runs.files import (
     ERROR_LOG,
     EVALS,
@@ -164,7 +164,8 @@ def open_logs(members: Sequence[Member], param_names: Sequence[str], squashes: S
         # continued is refused (one line) before meta.json is touched.
         header = metric_header(param_names, mem.cfg.log.grad_stats, squashes[mem.index])
         mem.metrics = CsvLog(mem.run_dir / METRICS, header, keep_until_step=keep_until_step)
-        mem.evals = CsvLog(mem.run_dir / EVALS, EVAL_HEADER, keep_until_step=keep_until_step)
+        mem.evals = CsvLog(mem.run_dir / EVALS, EVAL_HEADER, keep_until_step=keep_until_step,
+                           added_later=EVAL_ADDED_LATER)
         write_json(mem.run_dir / META, mem.meta)
         mem._last_beat = time.monotonic()
 
