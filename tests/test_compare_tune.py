@@ -213,3 +213,20 @@ def test_a_loss_whose_tuning_runs_all_failed_is_one_error(tmp_path, monkeypatch)
     with pytest.raises(NoValidMember, match=r"^mse: no tuning run could be read back \(.*"
                        r"mse-dead: missing"):
         experiments.tune_then_compare(base, ["ce", "mse"], [0], lr_grid=[0.1])
+
+
+def test_ctrl_c_while_tuning_exits_130_and_compares_nothing(tiny_mnist, tmp_path, monkeypatch):
+    from ce_lab import experiments
+
+    def interrupted(configs_by_seed, group, **kw):
+        return [], True  # as train_seeds returns after a Ctrl-C in the tuning stack
+
+    monkeypatch.setattr(experiments, "train_seeds", interrupted)
+    out = tmp_path / "runs"
+    result = runner.invoke(app, ["compare", "--tune-lr", "--losses", "ce", "--lr-grid", "0.1",
+                                 *tiny_args(tiny_mnist, out)])
+    assert result.exit_code == 130
+    comp = only("compare-*", out)
+    assert f"interrupted while tuning: nothing compared; the tuning runs are in {comp}/tuning" \
+        in result.stderr
+    assert not (comp / "report.md").exists()
