@@ -140,6 +140,10 @@ def tune_then_compare(
     if on_tuned is not None:
         on_tuned(tuning)
     chosen = tuning.chosen()
+    unread = [loss for loss in losses if loss not in chosen]
+    if unread:  # every tuning run of a loss failed before it wrote a summary
+        raise NoValidMember(f"{', '.join(unread)}: no tuning run could be read back "
+                            f"({'; '.join(skipped) or 'none finished'})")
     for loss in losses:
         overrides.setdefault(loss, {})[LR_KEY] = chosen[loss]
     configs = build_configs(base, losses, seeds, overrides)

@@ -337,5 +337,7 @@ def _tune_then_compare(base, losses, seeds, overrides, grid, tune, *, criterion,
     if trained.tuning is None and trained.interrupted:
         err_console.print(f"interrupted while tuning: nothing compared; the tuning runs are in "
                           f"{trained.tuning_dir}", highlight=False, soft_wrap=True)
-        raise typer.Exit(130)
+        from ce_lab.runs.folder import Status
+
+        raise typer.Exit(Status.INTERRUPTED.exit_code)
     return trained

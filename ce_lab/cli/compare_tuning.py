@@ -24,7 +24,8 @@ TuneLrOpt = Annotated[
     bool,
     typer.Option("--tune-lr", help="Tune each loss's learning rate first: train every loss at "
                  "every rate of --lr-grid on --tune-seeds (fused, one stack per seed), choose each "
-                 "loss's rate on the validation split (--select; the test set is never used), "
+                 "loss's rate on the validation split (--select; the test set is never used "
+                 "for it), "
                  "then train the chosen rates on --seeds and compare them (default: off, every "
                  "loss shares optim.lr)."),
 ]

@@ -231,7 +231,7 @@ def _choose(cell: str, members: list[tuple[TuningPoint, RunRecord]], criterion: 
         at = [p for p, _ in members if p.value == v]
         bad = [p for p in at if p.excluded is not None]
         values = [p.scores[criterion.column] for p in at]
-        missing = {p.seed for p in at} != set(seeds) and seeds
+        missing = bool(seeds) and {p.seed for p in at} != set(seeds)
         if bad:
             excluded[v] = "; ".join(f"seed {p.seed} {p.excluded}" for p in bad)
         elif missing:
