@@ -128,6 +128,7 @@ class LogConfig(_Section):
     grad_stats: bool = True  # gradient norms, d loss/d logits, update ratios (off: loss only)
     checkpoint: bool = True  # write checkpoint.pt at every epoch end
     progress: Literal["auto", "bar", "plain", "none"] = "auto"  # auto: a bar on a terminal
+    tensorboard: bool = False  # also write TensorBoard event files into each run folder (extra)
 
     @field_validator("thresholds")
     @classmethod

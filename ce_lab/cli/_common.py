@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from ce_lab.cli.completion import complete_set
 from ce_lab.errors import CeLabError
 from ce_lab.losses import loss_names
 from ce_lab.runs.folder import Status
@@ -82,6 +83,7 @@ SetOpt = Annotated[
     typer.Option(
         "--set", "-s", metavar="KEY=VALUE",
         help="Override one config key, e.g. --set optim.momentum=0.9 (repeatable; YAML values).",
+        autocompletion=complete_set,
     ),
 ]
 LossOpt = Annotated[LossName | None, typer.Option("--loss", help="Loss (config loss.name; default ce).")]

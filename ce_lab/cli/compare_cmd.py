@@ -27,6 +27,7 @@ from ce_lab.cli._common import (
     fail,
     run_flags,
 )
+from ce_lab.cli.completion import complete_loss, complete_run
 from ce_lab.train.fusion import DEFAULT_MAX_MEMBERS
 
 
@@ -78,8 +79,9 @@ def _write_table(result, fmt: TableFormat, output: Path | None) -> None:
                 for r in renderables:
                     file_console.print(r)
         else:
-            for r in renderables:
-                console.print(r)
+            from ce_lab.compare.render.fit import print_fitted
+
+            print_fitted(console, renderables)  # a pipe's 80 columns: never a wrapped number
     else:
         text = {
             TableFormat.csv: lambda: data_files.to_csv(t),
@@ -105,7 +107,7 @@ def compare(
     run_dirs: Annotated[
         list[Path] | None,
         typer.Argument(help="Run folders (or a compare-* folder) to compare. None: train the "
-                       "losses first.", show_default=False),
+                       "losses first.", show_default=False, autocompletion=complete_run),
     ] = None,
     last: Annotated[
         int | None, typer.Option("--last", help="Compare the N most recent runs under --out-dir.")
@@ -117,7 +119,7 @@ def compare(
     losses: Annotated[
         str | None,
         typer.Option("--losses", help="Losses to train, comma-separated "
-                     "(default ce,mse,hinge,nll-manual)."),
+                     "(default ce,mse,hinge,nll-manual).", autocompletion=complete_loss),
     ] = None,
     seeds: Annotated[
         str | None,
