@@ -147,15 +147,8 @@ def _base_config(config: str | Path | RunConfig | None, overrides: Mapping[str, 
             raise UsageError("overrides must be a mapping of dotted config keys to values, e.g. "
                              '{"model.hidden": [512]}')
         cfg = with_overrides(cfg, overrides)
-    given = {k: (str(v) if isinstance(v, Path) else v) for k, v in keywords.items() if v is not None}
+    given = {k: v for k, v in keywords.items() if v is not None}
     return with_overrides(cfg, given) if given else cfg
-
-
-def _keywords(*, loss=None, epochs=None, max_steps=None, lr=None, optimizer=None, batch_size=None,
-              device=None, seed=None, out_dir=None, data_dir=None) -> dict[str, Any]:
-    return {"loss.name": loss, "train.epochs": epochs, "train.max_steps": max_steps,
-            "optim.lr": lr, "optim.name": optimizer, "train.batch_size": batch_size,
-            "device": device, "seed": seed, "out_dir": out_dir, "data.root": data_dir}
 
 
 def train(loss: str | None = None, *, epochs: int | None = None, max_steps: int | None = None,
@@ -168,9 +161,10 @@ def train(loss: str | None = None, *, epochs: int | None = None, max_steps: int 
     A completed, diverged or interrupted run is returned (``run.status`` says which); a failed one
     raises RunFailed. Bad config: ConfigError / UsageError before anything is written.
     """
+    from ce_lab.config import keyword_overrides
     from ce_lab.train.run import train as train_one
 
-    cfg = _base_config(config, overrides, _keywords(
+    cfg = _base_config(config, overrides, keyword_overrides(
         loss=loss, epochs=epochs, max_steps=max_steps, lr=lr, optimizer=optimizer,
         batch_size=batch_size, device=device, seed=seed, out_dir=out_dir, data_dir=data_dir))
     outcome = train_one(cfg, reporter=_reporter(progress))
@@ -278,9 +272,10 @@ def compare(losses: Sequence[str] | str = DEFAULT_LOSSES, *, seeds: Sequence[int
     ``--set-loss``. Raises CeLabError when no run finished."""
     from ce_lab.compare.build import check_sort_key
     from ce_lab.compare.compare import build_configs, parse_losses, train_and_compare
+    from ce_lab.config import keyword_overrides
 
     names = parse_losses(losses if isinstance(losses, str) else ",".join(losses))
-    base = _base_config(config, overrides, _keywords(
+    base = _base_config(config, overrides, keyword_overrides(
         epochs=epochs, max_steps=max_steps, lr=lr, optimizer=optimizer, batch_size=batch_size,
         device=device, out_dir=out_dir, data_dir=data_dir))
     if reference is not None and reference not in names:

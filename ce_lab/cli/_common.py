@@ -6,7 +6,7 @@ import errno
 import functools
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -116,24 +116,3 @@ DataDirOpt = Annotated[
     typer.Option("--data-dir", help="MNIST cache folder (data.root; default: $CE_LAB_DATA_DIR, "
                  "else the user cache dir)."),
 ]
-
-
-def run_flags(*, loss=None, epochs=None, max_steps=None, lr=None, optimizer=None, batch_size=None,
-              device=None, seed=None, out_dir=None, data_dir=None) -> dict[str, Any]:
-    """Dedicated flags as dotted config keys (None: not given)."""
-
-    def val(v):
-        return v.value if isinstance(v, Enum) else v
-
-    return {
-        "loss.name": val(loss),
-        "train.epochs": epochs,
-        "train.max_steps": max_steps,
-        "optim.lr": lr,
-        "optim.name": val(optimizer),
-        "train.batch_size": batch_size,
-        "device": val(device),
-        "seed": seed,
-        "out_dir": str(out_dir) if out_dir is not None else None,
-        "data.root": str(data_dir) if data_dir is not None else None,
-    }

@@ -25,7 +25,6 @@ from ce_lab.cli._common import (
     console,
     err_console,
     fail,
-    run_flags,
 )
 from ce_lab.cli.completion import complete_loss, complete_run
 from ce_lab.train.fusion import DEFAULT_MAX_MEMBERS
@@ -69,8 +68,8 @@ def _write_table(result, fmt: TableFormat, output: Path | None) -> None:
     t, diffs, ref = result.table, result.diffs, result.reference
     if fmt is TableFormat.table:
         renderables = to_rich(t, title=f"comparison {result.group}")
-        if diffs:
-            renderables.append(paired_to_rich(diffs, ref))
+        paired = [paired_to_rich(diffs, ref)] if diffs else []
+        renderables += paired
         if output is not None:
             from rich.console import Console
 
@@ -81,7 +80,10 @@ def _write_table(result, fmt: TableFormat, output: Path | None) -> None:
         else:
             from ce_lab.compare.render.fit import print_fitted
 
-            print_fitted(console, renderables)  # a pipe's 80 columns: never a wrapped number
+            # A pipe's 80 columns: never a wrapped number. A row is named by its loss and config.
+            print_fitted(console, renderables[:len(renderables) - len(paired)],
+                         keep=1 + len(t.config_keys))
+            print_fitted(console, paired)
     else:
         text = {
             TableFormat.csv: lambda: data_files.to_csv(t),
@@ -177,7 +179,7 @@ def compare(
     """
     from ce_lab.compare import compare as comparing
     from ce_lab.compare.build import check_sort_key
-    from ce_lab.config import resolve_config
+    from ce_lab.config import keyword_overrides, resolve_config
     from ce_lab.losses import loss_names
     from ce_lab.runs.folder import Status, create_comparison_dir
     from ce_lab.runs.record import select_runs
@@ -186,8 +188,9 @@ def compare(
         raise fail(f"unknown --reference loss {reference!r}; valid losses: "
                    f"{', '.join(loss_names())}", 2)
     on_disk = bool(run_dirs) or last is not None or group is not None
-    flags = run_flags(epochs=epochs, max_steps=max_steps, lr=lr, optimizer=optimizer,
-                      batch_size=batch_size, device=device, out_dir=out_dir, data_dir=data_dir)
+    flags = keyword_overrides(epochs=epochs, max_steps=max_steps, lr=lr, optimizer=optimizer,
+                              batch_size=batch_size, device=device, out_dir=out_dir,
+                              data_dir=data_dir)
     if progress is not None:
         flags["log.progress"] = progress.value
 

@@ -25,7 +25,6 @@ from ce_lab.cli._common import (
     console,
     err_console,
     fail,
-    run_flags,
 )
 from ce_lab.cli.completion import complete_run
 from ce_lab.runs.folder import Status
@@ -103,7 +102,7 @@ def train(
 
     Exit codes: 0 completed, 3 diverged, 130 interrupted, 1 failed, 2 bad usage or config.
     """
-    from ce_lab.config import resolve_config
+    from ce_lab.config import keyword_overrides, resolve_config
     from ce_lab.progress import make_reporter
 
     if resume is not None:
@@ -117,9 +116,9 @@ def train(
         check_resumable(resume)  # before the data is prepared: one line, exit 2 (or 1)
         cfg = load_config(resume / "config.yaml")
     else:
-        flags = run_flags(loss=loss, epochs=epochs, max_steps=max_steps, lr=lr,
-                          optimizer=optimizer, batch_size=batch_size, device=device, seed=seed,
-                          out_dir=out_dir, data_dir=data_dir)
+        flags = keyword_overrides(loss=loss, epochs=epochs, max_steps=max_steps, lr=lr,
+                                  optimizer=optimizer, batch_size=batch_size, device=device,
+                                  seed=seed, out_dir=out_dir, data_dir=data_dir)
         if progress is not None:
             flags["log.progress"] = progress.value
         cfg = resolve_config(config, set_ or [], flags)

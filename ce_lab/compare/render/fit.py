@@ -58,17 +58,20 @@ def _wrap(text: str, width: int, indent: str = "") -> list[str]:
                          break_on_hyphens=False) or [text]
 
 
-def as_records(table: Table, width: int = 80) -> RenderableType:
-    """One block per row: its first cell as the block's title, then ``header: value`` lines
-    (a multi-line cell on one line, its lines joined by " / "; a longer line wraps at spaces)."""
+def as_records(table: Table, width: int = 80, keep: int = 1) -> RenderableType:
+    """One block per row: its first ``keep`` cells as the block's title (``ce optim.lr=0.1``),
+    then ``header: value`` lines (a multi-line cell on one line, its lines joined by " / "; a
+    longer line wraps at spaces)."""
     lines: list[tuple[str, str]] = []  # (text, style)
     if table.title:
         lines.append((_text(table.title), "bold"))
     headers = [_header(c) for c in table.columns]
     for row in _rows(table):
+        cells = [" ".join(c.split()) for c in row]
+        title = [cells[0], *(f"{h}={c}" for h, c in zip(headers[1:keep], cells[1:keep]))]
         lines.append(("", ""))
-        lines.append((" ".join(row[0].split()), "bold"))
-        for h, cell in zip(headers[1:], row[1:]):
+        lines.append((" ".join(title), "bold"))
+        for h, cell in zip(headers[keep:], row[keep:]):
             line = f"  {h}: {' / '.join(cell.splitlines())}"
             lines.extend((part, "") for part in _wrap(line, width, "      "))
     if table.caption:
@@ -91,7 +94,7 @@ def fit(table: Table, width: int, keep: int = 1,
             dropped = ", ".join(_header(c) for c in table.columns[k:])
             note = _wrap(f"(not shown at this width: {dropped}; {hint})", width)
             return [narrower, Text("\n".join(note), style="dim", overflow="ignore")]
-    return [as_records(table, width)]
+    return [as_records(table, width, keep)]
 
 
 def print_fitted(console: Console, renderables: Iterable[RenderableType], keep: int = 1,
