@@ -235,13 +235,15 @@ class Comparison:
         return _pandas().DataFrame([raw_row(t, row) for row in t.rows], columns=csv_fields(t))
 
     def paired(self) -> pd.DataFrame:
-        """Each loss against the reference: paired differences and 95% intervals."""
+        """Each loss against the reference, one row per paired metric (paired.csv's rows, with
+        every field of table.json's "paired"): differences over seeds and 95% intervals."""
         from ce_lab.compare.render.data import paired_json
 
         rows = [paired_json(d) for d in self.result.diffs]
-        for row in rows:
-            nr = row.pop("not_reached")
-            row["not_reached"], row["ref_not_reached"] = nr["loss"], nr["reference"]
+        for row in rows:  # {"loss": ..., "reference": ...} pairs as two flat columns each
+            for key in ("not_reached", "missing"):
+                pair = row.pop(key)
+                row[key], row[f"ref_{key}"] = pair["loss"], pair["reference"]
         return _pandas().DataFrame(rows)
 
     def __repr__(self) -> str:

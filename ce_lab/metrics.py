@@ -22,6 +22,7 @@ from enum import Enum
 from typing import Any
 
 from ce_lab.runs.folder import threshold_key  # the one spelling of a threshold: 0.9 -> "0.90"
+from ce_lab.runs.read import GRAD_WINDOWS, grad_value, grad_window
 
 
 class When(str, Enum):
@@ -174,9 +175,8 @@ def _layers(summaries: Sequence[Mapping[str, Any]]) -> list[str]:
     """Weight tensors with gradient summaries (one per layer), in model order."""
     names: list[str] = []
     for s in summaries:
-        gs = s.get("grad_summary") or {}
-        for part in ("first_epoch", "last_epoch"):
-            for name in gs.get(part) or {}:
+        for keys in GRAD_WINDOWS.values():
+            for name in grad_window(s, keys) or {}:
                 if name.endswith(".weight") and name not in names:
                     names.append(name)
     return names
@@ -217,6 +217,10 @@ class SummaryMetric:
     higher_is_better: bool | None = None  # None: neither (a norm, a step count of an event)
     sortable: bool = True
     paired: bool = False  # gets a difference against the reference loss, paired by seed
+    needs_val: bool = False  # measured on the validation split: "not measured" without one
+    # Config key whose value is the quantisation step of this metric (steps to a threshold are
+    # known only at evaluations): paired differences within it are "resolution-limited".
+    resolution: str | None = None
     table: str | None = "accuracy"  # shown table it is a column of; None: not a column there
     shown: tuple[str, ...] = ()  # its header lines there (default: the header)
     second: SecondLine | None = None
@@ -240,41 +244,54 @@ class SummaryMetric:
 
     @property
     def missing(self) -> str:
-        """What a shown table says where there is no value."""
+        """What a shown table says where a run that trained normally has no value."""
         return NOT_REACHED if self.param is THRESHOLD else NONE_SHOWN
 
 
 NOT_REACHED = "not reached"
+NOT_MEASURED = "not measured"  # a validation metric of a run without a validation split
 NONE_SHOWN = "—"
 
 _SUMMARY: list[SummaryMetric] = [
     SummaryMetric("final_val_acc", "final val acc", "acc", "validation accuracy at the last "
-                  "evaluation", ("final", "val_acc"), higher_is_better=True,
-                  shown=("final", "val acc")),
+                  "evaluation", ("final", "val_acc"), higher_is_better=True, paired=True,
+                  needs_val=True, shown=("final", "val acc")),
     SummaryMetric("best_val_acc", "best val acc", "acc", "highest validation accuracy of any "
-                  "evaluation", ("best_val_acc",), higher_is_better=True, shown=("best", "val acc")),
+                  "evaluation", ("best_val_acc",), higher_is_better=True, paired=True,
+                  needs_val=True, shown=("best", "val acc")),
+    SummaryMetric("val_acc_auc", "val acc AUC", "acc", "area under validation accuracy against "
+                  "examples seen (trapezoid rule over the evaluations, first to last), divided by "
+                  "the examples spanned: the mean validation accuracy over training",
+                  ("val_acc_auc",), higher_is_better=True, paired=True, needs_val=True,
+                  shown=("val acc", "AUC")),
     SummaryMetric("test_acc", "test acc", "acc", "accuracy on the test images (completed runs)",
-                  ("final", "test_acc"), higher_is_better=True, shown=("test", "acc")),
+                  ("final", "test_acc"), higher_is_better=True, paired=True,
+                  shown=("test", "acc")),
     SummaryMetric("steps_to_{t}", "steps to {t}", "step", "steps until validation accuracy first "
-                  "reached the threshold", ("convergence", "{t}", "step"), param=THRESHOLD,
-                  higher_is_better=False, paired=True, shown=("to {t}", "steps, s"),
+                  "reached the threshold (known at evaluations only: every log.eval_every steps "
+                  "and at each epoch end)", ("convergence", "{t}", "step"), param=THRESHOLD,
+                  higher_is_better=False, paired=True, needs_val=True,
+                  resolution="log.eval_every", shown=("to {t}", "steps, s"),
                   second=SecondLine("seconds_to_{t}", "{} s", counts=False)),
     SummaryMetric("seconds_to_{t}", "s to {t}", "seconds", "seconds until validation accuracy "
                   "first reached the threshold", ("convergence", "{t}", "seconds"),
-                  param=THRESHOLD, higher_is_better=False, table=None),
+                  param=THRESHOLD, higher_is_better=False, needs_val=True, table=None),
     SummaryMetric("grad_early/{layer}", "grad {short} early", "norm", "mean gradient norm of the "
-                  "weight tensor over the first epoch's rows",
-                  ("grad_summary", "first_epoch", "{layer}"), param=LAYER, table="gradients",
-                  shown=("grad {short}", "early → late"),
-                  second=SecondLine("grad_late/{layer}", "→ {}")),
+                  "weight tensor over the first 10% of logged steps (at least one row; the first "
+                  "epoch in runs written before)", param=LAYER, table="gradients",
+                  value=lambda s, layer: grad_value(s, "early", layer),
+                  shown=("grad {short}", "early → late"), second=SecondLine("grad_late/{layer}", "→ {}")),
     SummaryMetric("grad_late/{layer}", "grad {short} late", "norm", "mean gradient norm of the "
-                  "weight tensor over the last epoch's rows",
-                  ("grad_summary", "last_epoch", "{layer}"), param=LAYER, table=None),
+                  "weight tensor over the last 10% of logged steps (at least one row; the last "
+                  "epoch in runs written before)", param=LAYER, table=None,
+                  value=lambda s, layer: grad_value(s, "late", layer)),
     SummaryMetric("logit_grad_early", "dL/dz early", "norm", "mean logit_grad_norm over the first "
-                  "epoch's rows", ("grad_summary", "logit_grad_norm_start"), table="gradients",
+                  "10% of logged steps (the first epoch in runs written before)",
+                  value=lambda s, _: grad_value(s, "early"), table="gradients",
                   shown=("dL/dz", "early → late"), second=SecondLine("logit_grad_late", "→ {}")),
     SummaryMetric("logit_grad_late", "dL/dz late", "norm", "mean logit_grad_norm over the last "
-                  "epoch's rows", ("grad_summary", "logit_grad_norm_end"), table=None),
+                  "10% of logged steps (the last epoch in runs written before)",
+                  value=lambda s, _: grad_value(s, "late"), table=None),
     SummaryMetric("diverged_at", "diverged at", "step", "the step the loss or a gradient went "
                   "non-finite", ("diverged_at",), table="gradients", shown=("diverged", "at step"),
                   group_text="{n}/{of} diverged, step {value}"),

@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from ce_lab.metrics import LOGGED_METRICS, When, logged_metric, threshold_key
-from ce_lab.runs.read import read_csv_rows
+from ce_lab.runs.read import GRAD_WINDOWS, LOGIT_GRAD_WINDOWS, read_csv_rows
 
 __all__ = ["summarize", "threshold_key"]
 
 # Looked up, not spelled: a column dropped from the registry fails here, at import.
-_STEP, _EPOCH, _EXAMPLES, _WALL, _VAL_ACC = (
-    logged_metric(n).name for n in ("step", "epoch", "examples", "wall_s", "val_acc"))
+_STEP, _EXAMPLES, _WALL, _VAL_ACC = (
+    logged_metric(n).name for n in ("step", "examples", "wall_s", "val_acc"))
 _GRAD_NORM = logged_metric("grad_norm/{param}").prefix  # "grad_norm/": per tensor, and total
 _LOGIT_GRAD = logged_metric("logit_grad_norm").name
 # eval.csv's value columns (not its position columns), in file order: "final" holds their last row.
@@ -30,6 +30,36 @@ def _f(text: str) -> float:
 
 def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
+
+
+Rows = list[dict[str, str]]
+
+
+def early_late_rows(rows: Rows) -> tuple[Rows, Rows]:
+    """The first and the last tenth of the logged rows (at least one row each; ceil(n / 10)).
+
+    Why not the first and last epoch: with one epoch both were the same rows by definition. With
+    fewer than 20 rows the two windows may touch or overlap; they never are empty.
+    """
+    k = -(-len(rows) // 10)  # integer ceil: 0.1 * n in floats rounds 30 rows up to 4
+    return rows[:k], rows[-k:]
+
+
+def val_acc_auc(examples: list[int], accs: list[float]) -> float | None:
+    """Area under validation accuracy against examples seen, divided by the examples spanned:
+    the mean validation accuracy over training, in [0, 1].
+
+    Trapezoid rule over the evaluation points, from the first evaluation to the last (there is no
+    evaluation at 0 examples, and none is invented). One evaluation: its accuracy. None without an
+    evaluation or when any evaluated accuracy is non-finite (a diverged member).
+    """
+    if not accs or not all(math.isfinite(a) for a in accs):
+        return None
+    if len(accs) == 1 or examples[-1] == examples[0]:
+        return accs[-1]
+    area = math.fsum((x1 - x0) * (a0 + a1) / 2
+                     for x0, x1, a0, a1 in zip(examples, examples[1:], accs, accs[1:]))
+    return area / (examples[-1] - examples[0])
 
 
 def summarize(run_dir: Path, *, status: str, loss: str, seed: int, steps: int, examples: int,
@@ -53,20 +83,19 @@ def summarize(run_dir: Path, *, status: str, loss: str, seed: int, steps: int, e
     grad_summary = None
     grad_cols = [c for c in (metrics[0].keys() if metrics else []) if c.startswith(_GRAD_NORM)]
     if grad_cols:
-        first_epoch = min(int(r[_EPOCH]) for r in metrics)
-        last_epoch = max(int(r[_EPOCH]) for r in metrics)
-        first = [r for r in metrics if int(r[_EPOCH]) == first_epoch]
-        last = [r for r in metrics if int(r[_EPOCH]) == last_epoch]
+        first, last = early_late_rows(metrics)
 
         def per_layer(rows):
             return {c.removeprefix(_GRAD_NORM): _mean([_f(r[c]) for r in rows]) for c in grad_cols}
 
-        grad_summary = {
-            "first_epoch": per_layer(first),
-            "last_epoch": per_layer(last),
-            "logit_grad_norm_start": _mean([_f(r[_LOGIT_GRAD]) for r in first]),
-            "logit_grad_norm_end": _mean([_f(r[_LOGIT_GRAD]) for r in last]),
-        }
+        def step_range(rows):
+            return [int(rows[0][_STEP]), int(rows[-1][_STEP])]
+
+        grad_summary = {}
+        for window, rows in (("early", first), ("late", last)):
+            grad_summary[GRAD_WINDOWS[window][0]] = per_layer(rows)
+            grad_summary[LOGIT_GRAD_WINDOWS[window][0]] = _mean([_f(r[_LOGIT_GRAD]) for r in rows])
+            grad_summary[f"{window}_steps"] = step_range(rows)
 
     epochs_done = steps / steps_per_epoch if steps_per_epoch else 0.0
     return {
@@ -85,6 +114,7 @@ def summarize(run_dir: Path, *, status: str, loss: str, seed: int, steps: int, e
         },
         "best_val_acc": best[0] if best else None,
         "best_val_step": best[1] if best else None,
+        "val_acc_auc": val_acc_auc([int(r[_EXAMPLES]) for r in evals], [a for a, _ in val_acc]),
         "thresholds": list(thresholds),
         "convergence": convergence,
         "grad_summary": grad_summary,

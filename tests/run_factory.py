@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ce_lab.config import RunConfig, to_yaml, with_overrides
+from ce_lab.summary import val_acc_auc
 
 PARAMS = ("fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias")  # hidden=(256,): two layers
 
@@ -57,12 +58,17 @@ def make_run(
     overrides: Mapping[str, Any] | None = None,
     started: str = "2026-11-23T10:00:00+00:00",
     name: str | None = None,
+    flags: list[str] | None = None,
+    old_grad_keys: bool = False,
 ) -> Path:
     """Write one finished run folder under ``out_dir``; returns its path.
 
     ``reach``: threshold -> the step validation accuracy first reached it (None: never). Eval rows
     are written every 50 steps, so use multiples of 50. From ``diverged_at`` on, metric rows hold
-    nan loss and inf gradient norms, as a real diverged run writes them.
+    nan loss and inf gradient norms, as a real diverged run writes them. With data.val_size=0 in
+    ``overrides`` there is no evaluation, as in a real run. ``flags``: summary.json "flags" (None:
+    no key, as in runs written before it). ``old_grad_keys``: grad_summary as runs wrote it before
+    the early/late windows (first_epoch/last_epoch, logit_grad_norm_start/_end).
     """
     reach = dict(reach if reach is not None else {0.9: 100, 0.95: 300, 0.97: None})
     thresholds = sorted(reach)
@@ -112,34 +118,45 @@ def make_run(
     (folder / "metrics.csv").write_text(",".join(header) + "\n" + "\n".join(rows) + "\n",
                                         encoding="utf-8")
 
+    has_val = cfg.data.val_size > 0
     eval_rows = []
-    for step in range(50, steps + 1, 50):
+    evals: list[tuple[int, float]] = []  # (examples, val_acc)
+    for step in range(50, steps + 1, 50) if has_val else ():
         hit = [t for t in thresholds if reach[t] is not None and step >= reach[t]]
         acc = (max(hit) + 0.001) if hit else 0.5 + 0.3 * step / steps
         if diverged_at is not None and step >= diverged_at:
             acc = 0.098
+        evals.append((step * batch, acc))
         eval_rows.append(f"{step},{1 + step // 1000},{step * batch},{_cell(step * 0.01)},"
                          f"{_cell(0.3)},{_cell(acc)}")
     (folder / "eval.csv").write_text(
-        "step,epoch,examples,wall_s,val_loss,val_acc\n" + "\n".join(eval_rows) + "\n",
+        "step,epoch,examples,wall_s,val_loss,val_acc\n" + "".join(r + "\n" for r in eval_rows),
         encoding="utf-8")
 
     grad_summary = None
     if grad_stats:
         first = {p: grad_early for p in PARAMS} | {"total": 2 * grad_early}
         last = {p: grad_late for p in PARAMS} | {"total": 2 * grad_late}
-        grad_summary = {"first_epoch": first, "last_epoch": last,
-                        "logit_grad_norm_start": logit_start, "logit_grad_norm_end": logit_end}
+        k = -(-len(rows) // 10)  # the first and last tenth of the logged rows, as summary.py
+        grad_summary = {"early": first, "late": last, "logit_grad_norm_early": logit_start,
+                        "logit_grad_norm_late": logit_end, "early_steps": [10, 10 * k],
+                        "late_steps": [10 * (len(rows) - k + 1), 10 * len(rows)]}
+        if old_grad_keys:
+            grad_summary = {"first_epoch": first, "last_epoch": last,
+                            "logit_grad_norm_start": logit_start, "logit_grad_norm_end": logit_end}
     summary = {
         "status": status, "loss": loss, "seed": seed, "steps": steps, "epochs_completed": 1,
         "examples": steps * batch, "wall_seconds": steps * 0.01, "seconds_per_epoch": steps * 0.01,
-        "final": {"val_loss": 0.3, "val_acc": final_val_acc, "test_loss": 0.31,
+        "final": {"val_loss": 0.3 if has_val else None,
+                  "val_acc": final_val_acc if has_val else None, "test_loss": 0.31,
                   "test_acc": test_acc},
-        "best_val_acc": best_val_acc if best_val_acc is not None else final_val_acc,
-        "best_val_step": steps,
+        "best_val_acc": None if not has_val else (
+            best_val_acc if best_val_acc is not None else final_val_acc),
+        "best_val_step": steps if has_val else None,
+        "val_acc_auc": val_acc_auc([x for x, _ in evals], [a for _, a in evals]),
         "thresholds": thresholds,
         "convergence": {
-            f"{t:.2f}": None if reach[t] is None else {
+            f"{t:.2f}": None if reach[t] is None or not has_val else {
                 "step": reach[t], "examples": reach[t] * batch, "seconds": reach[t] * 0.01}
             for t in thresholds
         },
@@ -147,6 +164,7 @@ def make_run(
         "diverged_at": diverged_at,
         "diverged_quantity": "loss" if diverged_at is not None else None,
         "group": group,
+        **({} if flags is None else {"flags": list(flags)}),
     }
     (folder / "summary.json").write_text(json.dumps(_json_safe(summary), indent=2),
                                          encoding="utf-8")

@@ -123,7 +123,8 @@ def test_seeds_aggregate_by_loss_and_lr(tmp_path):
 @pytest.fixture
 def seeded(tmp_path) -> Path:
     """Three seeds, paired. Steps to 0.90: ce 100/150/100, mse 400/450/500 (diffs 300/300/400),
-    hinge 150/100/150 (diffs 50/-50/50). mse reaches 0.95 in seed 0 only; ce in all seeds."""
+    nll-manual 150/100/150 (diffs 50/-50/50), hinge 150/100/150 with seed 2 diverged at step 580.
+    mse reaches 0.95 in seed 0 only; ce in all seeds."""
     out = tmp_path / "runs"
     ce = [100, 150, 100]
     mse = [400, 450, 500]
@@ -132,6 +133,7 @@ def seeded(tmp_path) -> Path:
         make_run(out, "ce", seed, reach={0.9: ce[seed], 0.95: 300}, group="g3")
         make_run(out, "mse", seed, reach={0.9: mse[seed], 0.95: 550 if seed == 0 else None},
                  group="g3")
+        make_run(out, "nll-manual", seed, reach={0.9: hinge[seed], 0.95: 300}, group="g3")
         make_run(out, "hinge", seed, reach={0.9: hinge[seed], 0.95: 300}, group="g3",
                  diverged_at=580 if seed == 2 else None,
                  status="diverged" if seed == 2 else "completed")
@@ -156,10 +158,18 @@ def test_paired_difference_interval_matches_t_reference(seeded):
     assert (mse["lo"], mse["hi"]) == (pytest.approx(lo, abs=1e-3), pytest.approx(hi, abs=1e-3))
     assert mse["significant"] is True and mse["verdict"] == "significant"
 
-    hinge = paired[("hinge", 0.9)]
+    nll = paired[("nll-manual", 0.9)]
     lo, hi = independent_interval([50, -50, 50])
-    assert (hinge["lo"], hinge["hi"]) == (pytest.approx(lo, abs=1e-3), pytest.approx(hi, abs=1e-3))
-    assert hinge["lo"] < 0 < hinge["hi"] and hinge["verdict"] == "not significant"
+    assert (nll["lo"], nll["hi"]) == (pytest.approx(lo, abs=1e-3), pytest.approx(hi, abs=1e-3))
+    assert nll["lo"] < 0 < nll["hi"] and nll["verdict"] == "not significant"
+    assert nll["resolution"] == 50 and nll["resolution_limited"] is False
+
+    # A diverged member is left out of every paired difference, and the verdict says so.
+    for key in ("steps_to_0.90", "final_val_acc", "test_acc", "val_acc_auc"):
+        hinge = next(p for p in data["paired"] if p["loss"] == "hinge" and p["metric"] == key)
+        assert hinge["diffs"][2] is None and hinge["lo"] is None
+        assert hinge["verdict"] == "hinge diverged at step 580 (loss) in 1/3 seeds"
+        assert hinge["missing"] == {"loss": {"2": "diverged at step 580 (loss)"}, "reference": {}}
 
     # mse misses 0.95 in two seeds: a count, never a number.
     missed = paired[("mse", 0.95)]
@@ -178,7 +188,7 @@ def test_seed_table_shows_mean_std_n_and_honest_counts(seeded):
     assert cells[1] == "3"  # n
     mean, std = 450.0, statistics.stdev([400, 450, 500])
     assert f"{mean:.0f} ± {std:.1f}" in mse_row
-    assert cells[7] == "550 (1/3 reached)<br>5.5 s"  # 0.95: one seed of three, no std
+    assert cells[8] == "550 (1/3 reached)<br>5.5 s"  # 0.95: one seed of three, no std
     hinge_rows = " ".join(line for line in md.splitlines() if line.startswith("| hinge |"))
     assert "2 completed<br>1 diverged" in hinge_rows and "1/3 diverged, step 580" in hinge_rows
     assert "mse not reached in 2/3 seeds" in md
@@ -213,7 +223,7 @@ def test_csv_json_markdown_parse_back_to_the_same_numbers(three_losses, tmp_path
     for loss, s in summaries.items():
         assert float(rows[loss]["final_val_acc"]) == s["final"]["val_acc"]
         assert float(rows[loss]["test_acc"]) == s["final"]["test_acc"]
-        assert float(rows[loss]["grad_late/fc1.weight"]) == s["grad_summary"]["last_epoch"][
+        assert float(rows[loss]["grad_late/fc1.weight"]) == s["grad_summary"]["late"][
             "fc1.weight"]
         for t in ("0.90", "0.95", "0.97"):
             hit = s["convergence"][t]
@@ -236,7 +246,7 @@ def test_csv_json_markdown_parse_back_to_the_same_numbers(three_losses, tmp_path
         assert float(cells["test acc"]) == round(s["final"]["test_acc"], 4)
         for t in ("0.90", "0.95", "0.97"):
             hit = s["convergence"][t]
-            shown = cells[f"to {t} steps, s"]
+            shown = cells[f"to {t} steps, s (±50 steps)"]  # log.eval_every=50 in run_factory
             if hit is None:
                 assert shown == "not reached"
             else:
@@ -263,12 +273,12 @@ def test_comparison_folder_holds_tables_report_and_real_pngs(seeded):
     assert "| mse |" in report and "not significant" in report
     meta = json.loads((comp / "comparison.json").read_text())
     assert meta["kind"] == "comparison" and meta["group"] == comp.name
-    assert len(meta["runs"]) == 9
+    assert len(meta["runs"]) == 12
     assert all((comp / r / "summary.json").exists() for r in meta["runs"])
     assert {"table.csv", "table.json", "table.md"} <= {p.name for p in comp.iterdir()}
     # The comparison folder stands for its runs, and is ignored by --last.
     again = json.loads(invoke(str(comp), "--format", "json", "--no-plots").stdout)
-    assert sum(r["n"] for r in again["rows"]) == 9
+    assert sum(r["n"] for r in again["rows"]) == 12
 
 
 def test_runs_without_grad_stats_skip_gradient_plots(tmp_path):

@@ -98,6 +98,10 @@ HOSTILE = {
     "non-numeric-eval": ("eval.csv", _non_numeric_csv),
     "convergence-str": ("summary.json", _json_fields(convergence="abc")),
     "grad-summary-list": ("summary.json", _json_fields(grad_summary=[1])),
+    "grad-window-str": ("summary.json", _json_fields(grad_summary={"early": "x"})),
+    "grad-steps-str": ("summary.json", _json_fields(grad_summary={"late_steps": "1-2"})),
+    "auc-str": ("summary.json", _json_fields(val_acc_auc="0.9")),
+    "flags-str": ("summary.json", _json_fields(flags="stalled")),
     "thresholds-str": ("summary.json", _json_fields(thresholds=["x"])),
     "steps-str": ("summary.json", _json_fields(steps="10")),
     "final-list": ("summary.json", _json_fields(final=[1])),
@@ -152,6 +156,7 @@ RESUME_EXIT = {
     "devzero-metrics": 1, "non-numeric-metrics": 1, "non-numeric-eval": 1,
     "dir-summary": 2, "fifo-summary": 2, "truncated-metrics": 0, "huge-summary": 0, "convergence-str": 0,
     "grad-summary-list": 0, "thresholds-str": 0, "steps-str": 0, "final-list": 0,
+    "grad-window-str": 0, "grad-steps-str": 0, "auc-str": 0, "flags-str": 0,  # summary.json is rewritten
 }
 
 

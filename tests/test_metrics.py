@@ -65,8 +65,9 @@ def test_summary_entries_are_consistent():
 def test_expand_interleaves_parameter_values_and_reads_summaries():
     cols = metrics.expand({"threshold": [0.9, 0.95], "layer": ["fc1.weight"]})
     keys = [c.key for c in cols]
-    assert keys[3:7] == ["steps_to_0.90", "seconds_to_0.90", "steps_to_0.95", "seconds_to_0.95"]
-    assert keys[7:9] == ["grad_early/fc1.weight", "grad_late/fc1.weight"]
+    assert keys[:4] == ["final_val_acc", "best_val_acc", "val_acc_auc", "test_acc"]
+    assert keys[4:8] == ["steps_to_0.90", "seconds_to_0.90", "steps_to_0.95", "seconds_to_0.95"]
+    assert keys[8:10] == ["grad_early/fc1.weight", "grad_late/fc1.weight"]
     summary = {"convergence": {"0.90": {"step": 100, "seconds": 1.5}, "0.95": None},
                "grad_summary": None, "final": {"val_acc": 0.9}}
     by_key = {c.key: c.read(summary) for c in cols}

@@ -7,11 +7,13 @@ import json
 import math
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -130,8 +132,21 @@ def test_run_folder_contents_and_formats(cfg, data):
     first = next(e for e in evals if float(e["val_acc"]) >= 0.90)
     assert hit == {"step": int(first["step"]), "examples": int(first["examples"]),
                    "seconds": float(first["wall_s"])}
-    assert set(summary["grad_summary"]["first_epoch"]) == {"fc1.weight", "fc1.bias", "fc2.weight",
-                                                          "fc2.bias", "total"}
+    gs = summary["grad_summary"]
+    assert set(gs["early"]) == {"fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias", "total"}
+    # Early/late: the first and the last tenth of the logged rows (rounded up), not epochs.
+    k = math.ceil(len(metrics) / 10)
+    assert 1 <= k < len(metrics) / 2
+    for window, part in (("early", metrics[:k]), ("late", metrics[-k:])):
+        assert gs[f"{window}_steps"] == [int(part[0]["step"]), int(part[-1]["step"])]
+        assert math.isclose(gs[window]["fc1.weight"],
+                            statistics.fmean(float(x["grad_norm/fc1.weight"]) for x in part))
+        assert math.isclose(gs[f"logit_grad_norm_{window}"],
+                            statistics.fmean(float(x["logit_grad_norm"]) for x in part))
+    # AUC: trapezoid over (examples, val_acc) by numpy, divided by the examples spanned.
+    xs = np.array([float(e["examples"]) for e in evals])
+    ys = np.array([float(e["val_acc"]) for e in evals])
+    assert math.isclose(summary["val_acc_auc"], np.trapezoid(ys, xs) / (xs[-1] - xs[0]))
     ckpt = torch.load(d / "checkpoint.pt", weights_only=True)
     assert ckpt["step"] == summary["steps"] and ckpt["model"]["fc1.weight"].shape == (1, 32, 784)
 

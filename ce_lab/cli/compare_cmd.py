@@ -172,7 +172,8 @@ def compare(
 ) -> None:
     """Train every loss (and seed) under identical conditions; show the table, plots, report.md.
 
-    The table comes with the paired differences of steps to each accuracy threshold.
+    The table comes with paired differences against the reference loss (accuracies, the AUC of
+    validation accuracy, steps to each threshold), each with a 95% t interval over seeds.
 
     With run folders, --last N or --group ID it compares runs already on disk instead.
     A missing, unfinished or corrupt run folder is skipped with one line.

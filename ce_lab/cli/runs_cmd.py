@@ -126,8 +126,9 @@ def _summary_rows(entries) -> list[tuple[str, list[str]]]:
 
     columns = metric_columns(registry.param_values([e.summary for e in entries if e.summary]))
     values = [run_metrics(e, columns) if e.summary else {} for e in entries]
-    return [(c.header, [cell_text(Row("", [], v), c) if v else "—" for v in values])
-            for c in columns]
+    # A Row of one run: a missing number says why (not reached, diverged, ...), from that run.
+    return [(c.header, [cell_text(Row("", [e], v), c) if v else "—"
+                        for e, v in zip(entries, values)]) for c in columns]
 
 
 @runs_app.command("show")

@@ -112,9 +112,10 @@ def write_comparison(
         "reference": ref,
         "skipped": list(skipped),
         "files": sorted([*result.files, *(p.name for p in result.plots)]),
+        "paired": [data_files.paired_json(d) for d in diffs],
     }
     result.files["comparison.json"] = _write_text(
-        comp_dir / "comparison.json", json.dumps(comparison, indent=2) + "\n")
+        comp_dir / "comparison.json", json.dumps(comparison, indent=2, allow_nan=False) + "\n")
     return result
 
 

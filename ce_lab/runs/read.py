@@ -203,6 +203,31 @@ def _is_int(v: Any, *, none: bool = False) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+# grad_summary's windows: (key written now, key of run folders written before it). Now the first
+# and the last tenth of the logged rows; before, the first and the last epoch (so with one epoch,
+# the same rows). Old folders are read under their own meaning, never rewritten.
+GRAD_WINDOWS = {"early": ("early", "first_epoch"), "late": ("late", "last_epoch")}
+LOGIT_GRAD_WINDOWS = {"early": ("logit_grad_norm_early", "logit_grad_norm_start"),
+                      "late": ("logit_grad_norm_late", "logit_grad_norm_end")}
+
+
+def grad_window(summary: Mapping[str, Any], keys: tuple[str, str]) -> Any:
+    """grad_summary's entry under its new key, else under its old one (None if neither)."""
+    gs = summary.get("grad_summary")
+    if not isinstance(gs, Mapping):
+        return None
+    return gs.get(keys[0]) if keys[0] in gs else gs.get(keys[1])
+
+
+def grad_value(summary: Mapping[str, Any], window: str, layer: str | None = None) -> Any:
+    """grad_summary's mean over a window ("early", "late"): of a tensor's gradient norm (``layer``)
+    or, without one, of logit_grad_norm. None where the run has none."""
+    if layer is None:
+        return grad_window(summary, LOGIT_GRAD_WINDOWS[window])
+    node = grad_window(summary, GRAD_WINDOWS[window])
+    return node.get(layer) if isinstance(node, Mapping) else None
+
+
 def summary_problem(summary: Mapping[str, Any]) -> str | None:
     """What is wrong with the types of a summary.json's fields that readers use; None if fine."""
     checks: list[tuple[str, bool, str]] = [
@@ -212,7 +237,7 @@ def summary_problem(summary: Mapping[str, Any]) -> str | None:
         ("seed", _is_int(summary.get("seed"), none=True), "an integer or null"),
     ]
     for key in ("epochs_completed", "examples", "wall_seconds", "seconds_per_epoch",
-                "best_val_acc", "best_val_step", "diverged_at"):
+                "best_val_acc", "best_val_step", "val_acc_auc", "diverged_at"):
         checks.append((key, _is_num(summary.get(key)), _NUM))
     for key in ("diverged_quantity", "group"):
         checks.append((key, summary.get(key) is None or isinstance(summary.get(key), str),
@@ -227,6 +252,9 @@ def summary_problem(summary: Mapping[str, Any]) -> str | None:
         bad = next((k for k, v in final.items() if not _is_num(v)), None)
         if bad is not None:
             return f"final.{bad} is not {_NUM}"
+    flags = summary.get("flags")
+    if flags is not None and not (isinstance(flags, list) and all(isinstance(f, str) for f in flags)):
+        return "flags is not a list of strings"
     thresholds = summary.get("thresholds")
     if thresholds is not None and (not isinstance(thresholds, list)
                                    or not all(_is_num(t, none=False) for t in thresholds)):
@@ -248,7 +276,7 @@ def summary_problem(summary: Mapping[str, Any]) -> str | None:
     if grads is not None:
         if not isinstance(grads, dict):
             return "grad_summary is not an object"
-        for part in ("first_epoch", "last_epoch"):
+        for part in (k for keys in GRAD_WINDOWS.values() for k in keys):
             layers = grads.get(part)
             if layers is None:
                 continue
@@ -257,9 +285,14 @@ def summary_problem(summary: Mapping[str, Any]) -> str | None:
             bad = next((k for k, v in layers.items() if not _is_num(v)), None)
             if bad is not None:
                 return f"grad_summary.{part}.{bad} is not {_NUM}"
-        for key in ("logit_grad_norm_start", "logit_grad_norm_end"):
+        for key in (k for keys in LOGIT_GRAD_WINDOWS.values() for k in keys):
             if not _is_num(grads.get(key)):
                 return f"grad_summary.{key} is not {_NUM}"
+        for key in ("early_steps", "late_steps"):
+            steps = grads.get(key)
+            if steps is not None and not (isinstance(steps, list) and len(steps) == 2
+                                          and all(_is_int(v) for v in steps)):
+                return f"grad_summary.{key} is not a [first, last] pair of steps"
     return None
 
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ce_lab.compare.build import Agg, Column, ComparisonTable, Row, show
-from ce_lab.compare.paired import PairedDiff
-from ce_lab.metrics import NONE_SHOWN, NOT_REACHED, threshold_key
+from ce_lab.compare.build import Agg, Column, ComparisonTable, Row, config_value, show
+from ce_lab.compare.missing import count_reasons, missing_reason
+from ce_lab.compare.paired import MIN_INFORMATIVE, PairedDiff
+from ce_lab.metrics import NONE_SHOWN, NOT_REACHED, SummaryMetric
+from ce_lab.runs.record import RunRecord
 
 # The shown tables: registry ``table`` id -> title, and whether the run status is a column.
 SHOWN_TABLES = {"accuracy": ("accuracy and convergence", True), "gradients": ("gradients", False)}
@@ -31,26 +33,52 @@ def _fmt(v: float, kind: str) -> str:
 
 
 def cell_text(row: Row, col: Column, counts: bool = True) -> str:
-    """A value as the rich and markdown tables show it (``counts``: add "(m/n reached)")."""
+    """A value as the rich and markdown tables show it (``counts``: add "(m/n reached)").
+
+    A missing value says why (``ce_lab/compare/missing.py``): "not reached", "not measured",
+    "diverged at step k (quantity)", "stalled", or "—".
+    """
     v = row.values.get(col.key)
     if col.metric is None:
         if col.kind == "int":
             return str(v)
         return NONE_SHOWN if v is None else show(v)
     metric = col.metric.metric
-    missing = metric.missing
     if not isinstance(v, Agg):
-        return missing if v is None else _fmt(v, col.kind)
+        return missing_reason(row.records[0], metric) if v is None else _fmt(v, col.kind)
+    reasons = [missing_reason(r, metric) for r, x in zip(row.records, v.values) if x is None]
     if v.n == 0:
-        return missing
+        return count_reasons(reasons, v.of)
     text = _fmt(v.mean, col.kind)
     if v.std is not None:
         text += f" ± {_fmt(v.std, 'seconds' if col.kind == 'step' else col.kind)}"
     if metric.group_text is not None:
         return metric.group_text.format(n=v.n, of=v.of, value=text)
     if v.n < v.of and counts:
-        text += f" ({v.n}/{v.of} reached)" if missing == NOT_REACHED else f" ({v.n}/{v.of})"
+        plain = metric.missing
+        note = f"{v.n}/{v.of} reached" if plain == NOT_REACHED else f"{v.n}/{v.of}"
+        other = [r for r in reasons if r != plain]
+        text += f" ({note}; {count_reasons(other, v.of)})" if other else f" ({note})"
     return text
+
+
+def has_value(row: Row, col: Column) -> bool:
+    v = row.values.get(col.key)
+    return v.n > 0 if isinstance(v, Agg) else v is not None
+
+
+def resolution_text(records: Sequence[RunRecord], metric: SummaryMetric) -> str | None:
+    """"±200 steps" for a quantised metric when the runs share its resolution; "±log.eval_every"
+    when they differ (then it is a column of the table); None for an unquantised metric."""
+    key = metric.resolution
+    if key is None:
+        return None
+    values = {show(config_value(r, key)) for r in records}
+    return f"±{values.pop()}{_unit(metric)}" if len(values) == 1 else f"±{key}"
+
+
+def _unit(metric: SummaryMetric) -> str:
+    return " steps" if metric.kind == "step" else ""
 
 
 @dataclass(frozen=True)
@@ -76,20 +104,28 @@ def _metric_cell(table: ComparisonTable, col: Column) -> Callable[[Row], list[st
 
     def cell(r: Row) -> list[str]:
         first = cell_text(r, col)
-        if second is None or second_col is None or first == NOT_REACHED:
+        if second is None or second_col is None or not has_value(r, col):
             return [first]
         return [first, second.text.format(cell_text(r, second_col, counts=second.counts))]
     return cell
 
 
+def _header(col: Column, records: Sequence[RunRecord]) -> tuple[str, ...]:
+    """The registry's header lines, and the resolution of a quantised metric under them."""
+    assert col.metric is not None
+    res = resolution_text(records, col.metric.metric)
+    return col.metric.shown + ((f"({res})",) if res is not None else ())
+
+
 def shown_tables(table: ComparisonTable) -> list[tuple[str, list[Shown]]]:
     """(title, columns) of the shown tables: accuracy and convergence; gradients."""
     label = _label_columns(table)
+    records = [r for row in table.rows for r in row.records]
     status = Shown(("status",), lambda r: str(r.values["status"]).split(", "), numeric=False)
     out = []
     for table_id, (title, with_status) in SHOWN_TABLES.items():
         cols = [*label, *([status] if with_status else [])]
-        cols += [Shown(c.metric.shown, _metric_cell(table, c))
+        cols += [Shown(_header(c, records), _metric_cell(table, c))
                  for c in table.metric_columns if c.metric.metric.table == table_id]
         out.append((title, cols))
     return out
@@ -98,26 +134,44 @@ def shown_tables(table: ComparisonTable) -> list[tuple[str, list[Shown]]]:
 # Paired differences
 
 
+def _diff(v: float, kind: str) -> str:
+    """A signed difference in the metric's kind; a kind registered later prints 4 significant
+    digits."""
+    return {"acc": f"{v:+.4f}", "norm": f"{v:+.3g}", "step": f"{v:+.1f}",
+            "seconds": f"{v:+.1f}"}.get(kind, f"{v:+.4g}")
+
+
 def interval_text(d: PairedDiff) -> tuple[str, str]:
-    """(mean difference, interval) as shown; no numbers when a pair did not reach the threshold."""
+    """(mean difference, interval) as shown; no numbers when a pair has no difference."""
     if d.interval is None:
         return NONE_SHOWN, NONE_SHOWN
-    mean = f"{d.interval.mean:+.1f}"
-    if d.interval.lo is None:
+    kind = d.metric.metric.kind
+    mean = _diff(d.interval.mean, kind)
+    if d.interval.lo is None or d.interval.hi is None:
         return mean, "n=1"
-    return mean, f"[{d.interval.lo:+.1f}, {d.interval.hi:+.1f}]"
+    return mean, f"[{_diff(d.interval.lo, kind)}, {_diff(d.interval.hi, kind)}]"
 
 
-PAIRED_TITLE = "steps to threshold, paired by seed"  # the one paired metric today: steps_to_{t}
-PAIRED_NOTE = "95% Student-t interval over seeds; not significant when it contains 0"
+def diff_resolution(d: PairedDiff) -> str:
+    if d.resolution is None:
+        return NONE_SHOWN
+    return f"±{d.resolution:g}{_unit(d.metric.metric)}"
+
+
+PAIRED_TITLE = "paired differences by seed"
+PAIRED_NOTE = ("95% Student-t interval over seeds; not significant when it contains 0; "
+               f"below {MIN_INFORMATIVE} seeds not informative. Steps to a threshold are known "
+               "only at evaluations (every log.eval_every steps and at each epoch end): "
+               "resolution-limited when all seeds differ by the same step count or the interval "
+               "clears 0 by less than the resolution")
 
 
 def paired_headers(diffs: Sequence[PairedDiff]) -> list[str]:
     vs = ["vs"] if len({d.reference for d in diffs}) > 1 else []
-    return ["loss", *vs, "threshold", "n", "mean diff (steps)", "95% interval", "verdict"]
+    return ["loss", *vs, "metric", "n", "mean diff", "95% interval", "resolution", "verdict"]
 
 
 def paired_cells(d: PairedDiff, with_vs: bool) -> list[str]:
     mean, ci = interval_text(d)
     vs = [d.reference] if with_vs else []
-    return [d.label, *vs, threshold_key(d.threshold), str(d.n), mean, ci, d.verdict]
+    return [d.label, *vs, d.metric.header, str(d.n), mean, ci, diff_resolution(d), d.verdict]

@@ -1,4 +1,5 @@
-"""The comparison as data files: table.csv, table.json and paired.csv.
+"""The comparison as data files: table.csv, table.json and paired.csv (and comparison.json's
+"paired" list, the same records as table.json's).
 
 Raw values, never rounded: csv writes floats by repr and JSON by its shortest round-trip form, so
 both parse back to what the runs wrote. None is an empty CSV cell and null in JSON; JSON has no NaN.
@@ -59,14 +60,24 @@ def to_csv(table: ComparisonTable) -> str:
 
 
 def paired_json(d: PairedDiff) -> dict[str, Any]:
+    """One paired difference as data (table.json, comparison.json "paired", paired.csv)."""
     iv = d.interval
     return {
-        "loss": d.label, "reference": d.reference, "threshold": d.threshold,
+        "loss": d.label, "reference": d.reference,
+        "metric": d.key, "registry_key": d.metric.metric.key, "param": d.param,
+        "threshold": d.threshold, "kind": d.metric.metric.kind,
+        "higher_is_better": d.metric.metric.higher_is_better,
         "n": d.n, "seeds": d.seeds, "diffs": d.diffs,
         "mean": iv.mean if iv else None, "sd": iv.sd if iv else None,
         "lo": iv.lo if iv else None, "hi": iv.hi if iv else None,
-        "significant": iv.significant if iv else None,
+        "confidence": d.confidence,
+        "excludes_zero": iv.significant if iv else None,
+        "resolution": d.resolution, "resolution_limited": d.resolution_limited,
+        "informative": d.informative,
+        "significant": d.significant,
         "not_reached": {"loss": d.not_reached, "reference": d.ref_not_reached},
+        "missing": {"loss": {str(s): r for s, r in d.missing.items()},
+                    "reference": {str(s): r for s, r in d.ref_missing.items()}},
         "verdict": d.verdict,
     }
 
@@ -105,8 +116,8 @@ def to_json(table: ComparisonTable, diffs: Sequence[PairedDiff] = (),
 
 def paired_csv(diffs: Sequence[PairedDiff]) -> str:
     buf = io.StringIO()
-    fields = ["loss", "reference", "threshold", "n", "mean", "sd", "lo", "hi", "significant",
-              "verdict"]
+    fields = ["loss", "reference", "metric", "threshold", "n", "mean", "sd", "lo", "hi",
+              "resolution", "resolution_limited", "informative", "significant", "verdict"]
     writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     for d in diffs:

@@ -5,15 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from ce_lab.compare.build import ComparisonTable, flatten
+from ce_lab.compare.build import ComparisonTable, config_value, flatten, show
 from ce_lab.compare.paired import PairedDiff
+from ce_lab.compare.render.cells import resolution_text
 from ce_lab.compare.render.markdown import to_markdown
+from ce_lab.runs.record import RunRecord
 
 # Settings worth stating at the top of a report, when all runs share them.
 KEY_SETTINGS = (
     "model.hidden", "model.activation", "model.init", "optim.name", "optim.lr", "optim.momentum",
     "schedule.name", "train.epochs", "train.max_steps", "train.batch_size", "data.val_size",
-    "device",
+    "log.eval_every", "device",
 )
 
 
@@ -21,6 +23,26 @@ def _fmt(v) -> str:
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(str(x) for x in v) + "]"
     return str(v)
+
+
+def _reading_notes(table: ComparisonTable, records: Sequence[RunRecord]) -> list[str]:
+    """How to read the numbers: what a missing one means, resolutions, the AUC's definition."""
+    out = ["A threshold shown as “not reached” was never reached; it has no number. “not measured”: "
+           "the runs have no validation split (data.val_size=0). “diverged at step k (quantity)” "
+           "and “stalled”: the member's numbers are not results of training; it is left out of "
+           "every paired difference.", ""]
+    quantised = [c.metric.metric for c in table.metric_columns if c.metric.metric.resolution]
+    if quantised:
+        key = quantised[0].resolution
+        values = " or ".join(dict.fromkeys(show(config_value(r, key)) for r in records))
+        out += [f"Resolution of steps to a threshold: {resolution_text(records, quantised[0])} — "
+                f"validation accuracy is evaluated every {key} = {values} steps and at each epoch "
+                "end, so a step count is known to that interval, and so is a paired difference "
+                "of two of them.", ""]
+    out += ["val acc AUC: the trapezoid-rule area under validation accuracy against examples seen, "
+            "from the first evaluation to the last, divided by the examples spanned (a mean "
+            "accuracy in [0, 1]).", ""]
+    return out
 
 
 def render_report(
@@ -53,7 +75,7 @@ def render_report(
     out += ["", "## Results", "", to_markdown(table, diffs, reference)]
     if not diffs and reference is None:
         out.append("No paired differences: no reference loss among the runs.\n")
-    out.append("A threshold shown as “not reached” was never reached; it has no number.\n")
+    out += _reading_notes(table, records)
     if plots:
         out += ["## Plots", ""]
         for p in plots:

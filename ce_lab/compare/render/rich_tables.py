@@ -37,7 +37,7 @@ def paired_to_rich(diffs: Sequence[PairedDiff], reference: str):
     headers = paired_headers(diffs)
     out = Table(title=f"{PAIRED_TITLE}: loss - {reference}", caption=PAIRED_NOTE)
     for h in headers:
-        out.add_column(h, justify="left" if h in ("loss", "vs", "verdict") else "right")
+        out.add_column(h, justify="left" if h in ("loss", "vs", "metric", "verdict") else "right")
     for d in diffs:
         out.add_row(*paired_cells(d, "vs" in headers))
     return out
