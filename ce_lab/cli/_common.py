@@ -116,3 +116,11 @@ DataDirOpt = Annotated[
     typer.Option("--data-dir", help="MNIST cache folder (data.root; default: $CE_LAB_DATA_DIR, "
                  "else the user cache dir)."),
 ]
+
+
+def run_flags(**flags):
+    """The dedicated flags as dotted config keys: ``ce_lab.config.keyword_overrides`` (kept under
+    this name for the commands that call it)."""
+    from ce_lab.config import keyword_overrides
+
+    return keyword_overrides(**flags)
