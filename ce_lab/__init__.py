@@ -1,3 +1,49 @@
-"""ce-lab: what changes when the same network is trained with a different classification loss."""
+"""ce-lab: what changes when the same network is trained with a different classification loss.
+
+The Python API (docs/api.md)::
+
+    import ce_lab
+    run = ce_lab.train("mse", epochs=1, lr=0.5)
+    cmp = ce_lab.compare(["ce", "mse"], seeds=[0, 1], epochs=1)
+    runs = ce_lab.load_runs("runs")
+
+Every name is imported on first use, so ``import ce_lab`` stays fast and loads neither torch nor
+pandas; training loads torch, DataFrames load pandas.
+"""
+
+from __future__ import annotations
+
+from typing import Any
 
 __version__ = "0.1.0"
+
+_LAZY = {
+    "resume": "ce_lab.api",
+    "compare_runs": "ce_lab.api", "load_run": "ce_lab.api", "load_runs": "ce_lab.api",
+    "load_metrics": "ce_lab.api", "Run": "ce_lab.api", "Comparison": "ce_lab.api",
+    "RunFailed": "ce_lab.api", "MissingDependency": "ce_lab.errors",
+    "RunConfig": "ce_lab.config", "CeLabError": "ce_lab.errors", "UsageError": "ce_lab.errors",
+    "ConfigError": "ce_lab.errors", "DataError": "ce_lab.errors",
+    "RunFolderError": "ce_lab.runs.files",
+}
+__all__ = ["__version__", "compare", "train", *sorted(_LAZY)]
+
+
+# ``ce_lab.train`` and ``ce_lab.compare`` are packages that, called, are the API's functions.
+_CALLABLE_PACKAGES = ("train", "compare")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _CALLABLE_PACKAGES:
+        import importlib
+
+        return importlib.import_module(f"ce_lab.{name}")
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'ce_lab' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY, *_CALLABLE_PACKAGES])

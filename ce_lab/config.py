@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping, Sequence
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -140,6 +141,7 @@ class LogConfig(_Section):
     grad_stats: bool = True  # gradient norms, d loss/d logits, update ratios (off: loss only)
     checkpoint: bool = True  # write checkpoint.pt at every epoch end
     progress: Literal["auto", "bar", "plain", "none"] = "auto"  # auto: a bar on a terminal
+    tensorboard: bool = False  # also write TensorBoard event files into each run folder (extra)
 
     @field_validator("thresholds")
     @classmethod
@@ -292,6 +294,24 @@ def _nest(path: Sequence[str], value: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     _deep_set(out, path, value)
     return out
+
+
+def keyword_overrides(*, loss=None, epochs=None, max_steps=None, lr=None, optimizer=None,
+                      batch_size=None, device=None, seed=None, out_dir=None,
+                      data_dir=None) -> dict[str, Any]:
+    """The dedicated CLI flags (and the Python API's keyword arguments) as dotted config keys;
+    None: not given. Enums give their value, paths their text."""
+
+    def val(v):
+        if isinstance(v, Enum):
+            return v.value
+        return str(v) if isinstance(v, Path) else v
+
+    return {
+        "loss.name": val(loss), "train.epochs": epochs, "train.max_steps": max_steps,
+        "optim.lr": lr, "optim.name": val(optimizer), "train.batch_size": batch_size,
+        "device": val(device), "seed": seed, "out_dir": val(out_dir), "data.root": val(data_dir),
+    }
 
 
 def to_dict(cfg: RunConfig) -> dict[str, Any]:

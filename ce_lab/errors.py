@@ -19,3 +19,18 @@ class ConfigError(UsageError):
 
 class DataError(CeLabError):
     """MNIST could not be found, fetched, verified or parsed."""
+
+
+class MissingDependency(CeLabError, ImportError):
+    """An optional library a feature needs is not installed; the message names the extra."""
+
+
+def require(module: str, extra: str, feature: str):
+    """``import module``, or MissingDependency naming the extra that installs it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise MissingDependency(f"{feature} needs {module.split('.')[0]}, which is not installed: "
+                                f'pip install "ce-lab[{extra}]"') from None

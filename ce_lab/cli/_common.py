@@ -6,12 +6,13 @@ import errno
 import functools
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
+from ce_lab.cli.completion import complete_set
 from ce_lab.errors import CeLabError
 from ce_lab.losses import loss_names
 from ce_lab.runs.folder import Status
@@ -82,6 +83,7 @@ SetOpt = Annotated[
     typer.Option(
         "--set", "-s", metavar="KEY=VALUE",
         help="Override one config key, e.g. --set optim.momentum=0.9 (repeatable; YAML values).",
+        autocompletion=complete_set,
     ),
 ]
 LossOpt = Annotated[LossName | None, typer.Option("--loss", help="Loss (config loss.name; default ce).")]
@@ -116,22 +118,9 @@ DataDirOpt = Annotated[
 ]
 
 
-def run_flags(*, loss=None, epochs=None, max_steps=None, lr=None, optimizer=None, batch_size=None,
-              device=None, seed=None, out_dir=None, data_dir=None) -> dict[str, Any]:
-    """Dedicated flags as dotted config keys (None: not given)."""
+def run_flags(**flags):
+    """The dedicated flags as dotted config keys: ``ce_lab.config.keyword_overrides`` (kept under
+    this name for the commands that call it)."""
+    from ce_lab.config import keyword_overrides
 
-    def val(v):
-        return v.value if isinstance(v, Enum) else v
-
-    return {
-        "loss.name": val(loss),
-        "train.epochs": epochs,
-        "train.max_steps": max_steps,
-        "optim.lr": lr,
-        "optim.name": val(optimizer),
-        "train.batch_size": batch_size,
-        "device": val(device),
-        "seed": seed,
-        "out_dir": str(out_dir) if out_dir is not None else None,
-        "data.root": str(data_dir) if data_dir is not None else None,
-    }
+    return keyword_overrides(**flags)

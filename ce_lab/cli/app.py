@@ -14,7 +14,9 @@ from ce_lab.cli.batch_cmd import batch
 from ce_lab.cli.compare_cmd import compare
 from ce_lab.cli.config_cmd import config_app
 from ce_lab.cli.data_cmd import data_app
+from ce_lab.cli.export_cmd import export_app
 from ce_lab.cli.losses_cmd import losses
+from ce_lab.cli.runs_cmd import runs_app
 from ce_lab.cli.theory.entropy import NUMBERS_CONTEXT, entropy
 from ce_lab.cli.theory.saturation import saturation
 from ce_lab.cli.theory.stability import stability
@@ -25,7 +27,7 @@ app = typer.Typer(
     name="ce-lab",
     help="Train the same MNIST MLP with different classification losses and measure what changes.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (ce_lab/cli/completion.py)
     pretty_exceptions_show_locals=False,  # locals in an ML tool are big tensors
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -57,6 +59,8 @@ app.command("entropy", context_settings=NUMBERS_CONTEXT, rich_help_panel=THEORY)
 app.command("xent", rich_help_panel=THEORY)(xent)
 app.command("saturation", rich_help_panel=THEORY)(saturation)
 app.command("stability", rich_help_panel=THEORY)(stability)
+app.add_typer(runs_app, name="runs", rich_help_panel=RUN)
+app.add_typer(export_app, name="export", rich_help_panel=RUN)
 app.add_typer(config_app, name="config", rich_help_panel=SETUP)
 app.add_typer(data_app, name="data", rich_help_panel=SETUP)
 

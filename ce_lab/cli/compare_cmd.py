@@ -25,7 +25,6 @@ from ce_lab.cli._common import (
     console,
     err_console,
     fail,
-    run_flags,
 )
 from ce_lab.cli.compare_tuning import (
     BestOfOpt,
@@ -38,6 +37,7 @@ from ce_lab.cli.compare_tuning import (
     shared_lr_line,
     tuning_inputs,
 )
+from ce_lab.cli.completion import complete_loss, complete_run
 from ce_lab.compare.tuning import DEFAULT_CRITERION, Criterion
 from ce_lab.train.fusion import DEFAULT_MAX_MEMBERS
 
@@ -80,8 +80,8 @@ def _write_table(result, fmt: TableFormat, output: Path | None) -> None:
     t, diffs, ref = result.table, result.diffs, result.reference
     if fmt is TableFormat.table:
         renderables = to_rich(t, title=f"comparison {result.group}")
-        if diffs:
-            renderables.append(paired_to_rich(diffs, ref))
+        paired = [paired_to_rich(diffs, ref)] if diffs else []
+        renderables += paired
         if output is not None:
             from rich.console import Console
 
@@ -90,8 +90,12 @@ def _write_table(result, fmt: TableFormat, output: Path | None) -> None:
                 for r in renderables:
                     file_console.print(r)
         else:
-            for r in renderables:
-                console.print(r)
+            from ce_lab.compare.render.fit import print_fitted
+
+            # A pipe's 80 columns: never a wrapped number. A row is named by its loss and config.
+            print_fitted(console, renderables[:len(renderables) - len(paired)],
+                         keep=1 + len(t.config_keys))
+            print_fitted(console, paired)
     else:
         text = {
             TableFormat.csv: lambda: data_files.to_csv(t),
@@ -117,7 +121,7 @@ def compare(
     run_dirs: Annotated[
         list[Path] | None,
         typer.Argument(help="Run folders (or a compare-* folder) to compare. None: train the "
-                       "losses first.", show_default=False),
+                       "losses first.", show_default=False, autocompletion=complete_run),
     ] = None,
     last: Annotated[
         int | None, typer.Option("--last", help="Compare the N most recent runs under --out-dir.")
@@ -129,7 +133,7 @@ def compare(
     losses: Annotated[
         str | None,
         typer.Option("--losses", help="Losses to train, comma-separated "
-                     "(default ce,mse,hinge,nll-manual)."),
+                     "(default ce,mse,hinge,nll-manual).", autocompletion=complete_loss),
     ] = None,
     seeds: Annotated[
         str | None,
@@ -198,7 +202,7 @@ def compare(
     """
     from ce_lab.compare import compare as comparing
     from ce_lab.compare.build import check_sort_key
-    from ce_lab.config import resolve_config
+    from ce_lab.config import keyword_overrides, resolve_config
     from ce_lab.losses import loss_names
     from ce_lab.runs.folder import Status, create_comparison_dir
     from ce_lab.runs.record import select_runs
@@ -210,8 +214,9 @@ def compare(
     check_tuning_flags(on_disk=on_disk, tune_lr=tune_lr, lr_grid=lr_grid,
                        select_given=select is not None, tune_seeds=tune_seeds, best_of=best_of)
     criterion = DEFAULT_CRITERION if select is None else Criterion(select.value)
-    flags = run_flags(epochs=epochs, max_steps=max_steps, lr=lr, optimizer=optimizer,
-                      batch_size=batch_size, device=device, out_dir=out_dir, data_dir=data_dir)
+    flags = keyword_overrides(epochs=epochs, max_steps=max_steps, lr=lr, optimizer=optimizer,
+                              batch_size=batch_size, device=device, out_dir=out_dir,
+                              data_dir=data_dir)
     if progress is not None:
         flags["log.progress"] = progress.value
 

@@ -25,8 +25,8 @@ from ce_lab.cli._common import (
     console,
     err_console,
     fail,
-    run_flags,
 )
+from ce_lab.cli.completion import complete_run
 from ce_lab.runs.folder import Status
 
 
@@ -61,6 +61,18 @@ def render_outcome(outcome) -> None:
     console.print(table)
 
 
+def print_json(outcome) -> None:
+    """The run's summary.json as one line of JSON on stdout, with ``run_dir`` added (and the
+    status and message of a run that ended without a summary)."""
+    import json
+
+    from ce_lab.runs.files import finite_or_none
+
+    data = dict(outcome.summary or {"status": str(outcome.status), "message": outcome.message})
+    data["run_dir"] = str(outcome.run_dir)
+    typer.echo(json.dumps(finite_or_none(data), allow_nan=False, default=str))
+
+
 @cli_errors
 def train(
     config: ConfigOpt = None,
@@ -77,18 +89,24 @@ def train(
     data_dir: DataDirOpt = None,
     resume: Annotated[
         Path | None,
-        typer.Option("--resume", help="Continue an interrupted run folder from its checkpoint."),
+        typer.Option("--resume", help="Continue an interrupted run folder from its checkpoint.",
+                     autocompletion=complete_run),
     ] = None,
     progress: Annotated[
         ProgressMode | None,
         typer.Option("--progress", help="auto, bar, plain or none (log.progress; default auto)."),
     ] = None,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Print the summary as one JSON object on stdout (with "
+                     "run_dir); progress goes to stderr. Same exit codes."),
+    ] = False,
 ) -> None:
     """Train the MLP with one loss; write a run folder with metrics, summary and checkpoints.
 
     Exit codes: 0 completed, 3 diverged, 130 interrupted, 1 failed, 2 bad usage or config.
     """
-    from ce_lab.config import resolve_config
+    from ce_lab.config import keyword_overrides, resolve_config
     from ce_lab.progress import make_reporter
 
     if resume is not None:
@@ -102,9 +120,9 @@ def train(
         check_resumable(resume)  # before the data is prepared: one line, exit 2 (or 1)
         cfg = load_config(resume / "config.yaml")
     else:
-        flags = run_flags(loss=loss, epochs=epochs, max_steps=max_steps, lr=lr,
-                          optimizer=optimizer, batch_size=batch_size, device=device, seed=seed,
-                          out_dir=out_dir, data_dir=data_dir)
+        flags = keyword_overrides(loss=loss, epochs=epochs, max_steps=max_steps, lr=lr,
+                                  optimizer=optimizer, batch_size=batch_size, device=device,
+                                  seed=seed, out_dir=out_dir, data_dir=data_dir)
         if progress is not None:
             flags["log.progress"] = progress.value
         cfg = resolve_config(config, set_ or [], flags)
@@ -119,12 +137,17 @@ def train(
     survive_closed_pipe(err_console)
     prepare_data(cfg.data)
 
-    reporter = make_reporter(progress.value if progress else cfg.log.progress, console)
+    # With --json, stdout carries the one JSON object and nothing else.
+    reporter = make_reporter(progress.value if progress else cfg.log.progress,
+                             err_console if as_json else console)
     if resume is not None:
         outcome = training.resume(resume, reporter=reporter)
     else:
         outcome = training.train(cfg, reporter=reporter)
-    render_outcome(outcome)
+    if as_json:
+        print_json(outcome)
+    else:
+        render_outcome(outcome)
     if outcome.status == Status.FAILED:
         log = outcome.run_dir / "error.log"
         where = f" (traceback in {log})" if log.is_file() else ""

@@ -23,7 +23,7 @@ from ce_lab.runs.record import RunRecord
 # Config keys that never change a result; they differ between runs without meaning anything.
 NON_RESULT_KEYS = frozenset({
     "out_dir", "data.root", "data.download", "log.progress", "log.checkpoint",
-    "train.eval_batch_size",
+    "train.eval_batch_size", "log.tensorboard",
 })
 STATUS_ORDER = ("completed", "diverged", "interrupted", "failed")
 LABEL_KEYS = ["run", "loss", "seed", "n", "status", "flags"]  # sortable columns, not metrics

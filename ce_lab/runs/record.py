@@ -24,16 +24,14 @@ EVAL_REQUIRED = tuple(required_columns(When.EVAL))
 __all__ = ["RunFolderError", "RunRecord", "comparison_members", "load_run", "select_runs"]
 
 
-@dataclass
-class RunRecord:
-    """One finished run as written to disk; metric tables are columns of floats (nan/inf kept)."""
+class RunIdentity:
+    """What a run folder's files say it is, for classes holding ``path``, ``meta``, ``config``
+    and ``summary`` (a RunRecord; ce_lab.runs.listing's RunEntry)."""
 
     path: Path
-    config: dict[str, Any]
     meta: dict[str, Any]
+    config: dict[str, Any]
     summary: dict[str, Any]
-    metrics: dict[str, list[float]] = field(default_factory=dict)
-    evals: dict[str, list[float]] = field(default_factory=dict)
 
     @property
     def run_id(self) -> str:
@@ -47,7 +45,19 @@ class RunRecord:
     @property
     def seed(self) -> int | None:
         seed = self.summary.get("seed", self.config.get("seed"))
-        return int(seed) if seed is not None else None
+        return int(seed) if isinstance(seed, (int, float)) and not isinstance(seed, bool) else None
+
+
+@dataclass
+class RunRecord(RunIdentity):
+    """One finished run as written to disk; metric tables are columns of floats (nan/inf kept)."""
+
+    path: Path
+    config: dict[str, Any]
+    meta: dict[str, Any]
+    summary: dict[str, Any]
+    metrics: dict[str, list[float]] = field(default_factory=dict)
+    evals: dict[str, list[float]] = field(default_factory=dict)
 
     @property
     def status(self) -> str:

@@ -59,6 +59,10 @@ class Trainer:
 
         if not fusable(cfgs):
             raise ValueError("these configs cannot share a stack (ce_lab.train.fusion)")
+        if cfgs[0].log.tensorboard:  # before any run folder exists: one line naming the extra
+            from ce_lab.errors import require
+
+            require("tensorboard", "tensorboard", "log.tensorboard: true")
         # Members with the same loss side by side: each loss then gets one slice of the logits.
         self.order = sorted(range(len(cfgs)), key=lambda i: loss_group_key(cfgs[i]))
         self.cfgs = [cfgs[i] for i in self.order]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ce_lab.config import RunConfig, to_yaml
+from ce_lab.config import RunConfig, to_dict, to_yaml
 from ce_lab.errors import CeLabError
 from ce_lab.metrics import EVAL_ADDED_LATER, EVAL_HEADER, metrics_header
 from ce_lab.runs.files import (
@@ -68,6 +68,7 @@ class Member:
     message: str | None = None
     error_log: bool = False  # error.log was written
     lock: RunLock | None = None  # RUN/.lock, held until close_member
+    events: Any = None  # ce_lab.tensorboard.RunEvents with log.tensorboard: true
     _last_beat: float = 0.0
 
     @property
@@ -79,9 +80,34 @@ class Member:
 
     def write_metrics(self, row: Mapping[str, Any]) -> None:
         self.metrics.write(row)
+        self.to_events(row)
 
     def write_eval(self, row: Mapping[str, Any]) -> None:
         self.evals.write(row)
+        self.to_events(row)
+
+    def to_events(self, row: Mapping[str, Any], **at: Any) -> None:
+        """The row into the TensorBoard event file, if there is one. The event file is a view of
+        the CSVs: if it cannot be written the run goes on without it, with a warning."""
+        if self.events is None:
+            return
+        try:
+            self.events.scalars(row, **at)
+        except Exception as e:  # the writer's thread failed (a full disk, ...)
+            self.close_events(f"cannot write TensorBoard events of {self.run_dir}: {e}")
+
+    def close_events(self, problem: str | None = None) -> None:
+        events, self.events = self.events, None
+        if events is not None:
+            try:
+                events.close()
+            except Exception as e:
+                problem = problem or f"cannot write TensorBoard events of {self.run_dir}: {e}"
+        if problem:
+            import warnings
+
+            warnings.warn(problem + " (ce-lab export tensorboard writes them from the CSVs)",
+                          stacklevel=2)
 
     def fail(self, exc: BaseException, step: int) -> None:
         text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
@@ -166,6 +192,12 @@ def open_logs(members: Sequence[Member], param_names: Sequence[str], squashes: S
         mem.metrics = CsvLog(mem.run_dir / METRICS, header, keep_until_step=keep_until_step)
         mem.evals = CsvLog(mem.run_dir / EVALS, EVAL_HEADER, keep_until_step=keep_until_step,
                            added_later=EVAL_ADDED_LATER)
+        if mem.cfg.log.tensorboard:  # each member its own event file, in its own run folder
+            from ce_lab.compare.build import flatten
+            from ce_lab.tensorboard import open_live
+
+            mem.events = open_live(mem.run_dir, mem.run_dir.name, flatten(to_dict(mem.cfg)),
+                                   mem.meta, resumed=keep_until_step is not None)
         write_json(mem.run_dir / META, mem.meta)
         mem._last_beat = time.monotonic()
 
@@ -179,6 +211,11 @@ def close_member(mem: Member, *, steps_per_epoch: int, examples: int) -> RunOutc
             mem.status, mem.message = Status.FAILED, str(e)
         mem.message = mem.message or str(e)
 
+    if mem.test is not None and mem.events is not None:  # the test numbers, live
+        from ce_lab.tensorboard import test_scalars
+
+        mem.to_events(test_scalars(mem.test), step=mem.end_step, wall_s=mem.end_wall)
+    mem.close_events()
     for log in (mem.metrics, mem.evals):
         if log is not None:
             try:

@@ -1,0 +1,54 @@
+"""``ce-lab export tensorboard RUN...``: TensorBoard event files written from run folders."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ce_lab.cli._common import cli_errors, console, err_console, fail
+from ce_lab.cli.completion import complete_run
+
+export_app = typer.Typer(help="Write runs in other tools' formats.", no_args_is_help=True)
+
+
+@export_app.command("tensorboard")
+@cli_errors
+def tensorboard(
+    runs: Annotated[list[Path], typer.Argument(
+        help="Run folders, or compare-* folders standing for their runs.",
+        autocompletion=complete_run, show_default=False)],
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Folder of the TensorBoard runs, one sub-folder per run named by its id "
+        "(default: tensorboard/ beside the runs).", show_default=False)] = None,
+) -> None:
+    """Every metric of every run as TensorBoard scalars, with the run's config in the HParams
+    plugin (so TensorBoard's table sorts runs by loss, lr, ...).
+
+    Needs the tensorboard extra: pip install "ce-lab[tensorboard]". View with
+    tensorboard --logdir DIR.
+    """
+    from rich.markup import escape
+
+    from ce_lab.errors import require
+    from ce_lab.runs.record import select_runs
+    from ce_lab.tensorboard import export_run
+
+    require("tensorboard", "tensorboard", "ce-lab export tensorboard")  # before reading runs
+    records, skipped = select_runs(Path("runs"), paths=runs)
+    for line in skipped:
+        err_console.print(f"[yellow]skipped:[/yellow] {escape(line)}", highlight=False,
+                          soft_wrap=True)
+    if not records:
+        raise fail(f"no runs to export ({len(skipped)} skipped)", 1)
+    roots: set[Path] = set()
+    for record in records:
+        # A compare-* folder lists its runs as ../RUN: name their parent plainly.
+        root = out if out is not None else Path(os.path.normpath(record.path.parent)) / "tensorboard"
+        export_run(record, root / record.run_id)
+        roots.add(root)
+    where = ", ".join(str(r) for r in sorted(roots))
+    console.print(f"{len(records)} run(s) written to {escape(where)}; view with: tensorboard "
+                  f"--logdir {escape(where.split(', ')[0])}", highlight=False, soft_wrap=True)

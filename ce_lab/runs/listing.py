@@ -1,0 +1,121 @@
+"""Every run folder under an out_dir as an entry, finished or not: what ``ce-lab runs`` lists and
+``ce_lab.load_runs`` turns into a DataFrame. Without torch.
+
+Unlike ``record.load_run`` (finished runs only, with their metric tables), an entry is read from
+meta.json, config.yaml and, where it exists, summary.json, so running, crashed and failed runs are
+listed too. A folder that cannot be read is skipped with one line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ce_lab.compare.build import flatten, same
+from ce_lab.errors import UsageError
+from ce_lab.runs.files import SUMMARY, RunFolderError
+from ce_lab.runs.liveness import effective_status
+from ce_lab.runs.read import read_config_mapping, read_meta, read_summary
+from ce_lab.runs.record import RunIdentity, _candidate_dirs
+
+
+@dataclass
+class RunEntry(RunIdentity):
+    """One run folder as it stands now; ``summary`` is empty until the run has ended."""
+
+    path: Path
+    meta: dict[str, Any]
+    config: dict[str, Any]
+    summary: dict[str, Any]
+    status: str  # the effective status: "crashed" for a running run whose owner is gone
+
+    @property
+    def group(self) -> str | None:
+        return self.meta.get("group") or self.summary.get("group")
+
+    @property
+    def flags(self) -> list[str]:
+        return list(self.summary.get("flags") or [])  # old runs have no "flags"
+
+    @property
+    def status_text(self) -> str:
+        """The status with the summary's flags, e.g. ``completed (stalled)``."""
+        return f"{self.status} ({', '.join(self.flags)})" if self.flags else self.status
+
+    @property
+    def started(self) -> str | None:
+        return self.meta.get("started")
+
+    def final(self, key: str) -> Any:
+        return (self.summary.get("final") or {}).get(key)
+
+
+def read_entry(folder: Path | str) -> RunEntry:
+    """One run folder; RunFolderError (one line) when it is not one or cannot be read."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise RunFolderError(f"{folder}: not a run folder ({'a file' if folder.exists() else 'missing'})")
+    meta = read_meta(folder)
+    config = read_config_mapping(folder)
+    summary = read_summary(folder) if (folder / SUMMARY).exists() else {}
+    status = effective_status(meta)
+    return RunEntry(folder, meta, config, summary, str(status or meta.get("status")))
+
+
+def list_runs(out_dir: Path | str) -> tuple[list[RunEntry], list[str]]:
+    """Every run folder under ``out_dir``, newest first, and one line per folder skipped."""
+    entries, skipped = [], []
+    for folder in reversed(_candidate_dirs(Path(out_dir))):
+        try:
+            entries.append(read_entry(folder))
+        except RunFolderError as e:
+            skipped.append(str(e))
+    return entries, skipped
+
+
+def filter_runs(entries: Sequence[RunEntry], *, status: Sequence[str] = (),
+                loss: Sequence[str] = (), group: str | None = None,
+                last: int | None = None) -> list[RunEntry]:
+    """The entries with one of ``status`` (a flag such as ``stalled`` matches too) and ``loss``,
+    in ``group``; then the ``last`` newest (entries are newest first)."""
+    if last is not None and last < 1:
+        raise UsageError(f"--last must be at least 1, got {last}")
+    out = [e for e in entries
+           if (not status or e.status in status or set(e.flags) & set(status))
+           and (not loss or e.loss in loss)
+           and (group is None or e.group == group)]
+    return out[:last] if last is not None else out
+
+
+def differing_config(entries: Sequence[RunEntry]) -> list[str]:
+    """The dotted config keys whose values are not all equal, in config order."""
+    flats = [flatten(e.config) for e in entries]
+    keys: list[str] = []
+    for f in flats:
+        keys.extend(k for k in f if k not in keys)
+    return [k for k in keys if len({same(f.get(k, "<absent>")) for f in flats}) > 1]
+
+
+LIST_FIELDS = ("run", "loss", "status", "flags", "seed", "steps", "val_acc", "test_acc", "group",
+               "started", "path")
+
+
+def list_row(entry: RunEntry) -> dict[str, Any]:
+    """What ``ce-lab runs`` shows of a run, as plain values (None: not known yet)."""
+    return {"run": entry.run_id, "loss": entry.loss, "status": entry.status, "flags": entry.flags,
+            "seed": entry.seed, "steps": entry.summary.get("steps"),
+            "val_acc": entry.final("val_acc"), "test_acc": entry.final("test_acc"),
+            "group": entry.group, "started": entry.started, "path": str(entry.path)}
+
+
+def resolve_run(run: str | Path, out_dir: Path | str) -> Path:
+    """A run named by its folder, or by its id under ``out_dir``; UsageError if neither exists."""
+    path = Path(run)
+    if path.is_dir():
+        return path
+    under = Path(out_dir) / str(run)
+    if under.is_dir():
+        return under
+    raise UsageError(f"no run {str(run)!r}: neither a folder nor a run id under {out_dir}")

@@ -1,0 +1,194 @@
+"""``ce-lab runs`` (list, show, diff) on run folders in the exact on-disk format, and tables that
+fit an 80-column pipe without wrapping a number (ce_lab/compare/render/fit.py)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import socket
+
+from rich.console import Console
+from rich.table import Table
+
+from ce_lab.cli.app import app
+from ce_lab.compare.render.fit import fit, natural_width, print_fitted
+from tests.run_factory import make_run
+from tests.test_faults_liveness import dead_pid, set_meta
+
+
+def _runs(tmp_path):
+    out = tmp_path / "runs"
+    old = make_run(out, "ce", 0, started="2026-11-20T10:00:00+00:00", test_acc=0.91,
+                   name="20261120-100000-ce-aaaa")
+    mid = make_run(out, "mse", 1, started="2026-11-21T10:00:00+00:00", group="compare-x",
+                   overrides={"optim.lr": 0.5}, name="20261121-100000-mse-bbbb")
+    new = make_run(out, "hinge", 0, started="2026-11-22T10:00:00+00:00", status="diverged",
+                   diverged_at=300, group="compare-x", name="20261122-100000-hinge-cccc")
+    summary = json.loads((mid / "summary.json").read_text()) | {"flags": ["stalled"]}
+    (mid / "summary.json").write_text(json.dumps(summary))
+    return out, old, mid, new
+
+
+def test_runs_lists_newest_first_with_status_flags_and_numbers(cli, tmp_path):
+    out, old, mid, new = _runs(tmp_path)
+    result = cli.invoke(app, ["runs", "--out-dir", str(out), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert [r["run"] for r in rows] == [new.name, mid.name, old.name]
+    assert rows[0]["status"] == "diverged" and rows[1]["flags"] == ["stalled"]
+    assert rows[2]["test_acc"] == 0.91 and rows[2]["steps"] == 600 and rows[1]["seed"] == 1
+    assert rows[1]["group"] == "compare-x" and rows[2]["group"] is None
+
+    table = cli.invoke(app, ["runs", "--out-dir", str(out)])
+    assert table.exit_code == 0, table.output
+    lines = table.stdout.splitlines()
+    assert "3 of 3 runs" in lines[0]
+    assert lines.index(next(x for x in lines if new.name in x)) < lines.index(
+        next(x for x in lines if old.name in x))
+    assert "completed (stalled)" in table.stdout and "0.9100" in table.stdout
+
+
+def test_runs_filters_and_csv(cli, tmp_path):
+    out, old, mid, new = _runs(tmp_path)
+
+    def ids(*args):
+        result = cli.invoke(app, ["runs", "--out-dir", str(out), "--format", "csv", *args])
+        assert result.exit_code == 0, result.output
+        return [r["run"] for r in csv.DictReader(io.StringIO(result.stdout))]
+
+    assert ids("--status", "diverged") == [new.name]
+    assert ids("--status", "stalled") == [mid.name]  # a flag matches as a status does
+    assert ids("--loss", "ce", "--loss", "mse") == [mid.name, old.name]
+    assert ids("--group", "compare-x") == [new.name, mid.name]
+    assert ids("--last", "1") == [new.name]
+    assert ids("--status", "failed") == []
+    bad = cli.invoke(app, ["runs", "--out-dir", str(out), "--last", "0"])
+    assert bad.exit_code == 2 and "--last must be at least 1" in bad.stderr
+
+
+def test_runs_lists_a_crashed_run_and_skips_a_corrupt_folder_with_one_line(cli, tmp_path):
+    out, old, mid, new = _runs(tmp_path)
+    set_meta(old, status="running", pid=dead_pid(), host=socket.gethostname())
+    (new / "meta.json").write_text("{not json")
+    result = cli.invoke(app, ["runs", "--out-dir", str(out), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    rows = {r["run"]: r for r in json.loads(result.stdout)}
+    assert set(rows) == {old.name, mid.name} and rows[old.name]["status"] == "crashed"
+    skipped = [x for x in result.stderr.splitlines() if x.startswith("skipped:")]
+    assert len(skipped) == 1 and new.name in skipped[0]
+    missing = cli.invoke(app, ["runs", "--out-dir", str(tmp_path / "nowhere")])
+    assert missing.exit_code == 2 and "is not a folder" in missing.stderr
+
+
+def test_runs_show_gives_summary_config_and_files(cli, tmp_path):
+    out, old, mid, new = _runs(tmp_path)
+    result = cli.invoke(app, ["runs", "--out-dir", str(out), "show", mid.name])  # by its id
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    assert mid.name in text and "completed (stalled)" in text
+    assert re.search(r"steps to 0\.90\s+100", text) and re.search(r"test acc\s+0\.9550", text)
+    assert "lr: 0.5" in text  # the config, as YAML
+    assert re.search(r"metrics\.csv\s+\d+", text)
+    as_json = cli.invoke(app, ["runs", "show", str(new), "--format", "json"])  # by its folder
+    data = json.loads(as_json.stdout)
+    assert data["status"] == "diverged" and data["summary"]["diverged_at"] == 300
+    assert data["files"]["summary.json"] == (new / "summary.json").stat().st_size
+    nope = cli.invoke(app, ["runs", "--out-dir", str(out), "show", "no-such-run"])
+    assert nope.exit_code == 2 and "no run 'no-such-run'" in nope.stderr
+
+
+def test_runs_diff_shows_only_differing_keys_then_numbers(cli, tmp_path):
+    out, old, mid, new = _runs(tmp_path)
+    result = cli.invoke(app, ["runs", "diff", str(old), str(mid), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["config"] == {"seed": [0, 1], "loss.name": ["ce", "mse"], "optim.lr": [0.1, 0.5]}
+    assert data["summary"]["test acc"] == ["0.9100", "0.9550"]
+    table = cli.invoke(app, ["runs", "diff", str(old), str(mid)])
+    assert table.exit_code == 0, table.output
+    assert re.search(r"optim\.lr\s+0\.1\s+0\.5", table.stdout)
+    assert "model.hidden" not in table.stdout  # equal keys are not shown
+    same = cli.invoke(app, ["runs", "diff", str(old), str(old)])
+    assert same.exit_code == 0 and "no key differs" in same.stdout
+    one = cli.invoke(app, ["runs", "diff", str(old)])
+    assert one.exit_code == 2 and "at least two runs" in one.stderr
+
+
+def test_runs_diff_in_80_columns_numbers_the_runs(cli, tmp_path):
+    out, old, mid, new = _runs(tmp_path)
+    result = cli.invoke(app, ["runs", "diff", str(old), str(mid), str(new)],
+                        env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[:3] == [f"#1 {old.name}", f"#2 {mid.name}", f"#3 {new.name}"]
+    assert max(len(x) for x in lines[3:]) <= 80
+
+
+# --- fitting a table to the width ----------------------------------------------------------------
+
+def _table(n_cols: int, n_rows: int = 3) -> Table:
+    t = Table(title="t")
+    t.add_column("label")
+    for c in range(1, n_cols):
+        t.add_column(f"column {c}", justify="right")
+    for r in range(n_rows):
+        t.add_row(f"row-{r}", *(f"{1234.5678 * (r + 1) * c:.4f}" for c in range(1, n_cols)))
+    return t
+
+
+def _render(parts) -> str:
+    buf = io.StringIO()
+    print_fitted(Console(file=buf, width=80, color_system=None), parts)
+    return buf.getvalue()
+
+
+def test_a_table_that_fits_is_left_as_it_is():
+    t = _table(3)
+    assert natural_width(t) <= 80 and fit(t, 80) == [t]
+
+
+def test_a_slightly_wide_table_drops_its_last_columns_with_a_note():
+    t = _table(7)
+    assert natural_width(t) > 80
+    text = _render([t])
+    assert "(not shown at this width: column 6" in text
+    assert all(len(line) <= 80 for line in text.splitlines() if "not shown" not in line)
+    for r in range(3):  # every number shown is whole, on one line
+        assert f"{1234.5678 * (r + 1) * 1:.4f}" in text
+
+
+def test_a_much_wider_table_becomes_records_and_never_wraps_a_number():
+    t = _table(14)
+    text = _render([t])
+    assert "row-1" in text and "  column 13: " in text
+    for r in range(3):
+        for c in range(1, 14):
+            value = f"{1234.5678 * (r + 1) * c:.4f}"
+            assert f"  column {c}: {value}" in text.splitlines()
+
+
+def test_a_sweeps_comparison_in_an_80_column_pipe_never_wraps_a_number(cli, tmp_path):
+    """``ce-lab batch configs/sweep-lr.yaml > out.txt`` used to wrap the paired table's cells
+    into one-word lines; the same tables now come as whole cells or records."""
+    out = tmp_path / "runs"
+    for loss in ("ce", "mse", "hinge", "nll-manual"):
+        for lr in (0.05, 0.1, 0.2, 0.5, 1.0):
+            for seed in (0, 1):
+                make_run(out, loss, seed, group="sweep", overrides={"optim.lr": lr},
+                         reach={0.9: 100 + 50 * seed + 50 * (loss == "mse"), 0.95: 300,
+                                0.97: None})
+    result = cli.invoke(app, ["compare", "--group", "sweep", "--out-dir", str(out), "--no-plots"],
+                        env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    paired = next(i for i, x in enumerate(lines) if x.startswith("paired differences"))
+    at = lines.index("  metric: steps to 0.90", lines.index("mse optim.lr=0.1", paired))
+    assert lines[at + 2:at + 4] == ["  mean diff: +50.0", "  95% interval: [+50.0, +50.0]"]
+    files = [x for x in lines if x.startswith(("table", "report.md:", "paired.csv:"))]
+    assert len(files) == 5  # the files' paths, one line each however long
+    assert max(len(x) for x in lines if x not in files) <= 80
+    assert any(x.startswith("  verdict: ") for x in lines)
+    for x in lines:  # no cell was cut into pieces: no line holds a lone fragment of a number
+        assert x.strip() not in ("±", "[", "]", "/")
