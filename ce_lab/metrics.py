@@ -106,10 +106,12 @@ LOGGED_METRICS: tuple[LoggedMetric, ...] = (
     # saturated_frac = wrong + right: whether a saturated output is stuck on the wrong side
     LoggedMetric("saturated_wrong_frac", (When.LOG,), "fraction of sigmoid outputs saturated on "
                  "the wrong side: the target's below 0.01 or a non-target's above 0.99",
-                 grad_stats=True, squashes=True, compute=lambda s: saturated_side(s, True)),
+                 grad_stats=True, squashes=True, compute=lambda s: saturated_side(s, True),
+                 added_later=True),
     LoggedMetric("saturated_right_frac", (When.LOG,), "fraction of sigmoid outputs saturated on "
                  "the right side: the target's above 0.99 or a non-target's below 0.01",
-                 grad_stats=True, squashes=True, compute=lambda s: saturated_side(s, False)),
+                 grad_stats=True, squashes=True, compute=lambda s: saturated_side(s, False),
+                 added_later=True),
     LoggedMetric("val_loss", (When.EVAL,), "loss on the validation split"),
     LoggedMetric("val_acc", (When.EVAL,), "accuracy on the validation split"),
     # Calibration of p = softmax(z) for every loss (ce_lab/calibration.py), on the validation split
@@ -141,6 +143,7 @@ def required_columns(when: When) -> list[str]:
 
 EVAL_HEADER: list[str] = [c for m in LOGGED_METRICS if When.EVAL in m.when for c in m.columns()]
 EVAL_ADDED_LATER: list[str] = [m.name for m in LOGGED_METRICS if When.EVAL in m.when and m.added_later]
+LOG_ADDED_LATER: list[str] = [m.name for m in LOGGED_METRICS if When.LOG in m.when and m.added_later]
 
 
 # ---------------------------------------------------------------------------------------------

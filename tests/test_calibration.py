@@ -166,3 +166,30 @@ def test_a_run_interrupted_before_calibration_existed_resumes_with_its_own_colum
     final = json.loads((cut.run_dir / "summary.json").read_text())["final"]
     assert final["val_ece"] is None and final["val_acc"] == float(body[-1][-1])
     assert final["test_ece"] is not None and (cut.run_dir / "test_logits.npz").exists()
+
+
+def test_an_mse_run_interrupted_before_the_saturation_split_resumes_with_its_own_columns(
+        cli, tiny_mnist, tmp_path):
+    # metrics.csv's saturated_wrong_frac / saturated_right_frac came later than saturated_frac:
+    # an interrupted run written before them continues with the columns it has.
+    from ce_lab.cli.app import app
+    from ce_lab.config import resolve_config
+    from ce_lab.metrics import LOG_ADDED_LATER
+    from tests.test_train import InterruptAt, tiny_sets
+
+    assert LOG_ADDED_LATER == ["saturated_wrong_frac", "saturated_right_frac"]
+    cfg = resolve_config(None, tiny_sets(tiny_mnist, f"out_dir={tmp_path / 'runs'}",
+                                         "loss.name=mse"))
+    cut = train(cfg, reporter=InterruptAt(25))
+    assert cut.status == "interrupted"
+    metrics = cut.run_dir / "metrics.csv"
+    header, *body = list(csv.reader(open(metrics)))
+    keep = [i for i, h in enumerate(header) if h not in LOG_ADDED_LATER]
+    old_header = [header[i] for i in keep]
+    metrics.write_text("".join(",".join(r[i] for i in keep) + "\n" for r in [header, *body]))
+    result = cli.invoke(app, ["train", "--resume", str(cut.run_dir)])
+    assert result.exit_code == 0, result.output
+    header2, *body2 = list(csv.reader(open(metrics)))
+    assert header2 == old_header and "saturated_frac" in header2 and len(body2) > len(body)
+    assert all(len(r) == len(old_header) for r in body2)
+    assert json.loads((cut.run_dir / "summary.json").read_text())["status"] == "completed"

@@ -15,7 +15,7 @@ from typing import Any
 
 from ce_lab.config import RunConfig, to_dict, to_yaml
 from ce_lab.errors import CeLabError
-from ce_lab.metrics import EVAL_ADDED_LATER, EVAL_HEADER, metrics_header
+from ce_lab.metrics import EVAL_ADDED_LATER, EVAL_HEADER, LOG_ADDED_LATER, metrics_header
 from ce_lab.runs.files import (
     ERROR_LOG,
     EVALS,
@@ -189,7 +189,8 @@ def open_logs(members: Sequence[Member], param_names: Sequence[str], squashes: S
         # The CSVs first: a resumed run's files are read as untrusted, and one that cannot be
         # continued is refused (one line) before meta.json is touched.
         header = metric_header(param_names, mem.cfg.log.grad_stats, squashes[mem.index])
-        mem.metrics = CsvLog(mem.run_dir / METRICS, header, keep_until_step=keep_until_step)
+        mem.metrics = CsvLog(mem.run_dir / METRICS, header, keep_until_step=keep_until_step,
+                             added_later=LOG_ADDED_LATER)
         mem.evals = CsvLog(mem.run_dir / EVALS, EVAL_HEADER, keep_until_step=keep_until_step,
                            added_later=EVAL_ADDED_LATER)
         if mem.cfg.log.tensorboard:  # each member its own event file, in its own run folder
