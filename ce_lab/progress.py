@@ -20,6 +20,24 @@ def _fmt(v: float) -> str:
     return f"{v:.4f}" if math.isfinite(v) else str(v)
 
 
+MAX_NAMED = 8  # members named one by one on a progress line; a bigger stack is summarised
+
+
+def _values(values: Mapping[str, float], higher_is_better: bool) -> str:
+    """"ce: 0.3069, mse lr=3.16: 0.0161" — or, for a stack too big for one line (a --tune-lr grid
+    has 28 members), how many, the best and how many are non-finite."""
+    if len(values) <= MAX_NAMED:
+        return ", ".join(f"{k}: {_fmt(v)}" for k, v in values.items())
+    finite = [(v, k) for k, v in values.items() if math.isfinite(v)]
+    text = f"{len(values)} members"
+    if finite:
+        v, k = max(finite) if higher_is_better else min(finite)
+        text += f", best {k}: {_fmt(v)}"
+    if len(finite) < len(values):
+        text += f", {len(values) - len(finite)} non-finite"
+    return text
+
+
 _signalled: list[object] = []  # the SIGINT handler last asked to stop (it is asked only once)
 
 
@@ -117,16 +135,15 @@ class PlainReporter(Reporter):
         now = time.perf_counter()
         if now - self._last >= self.every:
             self._last = now
-            parts = " ".join(f"{k}={_fmt(v)}" for k, v in losses.items())
             self.console.print(
-                f"step {step}/{self._total} epoch {epoch} loss {parts} ({self._rate(step)})",
+                f"step {step}/{self._total} epoch {epoch} loss {_values(losses, False)} "
+                f"({self._rate(step)})",
                 highlight=False, soft_wrap=True,
             )
 
     def evaluated(self, step, val_acc):
-        parts = " ".join(f"{k}={_fmt(v)}" for k, v in val_acc.items())
-        self.console.print(f"step {step}/{self._total} val_acc {parts}", highlight=False,
-                           soft_wrap=True)
+        self.console.print(f"step {step}/{self._total} val_acc {_values(val_acc, True)}",
+                           highlight=False, soft_wrap=True)
 
     def note(self, text):
         self.console.print(text, highlight=False, markup=False)
@@ -177,11 +194,11 @@ class BarReporter(Reporter):
         self.progress.update(self._task, completed=step, rate=rate, info=info)
 
     def logged(self, step, epoch, losses):
-        self._loss = "loss " + " ".join(_fmt(v) for v in losses.values())
+        self._loss = "loss " + _values(losses, False)
         self._refresh(step, epoch)
 
     def evaluated(self, step, val_acc):
-        self._acc = "val " + " ".join(_fmt(v) for v in val_acc.values())
+        self._acc = "val " + _values(val_acc, True)
         self._refresh(step)
 
     def note(self, text):
