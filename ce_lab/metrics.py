@@ -26,7 +26,6 @@ from ce_lab.runs.read import GRAD_WINDOWS, grad_value, grad_window
 from ce_lab.step_stats import (
     accuracy,
     grad_total,
-    logit_grad_norm,
     saturated_frac,
     saturated_side,
     update_ratio,
@@ -97,7 +96,7 @@ LOGGED_METRICS: tuple[LoggedMetric, ...] = (
                  grad_stats=True, compute=grad_total),
     LoggedMetric("logit_grad_norm", (When.LOG,), "mean over the batch of the norm of the "
                  "gradient of each example's own loss with respect to its logits",
-                 grad_stats=True, compute=lambda s: logit_grad_norm(s.grad_logits)),
+                 grad_stats=True, compute=lambda s: s.logit_grad_norm),
     LoggedMetric("update_ratio/{param}", (When.LOG,), "||dw|| / ||w|| of this step's update, "
                  "per parameter tensor", per_param=True, grad_stats=True, compute=update_ratio,
                  after_update=True),

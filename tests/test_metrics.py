@@ -137,7 +137,7 @@ def test_saturated_outputs_split_into_wrong_and_right_sides():
     logits = torch.tensor([[[10.0, -10.0, 10.0],  # target right, non-target right, non-target wrong
                             [-10.0, 0.0, -10.0]]])  # non-target right, unsaturated, target wrong
     view = StepView(logits, torch.tensor([0, 2]), torch.zeros(1), torch.zeros_like(logits), [],
-                    members=1)
+                    members=1, logit_grad_norm=torch.zeros(1))
     wrong = metrics.logged_metric("saturated_wrong_frac").compute(view)
     right = metrics.logged_metric("saturated_right_frac").compute(view)
     total = metrics.logged_metric("saturated_frac").compute(view)

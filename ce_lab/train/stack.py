@@ -71,6 +71,7 @@ class StepView:
     grad_logits: Tensor  # (M, B, C): d loss / d logits
     sq_norms: list[Tensor]  # squared gradient norm per parameter tensor, 0-d (M = 1) or (M,)
     members: int
+    logit_grad_norm: Tensor  # (M,): computed every step for the divergence watch, reused here
     weights_before: list[Tensor] = field(default_factory=list)
     weights_after: list[Tensor] = field(default_factory=list)
 
@@ -285,7 +286,7 @@ class Stack:
         if not log_now:
             self.optimizer.step(step)
             return losses, watched, None
-        view = StepView(logits, y, losses, grad_logits, sq_norms, self.M)
+        view = StepView(logits, y, losses, grad_logits, sq_norms, self.M, logit_norm)
         before, after = self._logged
         if after:  # the weights before the update, for the metrics that compare them
             view.weights_before = [p.detach().clone() for p in self.params]
