@@ -96,8 +96,9 @@ class RunEvents:
 def test_scalars(test: Mapping[str, Any]) -> dict[str, float]:
     """The test set's numbers as scalars ("test_acc", "test_ece", ...): loss, accuracy and
     calibration; structured values (the reliability bins) are not scalars and are left out."""
-    return {f"test_{k}": v for k, v in test.items()
-            if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    from ce_lab.runs.read import is_number
+
+    return {f"test_{k}": v for k, v in test.items() if is_number(v)}
 
 
 def _replace_events(logdir: Path) -> None:

@@ -16,6 +16,7 @@ import typer
 
 from ce_lab.cli._common import cli_errors, console, err_console, fail
 from ce_lab.cli.completion import complete_loss, complete_run
+from ce_lab.runs.read import is_number
 
 runs_app = typer.Typer(help="List, show and diff run folders (newest first).",
                        invoke_without_command=True, no_args_is_help=False)
@@ -43,7 +44,7 @@ ShowFormatOpt = Annotated[ShowFormat, typer.Option("--format", help="table or js
 
 
 def _acc(v) -> str:
-    return "—" if not isinstance(v, (int, float)) or isinstance(v, bool) else f"{v:.4f}"
+    return f"{v:.4f}" if is_number(v) else "—"
 
 
 def _skipped(lines: list[str]) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 from ce_lab.compare.build import Agg, ComparisonTable, Row, config_value, same
 from ce_lab.compare.missing import member_problem, missing_reason, paired_default
 from ce_lab.metrics import NOT_MEASURED, THRESHOLD, Expanded
+from ce_lab.runs.read import is_number
 
 
 def t_quantile(p: float, df: int) -> float:
@@ -210,7 +211,7 @@ def _resolution(records: Sequence[Any], metric: Expanded) -> float | None:
     if key is None:
         return None
     steps = [config_value(r, key) for r in records]
-    nums = [float(s) for s in steps if isinstance(s, (int, float)) and not isinstance(s, bool)]
+    nums = [float(s) for s in steps if is_number(s)]
     return max(nums) if nums else None
 
 

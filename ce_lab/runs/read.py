@@ -194,16 +194,22 @@ def read_csv_columns(path: Path, required: Sequence[str] = (),
 _NUM = "a number or null"
 
 
-def _is_num(v: Any, *, none: bool = True) -> bool:
-    if v is None:
-        return none
+def is_number(v: Any) -> bool:
+    """A JSON number as Python reads it: an int or a float, never a bool (True is an int)."""
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def _is_int(v: Any, *, none: bool = False) -> bool:
-    if v is None:
-        return none
+def is_integer(v: Any) -> bool:
+    """A JSON integer: an int, never a bool."""
     return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v: Any, *, none: bool = True) -> bool:
+    return none if v is None else is_number(v)
+
+
+def _is_int(v: Any, *, none: bool = False) -> bool:
+    return none if v is None else is_integer(v)
 
 
 # grad_summary's windows: (key written now, key of run folders written before it). Now the first

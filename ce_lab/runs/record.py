@@ -16,7 +16,14 @@ from ce_lab.metrics import When, required_columns
 from ce_lab.runs.files import CHECKPOINT, CONFIG, ERROR_LOG, EVALS, META, METRICS, SUMMARY, RunFolderError
 from ce_lab.runs.folder import NON_RUN_PREFIXES, Status, threshold_key
 from ce_lab.runs.liveness import describe_owner, effective_status
-from ce_lab.runs.read import read_config_mapping, read_csv_columns, read_mapping, read_meta, read_summary
+from ce_lab.runs.read import (
+    is_number,
+    read_config_mapping,
+    read_csv_columns,
+    read_mapping,
+    read_meta,
+    read_summary,
+)
 
 METRICS_REQUIRED = tuple(required_columns(When.LOG))  # from the metric registry
 EVAL_REQUIRED = tuple(required_columns(When.EVAL))
@@ -45,7 +52,7 @@ class RunIdentity:
     @property
     def seed(self) -> int | None:
         seed = self.summary.get("seed", self.config.get("seed"))
-        return int(seed) if isinstance(seed, (int, float)) and not isinstance(seed, bool) else None
+        return int(seed) if is_number(seed) else None
 
 
 @dataclass

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from ce_lab.runs.read import is_integer
 from ce_lab.runs.record import RunRecord
 
 Group = tuple[str, Sequence[RunRecord]]  # label, runs (seeds) in the group
@@ -23,8 +24,7 @@ def _epochs(record: RunRecord) -> list[float] | None:
     ``label_noise.n_train``); eval.csv's whole ``epoch`` for runs that do not record it."""
     noise = record.meta.get("label_noise")
     n_train = noise.get("n_train") if isinstance(noise, dict) else None
-    if isinstance(n_train, int) and not isinstance(n_train, bool) and n_train > 0 \
-            and "examples" in record.evals:
+    if is_integer(n_train) and n_train > 0 and "examples" in record.evals:
         return [e / n_train for e in record.evals["examples"]]
     return record.evals.get("epoch")
 

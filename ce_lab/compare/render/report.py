@@ -10,6 +10,7 @@ from ce_lab.compare.build import ComparisonTable, config_value, flatten, show
 from ce_lab.compare.paired import PairedDiff
 from ce_lab.compare.render.cells import resolution_text
 from ce_lab.compare.render.markdown import to_markdown
+from ce_lab.runs.read import is_integer
 from ce_lab.runs.record import RunRecord
 
 # Settings worth stating at the top of a report, when all runs share them.
@@ -55,7 +56,7 @@ def _noise(meta) -> str:
     (meta.json's ``label_noise``; older runs lack it)."""
     noise = meta.get("label_noise")
     changed = noise.get("changed") if isinstance(noise, dict) else None
-    if not isinstance(changed, int) or isinstance(changed, bool) or changed <= 0:
+    if not is_integer(changed) or changed <= 0:
         return ""
     return (f", {noise['changed']}/{noise.get('n_train', '?')} training labels changed "
             f"({noise.get('kind', '?')})")
