@@ -80,3 +80,20 @@ def test_train_json_keeps_the_exit_codes(cli, train_args):
     assert data["status"] == "diverged" and data["diverged_at"] is not None
     bad = cli.invoke(app, [*train_args(), "--set", "optim.lrr=1"])
     assert bad.exit_code == 2 and bad.stdout == "" and "optim.lrr" in bad.stderr
+
+
+def test_the_cli_runs_without_packages_outside_the_core_dependencies():
+    # click comes with ray, not with typer (which vendors its own): a module importing it worked
+    # wherever an extra was installed and failed on a bare `pip install -e .`.
+    import subprocess
+    import sys
+
+    blocked = ("click", "ray", "pandas", "tensorboard", "pytest", "hypothesis")
+    code = ("import sys\n"
+            f"for name in {blocked!r}: sys.modules[name] = None  # import raises ImportError\n"
+            "sys.argv = ['ce-lab', 'losses']\n"
+            "from ce_lab.cli import main\n"
+            "main()\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "mse-logits" in out.stdout

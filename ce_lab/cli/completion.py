@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import click
+import typer  # its Context: Typer passes the callback the command's context by this type
 
 
 def complete_loss(incomplete: str) -> list[str]:
@@ -39,7 +39,7 @@ def complete_set(incomplete: str) -> list[str]:
     return [f"{k}=" for k in config_keys() if k.startswith(incomplete)]
 
 
-def _out_dir(ctx: click.Context) -> Path:
+def _out_dir(ctx: typer.Context) -> Path:
     while ctx is not None:
         value = ctx.params.get("out_dir")
         if value:
@@ -48,7 +48,7 @@ def _out_dir(ctx: click.Context) -> Path:
     return Path("runs")
 
 
-def complete_run(ctx: click.Context, incomplete: str) -> list[str]:
+def complete_run(ctx: typer.Context, incomplete: str) -> list[str]:
     """Run folders (those holding meta.json) under --out-dir, as paths; or run ids when what is
     typed so far is not a path."""
     from ce_lab.runs.files import META
