@@ -112,7 +112,7 @@ def outcome_record(out) -> dict:
 
 def run_fused(cfgs, data) -> list[dict]:
     from ce_lab.runs.read import read_meta
-    from ce_lab.train import train_paired
+    from ce_lab.training import train_paired
 
     outs = train_paired(cfgs, data=data, max_members=len(cfgs))
     for o in outs:  # make sure the members really shared one model
@@ -122,7 +122,7 @@ def run_fused(cfgs, data) -> list[dict]:
 
 
 def run_sequential(cfgs, data) -> list[dict]:
-    from ce_lab.train import train
+    from ce_lab.training import train
 
     return [outcome_record(train(c, data=data)) for c in cfgs]
 
@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     set_threads(args.threads)
     from ce_lab.data.loader import load_mnist
-    from ce_lab.train import fusable
+    from ce_lab.training import fusable
 
     tmp = tempfile.TemporaryDirectory(prefix="ce-lab-bench-")
     out_dir = Path(tmp.name)

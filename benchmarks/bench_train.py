@@ -141,7 +141,7 @@ def tutorial_run(train_set, test_set, epochs: int, seed: int, max_steps: int | N
 
 
 def celab_run(cfg, data) -> dict:
-    from ce_lab.train import train
+    from ce_lab.training import train
 
     out = train(cfg, data=data)
     if out.status != "completed":

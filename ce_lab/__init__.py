@@ -18,7 +18,7 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
-    "resume": "ce_lab.api",
+    "train": "ce_lab.api", "compare": "ce_lab.api", "resume": "ce_lab.api",
     "compare_runs": "ce_lab.api", "load_run": "ce_lab.api", "load_runs": "ce_lab.api",
     "load_metrics": "ce_lab.api", "Run": "ce_lab.api", "Comparison": "ce_lab.api",
     "RunFailed": "ce_lab.api", "MissingDependency": "ce_lab.errors",
@@ -26,18 +26,14 @@ _LAZY = {
     "ConfigError": "ce_lab.errors", "DataError": "ce_lab.errors",
     "RunFolderError": "ce_lab.runs.files",
 }
-__all__ = ["__version__", "compare", "train", *sorted(_LAZY)]
+__all__ = ["__version__", *sorted(_LAZY)]
 
 
-# ``ce_lab.train`` and ``ce_lab.compare`` are packages that, called, are the API's functions.
+# ``ce_lab.training`` and ``ce_lab.comparison`` are packages that, called, are the API's functions.
 _CALLABLE_PACKAGES = ("train", "compare")
 
 
 def __getattr__(name: str) -> Any:
-    if name in _CALLABLE_PACKAGES:
-        import importlib
-
-        return importlib.import_module(f"ce_lab.{name}")
     if name in _LAZY:
         import importlib
 
@@ -46,4 +42,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY, *_CALLABLE_PACKAGES])
+    return sorted([*globals(), *_LAZY])

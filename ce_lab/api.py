@@ -2,7 +2,7 @@
 
 Thin over the modules the CLI uses: configs are resolved and validated by ``ce_lab.config`` (a bad
 key raises ``ce_lab.ConfigError`` with the same one line the CLI prints), runs are trained by
-``ce_lab.train`` and compared by ``ce_lab.compare``, folders are read by ``ce_lab.runs``. Nothing
+``ce_lab.training`` and compared by ``ce_lab.comparison``, folders are read by ``ce_lab.runs``. Nothing
 is printed unless asked (``progress="bar"`` or ``"plain"``; by default a bar only on a terminal).
 Tables come back as pandas DataFrames (``pip install "ce-lab[pandas]"``).
 """
@@ -21,11 +21,11 @@ from ce_lab.runs.files import EVALS, METRICS
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ce_lab.compare.compare import ComparisonResult
+    from ce_lab.comparison.compare import ComparisonResult
     from ce_lab.config import RunConfig
     from ce_lab.runs.listing import RunEntry
 
-DEFAULT_LOSSES = ("ce", "mse", "hinge", "nll-manual")  # as ce_lab.compare.compare's
+DEFAULT_LOSSES = ("ce", "mse", "hinge", "nll-manual")  # as ce_lab.comparison.compare's
 INT_COLUMNS = ("step", "epoch", "examples")  # CSV columns that are counts
 
 
@@ -162,7 +162,7 @@ def train(loss: str | None = None, *, epochs: int | None = None, max_steps: int 
     raises RunFailed. Bad config: ConfigError / UsageError before anything is written.
     """
     from ce_lab.config import keyword_overrides
-    from ce_lab.train.run import train as train_one
+    from ce_lab.training.run import train as train_one
 
     cfg = _base_config(config, overrides, keyword_overrides(
         loss=loss, epochs=epochs, max_steps=max_steps, lr=lr, optimizer=optimizer,
@@ -173,7 +173,7 @@ def train(loss: str | None = None, *, epochs: int | None = None, max_steps: int 
 
 def resume(run_dir: str | Path, *, progress: str | None = None) -> Run:
     """Continue an interrupted run from its checkpoint, as ``ce-lab train --resume``."""
-    from ce_lab.train.run import resume as resume_one
+    from ce_lab.training.run import resume as resume_one
 
     return _finished(resume_one(Path(run_dir), reporter=_reporter(progress)))
 
@@ -229,7 +229,7 @@ class Comparison:
 
     def table(self) -> pd.DataFrame:
         """table.csv's rows: per loss (and config), with _mean/_std/_n over seeds."""
-        from ce_lab.compare.render.data import csv_fields, raw_row
+        from ce_lab.render.data import csv_fields, raw_row
 
         t = self.result.table
         return _pandas().DataFrame([raw_row(t, row) for row in t.rows], columns=csv_fields(t))
@@ -237,7 +237,7 @@ class Comparison:
     def paired(self) -> pd.DataFrame:
         """Each loss against the reference, one row per paired metric (paired.csv's rows, with
         every field of table.json's "paired"): differences over seeds and 95% intervals."""
-        from ce_lab.compare.render.data import paired_json
+        from ce_lab.render.data import paired_json
 
         rows = [paired_json(d) for d in self.result.diffs]
         for row in rows:  # {"loss": ..., "reference": ...} pairs as two flat columns each
@@ -251,7 +251,7 @@ class Comparison:
 
 
 def _seed_list(seeds: Sequence[int] | int | None) -> list[int] | None:
-    from ce_lab.compare.compare import parse_seeds
+    from ce_lab.comparison.compare import parse_seeds
 
     if seeds is None:
         return None
@@ -272,8 +272,8 @@ def compare(losses: Sequence[str] | str = DEFAULT_LOSSES, *, seeds: Sequence[int
     """Train ``losses`` for every seed fused (same weights, same batches), as ``ce-lab compare``,
     and write the comparison folder; ``loss_overrides={"mse": {"optim.lr": 0.5}}`` is
     ``--set-loss``. Raises CeLabError when no run finished."""
-    from ce_lab.compare.build import check_sort_key
-    from ce_lab.compare.compare import build_configs, parse_losses, train_and_compare
+    from ce_lab.comparison.build import check_sort_key
+    from ce_lab.comparison.compare import build_configs, parse_losses, train_and_compare
     from ce_lab.config import keyword_overrides
 
     names = parse_losses(losses if isinstance(losses, str) else ",".join(losses))
@@ -310,8 +310,8 @@ def compare_runs(runs: Any, *, out_dir: str | Path | None = None, reference: str
     """Compare runs already on disk (Runs, folders, or a load_runs DataFrame), as
     ``ce-lab compare RUN...``; the comparison folder goes under ``out_dir`` (default: beside the
     runs). Unreadable runs are skipped with a warning."""
-    from ce_lab.compare.build import build_table
-    from ce_lab.compare.compare import write_comparison
+    from ce_lab.comparison.build import build_table
+    from ce_lab.comparison.compare import write_comparison
     from ce_lab.runs.folder import create_comparison_dir
     from ce_lab.runs.record import select_runs
 
@@ -353,7 +353,7 @@ def load_runs(out_dir: str | Path = "runs", *, status: Sequence[str] | str = (),
     tuple, ...) and the summary's numbers under the comparison table's names (``final_val_acc``,
     ``steps_to_0.90``, ...). Folders that cannot be read are skipped with a warning."""
     from ce_lab import metrics as registry
-    from ce_lab.compare.build import flatten, metric_columns, run_metrics
+    from ce_lab.comparison.build import flatten, metric_columns, run_metrics
     from ce_lab.runs.listing import filter_runs, list_row, list_runs
 
     pd = _pandas()

@@ -1,8 +1,8 @@
 """Experiments built from training and comparing: tune each loss's learning rate, then compare.
 
 ``tune_then_compare`` trains every loss at every rate of a grid, fused per tuning seed (the
-stack holds per-member rates, ``ce_lab.train.fusion``), chooses each loss's rate on the
-validation split (``ce_lab.compare.tuning``), trains the chosen rates on the evaluation seeds
+stack holds per-member rates, ``ce_lab.training.fusion``), chooses each loss's rate on the
+validation split (``ce_lab.comparison.tuning``), trains the chosen rates on the evaluation seeds
 and writes the comparison with its tuning (tuning.csv, the sensitivity plot, the report's Tuning
 section, comparison.json ``tuned``). ``best_of`` does the choosing for runs already on disk (a
 batch that swept the rate). Plain functions: the CLI parses and renders, these decide.
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ce_lab.compare.compare import (
+from ce_lab.comparison.compare import (
     TrainedComparison,
     build_configs,
     load_outcomes,
@@ -25,7 +25,7 @@ from ce_lab.compare.compare import (
     train_seeds,
     write_comparison,
 )
-from ce_lab.compare.tuning import (
+from ce_lab.comparison.tuning import (
     DEFAULT_CRITERION,
     LR_KEY,
     Criterion,
@@ -38,7 +38,7 @@ from ce_lab.errors import UsageError
 from ce_lab.runs.folder import create_comparison_dir
 
 if TYPE_CHECKING:
-    from ce_lab.compare.compare import ComparisonResult
+    from ce_lab.comparison.compare import ComparisonResult
     from ce_lab.config import RunConfig
     from ce_lab.runs.record import RunRecord
 
@@ -110,7 +110,7 @@ def tune_then_compare(
     evaluation runs under ``base.out_dir`` with the comparison's group, as an untuned compare's.
     NoValidMember (exit 1) when a loss has no rate that counts; tuning.csv is written first.
     """
-    from ce_lab.compare.tuning import NoValidMember
+    from ce_lab.comparison.tuning import NoValidMember
 
     overrides = {k: dict(v) for k, v in (overrides or {}).items()}
     for loss, keys in overrides.items():
@@ -170,8 +170,8 @@ def tuning_configs(base: RunConfig, losses: Sequence[str], tune_seeds: Sequence[
 
 def _write_points(records: Sequence[RunRecord], criterion: Criterion, comp_dir: Path) -> None:
     """tuning.csv of a tuning that chose nothing, so what each member did can be read."""
-    from ce_lab.compare.render.tuning import tuning_csv
-    from ce_lab.compare.tuning import tuning_points
+    from ce_lab.comparison.tuning import tuning_points
+    from ce_lab.render.tuning import tuning_csv
     from ce_lab.runs.files import atomic_write_text
 
     points = tuning_points(records, LR_KEY)

@@ -55,7 +55,7 @@ class LoggedMetric:
     per_param: bool = False  # one column per parameter tensor, in model order
     grad_stats: bool = False  # exists only with log.grad_stats on
     squashes: bool = False  # exists only for losses that squash logits through a sigmoid
-    # How a logged step computes it from the step (``ce_lab.train.stack.StepView``): an (M,)
+    # How a logged step computes it from the step (``ce_lab.training.stack.StepView``): an (M,)
     # tensor, or with per_param one per parameter tensor. None: the loop writes it (step, epoch,
     # examples, wall_s, lr) or an evaluation does (val_loss, val_acc).
     compute: Callable[[Any], Any] | None = None

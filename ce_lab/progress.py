@@ -44,7 +44,7 @@ _signalled: list[object] = []  # the SIGINT handler last asked to stop (it is as
 def request_stop() -> bool:
     """Ask the training loop in progress to stop after the current step, as one Ctrl-C does.
 
-    The loop takes Ctrl-C with its own SIGINT handler (``ce_lab.train.run.StopFlag``), so this sends
+    The loop takes Ctrl-C with its own SIGINT handler (``ce_lab.training.run.StopFlag``), so this sends
     that handler one SIGINT, never two (a second would stop mid-step, without a checkpoint).
     Outside a loop (Python's default SIGINT handler, or none) it does nothing. True if it sent one.
     """

@@ -1,5 +1,5 @@
 """How a logged step computes its statistics, from a ``StepView`` ``s`` of M members
-(``ce_lab.train.stack``): the ``compute`` functions of the metric registry's logged metrics
+(``ce_lab.training.stack``): the ``compute`` functions of the metric registry's logged metrics
 (``ce_lab.metrics``). Torch is imported by the training side, which alone calls these, so the
 registry (and the run-folder and comparison code that import it) stays torch-free.
 """

@@ -21,7 +21,7 @@ import json
 import math
 from pathlib import Path
 
-from ce_lab.compare.build import Agg, build_table, show
+from ce_lab.comparison.build import Agg, build_table, show
 from ce_lab.runs.record import load_run
 
 

@@ -38,6 +38,22 @@ def test_import_is_light_and_torch_free():
     assert out.stdout.split() == ["False", "False"]
 
 
+def test_api_functions_have_real_signatures_and_docstrings():
+    """No package shadows an API function: ``ce_lab.train``/``compare`` are the functions, with
+    their own parameters and docstrings, also after the training and comparison packages load."""
+    import inspect
+
+    import ce_lab.comparison.compare  # noqa: F401  (loading the packages must not shadow them)
+    import ce_lab.training.run  # noqa: F401
+
+    assert inspect.isfunction(ce_lab.train) and inspect.isfunction(ce_lab.compare)
+    params = inspect.signature(ce_lab.compare).parameters
+    assert {"losses", "seeds", "epochs", "overrides"} <= set(params)
+    assert params["losses"].default == ("ce", "mse", "hinge", "nll-manual")
+    assert "loss" in inspect.signature(ce_lab.train).parameters
+    assert ce_lab.train.__doc__ and "Train one run" in ce_lab.train.__doc__
+
+
 def test_train_returns_a_run_whose_frames_equal_its_files_and_prints_nothing(small, capfd):
     run = ce_lab.train("mse", epochs=1, lr=0.5, overrides=small, out_dir="runs", seed=3)
     assert capfd.readouterr() == ("", "")  # no terminal: no progress, nothing else either

@@ -12,7 +12,7 @@ import torch
 
 from ce_lab.config import with_overrides
 from ce_lab.metrics import EVAL_HEADER
-from ce_lab.train import train, train_paired
+from ce_lab.training import train, train_paired
 from tests import conftest
 from tests.test_train import cfg, data, rows  # noqa: F401  (fixtures)
 

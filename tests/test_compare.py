@@ -13,8 +13,8 @@ import pytest
 from typer.testing import CliRunner
 
 from ce_lab.cli.app import app
-from ce_lab.compare.build import Agg
-from ce_lab.compare.paired import paired_interval
+from ce_lab.comparison.build import Agg
+from ce_lab.comparison.paired import paired_interval
 from ce_lab.losses import loss_names
 from ce_lab.runs.record import RunFolderError, load_run, select_runs
 from tests.run_factory import make_run

@@ -198,7 +198,7 @@ def test_a_loss_whose_tuning_runs_all_failed_is_one_error(tmp_path, monkeypatch)
     from types import SimpleNamespace
 
     from ce_lab import experiments
-    from ce_lab.compare.tuning import NoValidMember
+    from ce_lab.comparison.tuning import NoValidMember
     from ce_lab.config import RunConfig, with_overrides
 
     ce = make_run(tmp_path / "tuned", "ce", 1, overrides={"optim.lr": 0.1})

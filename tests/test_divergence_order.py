@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from ce_lab.losses import LOSSES
-from ce_lab.train import train
-from ce_lab.train.stack import Stack
+from ce_lab.training import train
+from ce_lab.training.stack import Stack
 
 BAD_STEP = 7  # not a multiple of log_every=5: not a logged step
 

@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 from ce_lab.cli.app import app
 from ce_lab.config import resolve_config
 from ce_lab.data.loader import load_mnist
-from ce_lab.train import resume, train
+from ce_lab.training import resume, train
 from tests.run_factory import make_run
 from tests.test_batch_run import tiny_base, write_batch
 from tests.test_train import InterruptAt, cli_sets, tiny_sets
@@ -341,7 +341,7 @@ def test_a_hostile_md5_stamp_file_in_the_data_cache_is_ignored(spoil, tmp_path):
 
 
 def test_a_plot_that_does_not_fit_leaves_no_partial_png_and_no_temp_file(small_fs, tmp_path):
-    from ce_lab.compare.render.plots import plot_loss
+    from ce_lab.render.plots import plot_loss
     from ce_lab.runs.files import WriteError
     from ce_lab.runs.record import load_run
 

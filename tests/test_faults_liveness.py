@@ -26,7 +26,7 @@ from ce_lab.config import to_yaml, with_overrides
 from ce_lab.progress import Reporter
 from ce_lab.runs.folder import Status
 from ce_lab.runs.liveness import effective_status, owner_alive, process_start
-from ce_lab.train import resume, train
+from ce_lab.training import resume, train
 from tests.run_factory import make_run
 from tests.test_batch import TWO_BY_TWO, FakeExecutor, write_batch
 from tests.test_train import InterruptAt, cfg, data, rows, tiny_sets, without_wall  # noqa: F401
@@ -93,7 +93,7 @@ def test_meta_records_its_owner_and_refreshes_the_heartbeat_at_most_every_few_se
     assert seen[1:] == ["2000-01-01T00:00:00+00:00"] * (len(seen) - 1)
 
     seen.clear()
-    import ce_lab.train.members as members
+    import ce_lab.training.members as members
 
     monkeypatch.setattr(members, "HEARTBEAT_EVERY_S", 0.0)
     where[0] = Path(cfg.out_dir).parent / "beat"
@@ -253,7 +253,7 @@ def test_kill_9_before_the_first_epoch_end_resumes_to_the_same_metric_files(cfg,
 
 def test_the_first_checkpoint_comes_after_a_few_seconds_even_before_any_evaluation(
         cfg, data, monkeypatch):
-    import ce_lab.train.loop as loop
+    import ce_lab.training.loop as loop
 
     cfg = with_overrides(cfg, {"log.eval_every": 10_000})  # the first evaluation: epoch end
     found = {}

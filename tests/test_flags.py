@@ -14,7 +14,7 @@ from ce_lab.config import with_overrides
 from ce_lab.errors import ConfigError
 from ce_lab.nn.mlp import build_model
 from ce_lab.summary import CHANCE_MARGIN, STALL_GRAD_NORM, run_flags
-from ce_lab.train import train, train_paired
+from ce_lab.training import train, train_paired
 from tests.run_factory import make_run
 
 

@@ -1,6 +1,6 @@
 """Stacks of members that differ in the loss *and* the optimizer's hyperparameters.
 
-The rule of what may differ inside a stack (``ce_lab.train.fusion``), and the promise that makes
+The rule of what may differ inside a stack (``ce_lab.training.fusion``), and the promise that makes
 a stack worth having: every member trains exactly as it would alone, so on CPU the ``loss``,
 ``acc``, ``val_loss`` and ``val_acc`` columns of a fused member equal its lone run's to the bit.
 """
@@ -14,8 +14,8 @@ import pytest
 
 from ce_lab.config import with_overrides
 from ce_lab.errors import CeLabError
-from ce_lab.train import fusable, plan_stacks, train, train_paired
-from ce_lab.train.fusion import member_labels
+from ce_lab.training import fusable, plan_stacks, train, train_paired
+from ce_lab.training.fusion import member_labels
 from tests import conftest
 from tests.test_train import cfg, data, rows  # noqa: F401  (fixtures)
 
@@ -132,7 +132,7 @@ def test_a_stack_too_big_for_memory_is_refused_with_its_size(cfg, data):  # noqa
 
 
 def test_a_loss_with_many_members_is_computed_stacked_and_still_equals_alone(cfg, data):  # noqa: F811
-    from ce_lab.train.stack import STACKED_FROM
+    from ce_lab.training.stack import STACKED_FROM
 
     base = with_overrides(cfg, {"train.epochs": 1})
     lrs = [0.03, 0.1, 0.3, 1.0, 3.0][: max(STACKED_FROM, 4)]
@@ -149,7 +149,7 @@ def test_a_loss_with_many_members_is_computed_stacked_and_still_equals_alone(cfg
 def test_the_literature_losses_fused_train_bit_for_bit_as_alone(cfg, data):  # noqa: F811
     # mse-logits, mae, gce, ce-smooth, focal: STACKED_FROM members each (their stacked closed
     # forms), options differing inside the stack (two gce q, two focal gamma), beside ce and mse
-    from ce_lab.train.stack import STACKED_FROM
+    from ce_lab.training.stack import STACKED_FROM
 
     base = with_overrides(cfg, {"train.epochs": 1})
     lrs = [0.03, 0.1, 0.3, 1.0, 3.0][: max(STACKED_FROM, 4)]

@@ -707,7 +707,7 @@ def test_a_registered_loss_is_listed_validated_trained_and_compared_with_no_othe
         dummy_loss, cli, tiny_config, tiny_sets):
     from ce_lab.cli.app import app
     from ce_lab.config import load_config
-    from ce_lab.train import train
+    from ce_lab.training import train
 
     result = cli.invoke(app, ["losses"])
     assert f"│ {dummy_loss} " in result.stdout

@@ -8,8 +8,8 @@ import sys
 import pytest
 
 from ce_lab import metrics
-from ce_lab.compare.render.cells import SHOWN_TABLES
 from ce_lab.metrics import EVAL_HEADER, When, metrics_header, threshold_key
+from ce_lab.render.cells import SHOWN_TABLES
 from tests.test_train import cfg, data  # noqa: F401  (fixtures)
 
 PARAMS = ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"]
@@ -94,13 +94,13 @@ def test_register_refuses_a_duplicate_key():
 
 
 def test_registry_and_comparison_table_do_not_import_torch():
-    code = ("import sys, ce_lab.metrics, ce_lab.summary, ce_lab.compare.build, "
-            "ce_lab.compare.paired, ce_lab.compare.render.data; assert 'torch' not in sys.modules")
+    code = ("import sys, ce_lab.metrics, ce_lab.summary, ce_lab.comparison.build, "
+            "ce_lab.comparison.paired, ce_lab.render.data; assert 'torch' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_the_training_loop_writes_the_registrys_headers():
-    from ce_lab.train import members
+    from ce_lab.training import members
 
     assert members.metric_header is metrics_header and members.EVAL_HEADER is EVAL_HEADER
 
@@ -113,7 +113,7 @@ def test_a_logged_metric_is_one_definition(cfg, data, monkeypatch):  # noqa: F81
 
     from ce_lab.config import with_overrides
     from ce_lab.metrics import LoggedMetric
-    from ce_lab.train import train, train_paired
+    from ce_lab.training import train, train_paired
 
     largest = LoggedMetric("logit_max", (When.LOG,), "largest logit of the batch",
                            compute=lambda s: s.logits.amax((-1, -2)))
@@ -131,7 +131,7 @@ def test_a_logged_metric_is_one_definition(cfg, data, monkeypatch):  # noqa: F81
 def test_saturated_outputs_split_into_wrong_and_right_sides():
     import torch
 
-    from ce_lab.train.stack import StepView
+    from ce_lab.training.stack import StepView
 
     # sigmoid(10) > 0.99, sigmoid(-10) < 0.01, sigmoid(0) = 0.5; targets 0 and 2, three classes.
     logits = torch.tensor([[[10.0, -10.0, 10.0],  # target right, non-target right, non-target wrong

@@ -17,8 +17,8 @@ from ce_lab.config import with_overrides
 from ce_lab.data.loader import epoch_batches
 from ce_lab.losses import LOSSES, make_loss
 from ce_lab.nn.mlp import build_model
-from ce_lab.train import train, train_paired
-from ce_lab.train.loop import batch_generator
+from ce_lab.training import train, train_paired
+from ce_lab.training.loop import batch_generator
 from tests.test_train import cfg, data  # noqa: F401  (fixtures)
 
 F64 = torch.float64
@@ -165,7 +165,7 @@ def test_a_lone_run_after_backprop_keeps_gradients_for_the_optimizer(cfg, data):
 # --- the divergence watch --------------------------------------------------------------------------
 
 def _watch(members=2, capacity=4):
-    from ce_lab.train.divergence import DivergenceWatch
+    from ce_lab.training.divergence import DivergenceWatch
 
     return DivergenceWatch(members, ["loss", "grad_norm/a", "grad_norm/b"], capacity, "cpu")
 

@@ -12,8 +12,8 @@ from ce_lab.config import DataConfig, with_overrides
 from ce_lab.data.loader import load_mnist
 from ce_lab.data.noise import changed_count, corrupt_labels, subset_indices
 from ce_lab.errors import ConfigError, DataError
-from ce_lab.train import train_paired
-from ce_lab.train.fusion import fusion_key, plan_stacks
+from ce_lab.training import train_paired
+from ce_lab.training.fusion import fusion_key, plan_stacks
 from tests.mnist_fixture import TINY_TRAIN, TINY_VAL_SIZE
 
 
@@ -161,8 +161,8 @@ def test_a_comparison_over_noise_levels_plots_one_panel_per_level(tmp_path, cli)
     png = (comp / "val_acc_by_setting.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 10_000
     assert "](val_acc_by_setting.png)" in (comp / "report.md").read_text()
-    from ce_lab.compare.build import build_table
-    from ce_lab.compare.compare import setting_panels
+    from ce_lab.comparison.build import build_table
+    from ce_lab.comparison.compare import setting_panels
     from ce_lab.runs.record import load_run
 
     table = build_table([load_run(p) for p in sorted(out.glob("2026*"))])
@@ -173,7 +173,7 @@ def test_a_comparison_over_noise_levels_plots_one_panel_per_level(tmp_path, cli)
 
 
 def test_a_noisy_run_resumed_ends_as_an_uninterrupted_one(tiny_config):
-    from ce_lab.train import resume, train
+    from ce_lab.training import resume, train
     from tests.test_train import InterruptAt, rows, without_wall
 
     cfg = tiny_config(**{"data.label_noise": 0.3, "data.train_size": 600, "train.epochs": 2,
@@ -190,7 +190,7 @@ def test_a_noisy_run_resumed_ends_as_an_uninterrupted_one(tiny_config):
 
 
 def test_the_report_states_noise_and_gains_only_where_they_are_set(tmp_path):
-    from ce_lab.compare.compare import write_comparison
+    from ce_lab.comparison.compare import write_comparison
     from ce_lab.runs.record import load_run
     from tests.run_factory import make_run
 

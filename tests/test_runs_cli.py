@@ -1,5 +1,5 @@
 """``ce-lab runs`` (list, show, diff) on run folders in the exact on-disk format, and tables that
-fit an 80-column pipe without wrapping a number (ce_lab/compare/render/fit.py)."""
+fit an 80-column pipe without wrapping a number (ce_lab/render/fit.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ce_lab.cli.app import app
-from ce_lab.compare.render.fit import fit, natural_width, print_fitted
+from ce_lab.render.fit import fit, natural_width, print_fitted
 from tests.run_factory import make_run
 from tests.test_faults_liveness import dead_pid, set_meta
 

@@ -128,7 +128,7 @@ def test_live_events_per_member_equal_the_csvs_which_do_not_change(cli, tmp_path
 def test_a_resumed_run_continues_its_events_without_doubling_steps(tiny_config):
     from ce_lab.config import with_overrides
     from ce_lab.tensorboard import RunEvents
-    from ce_lab.train import resume, train
+    from ce_lab.training import resume, train
     from tests.test_train import InterruptAt
 
     cfg = with_overrides(tiny_config(), {"log.tensorboard": True, "log.eval_every": 5})

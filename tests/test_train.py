@@ -25,7 +25,7 @@ from ce_lab.losses import LOSSES, LossSpec
 from ce_lab.nn.mlp import build_model
 from ce_lab.progress import Reporter
 from ce_lab.runs.folder import create_run_dir
-from ce_lab.train import fusable, metric_header, resume, train, train_paired
+from ce_lab.training import fusable, metric_header, resume, train, train_paired
 from tests import conftest
 from tests.mnist_fixture import TINY_VAL_SIZE
 

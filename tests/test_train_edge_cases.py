@@ -16,7 +16,7 @@ from ce_lab.config import resolve_config, with_overrides
 from ce_lab.data.loader import load_mnist
 from ce_lab.progress import Reporter
 from ce_lab.runs.record import select_runs
-from ce_lab.train import resume, train, train_paired
+from ce_lab.training import resume, train, train_paired
 from tests.run_factory import make_run
 from tests.test_train import InterruptAt
 from tests.test_train import tiny_sets as base_sets

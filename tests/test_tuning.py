@@ -1,4 +1,4 @@
-"""Choosing each loss's learning rate on validation (ce_lab/compare/tuning.py), and what is
+"""Choosing each loss's learning rate on validation (ce_lab/comparison/tuning.py), and what is
 written about it: tuning.csv, the sensitivity plot, report.md's Tuning section, comparison.json.
 
 Run folders come from tests/run_factory.py, so every score is known in advance.
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from ce_lab.compare.compare import write_comparison
-from ce_lab.compare.tuning import (
+from ce_lab.comparison.compare import write_comparison
+from ce_lab.comparison.tuning import (
     Criterion,
     NoValidMember,
     check_swept,
@@ -48,7 +48,7 @@ def test_val_acc_auc_is_the_trapezoid_mean_over_the_examples_spanned(tmp_path):
     assert val_acc_auc([1, 2], [0.5, math.nan]) is None
     # Selection reads summary.json's val_acc_auc, and the same function over eval.csv for runs
     # written before the key existed.
-    from ce_lab.compare.tuning import SCORERS
+    from ce_lab.comparison.tuning import SCORERS
 
     record = run(tmp_path, "ce", 0.1)
     assert SCORERS[Criterion.auc](record) == record.summary["val_acc_auc"] == val_acc_auc(
@@ -198,7 +198,7 @@ def test_comparison_files_record_the_tuning(tmp_path):
 
 
 def test_sensitivity_plot_marks_excluded_points_and_circles_the_choice(tmp_path):
-    from ce_lab.compare.render import tuning as render
+    from ce_lab.render import tuning as render
 
     recs = [run(tmp_path, "ce", 0.1, final_val_acc=0.9),
             run(tmp_path, "ce", 1.0, status="diverged", diverged_at=50)]

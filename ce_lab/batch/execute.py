@@ -15,7 +15,7 @@ from ce_lab.batch.tasks import build_tasks
 from ce_lab.runs.files import RunFolderError
 from ce_lab.runs.folder import ENDED_STATUSES, RESULT_STATUSES, Status
 from ce_lab.runs.read import read_summary
-from ce_lab.train.fusion import DEFAULT_MAX_MEMBERS
+from ce_lab.training.fusion import DEFAULT_MAX_MEMBERS
 
 
 class Executor(Protocol):
@@ -133,7 +133,7 @@ def execute(opened: Opened, executor: Executor, *, fuse: bool = True,
 def compare_finished(result: BatchResult, plots: bool = True):
     """The comparison of every finished entry, grouped by the keys the batch varies (not the
     seed), written into the batch folder (tables, plots, report.md). None if nothing finished."""
-    from ce_lab.compare import write_comparison
+    from ce_lab.comparison import write_comparison
     from ce_lab.runs.record import load_run
 
     records, skipped = [], []

@@ -1,6 +1,6 @@
 """A batch's tasks: what ``plan`` decided, grouped into what one worker runs at a time.
 
-Fresh entries that can share a stack (``ce_lab.train.fusion``: they may differ in the loss, the
+Fresh entries that can share a stack (``ce_lab.training.fusion``: they may differ in the loss, the
 optimizer's hyperparameters and the schedule) are fused into one task (``train_paired``: one
 stacked model, identical batches) of at most ``max_members`` entries, and groups are split
 further where that would leave workers idle.
@@ -14,13 +14,13 @@ from ce_lab.batch.plan import BUSY, RESUME, SKIP, Opened, action_for
 from ce_lab.batch.spec import Entry
 from ce_lab.batch.store import run_path
 from ce_lab.config import to_dict
-from ce_lab.train.fusion import DEFAULT_MAX_MEMBERS, fusion_key
+from ce_lab.training.fusion import DEFAULT_MAX_MEMBERS, fusion_key
 
 
 def build_tasks(opened: Opened, fuse: bool, capacity: int,
                 max_members: int = DEFAULT_MAX_MEMBERS) -> list[dict[str, Any]]:
     """Resumes first (one run each), then fresh entries, fused into stacks of at most
-    ``max_members`` by ``ce_lab.train.fusion``'s rule."""
+    ``max_members`` by ``ce_lab.training.fusion``'s rule."""
     batch, state = opened.batch, opened.state
     by_index = {e.index: e for e in batch.entries}
     resumes: list[dict[str, Any]] = []

@@ -86,7 +86,7 @@ def run_task(task: dict[str, Any], reporter=None) -> list[dict[str, Any]]:
 
         if task.get("threads"):
             torch.set_num_threads(int(task["threads"]))
-        from ce_lab import train as training
+        from ce_lab import training
         from ce_lab.config import validate
 
         group = task.get("group")

@@ -22,7 +22,7 @@ from ce_lab.cli._common import (
     fail,
 )
 from ce_lab.runs.folder import Status
-from ce_lab.train.fusion import DEFAULT_MAX_MEMBERS
+from ce_lab.training.fusion import DEFAULT_MAX_MEMBERS
 
 
 class ExecutorKind(str, Enum):

@@ -38,8 +38,8 @@ from ce_lab.cli.compare_tuning import (
     tuning_inputs,
 )
 from ce_lab.cli.completion import complete_loss, complete_run
-from ce_lab.compare.tuning import DEFAULT_CRITERION, Criterion
-from ce_lab.train.fusion import DEFAULT_MAX_MEMBERS
+from ce_lab.comparison.tuning import DEFAULT_CRITERION, Criterion
+from ce_lab.training.fusion import DEFAULT_MAX_MEMBERS
 
 
 class TableFormat(str, Enum):
@@ -73,9 +73,9 @@ def render_comparison(result, fmt: TableFormat, output: Path | None) -> None:
 
 
 def _write_table(result, fmt: TableFormat, output: Path | None) -> None:
-    from ce_lab.compare.render import data as data_files
-    from ce_lab.compare.render.markdown import to_markdown
-    from ce_lab.compare.render.rich_tables import paired_to_rich, to_rich
+    from ce_lab.render import data as data_files
+    from ce_lab.render.markdown import to_markdown
+    from ce_lab.render.rich_tables import paired_to_rich, to_rich
 
     t, diffs, ref = result.table, result.diffs, result.reference
     if fmt is TableFormat.table:
@@ -90,7 +90,7 @@ def _write_table(result, fmt: TableFormat, output: Path | None) -> None:
                 for r in renderables:
                     file_console.print(r)
         else:
-            from ce_lab.compare.render.fit import print_fitted
+            from ce_lab.render.fit import print_fitted
 
             # A pipe's 80 columns: never a wrapped number. A row is named by its loss and config.
             print_fitted(console, renderables[:len(renderables) - len(paired)],
@@ -200,8 +200,8 @@ def compare(
     --best-of optim.lr: each loss at its own best rate among them).
     A missing, unfinished or corrupt run folder is skipped with one line.
     """
-    from ce_lab.compare import compare as comparing
-    from ce_lab.compare.build import check_sort_key
+    from ce_lab.comparison import compare as comparing
+    from ce_lab.comparison.build import check_sort_key
     from ce_lab.config import keyword_overrides, resolve_config
     from ce_lab.losses import loss_names
     from ce_lab.runs.folder import Status, create_comparison_dir
@@ -236,7 +236,7 @@ def compare(
         _report_skipped(skipped)
         if not records:
             raise fail(f"no runs to compare ({len(skipped)} skipped)", 1)
-        from ce_lab.compare.build import build_table
+        from ce_lab.comparison.build import build_table
 
         # An unknown --sort column, or one seed twice in a cell, fails before any file is written.
         build_table(records, sort=sort)
@@ -278,7 +278,7 @@ def compare(
     configs = comparing.build_configs(base, loss_list, seed_list or [base.seed], overrides)
     reporter = make_reporter(progress.value if progress else base.log.progress, err_console)
 
-    from ce_lab.train.fusion import plan_stacks
+    from ce_lab.training.fusion import plan_stacks
 
     # Said here too, so --progress none (which silences the reporter's notes) still tells.
     stacks = max(len(plan_stacks(c, max_members)) for c in configs.values())

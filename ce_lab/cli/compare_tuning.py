@@ -1,6 +1,6 @@
 """``ce-lab compare --tune-lr`` and ``--best-of KEY``: the options, their checks, what is said.
 
-Thin: the choosing is ``ce_lab.compare.tuning``, the orchestration ``ce_lab.experiments``.
+Thin: the choosing is ``ce_lab.comparison.tuning``, the orchestration ``ce_lab.experiments``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 
 from ce_lab.cli._common import err_console, fail
-from ce_lab.compare.tuning import Criterion, Tuning, fmt_value, key_name
+from ce_lab.comparison.tuning import Criterion, Tuning, fmt_value, key_name
 
 
 class Select(str, Enum):
@@ -99,7 +99,7 @@ def shared_lr_line(configs) -> str | None:
 def tuning_inputs(lr, set_items, lr_grid: str | None, tune_seeds: str | None,
                   eval_seeds) -> tuple[list[float], list[int] | None]:
     """--tune-lr's grid and tuning seeds, checked before any data is fetched (exit 2)."""
-    from ce_lab.compare.compare import parse_seeds
+    from ce_lab.comparison.compare import parse_seeds
     from ce_lab.experiments import check_tune_seeds, parse_lr_grid
 
     if lr is not None or any(item.split("=", 1)[0].strip() == "optim.lr" for item in set_items):

@@ -23,7 +23,7 @@ def complete_loss(incomplete: str) -> list[str]:
 
 def config_keys() -> list[str]:
     """Every dotted config key, in config order."""
-    from ce_lab.compare.build import flatten
+    from ce_lab.comparison.build import flatten
     from ce_lab.config import RunConfig, to_dict
 
     return list(flatten(to_dict(RunConfig())))

@@ -56,7 +56,7 @@ def _skipped(lines: list[str]) -> None:
 
 
 def _print_tables(tables, hint: str = "see --format csv or a wider terminal") -> None:
-    from ce_lab.compare.render.fit import print_fitted
+    from ce_lab.render.fit import print_fitted
 
     print_fitted(console, tables, hint=hint)
 
@@ -122,8 +122,8 @@ def _entry(ctx: typer.Context, run: str):
 def _summary_rows(entries) -> list[tuple[str, list[str]]]:
     """(header, one cell per run) for every summary number of the metric registry."""
     from ce_lab import metrics as registry
-    from ce_lab.compare.build import Row, metric_columns, run_metrics
-    from ce_lab.compare.render.cells import cell_text
+    from ce_lab.comparison.build import Row, metric_columns, run_metrics
+    from ce_lab.render.cells import cell_text
 
     columns = metric_columns(registry.param_values([e.summary for e in entries if e.summary]))
     values = [run_metrics(e, columns) if e.summary else {} for e in entries]
@@ -184,8 +184,8 @@ def diff(ctx: typer.Context,
     """The config keys that differ between runs, then their summary numbers side by side."""
     from rich.table import Table
 
-    from ce_lab.compare.build import flatten
-    from ce_lab.compare.build import show as show_value
+    from ce_lab.comparison.build import flatten
+    from ce_lab.comparison.build import show as show_value
     from ce_lab.runs.listing import differing_config
 
     if len(runs) < 2:
@@ -201,7 +201,7 @@ def diff(ctx: typer.Context,
             "status": [e.status for e in entries],
             "summary": {h: cells for h, cells in numbers}}, indent=2, default=str))
         return
-    from ce_lab.compare.render.fit import natural_width
+    from ce_lab.render.fit import natural_width
 
     def tables(headers: list[str]) -> list:
         config = Table(title="config keys that differ" if keys else "config: no key differs",

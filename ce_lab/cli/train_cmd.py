@@ -127,7 +127,7 @@ def train(
             flags["log.progress"] = progress.value
         cfg = resolve_config(config, set_ or [], flags)
 
-    from ce_lab import train as training
+    from ce_lab import training
     from ce_lab.cli.data_cmd import prepare_data
     from ce_lab.progress import survive_closed_pipe
 

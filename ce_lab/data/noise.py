@@ -2,9 +2,9 @@
 
 Both draw from their own CPU generators, seeded from the run's seed plus an offset of their own, so
 they are independent of the weight-init stream (the seed itself), the validation split (the seed)
-and the batch order (the seed + ``ce_lab.train.loop.BATCH_SEED_OFFSET``): a run without noise and
+and the batch order (the seed + ``ce_lab.training.loop.BATCH_SEED_OFFSET``): a run without noise and
 without a subset draws nothing here and is bit for bit what it was before these keys existed.
-Every member of a stack shares ``data.*`` (ce_lab/train/fusion.py) and so the same corruption.
+Every member of a stack shares ``data.*`` (ce_lab/training/fusion.py) and so the same corruption.
 
 The count is exact: of ``n`` labels, ``changed_count(fraction, n)`` = floor(fraction * n + 0.5)
 change (round half up, not Python's round-half-to-even), each to a class different from its own:

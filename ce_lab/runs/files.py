@@ -38,7 +38,7 @@ CONFIG = "config.yaml"
 METRICS = "metrics.csv"
 EVALS = "eval.csv"
 ERROR_LOG = "error.log"
-CHECKPOINT = "checkpoint.pt"  # written by ce_lab.train; named here so readers need no torch
+CHECKPOINT = "checkpoint.pt"  # written by ce_lab.training; named here so readers need no torch
 TEST_LOGITS = "test_logits.npz"  # a completed run's test logits (float32) and labels (int64)
 
 

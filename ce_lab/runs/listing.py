@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ce_lab.compare.build import flatten, same
+from ce_lab.comparison.build import flatten, same
 from ce_lab.errors import UsageError
 from ce_lab.runs.files import SUMMARY, RunFolderError
 from ce_lab.runs.liveness import effective_status

@@ -21,11 +21,11 @@ from ce_lab.metrics import logged_metric
 from ce_lab.progress import Reporter
 from ce_lab.runs.files import CHECKPOINT
 from ce_lab.runs.folder import Status
-from ce_lab.train import checkpoint
-from ce_lab.train.checkpoint import LoopState
-from ce_lab.train.divergence import DivergenceWatch
-from ce_lab.train.fusion import fusable, member_labels
-from ce_lab.train.members import (
+from ce_lab.training import checkpoint
+from ce_lab.training.checkpoint import LoopState
+from ce_lab.training.divergence import DivergenceWatch
+from ce_lab.training.fusion import fusable, member_labels
+from ce_lab.training.members import (
     Member,
     RunOutcome,
     close_member,
@@ -33,7 +33,7 @@ from ce_lab.train.members import (
     open_logs,
     resumed_member,
 )
-from ce_lab.train.stack import GRAD_NORM, WATCH_LOGITS, Stack, loss_group_key
+from ce_lab.training.stack import GRAD_NORM, WATCH_LOGITS, Stack, loss_group_key
 
 GRAD_TOTAL = logged_metric("grad_norm/total").name
 
@@ -58,7 +58,7 @@ class Trainer:
         from ce_lab.device import resolve_device
 
         if not fusable(cfgs):
-            raise ValueError("these configs cannot share a stack (ce_lab.train.fusion)")
+            raise ValueError("these configs cannot share a stack (ce_lab.training.fusion)")
         if cfgs[0].log.tensorboard:  # before any run folder exists: one line naming the extra
             from ce_lab.errors import require
 

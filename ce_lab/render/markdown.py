@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from ce_lab.compare.build import ComparisonTable
-from ce_lab.compare.paired import PairedDiff
-from ce_lab.compare.render.cells import (
+from ce_lab.comparison.build import ComparisonTable
+from ce_lab.comparison.paired import PairedDiff
+from ce_lab.render.cells import (
     PAIRED_NOTE,
     PAIRED_TITLE,
     paired_cells,

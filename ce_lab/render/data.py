@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ce_lab.compare.build import Agg, ComparisonTable, Row, show
-from ce_lab.compare.paired import PairedDiff
+from ce_lab.comparison.build import Agg, ComparisonTable, Row, show
+from ce_lab.comparison.paired import PairedDiff
 
 
 def relative_path(p: Path | str, base: Path) -> str:

@@ -13,16 +13,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ce_lab.compare.build import ComparisonTable, build_table, show
-from ce_lab.compare.paired import PairedDiff, paired_differences
-from ce_lab.compare.render import data as data_files
-from ce_lab.compare.render.markdown import to_markdown
+from ce_lab.comparison.build import ComparisonTable, build_table, show
+from ce_lab.comparison.paired import PairedDiff, paired_differences
 from ce_lab.errors import ConfigError, UsageError
+from ce_lab.render import data as data_files
+from ce_lab.render.markdown import to_markdown
 from ce_lab.runs.folder import Status, create_comparison_dir
 from ce_lab.runs.record import RunFolderError, RunRecord, load_run
 
 if TYPE_CHECKING:
-    from ce_lab.compare.tuning import Tuning
+    from ce_lab.comparison.tuning import Tuning
     from ce_lab.config import RunConfig
 
 DEFAULT_LOSSES = ("ce", "mse", "hinge", "nll-manual")
@@ -89,7 +89,7 @@ def write_comparison(
     """Render the comparison of ``records`` into ``comp_dir``: comparison.json, table.csv /
     table.json / table.md, paired.csv, the PNG plots and report.md; with ``tuning`` (how each
     loss's rate was chosen) also tuning.csv, the sensitivity plot and the report's Tuning section."""
-    from ce_lab.compare.render.report import render_report
+    from ce_lab.render.report import render_report
 
     comp_dir = Path(comp_dir)
     table = build_table(records, group_by=group_by, sort=sort)
@@ -107,7 +107,7 @@ def write_comparison(
     if diffs:
         result.files["paired.csv"] = _write_text(comp_dir / "paired.csv", data_files.paired_csv(diffs))
     if plots:
-        from ce_lab.compare.render.plots import write_plots
+        from ce_lab.render.plots import write_plots
 
         groups = [(row.label, row.records) for row in table.rows]
         result.plots = write_plots(groups, table.thresholds, comp_dir, setting_panels(table))
@@ -130,7 +130,7 @@ def write_comparison(
         "paired": [data_files.paired_json(d) for d in diffs],
     }
     if tuning is not None:
-        from ce_lab.compare.tuning import to_json as tuned_json
+        from ce_lab.comparison.tuning import to_json as tuned_json
 
         comparison["tuned"] = tuned_json(tuning)
     result.files["comparison.json"] = _write_text(
@@ -141,7 +141,7 @@ def write_comparison(
 def _write_tuning(tuning: Tuning, comp_dir: Path, result: ComparisonResult,
                   plots: bool) -> tuple[str, Path | None]:
     """tuning.csv and the sensitivity plot; returns report.md's Tuning section and the plot."""
-    from ce_lab.compare.render import tuning as render
+    from ce_lab.render import tuning as render
 
     result.files["tuning.csv"] = _write_text(comp_dir / "tuning.csv", render.tuning_csv(tuning, comp_dir))
     plot = render.plot_sensitivity(tuning, comp_dir / render.SENSITIVITY_PNG) if plots else None
@@ -235,7 +235,7 @@ def build_configs(
 @dataclass
 class TrainedComparison:
     result: ComparisonResult | None
-    outcomes: list[Any]  # ce_lab.train.RunOutcome
+    outcomes: list[Any]  # ce_lab.training.RunOutcome
     interrupted: bool
 
 
@@ -275,7 +275,7 @@ def train_seeds(configs_by_seed: Mapping[int, Sequence[RunConfig]], group: str, 
                 reporter: Any = None, max_members: int | None = None) -> tuple[list[Any], bool]:
     """Each seed's configs trained paired under ``group``; (outcomes, interrupted). Stops after
     an interrupted seed."""
-    from ce_lab.train import train_paired
+    from ce_lab.training import train_paired
 
     outcomes: list[Any] = []
     kwargs = {} if max_members is None else {"max_members": max_members}

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from ce_lab.compare.build import config_value, differing_keys, same, show
+from ce_lab.comparison.build import config_value, differing_keys, same, show
 from ce_lab.errors import CeLabError, UsageError
 from ce_lab.runs.folder import Status
 from ce_lab.runs.record import RunRecord

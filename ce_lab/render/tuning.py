@@ -1,6 +1,6 @@
 """The tuning of a comparison as files: tuning.csv, the sensitivity plot and report.md's section.
 
-Renders ``ce_lab.compare.tuning.Tuning``; computes nothing. Scores are written raw (csv by repr).
+Renders ``ce_lab.comparison.tuning.Tuning``; computes nothing. Scores are written raw (csv by repr).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import csv
 import io
 from pathlib import Path
 
-from ce_lab.compare.tuning import Criterion, Tuning, fmt_value, key_name
+from ce_lab.comparison.tuning import Criterion, Tuning, fmt_value, key_name
 
 SENSITIVITY_PNG = "lr_sensitivity.png"
 
@@ -17,7 +17,7 @@ SENSITIVITY_PNG = "lr_sensitivity.png"
 def tuning_csv(tuning: Tuning, comp_dir: Path | None = None) -> str:
     """One row per tuning member: loss, value, seed, status, why it does not count, each score;
     ``run`` relative to ``comp_dir`` (as comparison.json's runs)."""
-    from ce_lab.compare.render.data import relative_path
+    from ce_lab.render.data import relative_path
 
     def rel(run: str) -> str:
         return run if comp_dir is None else relative_path(run, comp_dir)
@@ -94,7 +94,7 @@ def plot_sensitivity(tuning: Tuning, path: Path) -> Path | None:
     from matplotlib.ticker import NullLocator
     from matplotlib.transforms import blended_transform_factory
 
-    from ce_lab.compare.render.plots import _new_figure, _save
+    from ce_lab.render.plots import _new_figure, _save
 
     if not tuning.cells:
         return None

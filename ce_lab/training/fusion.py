@@ -70,7 +70,7 @@ def plan_stacks(cfgs: Sequence[RunConfig], max_members: int = DEFAULT_MAX_MEMBER
 def member_labels(cfgs: Sequence[RunConfig]) -> list[str]:
     """Short names that tell the members of a stack apart: the loss, plus every per-member key
     whose value differs between members (``mse lr=3.0``)."""
-    from ce_lab.compare.build import flatten  # torch-free; one flattening of configs
+    from ce_lab.comparison.build import flatten  # torch-free; one flattening of configs
 
     flats = [flatten(to_dict(c)) for c in cfgs]
     varying = [k for k in flats[0] if k != "loss.name" and k != "out_dir"

@@ -194,7 +194,7 @@ def open_logs(members: Sequence[Member], param_names: Sequence[str], squashes: S
         mem.evals = CsvLog(mem.run_dir / EVALS, EVAL_HEADER, keep_until_step=keep_until_step,
                            added_later=EVAL_ADDED_LATER)
         if mem.cfg.log.tensorboard:  # each member its own event file, in its own run folder
-            from ce_lab.compare.build import flatten
+            from ce_lab.comparison.build import flatten
             from ce_lab.tensorboard import open_live
 
             mem.events = open_live(mem.run_dir, mem.run_dir.name, flatten(to_dict(mem.cfg)),

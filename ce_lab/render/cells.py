@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ce_lab.compare.build import Agg, Column, ComparisonTable, Row, config_value, show
-from ce_lab.compare.missing import count_reasons, missing_reason
-from ce_lab.compare.paired import MIN_INFORMATIVE, PairedDiff
+from ce_lab.comparison.build import Agg, Column, ComparisonTable, Row, config_value, show
+from ce_lab.comparison.missing import count_reasons, missing_reason
+from ce_lab.comparison.paired import MIN_INFORMATIVE, PairedDiff
 from ce_lab.metrics import NONE_SHOWN, NOT_REACHED, SummaryMetric
 from ce_lab.runs.record import RunRecord
 
@@ -36,7 +36,7 @@ def _fmt(v: float, kind: str) -> str:
 def cell_text(row: Row, col: Column, counts: bool = True) -> str:
     """A value as the rich and markdown tables show it (``counts``: add "(m/n reached)").
 
-    A missing value says why (``ce_lab/compare/missing.py``): "not reached", "not measured",
+    A missing value says why (``ce_lab/comparison/missing.py``): "not reached", "not measured",
     "diverged at step k (quantity)", "stalled", or "—".
     """
     v = row.values.get(col.key)

@@ -1,5 +1,5 @@
 """Training entry points: ``train(cfg)`` (one run), ``train_paired(cfgs)`` (a comparison: stacks
-of fused members, see ``ce_lab.train.fusion``) and ``resume(run_dir)``.
+of fused members, see ``ce_lab.training.fusion``) and ``resume(run_dir)``.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from ce_lab.config import RunConfig, load_config
 from ce_lab.progress import Reporter
 from ce_lab.runs.files import CONFIG
 from ce_lab.runs.folder import Status
-from ce_lab.train.fusion import DEFAULT_MAX_MEMBERS, plan_stacks
-from ce_lab.train.loop import Trainer
-from ce_lab.train.members import RunOutcome, release_locks
+from ce_lab.training.fusion import DEFAULT_MAX_MEMBERS, plan_stacks
+from ce_lab.training.loop import Trainer
+from ce_lab.training.members import RunOutcome, release_locks
 
 
 class StopFlag:

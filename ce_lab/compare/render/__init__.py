@@ -1,4 +1,0 @@
-"""Renderings of a comparison: rich tables, Markdown, csv/json, PNG plots and report.md.
-
-Each module turns the data of ce_lab/compare/build.py and paired.py into one format; none computes.
-"""
