@@ -19,6 +19,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "train": "ce_lab.api", "compare": "ce_lab.api", "resume": "ce_lab.api",
+    "resume_comparison": "ce_lab.api", "Interrupted": "ce_lab.api", "ParamError": "ce_lab.errors",
     "compare_runs": "ce_lab.api", "load_run": "ce_lab.api", "load_runs": "ce_lab.api",
     "load_metrics": "ce_lab.api", "Run": "ce_lab.api", "Comparison": "ce_lab.api",
     "RunFailed": "ce_lab.api", "MissingDependency": "ce_lab.errors",

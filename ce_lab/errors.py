@@ -13,6 +13,25 @@ class UsageError(CeLabError):
     exit_code = 2
 
 
+class ParamError(UsageError):
+    """A bad argument of an orchestration function (``ce_lab.lab``), whose message names the
+    parameter: written with markers, ``«seeds»``, that each front door spells its own way.
+
+    ``str(e)`` spells them as the Python parameters (``seeds``); the CLI spells them as its flags
+    (``--seeds``) through ``spelled``. One message, so the two can never say different things.
+    """
+
+    def __init__(self, template: str):
+        self.template = template
+        super().__init__(self.spelled(lambda name: name))
+
+    def spelled(self, spell) -> str:
+        """The message with each «name» replaced by ``spell(name)``."""
+        import re
+
+        return re.sub(r"«(\w+)»", lambda m: spell(m.group(1)), self.template)
+
+
 class ConfigError(UsageError):
     """A config value, key or file that cannot be used."""
 

@@ -89,12 +89,51 @@ def test_errors_are_the_clis_one_liners_before_anything_is_written(small, tmp_pa
         ce_lab.train("ce", lr=-1.0, overrides=small)
     with pytest.raises(ce_lab.UsageError, match="unknown loss msee"):
         ce_lab.compare(["ce", "msee"], overrides=small)
-    with pytest.raises(ce_lab.UsageError, match="reference 'hinge' is not among"):
+    with pytest.raises(ce_lab.ParamError, match=r"^reference hinge is not among losses \(ce, mse\)$"):
         ce_lab.compare(["ce", "mse"], reference="hinge", overrides=small)
     with pytest.raises(ce_lab.UsageError, match="progress must be"):
         ce_lab.train("ce", overrides=small, progress="loud")
     assert not (tmp_path / "runs").exists()
     assert issubclass(ce_lab.ConfigError, ce_lab.CeLabError)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"losses": ["ce", "ce"]}, r"^losses names a loss twice: ce, ce$"),
+    ({"seeds": "12"}, r"^seeds must be a list of non-negative integers, got '12'$"),
+    ({"seeds": [0, -1]}, r"^seeds expects non-negative integers, got \[0, -1\]$"),
+    ({"seeds": [True]}, r"^seeds expects non-negative integers"),
+    ({"losses": [1, 2]}, r"^losses must be loss names \(strings\), got \[1, 2\]$"),
+    ({"loss_overrides": ["mse"]}, r"^loss_overrides must map a loss to"),
+    ({"loss_overrides": {"hinge": {"optim.lr": 1}}}, r"^loss_overrides names 'hinge', which is not"),
+    ({"max_members": 0}, r"^max_members must be a positive integer, got 0$"),
+    ({"lr_grid": [0.1]}, r"^lr_grid only apply with tune_lr$"),
+    ({"tune_lr": True, "lr_grid": "0.1,1"}, r"^lr_grid must be a list of learning rates, got '0.1,1'$"),
+    ({"tune_lr": True, "lr_grid": [0.1, -1]}, r"^lr_grid expects positive learning rates"),
+    ({"tune_lr": True, "select": "best"}, r"^select must be one of auc, final-val-acc, got 'best'$"),
+    ({"tune_lr": True, "seeds": [0], "tune_seeds": [0]},
+     r"^tune_seeds and seeds share seed\(s\) 0: rates chosen on a seed would be evaluated on it$"),
+    ({"tune_lr": True, "lr": 0.5}, r"^tune_lr chooses each loss's rate from lr_grid"),
+    ({"tune_lr": True, "loss_overrides": {"mse": {"optim.lr": 1}}},
+     r"^loss_overrides mse:optim.lr conflicts with tune_lr"),
+    ({"sort": "nope"}, r"^unknown sort column 'nope'"),
+])
+def test_compare_names_the_parameter_and_writes_nothing(small, tmp_path, kwargs, message):
+    """Typed values are checked, never split as text ("12" is not seeds 1 and 2); the message
+    names the parameter, where the CLI's names the flag (tests/test_cli_*)."""
+    kwargs = {"losses": ["ce", "mse"], **kwargs}
+    with pytest.raises(ce_lab.ParamError, match=message):
+        ce_lab.compare(overrides=small, **kwargs)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_api_errors_for_wrong_types_name_the_parameter(tmp_path):
+    with pytest.raises(ce_lab.ParamError, match=r"^run_dir must be a folder \(str or Path\), got 5$"):
+        ce_lab.resume(5)
+    with pytest.raises(ce_lab.ParamError, match=r"^loss must be a loss name, got \['ce'\]$"):
+        ce_lab.train(["ce"])
+    with pytest.raises(ce_lab.ParamError, match=r"^best_of optim.lr: the runs did not sweep it"):
+        ce_lab.compare_runs([make_run(tmp_path, "ce", 0), make_run(tmp_path, "mse", 0)],
+                            best_of="optim.lr", plots=False)
 
 
 def test_a_diverged_run_is_a_result_and_progress_goes_to_stderr_when_asked(small, capfd):

@@ -197,36 +197,38 @@ def test_tuning_options_are_in_help(cli):
 def test_a_loss_whose_tuning_runs_all_failed_is_one_error(tmp_path, monkeypatch):
     from types import SimpleNamespace
 
-    from ce_lab import experiments
     from ce_lab.comparison.tuning import NoValidMember
     from ce_lab.config import RunConfig, with_overrides
+    from ce_lab.lab import comparing, plan_comparison
+    from ce_lab.lab.tuning import tune
 
     ce = make_run(tmp_path / "tuned", "ce", 1, overrides={"optim.lr": 0.1})
     gone = tmp_path / "tuned" / "20261123-100000-mse-dead"  # failed before writing a summary
 
-    def fake_train(configs_by_seed, group, **kw):
+    def fake_train(configs_by_seed, group, root, **kw):
         return [SimpleNamespace(run_dir=ce, status="completed"),
                 SimpleNamespace(run_dir=gone, status="failed")], False
 
-    monkeypatch.setattr(experiments, "train_seeds", fake_train)
+    monkeypatch.setattr(comparing, "train_or_resume", fake_train)
     base = with_overrides(RunConfig(), {"out_dir": str(tmp_path / "runs")})
+    request = plan_comparison(base, ["ce", "mse"], [0], tune_lr=True, lr_grid=[0.1])
     with pytest.raises(NoValidMember, match=r"^mse: no tuning run could be read back \(.*"
                        r"mse-dead: missing"):
-        experiments.tune_then_compare(base, ["ce", "mse"], [0], lr_grid=[0.1])
+        tune(request, tmp_path / "comp")
 
 
 def test_ctrl_c_while_tuning_exits_130_and_compares_nothing(tiny_mnist, tmp_path, monkeypatch):
-    from ce_lab import experiments
+    from ce_lab.lab import comparing
 
-    def interrupted(configs_by_seed, group, **kw):
-        return [], True  # as train_seeds returns after a Ctrl-C in the tuning stack
+    def interrupted(configs_by_seed, group, root, **kw):
+        return [], True  # as train_or_resume returns after a Ctrl-C in the tuning stack
 
-    monkeypatch.setattr(experiments, "train_seeds", interrupted)
+    monkeypatch.setattr(comparing, "train_or_resume", interrupted)
     out = tmp_path / "runs"
     result = runner.invoke(app, ["compare", "--tune-lr", "--losses", "ce", "--lr-grid", "0.1",
                                  *tiny_args(tiny_mnist, out)])
     assert result.exit_code == 130
     comp = only("compare-*", out)
-    assert f"interrupted while tuning: nothing compared; the tuning runs are in {comp}/tuning" \
-        in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == \
+        f"interrupted; continue with: ce-lab compare --resume {comp}"
     assert not (comp / "report.md").exists()

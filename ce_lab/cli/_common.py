@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from ce_lab.cli.completion import complete_set
-from ce_lab.errors import CeLabError
+from ce_lab.errors import CeLabError, ParamError
 from ce_lab.losses import loss_names
 from ce_lab.runs.folder import Status
 
@@ -38,6 +38,10 @@ def cli_errors(fn):
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
+        except ParamError as e:  # the orchestration layer names parameters; we name flags
+            from ce_lab.cli._parse import flag
+
+            raise fail(e.spelled(flag), e.exit_code) from None
         except CeLabError as e:
             raise fail(str(e), e.exit_code) from None
         except OSError as e:  # a full disk, a read-only folder, ... wherever it surfaced

@@ -38,7 +38,6 @@ from ce_lab.cli.compare_tuning import (
     tuning_inputs,
 )
 from ce_lab.cli.completion import complete_loss, complete_run
-from ce_lab.comparison.tuning import DEFAULT_CRITERION, Criterion
 from ce_lab.training.fusion import DEFAULT_MAX_MEMBERS
 
 
@@ -186,6 +185,13 @@ def compare(
     select: SelectOpt = None,
     tune_seeds: TuneSeedsOpt = None,
     best_of: BestOfOpt = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option("--resume", metavar="COMPARISON_DIR",
+                     help="Finish an interrupted training comparison: members that ended are "
+                     "kept, interrupted ones resume from their checkpoints, the rest train; "
+                     "then the comparison is written.", show_default=False),
+    ] = None,
 ) -> None:
     """Train every loss (and seed) under identical conditions; show the table, plots, report.md.
 
@@ -199,27 +205,25 @@ def compare(
     With run folders, --last N or --group ID it compares runs already on disk instead (with
     --best-of optim.lr: each loss at its own best rate among them).
     A missing, unfinished or corrupt run folder is skipped with one line.
-    """
-    from ce_lab.comparison import compare as comparing
-    from ce_lab.comparison.build import check_sort_key
-    from ce_lab.config import keyword_overrides, resolve_config
-    from ce_lab.losses import loss_names
-    from ce_lab.runs.folder import Status, create_comparison_dir
-    from ce_lab.runs.record import select_runs
 
+    Ctrl-C stops a training comparison with one line naming how to continue it:
+    --resume COMPARISON_DIR.
+    """
+    from ce_lab.config import keyword_overrides
+    from ce_lab.losses import loss_names
+
+    if resume is not None:
+        return _resume(resume, fmt, output, progress, given=[
+            run_dirs, last, group, losses, seeds, set_loss, reference, sort, config, set_,
+            epochs, max_steps, lr, optimizer, batch_size, device, out_dir, data_dir, lr_grid,
+            select, tune_seeds, best_of, True if tune_lr or no_plots else None,
+            None if max_members == DEFAULT_MAX_MEMBERS else max_members])
     if reference is not None and reference not in loss_names():
         raise fail(f"unknown --reference loss {reference!r}; valid losses: "
                    f"{', '.join(loss_names())}", 2)
     on_disk = bool(run_dirs) or last is not None or group is not None
     check_tuning_flags(on_disk=on_disk, tune_lr=tune_lr, lr_grid=lr_grid,
                        select_given=select is not None, tune_seeds=tune_seeds, best_of=best_of)
-    criterion = DEFAULT_CRITERION if select is None else Criterion(select.value)
-    flags = keyword_overrides(epochs=epochs, max_steps=max_steps, lr=lr, optimizer=optimizer,
-                              batch_size=batch_size, device=device, out_dir=out_dir,
-                              data_dir=data_dir)
-    if progress is not None:
-        flags["log.progress"] = progress.value
-
     if on_disk:
         training_only = {"--losses": losses, "--seeds": seeds, "--set-loss": set_loss,
                          "--config": config, "--set": set_, "--epochs": epochs,
@@ -231,118 +235,129 @@ def compare(
         if given:
             raise fail(f"{', '.join(given)} only apply when compare trains; runs named on the "
                        "command line are compared as they are", 2)
-        root = out_dir if out_dir is not None else Path("runs")
-        records, skipped = select_runs(root, paths=run_dirs or [], last=last, group=group)
-        _report_skipped(skipped)
-        if not records:
-            raise fail(f"no runs to compare ({len(skipped)} skipped)", 1)
-        from ce_lab.comparison.build import build_table
-
-        # An unknown --sort column, or one seed twice in a cell, fails before any file is written.
-        build_table(records, sort=sort)
-        parents = {r.path.resolve().parent for r in records}
-        if out_dir is None and run_dirs and len(parents) == 1:
-            root = parents.pop()  # next to the runs compared, like the compare-* of a training
-        comp_dir = create_comparison_dir(root)
-        try:
-            if best_of is not None:
-                from ce_lab.experiments import best_of as choose_best
-
-                result, tuning = choose_best(
-                    records, comp_dir, best_of, criterion=criterion,
-                    tune_seeds=comparing.parse_seeds(tune_seeds, "--tune-seeds"),
-                    reference=reference, sort=sort, plots=not no_plots, skipped=skipped)
-                say_tuning(tuning)
-            else:
-                result = comparing.write_comparison(records, comp_dir, reference=reference,
-                                                    sort=sort, plots=not no_plots,
-                                                    skipped=skipped)
-        except BaseException:  # a full disk, ...: no half-written compare-* folder is left
-            import shutil
-
-            shutil.rmtree(comp_dir, ignore_errors=True)
-            raise
-        render_comparison(result, fmt, output)
+        _compare_on_disk(run_dirs or [], last=last, group=group, out_dir=out_dir,
+                         reference=reference, sort=sort, plots=not no_plots, best_of=best_of,
+                         select=select, tune_seeds=tune_seeds, fmt=fmt, output=output)
         return
+    _train_and_compare(
+        losses=losses, seeds=seeds, set_loss=set_loss, reference=reference, sort=sort,
+        config=config, set_=set_, flags=keyword_overrides(
+            epochs=epochs, max_steps=max_steps, lr=lr, optimizer=optimizer,
+            batch_size=batch_size, device=device, out_dir=out_dir, data_dir=data_dir),
+        lr=lr, progress=progress, max_members=max_members, plots=not no_plots,
+        tune_lr=tune_lr, lr_grid=lr_grid, select=select, tune_seeds=tune_seeds, fmt=fmt,
+        output=output)
 
+
+def _compare_on_disk(run_dirs, *, last, group, out_dir, reference, sort, plots, best_of, select,
+                     tune_seeds, fmt, output) -> None:
+    from ce_lab.cli import _parse
+    from ce_lab.lab import compare_on_disk
+
+    done = compare_on_disk(run_dirs, last=last, group=group, out_dir=out_dir,
+                           reference=reference, sort=sort, plots=plots, best_of=best_of,
+                           select=None if select is None else select.value,
+                           tune_seeds=_parse.seeds(tune_seeds, "tune_seeds"),
+                           on_skipped=_report_skipped)
+    if done.tuning is not None:
+        say_tuning(done.tuning)
+    render_comparison(done.result, fmt, output)
+
+
+def _train_and_compare(*, losses, seeds, set_loss, reference, sort, config, set_, flags, lr,
+                       progress, max_members, plots, tune_lr, lr_grid, select, tune_seeds, fmt,
+                       output) -> None:
+    from ce_lab.cli import _parse
+    from ce_lab.config import resolve_config
+    from ce_lab.lab import plan_comparison, run_comparison
     from ce_lab.progress import make_reporter
 
-    loss_list = comparing.parse_losses(losses)
-    seed_list = comparing.parse_seeds(seeds)
-    overrides = comparing.parse_loss_overrides(set_loss or [], loss_list)
+    loss_list = _parse.losses(losses)
+    seed_list = _parse.seeds(seeds)
+    overrides = _parse.loss_overrides(set_loss or [], loss_list)
+    if progress is not None:
+        flags["log.progress"] = progress.value
     base = resolve_config(config, set_ or [], flags)
-    if sort:
-        check_sort_key(sort, base.log.thresholds)
-    if reference is not None and reference not in loss_list:
-        raise fail(f"--reference {reference} is not among --losses ({', '.join(loss_list)})", 2)
-    configs = comparing.build_configs(base, loss_list, seed_list or [base.seed], overrides)
+    grid = tune = None
+    if tune_lr:
+        grid, tune = tuning_inputs(lr, set_ or [], lr_grid, tune_seeds)
+    request = plan_comparison(base, loss_list, seed_list, loss_overrides=overrides,
+                              reference=reference, sort=sort, plots=plots,
+                              max_members=max_members, tune_lr=tune_lr, lr_grid=grid,
+                              select=None if select is None else select.value, tune_seeds=tune)
     reporter = make_reporter(progress.value if progress else base.log.progress, err_console)
-
-    from ce_lab.training.fusion import plan_stacks
-
-    # Said here too, so --progress none (which silences the reporter's notes) still tells.
-    stacks = max(len(plan_stacks(c, max_members)) for c in configs.values())
-    how = "fused" if stacks == 1 else (
-        f"in {stacks} stacks one after another: configs differ beyond what a stack may hold "
-        "(the loss, optimizer hyperparameters, schedule), or --max-members")
-
-    def announce(comp_dir: Path, group_id: str) -> None:
-        err_console.print(f"comparison {group_id}: {len(loss_list)} losses x "
-                          f"{len(configs)} seed(s), {how} -> {comp_dir}", highlight=False,
-                          soft_wrap=True)
 
     from ce_lab.cli.data_cmd import prepare_data
 
-    eval_seeds = seed_list or [base.seed]
-    tuning_in = tuning_inputs(lr, set_ or [], lr_grid, tune_seeds, eval_seeds) if tune_lr else None
     prepare_data(base.data)  # fetch with progress before the comparison folder exists
-    if tuning_in is not None:
-        trained = _tune_then_compare(base, loss_list, eval_seeds, overrides, *tuning_in,
-                                     criterion=criterion, reference=reference, sort=sort,
-                                     plots=not no_plots, reporter=reporter,
-                                     max_members=max_members)
-    else:
-        trained = comparing.train_and_compare(configs, base.out_dir, reference=reference,
-                                              sort=sort, plots=not no_plots, reporter=reporter,
-                                              on_dir=announce, max_members=max_members)
-    tuned_runs = getattr(trained, "tuning_outcomes", None) or []
-    failed = [o for o in [*tuned_runs, *trained.outcomes] if o.status == Status.FAILED]
+    trained = run_comparison(request, reporter=reporter, on_dir=_announcer(request),
+                             on_tuned=say_tuning)
+    _finish(trained, fmt, output, shared_lr=None if tune_lr else shared_lr_line(request.configs()))
+
+
+def _announcer(request):
+    """The line said as the comparison folder is made: what will train, and how."""
+    from ce_lab.training.fusion import plan_stacks
+
+    def announce(comp_dir: Path, group_id: str) -> None:
+        if request.tune is not None:
+            t = request.tune
+            err_console.print(f"comparison {group_id}: tuning {len(request.losses)} losses x "
+                              f"{len(t.lr_grid)} rates on seed(s) "
+                              f"{', '.join(map(str, t.tune_seeds))}, then {len(request.seeds)} "
+                              f"evaluation seed(s) -> {comp_dir}", highlight=False,
+                              soft_wrap=True)
+            return
+        configs = request.configs()
+        # Said here too, so --progress none (which silences the reporter's notes) still tells.
+        stacks = max(len(plan_stacks(c, request.max_members)) for c in configs.values())
+        how = "fused" if stacks == 1 else (
+            f"in {stacks} stacks one after another: configs differ beyond what a stack may hold "
+            "(the loss, optimizer hyperparameters, schedule), or --max-members")
+        err_console.print(f"comparison {group_id}: {len(request.losses)} losses x "
+                          f"{len(configs)} seed(s), {how} -> {comp_dir}", highlight=False,
+                          soft_wrap=True)
+
+    return announce
+
+
+def _resume(comp_dir: Path, fmt, output, progress, given) -> None:
+    from ce_lab.lab import request_file, resume_comparison
+    from ce_lab.progress import make_reporter
+
+    if any(v is not None and v != [] for v in given):
+        raise fail("--resume finishes a comparison as it was asked; give no other options "
+                   "than --format, --output and --progress", 2)
+    request = request_file.read(comp_dir)  # one line for a folder that is not one, before data
+    reporter = make_reporter(progress.value if progress else request.base.log.progress,
+                             err_console)
+    from ce_lab.cli.data_cmd import prepare_data
+
+    prepare_data(request.base.data)
+    err_console.print(f"comparison {comp_dir.name}: resuming -> {comp_dir}", highlight=False,
+                      soft_wrap=True)
+    _finish(resume_comparison(comp_dir, reporter=reporter, on_tuned=say_tuning), fmt, output,
+            shared_lr=None)
+
+
+def _finish(trained, fmt, output, shared_lr: str | None) -> None:
+    """What a training comparison says at its end: failures, then the table, or how to
+    continue an interrupted one (and no table of half a comparison)."""
     from rich.markup import escape
 
-    for o in failed:
+    from ce_lab.runs.folder import Status
+
+    for o in trained.failed:
         message = " ".join(str(o.message or "").split())  # one line, whatever the error held
         err_console.print(f"[red]failed:[/red] {escape(f'{o.run_dir}: {message}')}",
                           highlight=False, soft_wrap=True)
+    if trained.interrupted:
+        err_console.print(f"interrupted; continue with: ce-lab compare --resume "
+                          f"{escape(str(trained.comp_dir))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(Status.INTERRUPTED.exit_code)
     if trained.result is None:
         raise fail("no run finished; nothing to compare", 1)
     _report_skipped(trained.result.skipped)
     render_comparison(trained.result, fmt, output)
-    line = None if tune_lr else shared_lr_line(configs)
-    if line:
-        err_console.print(f"note: {escape(line)}", highlight=False, soft_wrap=True)
-    if trained.interrupted:
-        err_console.print("interrupted: the comparison holds the runs that finished")
-        raise typer.Exit(Status.INTERRUPTED.exit_code)
-
-
-def _tune_then_compare(base, losses, seeds, overrides, grid, tune, *, criterion, reference,
-                       sort, plots, reporter, max_members):
-    from ce_lab.experiments import default_tune_seeds, tune_then_compare
-
-    def announce(comp_dir, group_id):
-        t = tune if tune is not None else default_tune_seeds(seeds)
-        err_console.print(f"comparison {group_id}: tuning {len(losses)} losses x {len(grid)} "
-                          f"rates on seed(s) {', '.join(map(str, t))}, then {len(seeds)} "
-                          f"evaluation seed(s) -> {comp_dir}", highlight=False, soft_wrap=True)
-
-    trained = tune_then_compare(base, losses, seeds, lr_grid=grid, criterion=criterion,
-                                tune_seeds=tune, overrides=overrides, reference=reference,
-                                sort=sort, plots=plots, reporter=reporter, on_dir=announce,
-                                on_tuned=say_tuning, max_members=max_members)
-    if trained.tuning is None and trained.interrupted:
-        err_console.print(f"interrupted while tuning: nothing compared; the tuning runs are in "
-                          f"{trained.tuning_dir}", highlight=False, soft_wrap=True)
-        from ce_lab.runs.folder import Status
-
-        raise typer.Exit(Status.INTERRUPTED.exit_code)
-    return trained
+    if shared_lr:
+        err_console.print(f"note: {escape(shared_lr)}", highlight=False, soft_wrap=True)

@@ -1,6 +1,6 @@
 """``ce-lab compare --tune-lr`` and ``--best-of KEY``: the options, their checks, what is said.
 
-Thin: the choosing is ``ce_lab.comparison.tuning``, the orchestration ``ce_lab.experiments``.
+Thin: the choosing is ``ce_lab.comparison.tuning``, the orchestration ``ce_lab.lab.tuning``.
 """
 
 from __future__ import annotations
@@ -96,17 +96,12 @@ def shared_lr_line(configs) -> str | None:
             "others; to compare each at its own tuned rate: ce-lab compare --tune-lr")
 
 
-def tuning_inputs(lr, set_items, lr_grid: str | None, tune_seeds: str | None,
-                  eval_seeds) -> tuple[list[float], list[int] | None]:
-    """--tune-lr's grid and tuning seeds, checked before any data is fetched (exit 2)."""
-    from ce_lab.comparison.compare import parse_seeds
-    from ce_lab.experiments import check_tune_seeds, parse_lr_grid
+def tuning_inputs(lr, set_items, lr_grid: str | None,
+                  tune_seeds: str | None) -> tuple[list[float] | None, list[int] | None]:
+    """--tune-lr's grid and tuning seeds parsed, before any data is fetched (exit 2)."""
+    from ce_lab.cli import _parse
 
     if lr is not None or any(item.split("=", 1)[0].strip() == "optim.lr" for item in set_items):
         raise fail("--tune-lr chooses each loss's rate from --lr-grid; --lr and --set optim.lr "
                    "do not apply", 2)
-    grid = parse_lr_grid(lr_grid)
-    tune = parse_seeds(tune_seeds, "--tune-seeds")
-    if tune is not None:
-        check_tune_seeds(tune, eval_seeds)
-    return grid, tune
+    return _parse.lr_grid(lr_grid), _parse.seeds(tune_seeds, "tune_seeds")

@@ -114,11 +114,9 @@ def train(
                  out_dir, data_dir]
         if any(v is not None for v in given):  # --epochs 0 is an option given too
             raise fail("--resume continues a run with its own config; give no other options", 2)
-        from ce_lab.config import load_config
-        from ce_lab.runs.liveness import check_resumable
+        from ce_lab.lab import check_resume
 
-        check_resumable(resume)  # before the data is prepared: one line, exit 2 (or 1)
-        cfg = load_config(resume / "config.yaml")
+        cfg = check_resume(resume)  # before the data is prepared: one line, exit 2 (or 1)
     else:
         flags = keyword_overrides(loss=loss, epochs=epochs, max_steps=max_steps, lr=lr,
                                   optimizer=optimizer, batch_size=batch_size, device=device,
@@ -127,8 +125,8 @@ def train(
             flags["log.progress"] = progress.value
         cfg = resolve_config(config, set_ or [], flags)
 
-    from ce_lab import training
     from ce_lab.cli.data_cmd import prepare_data
+    from ce_lab.lab import resume_run, train_run
     from ce_lab.progress import survive_closed_pipe
 
     # `ce-lab train | head`: a closed stdout or stderr stops the run as one Ctrl-C does (exit 130,
@@ -141,9 +139,9 @@ def train(
     reporter = make_reporter(progress.value if progress else cfg.log.progress,
                              err_console if as_json else console)
     if resume is not None:
-        outcome = training.resume(resume, reporter=reporter)
+        outcome = resume_run(resume, reporter=reporter)
     else:
-        outcome = training.train(cfg, reporter=reporter)
+        outcome = train_run(cfg, reporter=reporter)
     if as_json:
         print_json(outcome)
     else:

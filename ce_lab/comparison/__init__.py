@@ -1,18 +1,6 @@
-"""``ce-lab compare``: tables, paired statistics, plots and a report over finished runs.
+"""Comparison of finished runs: grouping into a table (``build``), paired statistics
+(``paired``), the tuning rule (``tuning``) and the comparison folder's files (``compare``).
+It trains nothing: ``ce_lab.lab`` trains and then calls it.
 
 Light to import: numpy, scipy and matplotlib load inside the functions that need them.
 """
-
-from ce_lab.comparison.compare import (
-    ComparisonResult,
-    build_configs,
-    train_and_compare,
-    write_comparison,
-)
-
-__all__ = [
-    "ComparisonResult",
-    "build_configs",
-    "train_and_compare",
-    "write_comparison",
-]

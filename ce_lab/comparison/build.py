@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ce_lab import metrics as registry
-from ce_lab.errors import UsageError
+from ce_lab.errors import ParamError, UsageError
 from ce_lab.metrics import Expanded
 from ce_lab.runs.record import RunRecord
 
@@ -177,7 +177,7 @@ def static_sort_keys(thresholds: Sequence[float]) -> list[str]:
 
 
 def check_sort_key(sort: str, thresholds: Sequence[float], extra: Sequence[str] = ()) -> None:
-    """UsageError (exit 2) listing the valid columns unless ``sort`` names one."""
+    """ParamError (exit 2) listing the valid columns unless ``sort`` names one."""
     from ce_lab.config import RunConfig, to_dict
 
     key = sort.removeprefix("-")
@@ -187,8 +187,8 @@ def check_sort_key(sort: str, thresholds: Sequence[float], extra: Sequence[str] 
     if key in valid or key.startswith(tuple(prefix for _, prefix in patterns)):
         return
     listed = ", ".join(dict.fromkeys([*shown, *(p for p, _ in patterns), *extra]))
-    raise UsageError(
-        f"unknown --sort column {key!r}; valid columns: {listed}, or a config key "
+    raise ParamError(
+        f"unknown «sort» column {key!r}; valid columns: {listed}, or a config key "
         "(prefix - for descending)"
     )
 

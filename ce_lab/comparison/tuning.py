@@ -27,7 +27,7 @@ from enum import Enum
 from typing import Any
 
 from ce_lab.comparison.build import config_value, differing_keys, same, show
-from ce_lab.errors import CeLabError, UsageError
+from ce_lab.errors import CeLabError, ParamError, UsageError
 from ce_lab.runs.folder import Status
 from ce_lab.runs.record import RunRecord
 from ce_lab.summary import val_acc_auc
@@ -253,13 +253,13 @@ def _choose(cell: str, members: list[tuple[TuningPoint, RunRecord]], criterion: 
 
 
 def check_swept(records: Sequence[RunRecord], key: str) -> None:
-    """UsageError unless ``key`` is a config key that takes several values among ``records``."""
+    """ParamError unless ``key`` is a config key that takes several values among ``records``."""
     values = [config_value(r, key) for r in records]
     if all(v is None for v in values):
-        raise UsageError(f"--best-of {key}: not a config key of these runs (e.g. optim.lr)")
+        raise ParamError(f"«best_of» {key}: not a config key of these runs (e.g. optim.lr)")
     distinct = {same(v) for v in values}
     if len(distinct) < 2:
-        raise UsageError(f"--best-of {key}: the runs did not sweep it (every run has "
+        raise ParamError(f"«best_of» {key}: the runs did not sweep it (every run has "
                          f"{key}={show(values[0])}); name a key the batch's grid varies")
 
 

@@ -1,0 +1,23 @@
+"""The Python API, for notebooks and scripts (docs/api.md): ``train``, ``resume``, ``compare``,
+``resume_comparison``, ``compare_runs``, ``load_run``, ``load_runs``, ``load_metrics``.
+
+Thin over ``ce_lab.lab``, the orchestration layer the CLI calls too (``experiments``), and the
+run-folder readers (``reading``).
+"""
+
+from ce_lab.api.experiments import (
+    Comparison,
+    Interrupted,
+    RunFailed,
+    compare,
+    compare_runs,
+    resume,
+    resume_comparison,
+    train,
+)
+from ce_lab.api.reading import Run, load_metrics, load_run, load_runs
+
+__all__ = [
+    "Comparison", "Interrupted", "Run", "RunFailed", "compare", "compare_runs", "load_metrics",
+    "load_run", "load_runs", "resume", "resume_comparison", "train",
+]
