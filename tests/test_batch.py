@@ -19,7 +19,7 @@ from ce_lab.batch.execute import execute
 from ce_lab.batch.plan import find_previous, open_batch
 from ce_lab.batch.spec import config_hash, load_batch
 from ce_lab.batch.store import read_state
-from ce_lab.batch.tasks import build_tasks
+from ce_lab.batch.tasks import plan_batch
 from ce_lab.cli.app import app
 from ce_lab.config import RunConfig, to_dict, to_yaml, with_overrides
 from ce_lab.errors import ConfigError
@@ -197,32 +197,44 @@ FOUR_BY_THREE = {"name": "f", "grid": {"loss.name": ["ce", "mse", "hinge", "nll-
                  "seeds": [0, 1, 2]}
 
 
+def _tasks(opened, **kw):
+    """The plan's tasks as the JSON the workers get."""
+    from ce_lab.batch.tasks import task_payload
+
+    return [task_payload(t, opened.state.batch_id) for t in plan_batch(opened, **kw).tasks]
+
+
 def test_entries_that_may_share_a_stack_are_fused_bounded_by_max_members(tmp_path):
     grid = {"name": "g", "grid": {"loss.name": ["ce", "mse", "hinge", "nll-manual"],
                                   "optim.lr": [0.03, 0.1, 0.3, 1.0, 3.0]}, "seeds": [0, 1]}
     opened = _opened(tmp_path, grid)
-    tasks = build_tasks(opened, fuse=True, capacity=1)
+    tasks = _tasks(opened, workers=1)
     assert [len(t["entries"]) for t in tasks] == [20, 20]  # one stack per seed
     for t in tasks:
         assert len({c["seed"] for c in t["configs"]}) == 1
         assert len({(c["loss"]["name"], c["optim"]["lr"]) for c in t["configs"]}) == 20
-    tasks = build_tasks(opened, fuse=True, capacity=1, max_members=8)
-    assert sorted(len(t["entries"]) for t in tasks) == [4, 4, 8, 8, 8, 8]
+    tasks = _tasks(opened, workers=1, max_members=8)
+    assert [len(t["entries"]) for t in tasks] == [8, 8, 8, 8, 4, 4]  # longest first
     assert sorted(i for t in tasks for i in t["entries"]) == list(range(40))
 
 
 def test_entries_differing_only_in_loss_are_fused(tmp_path):
     opened = _opened(tmp_path, FOUR_BY_THREE)
-    tasks = build_tasks(opened, fuse=True, capacity=1)
+    tasks = _tasks(opened, workers=1)
     assert [t["entries"] for t in tasks] == [[0, 3, 6, 9], [1, 4, 7, 10], [2, 5, 8, 11]]
+    assert [t["task_id"] for t in tasks] == ["task-000-0-3-6-9", "task-001-1-4-7-10",
+                                             "task-002-2-5-8-11"]
     for t in tasks:
         seeds = {c["seed"] for c in t["configs"]}
         assert len(seeds) == 1 and len({c["loss"]["name"] for c in t["configs"]}) == 4
-        assert t["group"] == opened.state.batch_id
-    # Two workers: groups are split so that no worker idles in the last round.
-    tasks = build_tasks(opened, fuse=True, capacity=2)
-    assert len(tasks) % 2 == 0 and sorted(i for t in tasks for i in t["entries"]) == list(range(12))
-    assert len(build_tasks(opened, fuse=False, capacity=2)) == 12
+        assert t["group"] == opened.state.batch_id and t["kind"] == "train"
+    # Two workers: the last of 3 stacks would leave one idle, so the biggest is halved.
+    tasks = _tasks(opened, workers=2)
+    assert [t["entries"] for t in tasks] == [[1, 4, 7, 10], [2, 5, 8, 11], [0, 3], [6, 9]]
+    assert len(_tasks(opened, workers=2, fuse=False)) == 12
+    # Kept whole when asked, or when the number of workers is up to Ray.
+    assert [len(t["entries"]) for t in _tasks(opened, workers=2, split="never")] == [4, 4, 4]
+    assert [len(t["entries"]) for t in _tasks(opened, workers=None)] == [4, 4, 4]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -295,6 +307,11 @@ class FakeExecutor:
         pass
 
 
+def run_fake(opened, fake: FakeExecutor):
+    """``execute`` as the CLI calls it: the batch's plan for the executor's workers."""
+    return execute(opened, plan_batch(opened, workers=fake.capacity), fake, poll_seconds=0)
+
+
 # Entries that cannot share a stack (the batch size is shared by a stack's members): one task each.
 TWO_BY_TWO = {"name": "o", "runs": [{"train.batch_size": 32}, {"train.batch_size": 64}],
               "seeds": [0, 1]}
@@ -304,14 +321,14 @@ def _rerun(tmp_path, data, executor):
     batch = load_batch(tmp_path / "b.yaml", out_dir=tmp_path / "runs")
     previous = find_previous(batch, new=False)
     opened = open_batch(batch, previous)
-    return execute(opened, executor, poll_seconds=0)
+    return run_fake(opened, executor)
 
 
 def test_a_failing_entry_leaves_the_others_and_a_rerun_redoes_only_it(tmp_path):
     runs = tmp_path / "runs"
     opened = _opened(tmp_path, TWO_BY_TWO)
     fake = FakeExecutor(runs, capacity=2, outcome={1: "failed", 2: "diverged"})
-    result = execute(opened, fake, poll_seconds=0)
+    result = run_fake(opened, fake)
     assert result.exit_code == 1
     state = read_state(opened.batch_dir)
     assert [e.status for e in state.entries] == ["completed", "failed", "diverged", "completed"]
@@ -336,7 +353,7 @@ def test_ctrl_c_stops_scheduling_and_a_rerun_resumes_from_checkpoints(tmp_path):
     opened = _opened(tmp_path, TWO_BY_TWO)
     # Finish the first task, then Ctrl-C while the second runs: the rest never starts.
     fake = FakeExecutor(runs, capacity=1, ctrl_c_on_wait=2)
-    result = execute(opened, fake, poll_seconds=0)
+    result = run_fake(opened, fake)
     assert result.interrupted and result.exit_code == 130
     assert len(fake.started) == 2
     state = read_state(opened.batch_dir)
@@ -379,13 +396,13 @@ def test_a_killed_batch_is_reconciled_with_its_run_folders(tmp_path):
 def test_a_changed_batch_file_keeps_the_entries_it_still_has(tmp_path):
     runs = tmp_path / "runs"
     opened = _opened(tmp_path, {"name": "c", "seeds": [0, 1]})
-    execute(opened, FakeExecutor(runs), poll_seconds=0)
+    run_fake(opened, FakeExecutor(runs))
     write_batch(tmp_path / "b.yaml", {"name": "c", "seeds": [1, 2]})
     again = FakeExecutor(runs)
     batch = load_batch(tmp_path / "b.yaml", out_dir=runs)
     reopened = open_batch(batch, find_previous(batch, new=False))
     assert reopened.dropped == 1 and reopened.batch_dir == opened.batch_dir
-    execute(reopened, again, poll_seconds=0)
+    run_fake(reopened, again)
     assert [t["configs"][0]["seed"] for t in again.started] == [2]
     assert yaml.safe_load((opened.batch_dir / "batch.yaml").read_text())["seeds"] == [1, 2]
     # --new starts another folder and runs everything.

@@ -13,6 +13,8 @@ from typer.testing import CliRunner
 from ce_lab.batch.store import read_state, run_path
 from ce_lab.cli.app import app
 from tests.mnist_fixture import TINY_VAL_SIZE
+from tests.test_batch_run import dry_run_stacks, trained_stacks
+from tests.test_train import rows, without_wall
 
 ray = pytest.importorskip("ray")
 runner = CliRunner()
@@ -25,7 +27,8 @@ def local_ray():
     ray.shutdown()
 
 
-def test_a_batch_runs_as_ray_tasks(local_ray, tiny_mnist, tmp_path):
+def test_a_batch_runs_as_ray_tasks_training_the_stacks_the_dry_run_shows(local_ray, tiny_mnist,
+                                                                        tmp_path):
     f = tmp_path / "b.yaml"
     f.write_text(yaml.safe_dump({
         "name": "ray",
@@ -38,6 +41,10 @@ def test_a_batch_runs_as_ray_tasks(local_ray, tiny_mnist, tmp_path):
     out = tmp_path / "out"  # relative paths would point into the Ray workers' own folders
     args = ["batch", str(f), "--executor", "ray", "--cpus-per-task", "1", "--no-plots",
             "--out-dir", "out"]
+    dry = runner.invoke(app, [*args, "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert dry_run_stacks(dry.stdout) == {frozenset({0, 1})}  # one seed, two losses: one stack
+    assert "kept whole (split-stacks when-idle needs a number of workers)" in dry.stdout
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     (batch_dir,) = out.glob("batch-*")
@@ -46,11 +53,27 @@ def test_a_batch_runs_as_ray_tasks(local_ray, tiny_mnist, tmp_path):
     assert [e.status for e in state.entries] == ["completed", "completed"]
     dirs = [run_path(batch_dir, e.run_dir).resolve() for e in state.entries]
     assert len(set(dirs)) == 2 and all(d.parent == out.resolve() for d in dirs)
-    for d, loss in zip(dirs, ("ce", "hinge")):
+    # Trained as the dry run showed: one Ray task, one stack.
+    assert trained_stacks(batch_dir) == {frozenset({0, 1})}
+    for d, other, loss in zip(dirs, dirs[::-1], ("ce", "hinge")):
         summary = json.loads((d / "summary.json").read_text())
         assert summary["loss"] == loss and summary["status"] == "completed"
-        assert json.loads((d / "meta.json").read_text())["group"] == state.batch_id
+        meta = json.loads((d / "meta.json").read_text())
+        assert meta["group"] == state.batch_id and meta["fused_with"] == [other.name]
     assert (batch_dir / "report.md").is_file()
+
+    # The local executor trains the same stack to the same numbers.
+    local = runner.invoke(app, ["batch", str(f), "--threads", "1", "--no-plots",
+                                "--out-dir", "out-local"])
+    assert local.exit_code == 0, local.output
+    (local_dir,) = (tmp_path / "out-local").glob("batch-*")
+    assert trained_stacks(local_dir) == {frozenset({0, 1})}
+    for rec, d in zip(read_state(local_dir).entries, dirs):
+        there = run_path(local_dir, rec.run_dir)
+        for table in ("metrics.csv", "eval.csv"):
+            assert without_wall(rows(there / table)) == without_wall(rows(d / table)), table
+        final = json.loads((there / "summary.json").read_text())["final"]
+        assert final == json.loads((d / "summary.json").read_text())["final"]
 
     again = runner.invoke(app, args)  # nothing left to do
     assert again.exit_code == 0, again.output

@@ -47,6 +47,27 @@ def only_batch_dir(out_dir: Path) -> Path:
     return dirs[0]
 
 
+def dry_run_stacks(stdout: str) -> set[frozenset[int]]:
+    """The stacks a --dry-run table shows: entries grouped by their "stack" cell."""
+    by_stack: dict[str, set[int]] = {}
+    for line in stdout.splitlines():
+        if line.startswith("│"):
+            cells = [c.strip() for c in line.split("│")]
+            by_stack.setdefault(cells[-2], set()).add(int(cells[1]))
+    return {frozenset(v) for v in by_stack.values()}
+
+
+def trained_stacks(batch_dir: Path) -> set[frozenset[int]]:
+    """The stacks the runs were trained in, as their meta.json ``fused_with`` says."""
+    dirs = {e.index: run_path(batch_dir, e.run_dir) for e in read_state(batch_dir).entries}
+    index = {d.resolve().name: i for i, d in dirs.items()}
+    stacks = set()
+    for i, d in dirs.items():
+        fused_with = json.loads((d / "meta.json").read_text())["fused_with"] or []
+        stacks.add(frozenset([i, *(index[other] for other in fused_with)]))
+    return stacks
+
+
 def test_parallel_jobs_train_fused_entries_into_distinct_folders_and_compare(tiny_mnist, tmp_path):
     f = write_batch(tmp_path / "b.yaml", {
         "name": "par", "base": tiny_base(tiny_mnist),
@@ -75,6 +96,25 @@ def test_parallel_jobs_train_fused_entries_into_distinct_folders_and_compare(tin
     assert (batch_dir / "report.md").is_file() and (batch_dir / "table.csv").is_file()
     assert "mean ± sample std over seeds" in result.stdout
     assert "4 completed" in result.stdout
+
+
+def test_the_workers_train_the_stacks_the_dry_run_shows(tiny_mnist, tmp_path):
+    f = write_batch(tmp_path / "b.yaml", {
+        "name": "same", "base": tiny_base(tiny_mnist),
+        "grid": {"loss.name": ["ce", "mse"]}, "seeds": [0, 1, 2]})  # ce 0-2, then mse 0-2
+    args = ["batch", str(f), "--jobs", "2", "--threads", "1", "--no-plots"]
+    dry = runner.invoke(app, [*args, "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    # Three stacks of a seed each on two workers: one is split rather than run alone at the end.
+    expected = {frozenset({1, 4}), frozenset({2, 5}), frozenset({0}), frozenset({3})}
+    assert dry_run_stacks(dry.stdout) == expected
+    assert "3 stacks by the fusion rule (at most 32 members), split into 4" in dry.stdout
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    batch_dir = only_batch_dir(Path("runs"))
+    assert trained_stacks(batch_dir) == expected
+    tasks = [json.loads(p.read_text()) for p in (batch_dir / "logs").glob("*.task.json")]
+    assert {frozenset(t["entries"]) for t in tasks} == expected
 
 
 def test_a_failing_entry_does_not_stop_the_others_and_reruns_next_time(tiny_mnist, tmp_path):

@@ -17,7 +17,6 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from ce_lab.batch.execute import execute
 from ce_lab.batch.plan import describe_plan, open_batch
 from ce_lab.batch.spec import load_batch
 from ce_lab.batch.store import read_state, run_path, write_state
@@ -28,7 +27,7 @@ from ce_lab.runs.folder import Status
 from ce_lab.runs.liveness import effective_status, owner_alive, process_start
 from ce_lab.training import resume, train
 from tests.run_factory import make_run
-from tests.test_batch import TWO_BY_TWO, FakeExecutor, write_batch
+from tests.test_batch import TWO_BY_TWO, FakeExecutor, run_fake, write_batch
 from tests.test_train import InterruptAt, cfg, data, rows, tiny_sets, without_wall  # noqa: F401
 
 runner = CliRunner()
@@ -154,7 +153,7 @@ def _batch_with_two_runs(tmp_path):
     runs = tmp_path / "runs"
     batch = load_batch(write_batch(tmp_path / "b.yaml", TWO_BY_TWO), out_dir=runs)
     opened = open_batch(batch, None)
-    execute(opened, FakeExecutor(runs, capacity=1), poll_seconds=0)
+    run_fake(opened, FakeExecutor(runs, capacity=1))
     state = read_state(opened.batch_dir)
     return runs, batch, opened, state
 
@@ -172,7 +171,7 @@ def test_a_batch_resumes_a_crashed_entry_with_a_checkpoint_and_reruns_one_withou
     again = FakeExecutor(runs, capacity=1)
     reopened = open_batch(batch, opened.batch_dir)
     assert [a for _, a in describe_plan(reopened)] == ["resume", "rerun", "skip", "skip"]
-    execute(reopened, again, poll_seconds=0)
+    run_fake(reopened, again)
     assert [(t["kind"], t["entries"]) for t in again.started] == [("resume", [0]), ("train", [1])]
 
 
@@ -200,7 +199,7 @@ def test_a_batch_never_starts_an_entry_a_live_process_still_owns(tmp_path):
     set_meta(path, status="completed")
     (path / "summary.json").write_text(json.dumps({"status": "completed"}))
     again = FakeExecutor(runs)
-    execute(open_batch(batch, opened.batch_dir), again, poll_seconds=0)
+    run_fake(open_batch(batch, opened.batch_dir), again)
     assert again.started == []
     assert [e.status for e in read_state(opened.batch_dir).entries] == ["completed"] * 4
 

@@ -1,5 +1,8 @@
-"""Run a batch's tasks on an executor, record every outcome in batch.json, and compare what
+"""Run a batch's plan on an executor, record every outcome in batch.json, and compare what
 finished. Ctrl-C stops scheduling and interrupts the running tasks, which checkpoint.
+
+The executor runs exactly the plan's tasks (``ce_lab.batch.tasks.plan_batch``), in its order; its
+capacity says only how many run at once, never how entries are grouped.
 """
 
 from __future__ import annotations
@@ -11,11 +14,11 @@ from typing import Any, Protocol
 
 from ce_lab.batch.plan import BUSY, SKIP, Opened, action_for, reconcile
 from ce_lab.batch.store import BatchState, EntryRecord, relative_run, run_path, write_state
-from ce_lab.batch.tasks import build_tasks
+from ce_lab.batch.tasks import task_payload
+from ce_lab.plan import Plan
 from ce_lab.runs.files import RunFolderError
 from ce_lab.runs.folder import ENDED_STATUSES, RESULT_STATUSES, Status
 from ce_lab.runs.read import read_summary
-from ce_lab.training.fusion import DEFAULT_MAX_MEMBERS
 
 
 class Executor(Protocol):
@@ -61,16 +64,15 @@ class BatchResult:
 Event = Callable[[str, EntryRecord, BatchState], None]  # ("start" | "end", entry, state)
 
 
-def execute(opened: Opened, executor: Executor, *, fuse: bool = True,
-            on_event: Event | None = None, poll_seconds: float = 0.25,
-            max_members: int = DEFAULT_MAX_MEMBERS) -> BatchResult:
-    """Run every entry that needs it; Ctrl-C (KeyboardInterrupt) stops scheduling, interrupts
+def execute(opened: Opened, plan: Plan, executor: Executor, *, on_event: Event | None = None,
+            poll_seconds: float = 0.25) -> BatchResult:
+    """Run ``plan``'s tasks (made from ``opened``); Ctrl-C (KeyboardInterrupt) stops scheduling, interrupts
     the running tasks (they checkpoint), records them as interrupted and returns."""
     from ce_lab.runs.files import now_iso
 
     batch_dir, state = opened.batch_dir, opened.state
     records = {r.index: r for r in state.entries}
-    tasks = build_tasks(opened, fuse, executor.capacity, max_members)
+    tasks = [task_payload(t, state.batch_id) for t in plan.tasks]
     result = BatchResult(batch_dir, state)
     result.skipped = sum(1 for r in state.entries if action_for(batch_dir, r) == SKIP)
     result.busy = [r.index for r in state.entries if action_for(batch_dir, r) == BUSY]

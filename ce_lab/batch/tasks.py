@@ -1,9 +1,9 @@
-"""A batch's tasks: what ``plan`` decided, grouped into what one worker runs at a time.
+"""A batch's plan: what ``plan`` decided for each entry, made into ``ce_lab.plan``'s tasks.
 
-Fresh entries that can share a stack (``ce_lab.training.fusion``: they may differ in the loss, the
-optimizer's hyperparameters and the schedule) are fused into one task (``train_paired``: one
-stacked model, identical batches) of at most ``max_members`` entries, and groups are split
-further where that would leave workers idle.
+Entries to resume become one task each; fresh entries are fused into stacks by the one fusion
+rule and, where the split policy says so, split for idle workers (``ce_lab.plan.make_plan``).
+``--dry-run`` renders this plan, and ``execute`` hands exactly its tasks to the executor, as the
+JSON a worker runs (``task_payload``).
 """
 
 from __future__ import annotations
@@ -11,58 +11,35 @@ from __future__ import annotations
 from typing import Any
 
 from ce_lab.batch.plan import BUSY, RESUME, SKIP, Opened, action_for
-from ce_lab.batch.spec import Entry
 from ce_lab.batch.store import run_path
 from ce_lab.config import to_dict
-from ce_lab.training.fusion import DEFAULT_MAX_MEMBERS, fusion_key
+from ce_lab.plan import DEFAULT_SPLIT, Entry, Plan, Split, Task, make_plan
+from ce_lab.training.fusion import DEFAULT_MAX_MEMBERS
 
 
-def build_tasks(opened: Opened, fuse: bool, capacity: int,
-                max_members: int = DEFAULT_MAX_MEMBERS) -> list[dict[str, Any]]:
-    """Resumes first (one run each), then fresh entries, fused into stacks of at most
-    ``max_members`` by ``ce_lab.training.fusion``'s rule."""
-    batch, state = opened.batch, opened.state
-    by_index = {e.index: e for e in batch.entries}
-    resumes: list[dict[str, Any]] = []
-    groups: dict[str, list[Entry]] = {}
-    for rec in state.entries:
+def plan_batch(opened: Opened, *, fuse: bool = True, workers: int | None = 1,
+               max_members: int = DEFAULT_MAX_MEMBERS, split: Split = DEFAULT_SPLIT) -> Plan:
+    """The tasks that bring ``opened`` up to date: entries done, or still owned by a live
+    process, are left out; interrupted ones with a checkpoint are resumed; the rest train."""
+    by_index = {e.index: e for e in opened.batch.entries}
+    entries = []
+    for rec in opened.state.entries:
         act = action_for(opened.batch_dir, rec)
         if act in (SKIP, BUSY):
             continue
-        if act == RESUME:
-            resumes.append({"kind": "resume", "entries": [rec.index],
-                            "run_dir": str(run_path(opened.batch_dir, rec.run_dir))})
-            continue
-        entry = by_index[rec.index]
-        key = fusion_key(entry.config) if fuse else str(entry.index)
-        groups.setdefault(key, []).append(entry)
-    chunks = [members[i : i + max_members] for members in groups.values()
-              for i in range(0, len(members), max_members)]
-    # Fusing saves work, but not at the price of idle workers: split the biggest group while
-    # workers would idle (fewer tasks than workers, or a last round that leaves some idle).
-    while (len(resumes) + len(chunks) < capacity
-           or (len(resumes) + len(chunks)) % capacity and len(chunks) < 4 * capacity):
-        big = max(range(len(chunks)), key=lambda i: len(chunks[i]), default=None)
-        if big is None or len(chunks[big]) < 2:
-            break
-        members = chunks.pop(big)
-        half = (len(members) + 1) // 2
-        chunks[big:big] = [members[:half], members[half:]]
-    trains = [{"kind": "train", "entries": [e.index for e in members],
-               "configs": [to_dict(e.config) for e in members]} for members in chunks]
-    # Longest first, so that a short task, not a long one, ends up alone in the last round.
-    tasks = resumes + sorted(trains, key=lambda t: (-len(t["entries"]), t["entries"][0]))
-    for n, task in enumerate(tasks):
-        task["task_id"] = f"task-{n:03d}-" + "-".join(str(i) for i in task["entries"][:4])
-        task["group"] = state.batch_id
-    return tasks
+        resume = run_path(opened.batch_dir, rec.run_dir) if act == RESUME else None
+        entries.append(Entry(rec.index, by_index[rec.index].config, resume))
+    return make_plan(entries, workers=workers, max_members=max_members, split=split, fuse=fuse)
 
 
-def stack_of_entries(opened: Opened, fuse: bool, capacity: int,
-                     max_members: int = DEFAULT_MAX_MEMBERS) -> dict[int, tuple[int, int]]:
-    """Entry index -> (task number, members in that task), as ``execute`` would schedule them."""
-    out = {}
-    for n, task in enumerate(build_tasks(opened, fuse, capacity, max_members)):
-        for i in task["entries"]:
-            out[i] = (n, len(task["entries"]))
+def task_payload(task: Task, group: str) -> dict[str, Any]:
+    """The task as the JSON a worker runs (``ce_lab.batch.worker``)."""
+    stack = task.stack
+    out: dict[str, Any] = {"kind": stack.kind, "entries": stack.indices}
+    if stack.kind == "resume":
+        out["run_dir"] = str(stack.entries[0].resume)
+    else:
+        out["configs"] = [to_dict(c) for c in stack.configs]
+    out["task_id"] = task.task_id
+    out["group"] = group
     return out

@@ -21,6 +21,7 @@ from ce_lab.cli._common import (
     err_console,
     fail,
 )
+from ce_lab.plan import DEFAULT_SPLIT, Split
 from ce_lab.runs.folder import Status
 from ce_lab.training.fusion import DEFAULT_MAX_MEMBERS
 
@@ -42,12 +43,11 @@ def _lookup(config: dict, dotted: str):
     return value
 
 
-def _plan_table(opened, fuse: bool, capacity: int, max_members: int):
+def _plan_table(opened, plan):
     from rich.table import Table
 
     from ce_lab.batch.plan import describe_plan
     from ce_lab.batch.spec import override_text
-    from ce_lab.batch.tasks import stack_of_entries
     from ce_lab.config import to_dict
 
     keys = opened.state.varied_keys
@@ -63,7 +63,7 @@ def _plan_table(opened, fuse: bool, capacity: int, max_members: int):
     table.add_column("action")
     table.add_column("stack")
     configs = {e.index: to_dict(e.config) for e in opened.batch.entries}
-    stacks = stack_of_entries(opened, fuse, capacity, max_members)
+    stacks = plan.stack_of()
     for rec, action in describe_plan(opened):
         cells = ([override_text(_lookup(configs[rec.index], k)) for k in keys] if keys else
                  [" ".join(f"{k}={override_text(v)}" for k, v in rec.overrides.items())
@@ -190,11 +190,11 @@ def batch(
     ] = None,
     cpus_per_task: Annotated[
         float,
-        typer.Option("--cpus-per-task", help="Ray: CPUs per entry (default 1).",
+        typer.Option("--cpus-per-task", help="Ray: CPUs per task, one stack (default 1).",
                      show_default=False),
     ] = 1.0,
     gpus_per_task: Annotated[
-        float, typer.Option("--gpus-per-task", help="Ray: GPU fraction per entry, e.g. 0.25 "
+        float, typer.Option("--gpus-per-task", help="Ray: GPU fraction per task, e.g. 0.25 "
                             "(default 0).", show_default=False)
     ] = 0.0,
     fuse: Annotated[
@@ -203,6 +203,12 @@ def batch(
                            "one fused model (default --fuse).", show_default=False)
     ] = True,
     max_members: MaxMembersOpt = DEFAULT_MAX_MEMBERS,
+    split_stacks: Annotated[
+        Split, typer.Option("--split-stacks", help="When a fused stack is split to keep workers "
+                            "busy: when-idle, only while workers would otherwise sit idle (Ray "
+                            "without --jobs: never); never, keep every stack whole (default "
+                            "when-idle). --dry-run shows the decision.", show_default=False)
+    ] = DEFAULT_SPLIT,
     new: Annotated[
         bool, typer.Option("--new", help="Start a new batch folder instead of continuing the "
                            "latest one of this batch name (default: continue).")
@@ -239,9 +245,16 @@ def batch(
     if executor is ExecutorKind.ray and threads is not None:
         raise fail("--threads applies to the local executor; Ray tasks use --cpus-per-task", 2)
 
+    # Ray without --jobs runs as many tasks at once as the cluster fits: no worker count to plan by.
+    how = {"fuse": fuse, "workers": jobs if executor is ExecutorKind.ray else (jobs or 1),
+           "max_members": max_members, "split": split_stacks}
     if dry_run:
+        from ce_lab.batch.tasks import plan_batch
+
         opened = plan(batch_obj, batch_dir, executor.value)
-        console.print(_plan_table(opened, fuse, jobs or 1, max_members))
+        planned = plan_batch(opened, **how)
+        console.print(_plan_table(opened, planned))
+        console.print(planned.describe(), highlight=False, soft_wrap=True)
         if opened.continued:
             console.print(f"continues {escape(str(batch_dir))}", highlight=False, soft_wrap=True)
         return
@@ -258,17 +271,17 @@ def batch(
                                                                        batch_obj.name)
     try:
         with locked(target):
-            result = _run(batch_obj, target, ex, executor, jobs, threads, fuse, max_members)
+            result = _run(batch_obj, target, ex, executor, jobs, threads, how)
             _finish(result, no_plots)
     finally:
         if ex is not None:
             ex.close()
 
 
-def _run(batch_obj, target: Path, ex, executor: ExecutorKind, jobs, threads, fuse,
-         max_members: int):
+def _run(batch_obj, target: Path, ex, executor: ExecutorKind, jobs, threads, how: dict):
     from ce_lab.batch.execute import execute
     from ce_lab.batch.plan import describe_plan, open_batch
+    from ce_lab.batch.tasks import plan_batch
 
     opened = open_batch(batch_obj, target, executor.value)
     if ex is None:
@@ -286,7 +299,7 @@ def _run(batch_obj, target: Path, ex, executor: ExecutorKind, jobs, threads, fus
     _say_busy(opened)
     printer = _printer(len(actions) - todo.get("skip", 0) - todo.get("busy", 0), opened.batch_dir)
     with _sigterm_as_interrupt():
-        return execute(opened, ex, fuse=fuse, on_event=printer, max_members=max_members)
+        return execute(opened, plan_batch(opened, **how), ex, on_event=printer)
 
 
 def _say_busy(opened) -> None:
