@@ -297,7 +297,7 @@ def _train_and_compare(*, losses, seeds, set_loss, reference, sort, config, set_
 
 def _announcer(request):
     """The line said as the comparison folder is made: what will train, and how."""
-    from ce_lab.training.fusion import plan_stacks
+    from ce_lab.plan import plan_runs
 
     def announce(comp_dir: Path, group_id: str) -> None:
         if request.tune is not None:
@@ -310,7 +310,8 @@ def _announcer(request):
             return
         configs = request.configs()
         # Said here too, so --progress none (which silences the reporter's notes) still tells.
-        stacks = max(len(plan_stacks(c, request.max_members)) for c in configs.values())
+        stacks = max(len(plan_runs(c, max_members=request.max_members).stacks)
+                     for c in configs.values())
         how = "fused" if stacks == 1 else (
             f"in {stacks} stacks one after another: configs differ beyond what a stack may hold "
             "(the loss, optimizer hyperparameters, schedule), or --max-members")

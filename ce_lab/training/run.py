@@ -14,7 +14,7 @@ from ce_lab.config import RunConfig, load_config
 from ce_lab.progress import Reporter
 from ce_lab.runs.files import CONFIG
 from ce_lab.runs.folder import Status
-from ce_lab.training.fusion import DEFAULT_MAX_MEMBERS, plan_stacks
+from ce_lab.training.fusion import DEFAULT_MAX_MEMBERS
 from ce_lab.training.loop import Trainer
 from ce_lab.training.members import RunOutcome, release_locks
 
@@ -79,11 +79,14 @@ def train(cfg: RunConfig, *, group: str | None = None, reporter: Reporter | None
 def train_paired(cfgs: Sequence[RunConfig], *, group: str | None = None,
                  reporter: Reporter | None = None, data=None,
                  max_members: int = DEFAULT_MAX_MEMBERS) -> list[RunOutcome]:
-    """Train several configs on identical batches from identical weights: every group that can
-    share a stack is fused (at most ``max_members`` to a stack); stacks run one after another."""
+    """Train several configs on identical batches from identical weights, as the plan
+    (``ce_lab.plan``, one worker: this process) stacks them: every group that can share a stack
+    is fused (at most ``max_members`` to a stack); stacks run one after another."""
+    from ce_lab.plan import plan_runs
+
     if not cfgs:
         return []
-    stacks = plan_stacks(cfgs, max_members)
+    stacks = [s.indices for s in plan_runs(cfgs, workers=1, max_members=max_members).stacks]
     if len(stacks) > 1 and reporter is not None:
         sizes = ", ".join(str(len(s)) for s in stacks)
         reporter.note(f"{len(cfgs)} runs in {len(stacks)} stacks of {sizes} members "
