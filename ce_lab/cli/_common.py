@@ -12,7 +12,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from ce_lab.cli.completion import complete_set
+from ce_lab.cli.completion import complete_loss, complete_set
+from ce_lab.cli.hints import check_loss
 from ce_lab.errors import CeLabError
 from ce_lab.losses import loss_names
 from ce_lab.runs.folder import Status
@@ -51,9 +52,6 @@ def cli_errors(fn):
     return wrapper
 
 
-LossName = Enum("LossName", {n: n for n in loss_names()}, type=str)  # type: ignore[misc]
-
-
 class Device(str, Enum):
     auto = "auto"
     cpu = "cpu"
@@ -86,7 +84,12 @@ SetOpt = Annotated[
         autocompletion=complete_set,
     ),
 ]
-LossOpt = Annotated[LossName | None, typer.Option("--loss", help="Loss (config loss.name; default ce).")]
+LossOpt = Annotated[
+    str | None,
+    # A str checked by check_loss, not a LossName: a mistyped name gets one line with a guess.
+    typer.Option("--loss", metavar=f"<{'|'.join(loss_names())}>", callback=check_loss,
+                 autocompletion=complete_loss, help="Loss (config loss.name; default ce)."),
+]
 EpochsOpt = Annotated[int | None, typer.Option("--epochs", help="train.epochs (default 3).")]
 MaxStepsOpt = Annotated[
     int | None, typer.Option("--max-steps", help="train.max_steps (default: none).")

@@ -208,8 +208,9 @@ def compare(
     from ce_lab.runs.record import select_runs
 
     if reference is not None and reference not in loss_names():
-        raise fail(f"unknown --reference loss {reference!r}; valid losses: "
-                   f"{', '.join(loss_names())}", 2)
+        from ce_lab.suggest import unknown_name
+
+        raise fail(f"--reference: {unknown_name('loss', [reference], loss_names())}", 2)
     on_disk = bool(run_dirs) or last is not None or group is not None
     check_tuning_flags(on_disk=on_disk, tune_lr=tune_lr, lr_grid=lr_grid,
                        select_given=select is not None, tune_seeds=tune_seeds, best_of=best_of)

@@ -164,10 +164,9 @@ def parse_losses(text: str | None) -> list[str]:
     valid = loss_names()
     unknown = [n for n in names if n not in valid]
     if unknown:
-        raise UsageError(
-            f"unknown loss{'es' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
-            f"valid losses: {', '.join(valid)}"
-        )
+        from ce_lab.suggest import unknown_name
+
+        raise UsageError(unknown_name("loss", unknown, valid))
     if not names:
         raise UsageError(f"--losses is empty; valid losses: {', '.join(valid)}")
     if len(set(names)) != len(names):
