@@ -316,6 +316,17 @@ def resolve_config(
     return validate(data)
 
 
+def check_trains(cfg: RunConfig) -> RunConfig:
+    """``cfg``, or ConfigError (exit 2) when it would train no step: train.epochs 0 leaves the
+    length to train.max_steps, and without it a run would write a folder, evaluate the initial
+    weights and report them "completed". Checked where a run is about to start, not by the model,
+    so ``--set train.epochs=0 --set train.max_steps=5`` may come in either order."""
+    if cfg.train.epochs == 0 and cfg.train.max_steps is None:
+        raise ConfigError("train.epochs is 0 and train.max_steps is not set: the run would "
+                          "train no steps; give --epochs 1 or more, or --max-steps N")
+    return cfg
+
+
 def _nest(path: Sequence[str], value: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     _deep_set(out, path, value)

@@ -164,3 +164,43 @@ def test_a_run_folder_after_seeds_is_still_a_run_folder(cli, tmp_path):
     (tmp_path / "7").mkdir()  # a folder that is named like a seed: not taken for one
     line = _one_line(cli.invoke(app, ["compare", "--seeds", "0", "7"]))
     assert line.startswith("error: --seeds only apply when compare trains")
+
+
+# --- a run with no steps ---------------------------------------------------------------------------
+
+NO_STEPS = "train.epochs is 0 and train.max_steps is not set: the run would train no steps"
+
+
+def test_train_epochs_0_without_max_steps_is_refused_before_anything_is_written(cli, tmp_path):
+    line = _one_line(cli.invoke(app, ["train", "--epochs", "0"]))
+    assert line.startswith(f"error: {NO_STEPS}")
+    # refused before the data is fetched (the cache is empty, downloads would be tried) or a
+    # run folder is made
+    assert not Path("runs").exists() and not (tmp_path / "data-cache").exists()
+    with pytest.raises(ce_lab.ConfigError, match=NO_STEPS):
+        ce_lab.train("ce", epochs=0)
+    assert not Path("runs").exists()
+
+
+def test_epochs_0_with_max_steps_trains_that_many_in_either_order(cli, tiny_sets):
+    for items in (["train.epochs=0", "train.max_steps=3"], ["train.max_steps=3", "train.epochs=0"]):
+        args = ["train", "--json", *sum((["--set", s] for s in tiny_sets(*items)), [])]
+        result = cli.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        assert '"steps": 3' in result.stdout
+
+
+def test_compare_and_batch_refuse_a_run_with_no_steps(cli, tmp_path):
+    line = _one_line(cli.invoke(app, ["compare", "--epochs", "0", "--no-plots"]))
+    assert line.startswith(f"error: {NO_STEPS}")
+    assert not Path("runs").exists()  # no compare-* folder either
+    # one loss given steps of its own is enough for that loss, not for the others
+    line = _one_line(cli.invoke(app, ["compare", "--epochs", "0", "--losses", "ce,mse",
+                                      "--set-loss", "ce:train.max_steps=2"]))
+    assert line.startswith(f"error: {NO_STEPS}")
+    batch = tmp_path / "b.yaml"
+    batch.write_text("name: x\ngrid:\n  train.epochs: [1, 0]\n")
+    line = _one_line(cli.invoke(app, ["batch", str(batch), "--dry-run"]))
+    assert "entry 1 (train.epochs=0)" in line and NO_STEPS in line
+    with pytest.raises(ce_lab.ConfigError, match=NO_STEPS):
+        ce_lab.compare(["ce"], epochs=0)

@@ -106,7 +106,7 @@ def train(
 
     Exit codes: 0 completed, 3 diverged, 130 interrupted, 1 failed, 2 bad usage or config.
     """
-    from ce_lab.config import keyword_overrides, resolve_config
+    from ce_lab.config import check_trains, keyword_overrides, resolve_config
     from ce_lab.progress import make_reporter
 
     if resume is not None:
@@ -125,7 +125,7 @@ def train(
                                   seed=seed, out_dir=out_dir, data_dir=data_dir)
         if progress is not None:
             flags["log.progress"] = progress.value
-        cfg = resolve_config(config, set_ or [], flags)
+        cfg = check_trains(resolve_config(config, set_ or [], flags))  # before any fetch
 
     from ce_lab import training
     from ce_lab.cli.data_cmd import prepare_data

@@ -215,7 +215,7 @@ def build_configs(
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[int, list[RunConfig]]:
     """One config per (seed, loss): the base config, that seed and loss, then its overrides."""
-    from ce_lab.config import with_overrides
+    from ce_lab.config import check_trains, with_overrides
 
     overrides = overrides or {}
     out: dict[int, list[RunConfig]] = {}
@@ -227,6 +227,7 @@ def build_configs(
                     base, {"seed": seed, "loss.name": loss, **overrides.get(loss, {})}))
             except ConfigError as e:
                 raise ConfigError(f"--set-loss for {loss}: {e}") from None
+            check_trains(cfgs[-1])  # before the comparison folder is made
         out[seed] = cfgs
     return out
 
