@@ -134,6 +134,16 @@ def _reporter(progress: str | None):
     return make_reporter(progress, err)
 
 
+def _say_fetch(cfg: RunConfig) -> None:
+    """A warning before MNIST is fetched into a folder the caller named (``data.root``): quiet
+    as the API is, that is not done without a word."""
+    from ce_lab.data.fetch import fetch_note
+
+    note = fetch_note(cfg.data)
+    if note:
+        warnings.warn(note, stacklevel=3)
+
+
 def _base_config(config: str | Path | RunConfig | None, overrides: Mapping[str, Any] | None,
                  keywords: Mapping[str, Any]) -> RunConfig:
     """defaults < ``config`` (a YAML file or a RunConfig) < ``overrides`` (dotted keys) < the
@@ -167,6 +177,7 @@ def train(loss: str | None = None, *, epochs: int | None = None, max_steps: int 
     cfg = _base_config(config, overrides, keyword_overrides(
         loss=loss, epochs=epochs, max_steps=max_steps, lr=lr, optimizer=optimizer,
         batch_size=batch_size, device=device, seed=seed, out_dir=out_dir, data_dir=data_dir))
+    _say_fetch(cfg)
     outcome = train_one(cfg, reporter=_reporter(progress))
     return _finished(outcome)
 
@@ -290,6 +301,7 @@ def compare(losses: Sequence[str] | str = DEFAULT_LOSSES, *, seeds: Sequence[int
         check_sort_key(sort, base.log.thresholds)
     configs = build_configs(base, names, _seed_list(seeds) or [base.seed],
                             {k: dict(v) for k, v in (loss_overrides or {}).items()})
+    _say_fetch(base)
     kwargs = {} if max_members is None else {"max_members": max_members}
     trained = train_and_compare(configs, base.out_dir, reference=reference, sort=sort,
                                 plots=plots, reporter=_reporter(progress), **kwargs)

@@ -3,6 +3,7 @@ given without its section, a value split over two words, a list written with spa
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pytest
@@ -204,3 +205,57 @@ def test_compare_and_batch_refuse_a_run_with_no_steps(cli, tmp_path):
     assert "entry 1 (train.epochs=0)" in line and NO_STEPS in line
     with pytest.raises(ce_lab.ConfigError, match=NO_STEPS):
         ce_lab.compare(["ce"], epochs=0)
+
+
+# --- MNIST fetched into a folder the user named ----------------------------------------------------
+
+
+@pytest.fixture
+def offline_source(monkeypatch, tiny_mnist):
+    """ensure_mnist's sources replaced by one that copies the tiny MNIST (md5-checked as tiny)."""
+    import shutil
+
+    from ce_lab.data import fetch
+    from ce_lab.data.files import MNIST_FILES, raw_dir
+    from tests.mnist_fixture import tiny_table
+
+    def copy(raw, reporter):
+        for f in MNIST_FILES:
+            shutil.copyfile(raw_dir(tiny_mnist) / f.name, raw / f.name)
+
+    monkeypatch.setitem(fetch.ensure_mnist.__kwdefaults__, "sources", (fetch.Source("copy", copy),))
+    monkeypatch.setitem(fetch.ensure_mnist.__kwdefaults__, "expected", tiny_table(tiny_mnist))
+
+
+def test_fetch_into_a_named_data_root_is_said(cli, tmp_path, offline_source, tiny_sets):
+    named = tmp_path / "my-small-set"
+    args = ["train", "--max-steps", "2", *sum((["--set", s] for s in tiny_sets()), []),
+            "--data-dir", str(named)]
+    result = cli.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert (f"note: data.root {named} holds no usable MNIST: fetching MNIST into "
+            f"{named / 'MNIST' / 'raw'}") in result.stderr
+    assert "note:" not in result.stdout
+    again = cli.invoke(app, args)  # now it holds MNIST: nothing to say
+    assert again.exit_code == 0 and "note:" not in again.stderr
+
+
+def test_api_warns_before_fetching_into_a_named_data_root(tmp_path, offline_source):
+    named = tmp_path / "my-small-set"
+    small = {"data.root": str(named), "data.verify_md5": False, "data.val_size": 200,
+             "model.hidden": [8], "device": "cpu"}
+    with pytest.warns(UserWarning, match=f"data.root {named} holds no usable MNIST"):
+        run = ce_lab.train("ce", max_steps=2, overrides=small)
+    assert run.status == "completed"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the data is there now: no warning
+        ce_lab.train("ce", max_steps=2, overrides=small)
+
+
+def test_no_note_for_the_default_cache_or_with_downloads_off(tmp_path):
+    from ce_lab.config import DataConfig
+    from ce_lab.data.fetch import fetch_note
+
+    assert fetch_note(DataConfig()) is None  # $CE_LAB_DATA_DIR / the user cache: MNIST's own
+    assert fetch_note(DataConfig(root=tmp_path / "x", download=False)) is None
+    assert fetch_note(DataConfig(root=tmp_path / "x")).startswith(f"data.root {tmp_path / 'x'}")
