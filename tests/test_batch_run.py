@@ -90,6 +90,11 @@ def test_a_failing_entry_does_not_stop_the_others_and_reruns_next_time(tiny_mnis
     assert state.entries[1].error and "failed" in result.stdout
     assert state.entries[1].log and (batch_dir / state.entries[1].log).is_file()
     ok_dir = state.entries[0].run_dir
+    # Paths as one opens them from here, not as batch.json records them (../RUN, logs/...).
+    assert ok_dir.startswith("../") and "../" not in result.output
+    done = [line for line in result.stderr.splitlines() if "completed #0 (base)" in line]
+    assert len(done) == 1 and done[0].endswith(f" {Path('runs') / Path(ok_dir).name}")
+    assert f"; log {batch_dir / state.entries[1].log}" in result.stdout
 
     write_tiny_mnist(late)  # fix the cause; running the same file again redoes only the failure
     result = runner.invoke(app, ["batch", str(f), "--jobs", "2", "--no-plots"])

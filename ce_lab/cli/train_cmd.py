@@ -137,9 +137,9 @@ def train(
     survive_closed_pipe(err_console)
     prepare_data(cfg.data)
 
-    # With --json, stdout carries the one JSON object and nothing else.
-    reporter = make_reporter(progress.value if progress else cfg.log.progress,
-                             err_console if as_json else console)
+    # Progress and notes on stderr, as every command's; stdout carries the result only: the
+    # summary table, or with --json the one JSON object.
+    reporter = make_reporter(progress.value if progress else cfg.log.progress, err_console)
     if resume is not None:
         outcome = training.resume(resume, reporter=reporter)
     else:
