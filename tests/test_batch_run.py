@@ -192,7 +192,8 @@ def test_sigint_interrupts_and_a_rerun_finishes_only_what_was_left(tiny_mnist, t
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 130, stdout + stderr
-    assert "interrupted" in stdout
+    assert "interrupted" in stdout  # the summary's counts: a result
+    assert "interrupted: run the batch file again" in stderr  # what to do next: a note
     batch_dir = only_batch_dir(out)
     state = read_state(batch_dir)
     assert [e.status for e in state.entries] == ["completed", "interrupted", "pending"]

@@ -318,10 +318,10 @@ def _say_busy(opened) -> None:
             continue
         path = run_path(opened.batch_dir, rec.run_dir)
         meta = live_owner(path) or {}
-        console.print(f"entry {rec.index}: skipped, {escape(_shown(opened.batch_dir, rec.run_dir))} "
-                      "is still being trained "
-                      f"({escape(describe_owner(meta))}); run the batch again once it ends",
-                      highlight=False, soft_wrap=True)
+        err_console.print(f"entry {rec.index}: skipped, "
+                          f"{escape(_shown(opened.batch_dir, rec.run_dir))} is still being trained "
+                          f"({escape(describe_owner(meta))}); run the batch again once it ends",
+                          highlight=False, soft_wrap=True)
 
 
 def _finish(result, no_plots: bool) -> None:
@@ -330,9 +330,9 @@ def _finish(result, no_plots: bool) -> None:
 
     _summary(result)
     if result.interrupted:
-        console.print(f"interrupted: run the batch file again, or ce-lab batch --resume "
-                      f"{escape(str(result.batch_dir))}, to finish what is left",
-                      highlight=False, soft_wrap=True)
+        err_console.print(f"interrupted: run the batch file again, or ce-lab batch --resume "
+                          f"{escape(str(result.batch_dir))}, to finish what is left",
+                          highlight=False, soft_wrap=True)
         raise typer.Exit(Status.INTERRUPTED.exit_code)
     comparison = compare_finished(result, plots=not no_plots)
     if comparison is not None:
