@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ce_lab.errors import CeLabError, UsageError, require
+from ce_lab.losses import DEFAULT_LOSSES
 from ce_lab.runs.files import EVALS, METRICS
 
 if TYPE_CHECKING:
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
     from ce_lab.config import RunConfig
     from ce_lab.runs.listing import RunEntry
 
-DEFAULT_LOSSES = ("ce", "mse", "hinge", "nll-manual")  # as ce_lab.comparison.compare's
 INT_COLUMNS = ("step", "epoch", "examples")  # CSV columns that are counts
 
 
@@ -124,13 +124,14 @@ def load_run(path: str | Path) -> Run:
 def _reporter(progress: str | None):
     from rich.console import Console
 
-    from ce_lab.progress import make_reporter
+    from ce_lab.progress import PROGRESS_MODES, make_reporter
 
     err = Console(stderr=True)
     if progress is None:
         progress = "bar" if err.is_terminal else "none"  # a notebook or a pipe: silent
-    if progress not in ("auto", "bar", "plain", "none"):
-        raise UsageError(f"progress must be auto, bar, plain or none, got {progress!r}")
+    if progress not in PROGRESS_MODES:
+        *most, last = PROGRESS_MODES
+        raise UsageError(f"progress must be {', '.join(most)} or {last}, got {progress!r}")
     return make_reporter(progress, err)
 
 

@@ -27,6 +27,7 @@ from pydantic import (
 
 from ce_lab.errors import ConfigError
 from ce_lab.losses import loss_names, loss_options, option_fields
+from ce_lab.progress import PROGRESS_MODES
 from ce_lab.suggest import unknown_name
 from ce_lab.yaml_files import read_yaml_mapping
 
@@ -141,7 +142,7 @@ class LogConfig(_Section):
     thresholds: tuple[Float, ...] = (0.90, 0.95, 0.97)  # validation accuracies for convergence
     grad_stats: bool = True  # gradient norms, d loss/d logits, update ratios (off: loss only)
     checkpoint: bool = True  # write checkpoint.pt at every epoch end
-    progress: Literal["auto", "bar", "plain", "none"] = "auto"  # auto: a bar on a terminal
+    progress: Literal[PROGRESS_MODES] = "auto"  # type: ignore[valid-type]  # auto: a bar on a terminal
     tensorboard: bool = False  # also write TensorBoard event files into each run folder (extra)
 
     @field_validator("thresholds")

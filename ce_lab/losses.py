@@ -158,6 +158,10 @@ def loss_names() -> list[str]:
     return list(LOSSES)
 
 
+# What `ce-lab compare` and ``ce_lab.compare`` train when no losses are named.
+DEFAULT_LOSSES = ("ce", "mse", "hinge", "nll-manual")
+
+
 def get_loss(name: str) -> LossSpec:
     from ce_lab.errors import UsageError
     from ce_lab.suggest import unknown_name

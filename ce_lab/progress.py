@@ -20,6 +20,8 @@ def _fmt(v: float) -> str:
     return f"{v:.4f}" if math.isfinite(v) else str(v)
 
 
+# --progress / log.progress: auto is a bar on a terminal, plain lines otherwise (make_reporter).
+PROGRESS_MODES = ("auto", "bar", "plain", "none")
 MAX_NAMED = 8  # members named one by one on a progress line; a bigger stack is summarised
 
 
@@ -238,7 +240,8 @@ class BarReporter(Reporter):
 
 
 def make_reporter(mode: str, console: Console) -> Reporter:
-    """auto: a bar on a terminal, plain lines when stdout is a pipe or a file."""
+    """auto: a bar on a terminal, plain lines when the console is a pipe or a file (one of
+    PROGRESS_MODES)."""
     if mode == "auto":
         mode = "bar" if console.is_terminal else "plain"
     return {"bar": BarReporter, "plain": PlainReporter}.get(mode, lambda c: Reporter())(console)

@@ -19,7 +19,7 @@ from ce_lab.cli._common import (
     MaxStepsOpt,
     OptimOpt,
     OutDirOpt,
-    ProgressMode,
+    ProgressOpt,
     SetOpt,
     cli_errors,
     console,
@@ -38,7 +38,9 @@ from ce_lab.cli.compare_tuning import (
     tuning_inputs,
 )
 from ce_lab.cli.completion import complete_loss, complete_run
+from ce_lab.comparison.compare import DEFAULT_REFERENCE
 from ce_lab.comparison.tuning import DEFAULT_CRITERION, Criterion
+from ce_lab.losses import DEFAULT_LOSSES
 from ce_lab.training.fusion import DEFAULT_MAX_MEMBERS
 
 
@@ -133,7 +135,7 @@ def compare(
     losses: Annotated[
         str | None,
         typer.Option("--losses", help="Losses to train, comma-separated "
-                     "(default ce,mse,hinge,nll-manual).", autocompletion=complete_loss),
+                     f"(default {','.join(DEFAULT_LOSSES)}).", autocompletion=complete_loss),
     ] = None,
     seeds: Annotated[
         str | None,
@@ -147,8 +149,8 @@ def compare(
     ] = None,
     reference: Annotated[
         str | None,
-        typer.Option("--reference", help="Loss the others are paired against (default ce, else "
-                     "the first)."),
+        typer.Option("--reference", help="Loss the others are paired against (default "
+                     f"{DEFAULT_REFERENCE}, else the first)."),
     ] = None,
     sort: Annotated[
         str | None,
@@ -176,10 +178,7 @@ def compare(
     device: DeviceOpt = None,
     out_dir: OutDirOpt = None,
     data_dir: DataDirOpt = None,
-    progress: Annotated[
-        ProgressMode | None,
-        typer.Option("--progress", help="auto, bar, plain or none (log.progress; default auto)."),
-    ] = None,
+    progress: ProgressOpt = None,
     max_members: MaxMembersOpt = DEFAULT_MAX_MEMBERS,
     tune_lr: TuneLrOpt = False,
     lr_grid: LrGridOpt = None,

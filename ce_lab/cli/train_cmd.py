@@ -18,7 +18,7 @@ from ce_lab.cli._common import (
     MaxStepsOpt,
     OptimOpt,
     OutDirOpt,
-    ProgressMode,
+    ProgressOpt,
     SeedOpt,
     SetOpt,
     cli_errors,
@@ -92,10 +92,7 @@ def train(
         typer.Option("--resume", help="Continue an interrupted run folder from its checkpoint.",
                      autocompletion=complete_run),
     ] = None,
-    progress: Annotated[
-        ProgressMode | None,
-        typer.Option("--progress", help="auto, bar, plain or none (log.progress; default auto)."),
-    ] = None,
+    progress: ProgressOpt = None,
     as_json: Annotated[
         bool,
         typer.Option("--json", help="Print the summary as one JSON object on stdout (with "

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ce_lab.comparison.build import ComparisonTable, build_table, show
 from ce_lab.comparison.paired import PairedDiff, paired_differences
 from ce_lab.errors import ConfigError, UsageError
+from ce_lab.losses import DEFAULT_LOSSES
 from ce_lab.render import data as data_files
 from ce_lab.render.markdown import to_markdown
 from ce_lab.runs.folder import Status, create_comparison_dir
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
     from ce_lab.comparison.tuning import Tuning
     from ce_lab.config import RunConfig
 
-DEFAULT_LOSSES = ("ce", "mse", "hinge", "nll-manual")
 DEFAULT_REFERENCE = "ce"
 
 
