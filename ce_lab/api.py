@@ -135,16 +135,6 @@ def _reporter(progress: str | None):
     return make_reporter(progress, err)
 
 
-def _say_fetch(cfg: RunConfig) -> None:
-    """A warning before MNIST is fetched into a folder the caller named (``data.root``): quiet
-    as the API is, that is not done without a word."""
-    from ce_lab.data.fetch import fetch_note
-
-    note = fetch_note(cfg.data)
-    if note:
-        warnings.warn(note, stacklevel=3)
-
-
 def _base_config(config: str | Path | RunConfig | None, overrides: Mapping[str, Any] | None,
                  keywords: Mapping[str, Any]) -> RunConfig:
     """defaults < ``config`` (a YAML file or a RunConfig) < ``overrides`` (dotted keys) < the
@@ -173,12 +163,13 @@ def train(loss: str | None = None, *, epochs: int | None = None, max_steps: int 
     raises RunFailed. Bad config: ConfigError / UsageError before anything is written.
     """
     from ce_lab.config import keyword_overrides
+    from ce_lab.data.fetch import warn_fetch
     from ce_lab.training.run import train as train_one
 
     cfg = _base_config(config, overrides, keyword_overrides(
         loss=loss, epochs=epochs, max_steps=max_steps, lr=lr, optimizer=optimizer,
         batch_size=batch_size, device=device, seed=seed, out_dir=out_dir, data_dir=data_dir))
-    _say_fetch(cfg)
+    warn_fetch(cfg.data)  # quiet as the API is, a fetch into data.root is said
     outcome = train_one(cfg, reporter=_reporter(progress))
     return _finished(outcome)
 
@@ -287,6 +278,7 @@ def compare(losses: Sequence[str] | str = DEFAULT_LOSSES, *, seeds: Sequence[int
     from ce_lab.comparison.build import check_sort_key
     from ce_lab.comparison.compare import build_configs, parse_losses, train_and_compare
     from ce_lab.config import keyword_overrides
+    from ce_lab.data.fetch import warn_fetch
 
     names = parse_losses(losses if isinstance(losses, str) else ",".join(losses))
     base = _base_config(config, overrides, keyword_overrides(
@@ -302,7 +294,7 @@ def compare(losses: Sequence[str] | str = DEFAULT_LOSSES, *, seeds: Sequence[int
         check_sort_key(sort, base.log.thresholds)
     configs = build_configs(base, names, _seed_list(seeds) or [base.seed],
                             {k: dict(v) for k, v in (loss_overrides or {}).items()})
-    _say_fetch(base)
+    warn_fetch(base.data)
     kwargs = {} if max_members is None else {"max_members": max_members}
     trained = train_and_compare(configs, base.out_dir, reference=reference, sort=sort,
                                 plots=plots, reporter=_reporter(progress), **kwargs)

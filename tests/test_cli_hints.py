@@ -244,9 +244,10 @@ def test_api_warns_before_fetching_into_a_named_data_root(tmp_path, offline_sour
     named = tmp_path / "my-small-set"
     small = {"data.root": str(named), "data.verify_md5": False, "data.val_size": 200,
              "model.hidden": [8], "device": "cpu"}
-    with pytest.warns(UserWarning, match=f"data.root {named} holds no usable MNIST"):
+    with pytest.warns(UserWarning, match=f"data.root {named} holds no usable MNIST") as said:
         run = ce_lab.train("ce", max_steps=2, overrides=small)
     assert run.status == "completed"
+    assert [w.filename for w in said] == [__file__]  # points at the caller's line
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the data is there now: no warning
         ce_lab.train("ce", max_steps=2, overrides=small)

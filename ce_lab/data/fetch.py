@@ -112,6 +112,16 @@ def fetch_note(data_cfg) -> str | None:
     return f"data.root {root} holds no usable MNIST: fetching MNIST into {raw_dir(root)}"
 
 
+def warn_fetch(data_cfg, stacklevel: int = 2) -> None:
+    """``fetch_note`` as a UserWarning, for callers that print nothing (the Python API);
+    ``stacklevel`` 2 points it at the caller's caller (the user's line)."""
+    import warnings
+
+    note = fetch_note(data_cfg)
+    if note:
+        warnings.warn(note, stacklevel=stacklevel + 1)
+
+
 def cache_problems(raw: Path, verify_md5: bool = True,
                    expected: Sequence[MnistFile] = MNIST_FILES) -> dict[str, str]:
     """File name -> what is wrong with it (empty: the cache is usable)."""
