@@ -27,6 +27,8 @@ from pydantic import (
 
 from ce_lab.errors import ConfigError
 from ce_lab.losses import loss_names, loss_options, option_fields
+from ce_lab.progress import PROGRESS_MODES
+from ce_lab.suggest import unknown_name
 from ce_lab.yaml_files import read_yaml_mapping
 
 
@@ -87,7 +89,7 @@ class _LossConfigBase(_Section):
     def _known_loss(cls, v: str) -> str:
         names = loss_names()
         if v not in names:
-            raise ValueError(f"unknown loss {v!r}; valid losses: {', '.join(names)}")
+            raise ValueError(unknown_name("loss", [v], names))
         return v
 
     @model_validator(mode="after")
@@ -140,7 +142,7 @@ class LogConfig(_Section):
     thresholds: tuple[Float, ...] = (0.90, 0.95, 0.97)  # validation accuracies for convergence
     grad_stats: bool = True  # gradient norms, d loss/d logits, update ratios (off: loss only)
     checkpoint: bool = True  # write checkpoint.pt at every epoch end
-    progress: Literal["auto", "bar", "plain", "none"] = "auto"  # auto: a bar on a terminal
+    progress: Literal[PROGRESS_MODES] = "auto"  # type: ignore[valid-type]  # auto: a bar on a terminal
     tensorboard: bool = False  # also write TensorBoard event files into each run folder (extra)
 
     @field_validator("thresholds")
@@ -188,11 +190,36 @@ def _check_keys(data: Mapping[str, Any], model: type[BaseModel], prefix: tuple[s
         if key not in model.model_fields:
             dotted = ".".join(path)
             guess = difflib.get_close_matches(str(key), list(model.model_fields), n=1)
-            hint = f"; did you mean '{'.'.join((*prefix, guess[0]))}'?" if guess else ""
+            hint = (f"; did you mean '{'.'.join((*prefix, guess[0]))}'?" if guess
+                    else _tail_hint(str(key), model))
             raise ConfigError(f"{_place(where, marks, path)}unknown key '{dotted}'{hint}")
         sub = _walk_fields(model, [key])
         if sub is not None and isinstance(value, Mapping):
             _check_keys(value, sub, path, where, marks)
+
+
+def _dotted_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
+    """Every leaf key of ``model`` as a dotted path, in field order."""
+    keys = []
+    for name in model.model_fields:
+        sub = _walk_fields(model, [name])
+        keys += _dotted_keys(sub, f"{prefix}{name}.") if sub else [f"{prefix}{name}"]
+    return keys
+
+
+def _tail_hint(key: str, model: type[BaseModel]) -> str:
+    """``; did you mean 'optim.lr'?`` for ``lr`` (or ``train.lr``): the run config's keys whose
+    last part it is, for a key of the run config that no key of its own section is close to."""
+    from ce_lab.suggest import by_last_parts
+
+    sections = {RunConfig, *(_walk_fields(RunConfig, [n]) for n in RunConfig.model_fields)}
+    if model not in sections:  # another model (a batch file's own keys): no run-config guess
+        return ""
+    found = by_last_parts(key, _dotted_keys(RunConfig))
+    if not found:
+        return ""
+    return f"; did you mean {found[0]!r}?" if len(found) == 1 else (
+        f"; did you mean one of {', '.join(map(repr, found))}?")
 
 
 def _place(where: str, marks: dict[tuple[str, ...], int], path: tuple[str, ...]) -> str:
@@ -288,6 +315,17 @@ def resolve_config(
         if value is not None:
             data = merge(data, _nest(tuple(dotted.split(".")), value))
     return validate(data)
+
+
+def check_trains(cfg: RunConfig) -> RunConfig:
+    """``cfg``, or ConfigError (exit 2) when it would train no step: train.epochs 0 leaves the
+    length to train.max_steps, and without it a run would write a folder, evaluate the initial
+    weights and report them "completed". Checked where a run is about to start, not by the model,
+    so ``--set train.epochs=0 --set train.max_steps=5`` may come in either order."""
+    if cfg.train.epochs == 0 and cfg.train.max_steps is None:
+        raise ConfigError("train.epochs is 0 and train.max_steps is not set: the run would "
+                          "train no steps; give --epochs 1 or more, or --max-steps N")
+    return cfg
 
 
 def _nest(path: Sequence[str], value: Any) -> dict[str, Any]:

@@ -158,15 +158,18 @@ def loss_names() -> list[str]:
     return list(LOSSES)
 
 
+# What `ce-lab compare` and ``ce_lab.compare`` train when no losses are named.
+DEFAULT_LOSSES = ("ce", "mse", "hinge", "nll-manual")
+
+
 def get_loss(name: str) -> LossSpec:
     from ce_lab.errors import UsageError
+    from ce_lab.suggest import unknown_name
 
     try:
         return LOSSES[name]
     except KeyError:
-        raise UsageError(
-            f"unknown loss {name!r}; valid losses: {', '.join(LOSSES)}"
-        ) from None
+        raise UsageError(unknown_name("loss", [name], list(LOSSES))) from None
 
 
 def loss_options(cfg: LossConfig) -> LossOptions | None:

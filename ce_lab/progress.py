@@ -20,19 +20,50 @@ def _fmt(v: float) -> str:
     return f"{v:.4f}" if math.isfinite(v) else str(v)
 
 
+# --progress / log.progress: auto is a bar on a terminal, plain lines otherwise (make_reporter).
+PROGRESS_MODES = ("auto", "bar", "plain", "none")
 MAX_NAMED = 8  # members named one by one on a progress line; a bigger stack is summarised
+
+
+def _loss_of(label: str) -> str:
+    # A member's label is its loss, then what sets it apart ("mse lr=3.16": member_labels).
+    return label.split(" ", 1)[0]
+
+
+def _by_loss(labels) -> dict[str, list[str]]:
+    groups: dict[str, list[str]] = {}
+    for label in labels:
+        groups.setdefault(_loss_of(label), []).append(label)
+    return groups
+
+
+def _names(names: list[str]) -> str:
+    """"ce, mse lr=3.16" — or, for a stack too big for one line, how many of each loss."""
+    if len(names) <= MAX_NAMED:
+        return ", ".join(names)
+    groups = _by_loss(names)
+    if len(groups) > MAX_NAMED:
+        return f"{len(names)} members of {len(groups)} losses"
+    return f"{len(names)} members ({', '.join(f'{len(g)} {k}' for k, g in groups.items())})"
 
 
 def _values(values: Mapping[str, float], higher_is_better: bool) -> str:
     """"ce: 0.3069, mse lr=3.16: 0.0161" — or, for a stack too big for one line (a --tune-lr grid
-    has 28 members), how many, the best and how many are non-finite."""
+    has 28 members), how many, the best and how many are non-finite.
+
+    An accuracy is the best across members; a loss only within one loss (the lowest of each):
+    mse's 0.07 and ce's 0.2 are values of different functions, and neither is the better."""
     if len(values) <= MAX_NAMED:
         return ", ".join(f"{k}: {_fmt(v)}" for k, v in values.items())
-    finite = [(v, k) for k, v in values.items() if math.isfinite(v)]
+    finite = {k: v for k, v in values.items() if math.isfinite(v)}
     text = f"{len(values)} members"
-    if finite:
-        v, k = max(finite) if higher_is_better else min(finite)
-        text += f", best {k}: {_fmt(v)}"
+    groups = _by_loss(finite)
+    if finite and (higher_is_better or len(groups) == 1):
+        k = (max if higher_is_better else min)(finite, key=finite.__getitem__)
+        text += f", best {k}: {_fmt(finite[k])}"
+    elif finite and len(groups) <= MAX_NAMED:
+        lowest = (min(g, key=finite.__getitem__) for g in groups.values())
+        text += ", lowest per loss: " + ", ".join(f"{k}: {_fmt(finite[k])}" for k in lowest)
     if len(finite) < len(values):
         text += f", {len(values) - len(finite)} non-finite"
     return text
@@ -124,7 +155,7 @@ class PlainReporter(Reporter):
     def start(self, names, total_steps):
         self._total = total_steps
         self._t0 = time.perf_counter()
-        self.console.print(f"training {', '.join(names)} for {total_steps} steps", highlight=False,
+        self.console.print(f"training {_names(names)} for {total_steps} steps", highlight=False,
                            soft_wrap=True)
 
     def _rate(self, step: int) -> str:
@@ -182,7 +213,7 @@ class BarReporter(Reporter):
         self.progress.start()
         self._t0 = time.perf_counter()
         self._task = self.progress.add_task(
-            ", ".join(names), total=total_steps, rate="", info=""
+            _names(names), total=total_steps, rate="", info=""
         )
 
     def _refresh(self, step: int, epoch: int | None = None):
@@ -209,7 +240,8 @@ class BarReporter(Reporter):
 
 
 def make_reporter(mode: str, console: Console) -> Reporter:
-    """auto: a bar on a terminal, plain lines when stdout is a pipe or a file."""
+    """auto: a bar on a terminal, plain lines when the console is a pipe or a file (one of
+    PROGRESS_MODES)."""
     if mode == "auto":
         mode = "bar" if console.is_terminal else "plain"
     return {"bar": BarReporter, "plain": PlainReporter}.get(mode, lambda c: Reporter())(console)

@@ -87,7 +87,7 @@ def test_errors_are_the_clis_one_liners_before_anything_is_written(small, tmp_pa
         ce_lab.train("nope", overrides=small)
     with pytest.raises(ce_lab.ConfigError, match="optim.lr"):
         ce_lab.train("ce", lr=-1.0, overrides=small)
-    with pytest.raises(ce_lab.UsageError, match="unknown loss msee"):
+    with pytest.raises(ce_lab.UsageError, match="unknown loss 'msee' — did you mean 'mse'"):
         ce_lab.compare(["ce", "msee"], overrides=small)
     with pytest.raises(ce_lab.ParamError, match=r"^reference hinge is not among losses \(ce, mse\)$"):
         ce_lab.compare(["ce", "mse"], reference="hinge", overrides=small)

@@ -130,6 +130,11 @@ def test_a_failing_entry_does_not_stop_the_others_and_reruns_next_time(tiny_mnis
     assert state.entries[1].error and "failed" in result.stdout
     assert state.entries[1].log and (batch_dir / state.entries[1].log).is_file()
     ok_dir = state.entries[0].run_dir
+    # Paths as one opens them from here, not as batch.json records them (../RUN, logs/...).
+    assert ok_dir.startswith("../") and "../" not in result.output
+    done = [line for line in result.stderr.splitlines() if "completed #0 (base)" in line]
+    assert len(done) == 1 and done[0].endswith(f" {Path('runs') / Path(ok_dir).name}")
+    assert f"; log {batch_dir / state.entries[1].log}" in result.stdout
 
     write_tiny_mnist(late)  # fix the cause; running the same file again redoes only the failure
     result = runner.invoke(app, ["batch", str(f), "--jobs", "2", "--no-plots"])
@@ -227,7 +232,8 @@ def test_sigint_interrupts_and_a_rerun_finishes_only_what_was_left(tiny_mnist, t
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 130, stdout + stderr
-    assert "interrupted" in stdout
+    assert "interrupted" in stdout  # the summary's counts: a result
+    assert "interrupted: run the batch file again" in stderr  # what to do next: a note
     batch_dir = only_batch_dir(out)
     state = read_state(batch_dir)
     assert [e.status for e in state.entries] == ["completed", "interrupted", "pending"]

@@ -190,7 +190,7 @@ def test_a_batch_never_starts_an_entry_a_live_process_still_owns(tmp_path):
                                  "--no-plots"])
     assert "Traceback" not in result.output
     assert result.exit_code == 0, result.output
-    said = [x for x in result.stdout.splitlines() if x.startswith("entry 0: skipped")]
+    said = [x for x in result.stderr.splitlines() if x.startswith("entry 0: skipped")]
     assert len(said) == 1 and "still being trained" in said[0] and path.name in said[0]
     state = read_state(opened.batch_dir)
     assert state.entries[0].attempts == 1  # not started again

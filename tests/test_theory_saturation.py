@@ -73,3 +73,13 @@ def test_cli_refuses_probabilities_outside_the_open_interval():
     assert result.exit_code == 2
     assert result.stderr.strip().count("\n") == 0
     assert "strictly between 0 and 1" in result.stderr
+
+
+def test_cli_default_plot_goes_to_the_current_folder_and_says_so(tmp_path):
+    # tmp_path is the cwd: the default --output is ./saturation.png, and the output names it
+    result = runner.invoke(app, ["saturation"])
+    assert result.exit_code == 0, result.stderr
+    assert (tmp_path / "saturation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert result.stdout.rstrip().splitlines()[-1] == "wrote saturation.png"
+    data = json.loads(runner.invoke(app, ["saturation", "-f", "json", "-o", "s.svg"]).stdout)
+    assert data["plot"] == "s.svg" and (tmp_path / "s.svg").is_file()

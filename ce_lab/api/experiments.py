@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ce_lab.api.reading import Run, _pandas, _path, _paths
-from ce_lab.comparison.compare import DEFAULT_LOSSES
 from ce_lab.errors import CeLabError, ParamError, UsageError
+from ce_lab.losses import DEFAULT_LOSSES
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -49,13 +49,14 @@ class RunFailed(CeLabError):
 def _reporter(progress: str | None):
     from rich.console import Console
 
-    from ce_lab.progress import make_reporter
+    from ce_lab.progress import PROGRESS_MODES, make_reporter
 
     err = Console(stderr=True)
     if progress is None:
         progress = "bar" if err.is_terminal else "none"  # a notebook or a pipe: silent
-    if progress not in ("auto", "bar", "plain", "none"):
-        raise UsageError(f"progress must be auto, bar, plain or none, got {progress!r}")
+    if progress not in PROGRESS_MODES:
+        *most, last = PROGRESS_MODES
+        raise UsageError(f"progress must be {', '.join(most)} or {last}, got {progress!r}")
     return make_reporter(progress, err)
 
 
@@ -87,6 +88,7 @@ def train(loss: str | None = None, *, epochs: int | None = None, max_steps: int 
     raises RunFailed. Bad config: ConfigError / UsageError before anything is written.
     """
     from ce_lab.config import keyword_overrides
+    from ce_lab.data.fetch import warn_fetch
     from ce_lab.lab import train_run
 
     if loss is not None and not isinstance(loss, str):
@@ -94,6 +96,7 @@ def train(loss: str | None = None, *, epochs: int | None = None, max_steps: int 
     cfg = _base_config(config, overrides, keyword_overrides(
         loss=loss, epochs=epochs, max_steps=max_steps, lr=lr, optimizer=optimizer,
         batch_size=batch_size, device=device, seed=seed, out_dir=out_dir, data_dir=data_dir))
+    warn_fetch(cfg.data)  # quiet as the API is, a fetch into data.root is said
     outcome = train_run(cfg, reporter=_reporter(progress))
     return _finished(outcome)
 
@@ -209,6 +212,7 @@ def compare(losses: Sequence[str] | str = DEFAULT_LOSSES, *, seeds: Sequence[int
     is written; Interrupted (with ``.comp_dir``; ``resume_comparison`` finishes it) on Ctrl-C;
     CeLabError when no run finished."""
     from ce_lab.config import keyword_overrides
+    from ce_lab.data.fetch import warn_fetch
     from ce_lab.lab import plan_comparison, run_comparison
 
     if tune_lr and (lr is not None or "optim.lr" in (overrides or {})):
@@ -221,6 +225,7 @@ def compare(losses: Sequence[str] | str = DEFAULT_LOSSES, *, seeds: Sequence[int
                               reference=reference, sort=sort, plots=bool(plots),
                               max_members=max_members, tune_lr=bool(tune_lr), lr_grid=lr_grid,
                               select=select, tune_seeds=tune_seeds)
+    warn_fetch(base.data)
     return _trained(run_comparison(request, reporter=_reporter(progress)))
 
 

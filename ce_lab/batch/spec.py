@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ce_lab.config import (
     RunConfig,
+    check_trains,
     load_config,
     parse_set,
     to_dict,
@@ -287,7 +288,7 @@ def expand(spec: BatchFile, base: RunConfig, where: str = "batch file") -> list[
                     f"with --out-dir"
                 )
         try:
-            cfg = with_overrides(base, overrides)
+            cfg = check_trains(with_overrides(base, overrides))
         except ConfigError as e:
             raise ConfigError(f"{ident}: {e}") from None
         digest = config_hash(cfg)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import functools
-from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -12,10 +11,14 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from ce_lab.cli.completion import complete_set
+from ce_lab.cli.choices import choice_enum, choices, default, in_words
+from ce_lab.cli.completion import complete_loss, complete_set
+from ce_lab.cli.hints import check_loss
 from ce_lab.errors import CeLabError, ParamError
 from ce_lab.losses import loss_names
+from ce_lab.progress import PROGRESS_MODES
 from ce_lab.runs.folder import Status
+from ce_lab.training.fusion import DEFAULT_MAX_MEMBERS
 
 # OSErrors that only a write raises: they are reported as "... while writing PATH".
 WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG)
@@ -55,27 +58,10 @@ def cli_errors(fn):
     return wrapper
 
 
-LossName = Enum("LossName", {n: n for n in loss_names()}, type=str)  # type: ignore[misc]
-
-
-class Device(str, Enum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
-    mps = "mps"
-
-
-class ProgressMode(str, Enum):
-    auto = "auto"
-    bar = "bar"
-    plain = "plain"
-    none = "none"
-
-
-class Optimizer(str, Enum):
-    sgd = "sgd"
-    adam = "adam"
-    adamw = "adamw"
+# The choices as the config and the progress module define them (ce_lab/cli/choices.py).
+Device = choice_enum("Device", choices("device"))
+ProgressMode = choice_enum("ProgressMode", PROGRESS_MODES)
+Optimizer = choice_enum("Optimizer", choices("optim.name"))
 
 
 ConfigOpt = Annotated[
@@ -90,30 +76,48 @@ SetOpt = Annotated[
         autocompletion=complete_set,
     ),
 ]
-LossOpt = Annotated[LossName | None, typer.Option("--loss", help="Loss (config loss.name; default ce).")]
-EpochsOpt = Annotated[int | None, typer.Option("--epochs", help="train.epochs (default 3).")]
+LossOpt = Annotated[
+    str | None,
+    # A str checked by check_loss, not a LossName: a mistyped name gets one line with a guess.
+    typer.Option("--loss", metavar=f"<{'|'.join(loss_names())}>", callback=check_loss,
+                 autocompletion=complete_loss,
+                 help=f"Loss (config loss.name; default {default('loss.name')})."),
+]
+EpochsOpt = Annotated[
+    int | None, typer.Option("--epochs", help=f"train.epochs (default {default('train.epochs')}).")
+]
 MaxStepsOpt = Annotated[
     int | None, typer.Option("--max-steps", help="train.max_steps (default: none).")
 ]
-LrOpt = Annotated[float | None, typer.Option("--lr", help="optim.lr (default 0.1).")]
+LrOpt = Annotated[float | None, typer.Option("--lr", help=f"optim.lr (default {default('optim.lr')}).")]
 OptimOpt = Annotated[
-    Optimizer | None, typer.Option("--optimizer", help="optim.name (default sgd).")
+    Optimizer | None,
+    typer.Option("--optimizer", help=f"optim.name (default {default('optim.name')}).")
 ]
 BatchOpt = Annotated[
-    int | None, typer.Option("--batch-size", help="train.batch_size (default 64).")
+    int | None,
+    typer.Option("--batch-size", help=f"train.batch_size (default {default('train.batch_size')}).")
 ]
 DeviceOpt = Annotated[
-    Device | None, typer.Option("--device", help="auto, cpu, cuda or mps (default auto).")
+    Device | None,
+    typer.Option("--device", help=f"{in_words(choices('device'))} (default {default('device')}).")
 ]
-SeedOpt = Annotated[int | None, typer.Option("--seed", help="seed (default 0).")]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help=f"seed (default {default('seed')}).")]
 OutDirOpt = Annotated[
-    Path | None, typer.Option("--out-dir", help="Folder for run folders (out_dir, default runs).")
+    Path | None,
+    typer.Option("--out-dir", help=f"Folder for run folders (out_dir, default {default('out_dir')}).")
+]
+ProgressOpt = Annotated[
+    ProgressMode | None,
+    typer.Option("--progress", help=f"{in_words(PROGRESS_MODES)} (log.progress; default "
+                 f"{default('log.progress')})."),
 ]
 MaxMembersOpt = Annotated[
     int,
     typer.Option("--max-members", min=1, help="Most members one fused stack holds; a larger group "
-                 "is split into several stacks (default 32). Memory grows linearly with it; see "
-                 "the README's 'Comparing losses fairly'.", show_default=False),
+                 f"is split into several stacks (default {DEFAULT_MAX_MEMBERS}). Memory grows "
+                 "linearly with it; see the README's 'Comparing losses fairly'.",
+                 show_default=False),
 ]
 DataDirOpt = Annotated[
     Path | None,

@@ -25,7 +25,7 @@ def csv_list(text: str | None) -> list[str]:
 
 def losses(text: str | None) -> list[str]:
     """``a,b,c`` -> validated loss names; the default set when not given."""
-    from ce_lab.comparison.compare import DEFAULT_LOSSES
+    from ce_lab.losses import DEFAULT_LOSSES
 
     if text is None:
         return list(DEFAULT_LOSSES)

@@ -15,6 +15,7 @@ from ce_lab.cli.compare_cmd import compare
 from ce_lab.cli.config_cmd import config_app
 from ce_lab.cli.data_cmd import data_app
 from ce_lab.cli.export_cmd import export_app
+from ce_lab.cli.hints import HintedCommand
 from ce_lab.cli.losses_cmd import losses
 from ce_lab.cli.runs_cmd import runs_app
 from ce_lab.cli.theory.entropy import NUMBERS_CONTEXT, entropy
@@ -51,9 +52,10 @@ def root(
 
 # Panels group the commands in --help: experiments first, then the theory, then set-up.
 RUN, THEORY, SETUP = "Experiments", "Theory, computed", "Set-up"
-app.command("train", rich_help_panel=RUN)(train)
-app.command("compare", rich_help_panel=RUN)(compare)
-app.command("batch", rich_help_panel=RUN)(batch)
+# HintedCommand: `--set optim.lr 0.1`, `--seeds 0 1 2` get one line saying the form.
+app.command("train", cls=HintedCommand, rich_help_panel=RUN)(train)
+app.command("compare", cls=HintedCommand, rich_help_panel=RUN)(compare)
+app.command("batch", cls=HintedCommand, rich_help_panel=RUN)(batch)
 app.command("losses", rich_help_panel=RUN)(losses)
 app.command("entropy", context_settings=NUMBERS_CONTEXT, rich_help_panel=THEORY)(entropy)
 app.command("xent", rich_help_panel=THEORY)(xent)

@@ -92,6 +92,23 @@ def _sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, old)
 
 
+def _shown(batch_dir: Path, recorded: str | None) -> str:
+    """A path batch.json records relative to the batch folder (``../RUN``), as the user can open
+    it from here: relative to the current folder when under it, else absolute."""
+    import os
+
+    from ce_lab.batch.store import run_path
+
+    path = run_path(batch_dir, recorded)
+    if path is None:
+        return ""
+    path = Path(os.path.abspath(path))  # folds the ../ away
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
 def _printer(total: int, batch_dir: Path):
     """One line on stderr as each entry starts and ends."""
     from ce_lab.batch.execute import entry_summary
@@ -121,7 +138,7 @@ def _printer(total: int, batch_dir: Path):
                           f" ({summary.get('diverged_quantity')})")
         if rec.status == Status.FAILED and rec.error:
             extra += f" error: {rec.error}"
-        where = f" {rec.run_dir}" if rec.run_dir else ""
+        where = f" {_shown(batch_dir, rec.run_dir)}" if rec.run_dir else ""
         err_console.print(
             f"[{done['n']}/{total}] [{color}]{rec.status}[/{color}] #{rec.index} {label}"
             f"{escape(extra)}[dim]{escape(where)}[/dim]", highlight=False, soft_wrap=True)
@@ -143,10 +160,10 @@ def _summary(result) -> None:
         console.print(f"  [yellow]diverged[/yellow] #{rec.index} "
                       f"{escape(' '.join(f'{k}={v}' for k, v in rec.overrides.items()))}: "
                       f"{escape(str(s.get('diverged_quantity')))} non-finite at step "
-                      f"{s.get('diverged_at')} ({escape(str(rec.run_dir))})",
+                      f"{s.get('diverged_at')} ({escape(_shown(result.batch_dir, rec.run_dir))})",
                       highlight=False, soft_wrap=True)
     for rec in result.failed:
-        log = f"; log {rec.log}" if rec.log else ""
+        log = f"; log {_shown(result.batch_dir, rec.log)}" if rec.log else ""
         console.print(f"  [red]failed[/red] #{rec.index} "
                       f"{escape(' '.join(f'{k}={v}' for k, v in rec.overrides.items()))}: "
                       f"{escape(str(rec.error))}{escape(log)}", highlight=False, soft_wrap=True)
@@ -314,9 +331,10 @@ def _say_busy(opened) -> None:
             continue
         path = run_path(opened.batch_dir, rec.run_dir)
         meta = live_owner(path) or {}
-        console.print(f"entry {rec.index}: skipped, {escape(str(path))} is still being trained "
-                      f"({escape(describe_owner(meta))}); run the batch again once it ends",
-                      highlight=False, soft_wrap=True)
+        err_console.print(f"entry {rec.index}: skipped, "
+                          f"{escape(_shown(opened.batch_dir, rec.run_dir))} is still being trained "
+                          f"({escape(describe_owner(meta))}); run the batch again once it ends",
+                          highlight=False, soft_wrap=True)
 
 
 def _finish(result, no_plots: bool) -> None:
@@ -325,9 +343,9 @@ def _finish(result, no_plots: bool) -> None:
 
     _summary(result)
     if result.interrupted:
-        console.print(f"interrupted: run the batch file again, or ce-lab batch --resume "
-                      f"{escape(str(result.batch_dir))}, to finish what is left",
-                      highlight=False, soft_wrap=True)
+        err_console.print(f"interrupted: run the batch file again, or ce-lab batch --resume "
+                          f"{escape(str(result.batch_dir))}, to finish what is left",
+                          highlight=False, soft_wrap=True)
         raise typer.Exit(Status.INTERRUPTED.exit_code)
     comparison = compare_finished(result, plots=not no_plots)
     if comparison is not None:

@@ -19,7 +19,7 @@ from ce_lab.cli._common import (
     MaxStepsOpt,
     OptimOpt,
     OutDirOpt,
-    ProgressMode,
+    ProgressOpt,
     SetOpt,
     cli_errors,
     console,
@@ -38,6 +38,8 @@ from ce_lab.cli.compare_tuning import (
     tuning_inputs,
 )
 from ce_lab.cli.completion import complete_loss, complete_run
+from ce_lab.comparison.compare import DEFAULT_REFERENCE
+from ce_lab.losses import DEFAULT_LOSSES
 from ce_lab.training.fusion import DEFAULT_MAX_MEMBERS
 
 
@@ -132,7 +134,7 @@ def compare(
     losses: Annotated[
         str | None,
         typer.Option("--losses", help="Losses to train, comma-separated "
-                     "(default ce,mse,hinge,nll-manual).", autocompletion=complete_loss),
+                     f"(default {','.join(DEFAULT_LOSSES)}).", autocompletion=complete_loss),
     ] = None,
     seeds: Annotated[
         str | None,
@@ -146,8 +148,8 @@ def compare(
     ] = None,
     reference: Annotated[
         str | None,
-        typer.Option("--reference", help="Loss the others are paired against (default ce, else "
-                     "the first)."),
+        typer.Option("--reference", help="Loss the others are paired against (default "
+                     f"{DEFAULT_REFERENCE}, else the first)."),
     ] = None,
     sort: Annotated[
         str | None,
@@ -175,10 +177,7 @@ def compare(
     device: DeviceOpt = None,
     out_dir: OutDirOpt = None,
     data_dir: DataDirOpt = None,
-    progress: Annotated[
-        ProgressMode | None,
-        typer.Option("--progress", help="auto, bar, plain or none (log.progress; default auto)."),
-    ] = None,
+    progress: ProgressOpt = None,
     max_members: MaxMembersOpt = DEFAULT_MAX_MEMBERS,
     tune_lr: TuneLrOpt = False,
     lr_grid: LrGridOpt = None,
@@ -219,8 +218,9 @@ def compare(
             select, tune_seeds, best_of, True if tune_lr or no_plots else None,
             None if max_members == DEFAULT_MAX_MEMBERS else max_members])
     if reference is not None and reference not in loss_names():
-        raise fail(f"unknown --reference loss {reference!r}; valid losses: "
-                   f"{', '.join(loss_names())}", 2)
+        from ce_lab.suggest import unknown_name
+
+        raise fail(f"--reference: {unknown_name('loss', [reference], loss_names())}", 2)
     on_disk = bool(run_dirs) or last is not None or group is not None
     check_tuning_flags(on_disk=on_disk, tune_lr=tune_lr, lr_grid=lr_grid,
                        select_given=select is not None, tune_seeds=tune_seeds, best_of=best_of)

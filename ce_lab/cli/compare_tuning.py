@@ -12,7 +12,9 @@ import typer
 from rich.markup import escape
 
 from ce_lab.cli._common import err_console, fail
-from ce_lab.comparison.tuning import Criterion, Tuning, fmt_value, key_name
+from ce_lab.cli.choices import shown
+from ce_lab.comparison.tuning import DEFAULT_CRITERION, Criterion, Tuning, fmt_value, key_name
+from ce_lab.lab.params import DEFAULT_LR_GRID
 
 
 class Select(str, Enum):
@@ -32,8 +34,8 @@ TuneLrOpt = Annotated[
 LrGridOpt = Annotated[
     str | None,
     typer.Option("--lr-grid", help="Rates --tune-lr tries, comma-separated (default "
-                 "0.01,0.0316,0.1,0.316,1,3.16,10: half-decades; on MNIST the best rates of the "
-                 "default losses lie inside it).", show_default=False),
+                 f"{','.join(map(shown, DEFAULT_LR_GRID))}: half-decades; on MNIST the best "
+                 "rates of the default losses lie inside it).", show_default=False),
 ]
 SelectOpt = Annotated[
     Select | None,
@@ -42,7 +44,7 @@ SelectOpt = Annotated[
                  "mean validation accuracy over training: it rewards learning fast, which is what "
                  "steps to a threshold compare, and averages every evaluation, so one noisy last "
                  "evaluation does not decide), or final-val-acc, the last evaluation's accuracy "
-                 "(default auc).", show_default=False),
+                 f"(default {DEFAULT_CRITERION.value}).", show_default=False),
 ]
 TuneSeedsOpt = Annotated[
     str | None,

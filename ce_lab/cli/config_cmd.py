@@ -5,11 +5,12 @@ from __future__ import annotations
 import typer
 
 from ce_lab.cli._common import ConfigOpt, SetOpt, cli_errors, console
+from ce_lab.cli.hints import HintedCommand
 
 config_app = typer.Typer(help="Inspect the resolved run configuration.", no_args_is_help=True)
 
 
-@config_app.command("show")
+@config_app.command("show", cls=HintedCommand)
 @cli_errors
 def show(config: ConfigOpt = None, set_: SetOpt = None) -> None:
     """Print the config that a run would use (defaults < --config < --set), as YAML."""

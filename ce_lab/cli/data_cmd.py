@@ -198,13 +198,19 @@ def prepare_data(data_cfg) -> None:
 
     Training then loads from the cache; a live bar here would clash with the training bar later.
     """
-    from ce_lab.data.fetch import cache_problems, ensure_mnist
+    from ce_lab.data.fetch import cache_problems, ensure_mnist, fetch_note
     from ce_lab.data.files import raw_dir, resolve_root
 
     root = resolve_root(data_cfg.root)
     if not cache_problems(raw_dir(root), data_cfg.verify_md5):
         return
     reporter = rich_reporter()
+    note = fetch_note(data_cfg)
+    if note:  # off a terminal, with the rows: only once the fetch worked (else the error says)
+        if err_console.is_terminal:
+            err_console.print(f"note: {escape(note)}", highlight=False, soft_wrap=True)
+        else:
+            reporter.progress.deferred.append(f"note: {escape(note)}")
     with reporter.progress:
         ensure_mnist(root, download=data_cfg.download, verify_md5=data_cfg.verify_md5,
                      reporter=reporter)

@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from ce_lab.cli._common import cli_errors, console, err_console, fail
+from ce_lab.cli.choices import default, in_words
 from ce_lab.cli.completion import complete_loss, complete_run
 from ce_lab.runs.read import is_number
 
@@ -34,13 +35,15 @@ class ShowFormat(str, Enum):
 
 
 OutDir = Annotated[Path, typer.Option("--out-dir", help="Folder holding the run folders "
-                                      "(default runs).", show_default=False)]
+                                      f"(default {default('out_dir')}).", show_default=False)]
 RunArg = Annotated[str, typer.Argument(help="A run folder, or a run id under --out-dir.",
                                        autocompletion=complete_run, show_default=False)]
-FormatOpt = Annotated[Format, typer.Option("--format", help="table, csv or json (default table).",
-                                           show_default=False)]
-ShowFormatOpt = Annotated[ShowFormat, typer.Option("--format", help="table or json (default table).",
-                                                   show_default=False)]
+FormatOpt = Annotated[Format, typer.Option(
+    "--format", help=f"{in_words(f.value for f in Format)} (default {Format.table.value}).",
+    show_default=False)]
+ShowFormatOpt = Annotated[ShowFormat, typer.Option(
+    "--format", help=f"{in_words(f.value for f in ShowFormat)} (default {ShowFormat.table.value}).",
+    show_default=False)]
 
 
 def _acc(v) -> str:

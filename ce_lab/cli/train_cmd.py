@@ -18,7 +18,7 @@ from ce_lab.cli._common import (
     MaxStepsOpt,
     OptimOpt,
     OutDirOpt,
-    ProgressMode,
+    ProgressOpt,
     SeedOpt,
     SetOpt,
     cli_errors,
@@ -92,10 +92,7 @@ def train(
         typer.Option("--resume", help="Continue an interrupted run folder from its checkpoint.",
                      autocompletion=complete_run),
     ] = None,
-    progress: Annotated[
-        ProgressMode | None,
-        typer.Option("--progress", help="auto, bar, plain or none (log.progress; default auto)."),
-    ] = None,
+    progress: ProgressOpt = None,
     as_json: Annotated[
         bool,
         typer.Option("--json", help="Print the summary as one JSON object on stdout (with "
@@ -106,7 +103,7 @@ def train(
 
     Exit codes: 0 completed, 3 diverged, 130 interrupted, 1 failed, 2 bad usage or config.
     """
-    from ce_lab.config import keyword_overrides, resolve_config
+    from ce_lab.config import check_trains, keyword_overrides, resolve_config
     from ce_lab.progress import make_reporter
 
     if resume is not None:
@@ -123,7 +120,7 @@ def train(
                                   seed=seed, out_dir=out_dir, data_dir=data_dir)
         if progress is not None:
             flags["log.progress"] = progress.value
-        cfg = resolve_config(config, set_ or [], flags)
+        cfg = check_trains(resolve_config(config, set_ or [], flags))  # before any fetch
 
     from ce_lab.cli.data_cmd import prepare_data
     from ce_lab.lab import resume_run, train_run
@@ -135,9 +132,9 @@ def train(
     survive_closed_pipe(err_console)
     prepare_data(cfg.data)
 
-    # With --json, stdout carries the one JSON object and nothing else.
-    reporter = make_reporter(progress.value if progress else cfg.log.progress,
-                             err_console if as_json else console)
+    # Progress and notes on stderr, as every command's; stdout carries the result only: the
+    # summary table, or with --json the one JSON object.
+    reporter = make_reporter(progress.value if progress else cfg.log.progress, err_console)
     if resume is not None:
         outcome = resume_run(resume, reporter=reporter)
     else:

@@ -23,7 +23,6 @@ from ce_lab.runs.record import RunRecord
 if TYPE_CHECKING:
     from ce_lab.comparison.tuning import Tuning
 
-DEFAULT_LOSSES = ("ce", "mse", "hinge", "nll-manual")
 DEFAULT_REFERENCE = "ce"
 
 

@@ -97,6 +97,31 @@ def _count(path: Path) -> int:
         return struct.unpack(">I", f.read(8)[4:8])[0]
 
 
+def fetch_note(data_cfg) -> str | None:
+    """What to say before MNIST is fetched into a folder the user named (``data.root``), or None
+    where nothing would be fetched there. A named folder may have been meant for a data set of
+    one's own; filling it with the full MNIST without a word would go unnoticed (``$CE_LAB_DATA_DIR``
+    and the user cache dir are named for MNIST, so they need no note)."""
+    from ce_lab.data.files import resolve_root
+
+    if data_cfg.root is None or str(data_cfg.root) == "" or not data_cfg.download:
+        return None
+    root = resolve_root(data_cfg.root)
+    if not cache_problems(raw_dir(root), data_cfg.verify_md5):
+        return None
+    return f"data.root {root} holds no usable MNIST: fetching MNIST into {raw_dir(root)}"
+
+
+def warn_fetch(data_cfg, stacklevel: int = 2) -> None:
+    """``fetch_note`` as a UserWarning, for callers that print nothing (the Python API);
+    ``stacklevel`` 2 points it at the caller's caller (the user's line)."""
+    import warnings
+
+    note = fetch_note(data_cfg)
+    if note:
+        warnings.warn(note, stacklevel=stacklevel + 1)
+
+
 def cache_problems(raw: Path, verify_md5: bool = True,
                    expected: Sequence[MnistFile] = MNIST_FILES) -> dict[str, str]:
     """File name -> what is wrong with it (empty: the cache is usable)."""

@@ -88,7 +88,6 @@ def plan_comparison(base: RunConfig, losses: Any, seeds: Any = None, *,
                     lr_grid: Any = None, select: Any = None, tune_seeds: Any = None) -> CompareRequest:
     """Check a comparison's arguments before anything is fetched or written."""
     from ce_lab.comparison.build import check_sort_key
-    from ce_lab.lab.tuning import DEFAULT_LR_GRID
 
     names = params.loss_list(losses)
     seed_list = params.seed_list(seeds) or [base.seed]
@@ -103,7 +102,7 @@ def plan_comparison(base: RunConfig, losses: Any, seeds: Any = None, *,
             if LR_KEY in keys:
                 raise ParamError(f"«loss_overrides» {loss}:{LR_KEY} conflicts with «tune_lr», "
                                  "which chooses each loss's rate")
-        tune = TuneSpec(params.lr_grid(DEFAULT_LR_GRID if lr_grid is None else lr_grid),
+        tune = TuneSpec(params.lr_grid(params.DEFAULT_LR_GRID if lr_grid is None else lr_grid),
                         params.criterion("auc" if select is None else select),
                         params.tune_seeds(tune_seeds, seed_list))
     else:
@@ -118,7 +117,7 @@ def plan_comparison(base: RunConfig, losses: Any, seeds: Any = None, *,
 
 def build_configs(base: RunConfig, losses: Sequence[str], seeds: Sequence[int],
                   overrides: Mapping[str, Mapping[str, Any]] | None = None) -> dict[int, list[RunConfig]]:
-    from ce_lab.config import with_overrides
+    from ce_lab.config import check_trains, with_overrides
 
     overrides = overrides or {}
     out: dict[int, list[RunConfig]] = {}
@@ -130,6 +129,7 @@ def build_configs(base: RunConfig, losses: Sequence[str], seeds: Sequence[int],
                     base, {"seed": seed, "loss.name": loss, **overrides.get(loss, {})}))
             except ConfigError as e:
                 raise ParamError(f"«loss_overrides» for {loss}: {e}") from None
+            check_trains(cfgs[-1])  # a run with no steps: refused before any folder is made
         out[seed] = cfgs
     return out
 

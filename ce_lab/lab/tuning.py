@@ -32,10 +32,6 @@ if TYPE_CHECKING:
     from ce_lab.lab.comparing import CompareRequest
     from ce_lab.runs.record import RunRecord
 
-# Half-decades from 0.01 to 10, measured on MNIST (1 epoch, the default model, sgd): the best
-# rates were ce 0.316, hinge 1, mse 3.16 (by validation AUC), nll-manual diverged from 1 up,
-# and every loss had fallen to or near chance at 10 (ce from 1), so no best sits on an edge.
-DEFAULT_LR_GRID = (0.01, 0.0316, 0.1, 0.316, 1.0, 3.16, 10.0)
 TUNING_FOLDER = "tuning"  # inside the comparison folder: the tuning runs, apart from runs/
 
 

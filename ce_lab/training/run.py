@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ce_lab.config import RunConfig, load_config
+from ce_lab.config import RunConfig, check_trains, load_config
 from ce_lab.progress import Reporter
 from ce_lab.runs.files import CONFIG
 from ce_lab.runs.folder import Status
@@ -73,6 +73,7 @@ def _execute(trainer: Trainer) -> list[RunOutcome]:
 def train(cfg: RunConfig, *, group: str | None = None, reporter: Reporter | None = None,
           data=None) -> RunOutcome:
     """Train one run; returns its folder and outcome."""
+    check_trains(cfg)
     return _execute(Trainer([cfg], group=group, reporter=reporter, data=data))[0]
 
 
@@ -86,6 +87,8 @@ def train_paired(cfgs: Sequence[RunConfig], *, group: str | None = None,
 
     if not cfgs:
         return []
+    for cfg in cfgs:
+        check_trains(cfg)
     stacks = [s.indices for s in plan_runs(cfgs, workers=1, max_members=max_members).stacks]
     if len(stacks) > 1 and reporter is not None:
         sizes = ", ".join(str(len(s)) for s in stacks)

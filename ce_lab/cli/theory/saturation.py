@@ -9,8 +9,10 @@ from typing import Annotated
 import typer
 
 from ce_lab.cli._common import cli_errors, console
+from ce_lab.cli.choices import shown
 from ce_lab.cli.theory._options import FormatOpt, OutputFormat, emit_json
 from ce_lab.errors import UsageError
+from ce_lab.theory.saturation import DEFAULT_PROBS
 
 
 @cli_errors
@@ -19,8 +21,9 @@ def saturation(
         str | None,
         typer.Option("--probs", metavar="P1,P2,...", show_default=False,
                      help="Predicted probabilities of the true class for the table rows, "
-                          "comma-separated, each in (0, 1) (default 0.001,0.01,0.05,0.1,...,"
-                          "0.9,0.95,0.99,0.999)."),
+                          "comma-separated, each in (0, 1) (default "
+                          f"{','.join(map(shown, DEFAULT_PROBS[:4]))},...,"
+                          f"{','.join(map(shown, DEFAULT_PROBS[-4:]))})."),
     ] = None,
     hinge_margin: Annotated[
         float, typer.Option("--hinge-margin", show_default=False, help="The hinge margin m (default 1.0).")
@@ -47,7 +50,6 @@ def saturation(
     hinge (margin m on z). Marks where MSE + sigmoid's gradient collapses; writes a PNG plot.
     """
     from ce_lab.theory.information import parse_values
-    from ce_lab.theory.saturation import DEFAULT_PROBS
     from ce_lab.theory.saturation import plot as plot_saturation
     from ce_lab.theory.saturation import saturation as compute
 

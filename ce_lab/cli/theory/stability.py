@@ -7,7 +7,9 @@ from typing import Annotated
 import typer
 
 from ce_lab.cli._common import cli_errors, console
+from ce_lab.cli.choices import shown
 from ce_lab.cli.theory._options import FormatOpt, OutputFormat, emit_json
+from ce_lab.theory.stability import DEFAULT_SCALES
 
 
 @cli_errors
@@ -15,7 +17,8 @@ def stability(
     scales: Annotated[
         str | None,
         typer.Option("--scales", metavar="S1,S2,...", show_default=False,
-                     help="Logit scales, comma-separated (default 1,10,50,100,200,500,1000). "
+                     help="Logit scales, comma-separated (default "
+                          f"{','.join(map(shown, DEFAULT_SCALES))}). "
                           "The logits are scale * (1, 8/9, ..., 0), so the gap between the "
                           "largest and smallest logit equals the scale."),
     ] = None,
