@@ -172,7 +172,7 @@ def _write_points(records: Sequence[RunRecord], criterion: Criterion, comp_dir: 
     """tuning.csv of a tuning that chose nothing, so what each member did can be read."""
     from ce_lab.comparison.tuning import tuning_points
     from ce_lab.render.tuning import tuning_csv
-    from ce_lab.runs.files import atomic_write_text
+    from ce_lab.safe_io import atomic_write_text
 
     points = tuning_points(records, LR_KEY)
     atomic_write_text(comp_dir / "tuning.csv",

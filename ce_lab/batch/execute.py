@@ -66,7 +66,7 @@ def execute(opened: Opened, executor: Executor, *, fuse: bool = True,
             max_members: int = DEFAULT_MAX_MEMBERS) -> BatchResult:
     """Run every entry that needs it; Ctrl-C (KeyboardInterrupt) stops scheduling, interrupts
     the running tasks (they checkpoint), records them as interrupted and returns."""
-    from ce_lab.runs.files import now_iso
+    from ce_lab.safe_io import now_iso
 
     batch_dir, state = opened.batch_dir, opened.state
     records = {r.index: r for r in state.entries}

@@ -43,7 +43,7 @@ def _group_runs(out_dir: Path, group: str) -> dict[str, Path]:
     batch never heard back about)."""
     from ce_lab.config import load_config
     from ce_lab.errors import CeLabError
-    from ce_lab.runs.files import MAX_YAML_BYTES, check_regular_file
+    from ce_lab.safe_io import MAX_YAML_BYTES, check_regular_file
 
     found: dict[str, tuple[int, str, Path]] = {}
     if not out_dir.is_dir():
@@ -162,7 +162,7 @@ def find_previous(batch: Batch, new: bool) -> Path | None:
 
 def plan(batch: Batch, batch_dir: Path | None, executor: str = "local") -> Opened:
     """What running ``batch`` in ``batch_dir`` (None: a new folder) would do; writes nothing."""
-    from ce_lab.runs.files import now_iso
+    from ce_lab.safe_io import now_iso
 
     previous = read_state(batch_dir) if batch_dir is not None else None
     bid = batch_dir.name if batch_dir is not None else f"batch-{batch.name}-(new)"
@@ -178,13 +178,13 @@ def plan(batch: Batch, batch_dir: Path | None, executor: str = "local") -> Opene
 def open_batch(batch: Batch, batch_dir: Path | None, executor: str = "local") -> Opened:
     """Create (``batch_dir`` None) or continue a batch folder, and save the state to run."""
     from ce_lab.config import to_yaml
-    from ce_lab.runs.files import atomic_write_text
+    from ce_lab.safe_io import atomic_write_text
 
     if batch_dir is None:
         batch_dir = create_batch_dir(batch.out_dir, batch.name)
     opened = plan(batch, batch_dir, executor) if (batch_dir / BATCH_JSON).exists() else None
     if opened is None:
-        from ce_lab.runs.files import now_iso
+        from ce_lab.safe_io import now_iso
 
         state = merge_state(batch, batch_dir, batch_dir.name, None, executor, now_iso())
         opened = Opened(batch, batch_dir, state, False)

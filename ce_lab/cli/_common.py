@@ -41,7 +41,7 @@ def cli_errors(fn):
         except CeLabError as e:
             raise fail(str(e), e.exit_code) from None
         except OSError as e:  # a full disk, a read-only folder, ... wherever it surfaced
-            from ce_lab.runs.files import os_error_text
+            from ce_lab.safe_io import os_error_text
 
             raise fail(os_error_text(e, e.filename, "writing" if e.errno in WRITE_ERRNOS
                                      else "using"), 1) from None

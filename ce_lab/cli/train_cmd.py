@@ -66,7 +66,7 @@ def print_json(outcome) -> None:
     status and message of a run that ended without a summary)."""
     import json
 
-    from ce_lab.runs.files import finite_or_none
+    from ce_lab.safe_io import finite_or_none
 
     data = dict(outcome.summary or {"status": str(outcome.status), "message": outcome.message})
     data["run_dir"] = str(outcome.run_dir)
@@ -115,7 +115,7 @@ def train(
         if any(v is not None for v in given):  # --epochs 0 is an option given too
             raise fail("--resume continues a run with its own config; give no other options", 2)
         from ce_lab.config import load_config
-        from ce_lab.runs.liveness import check_resumable
+        from ce_lab.runs.resume import check_resumable
 
         check_resumable(resume)  # before the data is prepared: one line, exit 2 (or 1)
         cfg = load_config(resume / "config.yaml")

@@ -52,7 +52,7 @@ class ComparisonResult:
 
 
 def _write_text(path: Path, text: str) -> Path:
-    from ce_lab.runs.files import atomic_write_text
+    from ce_lab.safe_io import atomic_write_text
 
     atomic_write_text(path, text)  # a full disk: one line (WriteError) naming the file
     return path

@@ -99,7 +99,7 @@ def _save(fig, path: Path) -> Path:
     disk leaves no partial PNG (and no temp file), only one line (WriteError) naming it."""
     import io
 
-    from ce_lab.runs.files import atomic_write_bytes
+    from ce_lab.safe_io import atomic_write_bytes
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)

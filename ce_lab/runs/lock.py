@@ -34,7 +34,7 @@ class RunLocked(UsageError):
 
 def _owner_text(path: Path) -> dict:
     with contextlib.suppress(OSError, ValueError):
-        from ce_lab.runs.files import read_limited_text
+        from ce_lab.safe_io import read_limited_text
 
         data = json.loads(read_limited_text(path, 4096))
         if isinstance(data, dict):
@@ -57,7 +57,7 @@ class RunLock:
 
     @classmethod
     def acquire(cls, run_dir: Path | str) -> RunLock:
-        from ce_lab.runs.files import WriteError, now_iso, os_error_text
+        from ce_lab.safe_io import WriteError, now_iso, os_error_text
 
         run_dir = Path(run_dir)
         path = run_dir / LOCK

@@ -1,6 +1,6 @@
 """Reading a run folder back, as untrusted input: meta.json, summary.json, config.yaml and the CSVs.
 
-Every read is bounded and takes only regular files (``ce_lab.runs.files``' limited reads); every
+Every read is bounded and takes only regular files (``ce_lab.safe_io``'s limited reads); every
 field the code uses is type-checked (``summary_problem``, ``meta_problem``). A folder that is
 missing, unfinished or corrupt raises ``RunFolderError`` with one line naming the folder and the
 reason, so a comparison can report it and go on with the other runs. No torch here.
@@ -18,18 +18,15 @@ from typing import Any
 
 import yaml
 
-from ce_lab.runs.files import (
-    CONFIG,
+from ce_lab.runs.files import CONFIG, META, SUMMARY, RunFolderError
+from ce_lab.runs.folder import Status
+from ce_lab.safe_io import (
     MAX_CSV_BYTES,
     MAX_JSON_BYTES,
     MAX_YAML_BYTES,
-    META,
-    SUMMARY,
-    RunFolderError,
     UnreadableFile,
     read_limited_text,
 )
-from ce_lab.runs.folder import Status
 
 # ---------------------------------------------------------------------------------------------
 # Reading

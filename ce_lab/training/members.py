@@ -24,16 +24,13 @@ from ce_lab.runs.files import (
     SUMMARY,
     TEST_LOGITS,
     CsvLog,
-    WriteError,
-    atomic_write_text,
     base_meta,
-    now_iso,
-    write_json,
     write_npz,
 )
 from ce_lab.runs.folder import Status, create_run_dir
 from ce_lab.runs.liveness import HEARTBEAT_EVERY_S, owner_fields
 from ce_lab.runs.lock import RunLock
+from ce_lab.safe_io import WriteError, atomic_write_text, now_iso, write_json
 from ce_lab.summary import summarize
 
 # The CSV headers come from the metric registry, the one definition of every column.
@@ -166,7 +163,7 @@ def resumed_member(cfg: RunConfig, run_dir: Path, meta: dict[str, Any], at_step:
     """The member of a resumed run, once this process holds the run's lock (RunLocked, one line
     naming the owner, if another holds it) and the folder is still resumable under that lock
     (another resume may have finished it meanwhile)."""
-    from ce_lab.runs.liveness import check_resumable
+    from ce_lab.runs.resume import check_resumable
 
     lock = RunLock.acquire(run_dir)
     try:

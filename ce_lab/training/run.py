@@ -100,7 +100,7 @@ def train_paired(cfgs: Sequence[RunConfig], *, group: str | None = None,
 
 def resume(run_dir: Path, *, reporter: Reporter | None = None, data=None) -> RunOutcome:
     """Continue an interrupted (or failed) run from its last checkpoint."""
-    from ce_lab.runs.liveness import check_resumable
+    from ce_lab.runs.resume import check_resumable
 
     run_dir = Path(run_dir)
     meta = check_resumable(run_dir)  # one line for a corrupt, finished, owned or unwritable run
