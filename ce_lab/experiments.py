@@ -36,6 +36,7 @@ from ce_lab.comparison.tuning import (
 )
 from ce_lab.errors import UsageError
 from ce_lab.runs.folder import create_comparison_dir
+from ce_lab.runs.names import TUNING_CSV, TUNING_FOLDER
 
 if TYPE_CHECKING:
     from ce_lab.comparison.compare import ComparisonResult
@@ -46,7 +47,6 @@ if TYPE_CHECKING:
 # rates were ce 0.316, hinge 1, mse 3.16 (by validation AUC), nll-manual diverged from 1 up,
 # and every loss had fallen to or near chance at 10 (ce from 1), so no best sits on an edge.
 DEFAULT_LR_GRID = (0.01, 0.0316, 0.1, 0.316, 1.0, 3.16, 10.0)
-TUNING_FOLDER = "tuning"  # inside the comparison folder: the tuning runs, apart from runs/
 
 
 def parse_lr_grid(text: str | None) -> list[float]:
@@ -135,7 +135,7 @@ def tune_then_compare(
         tuning = select(records, LR_KEY, criterion, context_keys=())  # one cell per loss
     except NoValidMember as e:
         _write_points(records, criterion, comp_dir)
-        raise NoValidMember(f"{e}; every tuning member: {comp_dir / 'tuning.csv'}") from None
+        raise NoValidMember(f"{e}; every tuning member: {comp_dir / TUNING_CSV}") from None
     tuning.eval_seeds = list(seeds)
     if on_tuned is not None:
         on_tuned(tuning)
@@ -175,7 +175,7 @@ def _write_points(records: Sequence[RunRecord], criterion: Criterion, comp_dir: 
     from ce_lab.safe_io import atomic_write_text
 
     points = tuning_points(records, LR_KEY)
-    atomic_write_text(comp_dir / "tuning.csv",
+    atomic_write_text(comp_dir / TUNING_CSV,
                       tuning_csv(Tuning(LR_KEY, criterion, [], points, []), comp_dir))
 
 

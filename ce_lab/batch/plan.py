@@ -29,9 +29,10 @@ from ce_lab.batch.store import (
     write_state,
 )
 from ce_lab.errors import UsageError
-from ce_lab.runs.files import CHECKPOINT, SUMMARY, RunFolderError
+from ce_lab.runs.files import RunFolderError
 from ce_lab.runs.folder import NON_RUN_PREFIXES, RESULT_STATUSES, Status, create_batch_dir
 from ce_lab.runs.liveness import effective_status
+from ce_lab.runs.names import CHECKPOINT, CONFIG, SUMMARY
 from ce_lab.runs.read import read_effective_status, read_meta
 
 SKIP, RESUME, RUN, RERUN = "skip", "resume", "run", "rerun"
@@ -55,8 +56,8 @@ def _group_runs(out_dir: Path, group: str) -> dict[str, Path]:
             meta = read_meta(p)
             if meta.get("group") != group:
                 continue
-            check_regular_file(p / "config.yaml", MAX_YAML_BYTES)  # a FIFO would hang the read
-            key = config_hash(load_config(p / "config.yaml"))
+            check_regular_file(p / CONFIG, MAX_YAML_BYTES)  # a FIFO would hang the read
+            key = config_hash(load_config(p / CONFIG))
         except (OSError, ValueError, CeLabError):
             continue
         # One run per entry: a finished result first, then one still being trained, then the

@@ -19,6 +19,16 @@ from ce_lab.errors import ConfigError, UsageError
 from ce_lab.render import data as data_files
 from ce_lab.render.markdown import to_markdown
 from ce_lab.runs.folder import Status, create_comparison_dir
+from ce_lab.runs.names import (
+    COMPARISON_JSON,
+    PAIRED_CSV,
+    REPORT_MD,
+    SENSITIVITY_PNG,
+    TABLE_CSV,
+    TABLE_JSON,
+    TABLE_MD,
+    TUNING_CSV,
+)
 from ce_lab.runs.record import RunFolderError, RunRecord, load_run
 
 if TYPE_CHECKING:
@@ -99,13 +109,13 @@ def write_comparison(
         table.notes.append(f"reference loss {reference!r} is not among the runs: no paired table")
     result = ComparisonResult(comp_dir, comp_dir.name, table, diffs, ref, skipped=list(skipped))
 
-    result.files["table.csv"] = _write_text(comp_dir / "table.csv", data_files.to_csv(table))
-    result.files["table.json"] = _write_text(
-        comp_dir / "table.json", data_files.to_json(table, diffs, ref, skipped))
-    result.files["table.md"] = _write_text(
-        comp_dir / "table.md", to_markdown(table, diffs, ref))
+    result.files[TABLE_CSV] = _write_text(comp_dir / TABLE_CSV, data_files.to_csv(table))
+    result.files[TABLE_JSON] = _write_text(
+        comp_dir / TABLE_JSON, data_files.to_json(table, diffs, ref, skipped))
+    result.files[TABLE_MD] = _write_text(
+        comp_dir / TABLE_MD, to_markdown(table, diffs, ref))
     if diffs:
-        result.files["paired.csv"] = _write_text(comp_dir / "paired.csv", data_files.paired_csv(diffs))
+        result.files[PAIRED_CSV] = _write_text(comp_dir / PAIRED_CSV, data_files.paired_csv(diffs))
     if plots:
         from ce_lab.render.plots import write_plots
 
@@ -117,7 +127,7 @@ def write_comparison(
                            result.plots, skipped, comp_dir, section)
     if tuning_plot is not None:  # drawn in the Tuning section, not again under Plots
         result.plots.insert(0, tuning_plot)
-    result.files["report.md"] = _write_text(comp_dir / "report.md", report)
+    result.files[REPORT_MD] = _write_text(comp_dir / REPORT_MD, report)
 
     comparison = {
         "kind": "comparison",
@@ -133,8 +143,8 @@ def write_comparison(
         from ce_lab.comparison.tuning import to_json as tuned_json
 
         comparison["tuned"] = tuned_json(tuning)
-    result.files["comparison.json"] = _write_text(
-        comp_dir / "comparison.json", json.dumps(comparison, indent=2, allow_nan=False) + "\n")
+    result.files[COMPARISON_JSON] = _write_text(
+        comp_dir / COMPARISON_JSON, json.dumps(comparison, indent=2, allow_nan=False) + "\n")
     return result
 
 
@@ -143,8 +153,8 @@ def _write_tuning(tuning: Tuning, comp_dir: Path, result: ComparisonResult,
     """tuning.csv and the sensitivity plot; returns report.md's Tuning section and the plot."""
     from ce_lab.render import tuning as render
 
-    result.files["tuning.csv"] = _write_text(comp_dir / "tuning.csv", render.tuning_csv(tuning, comp_dir))
-    plot = render.plot_sensitivity(tuning, comp_dir / render.SENSITIVITY_PNG) if plots else None
+    result.files[TUNING_CSV] = _write_text(comp_dir / TUNING_CSV, render.tuning_csv(tuning, comp_dir))
+    plot = render.plot_sensitivity(tuning, comp_dir / SENSITIVITY_PNG) if plots else None
     return render.tuning_markdown(tuning, plot, comp_dir), plot
 
 

@@ -1,5 +1,5 @@
-"""Writing the files of a run folder (meta.json, summary.json, config.yaml, the CSVs) and their
-names; the bounded reads and atomic writes underneath are ``ce_lab.safe_io``.
+"""Writing the files of a run folder (meta.json, summary.json, config.yaml, the CSVs); their names
+are ``ce_lab.runs.names``, the bounded reads and atomic writes underneath ``ce_lab.safe_io``.
 
 The formats are documented in the README ("Files a run writes") so that pandas, a spreadsheet or jq
 can read them without ce-lab. Writers are atomic (a reader never sees half a file) or, for the
@@ -35,15 +35,6 @@ from ce_lab.safe_io import (
     os_error_text,
     read_limited_text,
 )
-
-META = "meta.json"
-SUMMARY = "summary.json"
-CONFIG = "config.yaml"
-METRICS = "metrics.csv"
-EVALS = "eval.csv"
-ERROR_LOG = "error.log"
-CHECKPOINT = "checkpoint.pt"  # written by ce_lab.training; named here so readers need no torch
-TEST_LOGITS = "test_logits.npz"  # a completed run's test logits (float32) and labels (int64)
 
 
 class RunFolderError(CeLabError):

@@ -19,14 +19,12 @@ from pathlib import Path
 
 from ce_lab.errors import UsageError
 from ce_lab.runs.liveness import describe_owner, owner_alive, owner_fields
+from ce_lab.runs.names import LOCK
 
 try:
     import fcntl
 except ImportError:  # Windows
     fcntl = None
-
-LOCK = ".lock"
-
 
 class RunLocked(UsageError):
     """Another live process trains this run: one line naming it (exit 2)."""

@@ -18,8 +18,9 @@ from typing import Any
 
 import yaml
 
-from ce_lab.runs.files import CONFIG, META, SUMMARY, RunFolderError
+from ce_lab.runs.files import RunFolderError
 from ce_lab.runs.folder import Status
+from ce_lab.runs.names import CONFIG, META, SUMMARY
 from ce_lab.safe_io import (
     MAX_CSV_BYTES,
     MAX_JSON_BYTES,

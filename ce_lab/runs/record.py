@@ -13,9 +13,10 @@ from typing import Any
 
 from ce_lab.errors import UsageError
 from ce_lab.metrics import When, required_columns
-from ce_lab.runs.files import CHECKPOINT, CONFIG, ERROR_LOG, EVALS, META, METRICS, SUMMARY, RunFolderError
+from ce_lab.runs.files import RunFolderError
 from ce_lab.runs.folder import NON_RUN_PREFIXES, Status, threshold_key
 from ce_lab.runs.liveness import describe_owner, effective_status
+from ce_lab.runs.names import CHECKPOINT, COMPARISON_JSON, CONFIG, ERROR_LOG, EVALS, META, METRICS, SUMMARY
 from ce_lab.runs.read import (
     is_number,
     read_config_mapping,
@@ -151,7 +152,7 @@ def _group_of(folder: Path) -> str | None:
 def comparison_members(comp_dir: Path) -> list[Path] | None:
     """The run folders a comparison folder lists (comparison.json), or None if it is not one."""
     try:
-        data = read_mapping(Path(comp_dir) / "comparison.json")
+        data = read_mapping(Path(comp_dir) / COMPARISON_JSON)
     except RunFolderError:
         return None
     runs = data.get("runs")

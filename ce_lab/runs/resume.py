@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from ce_lab.errors import CeLabError, UsageError
-from ce_lab.runs.files import CHECKPOINT, CONFIG, META, SUMMARY, RunFolderError
+from ce_lab.runs.files import RunFolderError
 from ce_lab.runs.folder import Status
 from ce_lab.runs.liveness import describe_owner, effective_status
+from ce_lab.runs.names import CHECKPOINT, CONFIG, META, SUMMARY
 from ce_lab.runs.read import read_meta
 from ce_lab.safe_io import UnreadableFile, check_regular_file, os_error_text
 

@@ -12,8 +12,8 @@ from typing import Any
 
 from ce_lab.config import RunConfig, load_config
 from ce_lab.progress import Reporter
-from ce_lab.runs.files import CONFIG
 from ce_lab.runs.folder import Status
+from ce_lab.runs.names import CONFIG
 from ce_lab.training.fusion import DEFAULT_MAX_MEMBERS, plan_stacks
 from ce_lab.training.loop import Trainer
 from ce_lab.training.members import RunOutcome, release_locks
