@@ -129,8 +129,8 @@ def summarize(run_dir: Path, *, status: str, loss: str, seed: int, steps: int, e
 
         grad_summary = {}
         for window, rows in (("early", first), ("late", last)):
-            grad_summary[GRAD_WINDOWS[window][0]] = per_layer(rows)
-            grad_summary[LOGIT_GRAD_WINDOWS[window][0]] = _mean([_f(r[_LOGIT_GRAD]) for r in rows])
+            grad_summary[GRAD_WINDOWS[window]] = per_layer(rows)
+            grad_summary[LOGIT_GRAD_WINDOWS[window]] = _mean([_f(r[_LOGIT_GRAD]) for r in rows])
             grad_summary[f"{window}_steps"] = step_range(rows)
 
     epochs_done = steps / steps_per_epoch if steps_per_epoch else 0.0

@@ -19,6 +19,7 @@ from ce_lab.errors import ConfigError, UsageError
 from ce_lab.render import data as data_files
 from ce_lab.render.markdown import to_markdown
 from ce_lab.runs.folder import Status, create_comparison_dir
+from ce_lab.runs.formats import FORMAT
 from ce_lab.runs.names import (
     COMPARISON_JSON,
     PAIRED_CSV,
@@ -130,6 +131,7 @@ def write_comparison(
     result.files[REPORT_MD] = _write_text(comp_dir / REPORT_MD, report)
 
     comparison = {
+        "format": FORMAT,  # of the folder: ce_lab.runs.formats
         "kind": "comparison",
         "group": comp_dir.name,
         "runs": [data_files.relative_path(r.path, comp_dir) for r in records],

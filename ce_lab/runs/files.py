@@ -24,6 +24,7 @@ from typing import Any
 from ce_lab import __version__
 from ce_lab.errors import CeLabError
 from ce_lab.runs.folder import Status
+from ce_lab.runs.formats import FORMAT
 from ce_lab.runs.liveness import owner_fields
 from ce_lab.safe_io import (
     MAX_CSV_BYTES,
@@ -190,6 +191,7 @@ def base_meta(run_id: str, device: str, group: str | None,
         torch_version = torch.__version__
     argv = list(sys.argv if argv is None else argv)
     return {
+        "format": FORMAT,  # of the folder: ce_lab.runs.formats
         "kind": "run",
         "run_id": run_id,
         "status": Status.RUNNING.value,

@@ -18,7 +18,7 @@ from ce_lab.errors import UsageError
 from ce_lab.runs.files import RunFolderError
 from ce_lab.runs.liveness import effective_status
 from ce_lab.runs.names import SUMMARY
-from ce_lab.runs.read import read_config_mapping, read_meta, read_summary
+from ce_lab.runs.read import read_config_mapping, read_summary, read_versioned_meta
 from ce_lab.runs.record import RunIdentity, _candidate_dirs
 
 
@@ -58,9 +58,9 @@ def read_entry(folder: Path | str) -> RunEntry:
     folder = Path(folder)
     if not folder.is_dir():
         raise RunFolderError(f"{folder}: not a run folder ({'a file' if folder.exists() else 'missing'})")
-    meta = read_meta(folder)
+    meta, version = read_versioned_meta(folder)
     config = read_config_mapping(folder)
-    summary = read_summary(folder) if (folder / SUMMARY).exists() else {}
+    summary = read_summary(folder, version) if (folder / SUMMARY).exists() else {}
     status = effective_status(meta)
     return RunEntry(folder, meta, config, summary, str(status or meta.get("status")))
 

@@ -17,12 +17,13 @@ from ce_lab.runs.files import RunFolderError
 from ce_lab.runs.folder import Status
 from ce_lab.runs.liveness import describe_owner, effective_status
 from ce_lab.runs.names import CHECKPOINT, CONFIG, META, SUMMARY
-from ce_lab.runs.read import read_meta
+from ce_lab.runs.read import read_versioned_meta
 from ce_lab.safe_io import UnreadableFile, check_regular_file, os_error_text
 
 
 def check_resumable(run_dir: Path | str) -> dict[str, Any]:
-    """meta.json of a run folder that ``ce-lab train --resume`` may continue; otherwise one line:
+    """meta.json of a run folder that ``ce-lab train --resume`` may continue, with the folder's
+    ``format``, which the resumed run writes back as it was; otherwise one line:
     UsageError (exit 2) for a folder that is not a resumable run (corrupt, finished, still owned by
     a live process, killed before its first checkpoint), CeLabError (exit 1) for one that cannot
     be written to."""
@@ -32,7 +33,7 @@ def check_resumable(run_dir: Path | str) -> dict[str, Any]:
     if not (run_dir / META).exists() or not (run_dir / CONFIG).exists():
         raise UsageError(f"{run_dir}: not a run folder (no {META} / {CONFIG})")
     try:
-        meta = read_meta(run_dir)
+        meta, version = read_versioned_meta(run_dir)
     except RunFolderError as e:
         raise UsageError(f"{e}; cannot resume") from None
     status = effective_status(meta)
@@ -75,4 +76,5 @@ def check_resumable(run_dir: Path | str) -> dict[str, Any]:
     except OSError as e:
         raise CeLabError(f"{os_error_text(e, run_dir)}; cannot resume a run whose folder cannot "
                          "be written") from None
-    return meta
+    # Its summary.json (an interrupted run's) stays of that format until the run ends again.
+    return {"format": version, **meta}
