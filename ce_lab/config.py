@@ -25,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from ce_lab.config_keys import NON_RESULT_KEYS, differing_keys, flatten, same  # noqa: F401
 from ce_lab.errors import ConfigError
 from ce_lab.losses import loss_names, loss_options, option_fields
 from ce_lab.progress import PROGRESS_MODES
@@ -98,7 +99,7 @@ class _LossConfigBase(_Section):
         return self
 
 
-# The loss section: ``name`` and every option of every registered loss (ce_lab/losses.py keeps
+# The loss section: ``name`` and every option of every registered loss (ce_lab/losses/ keeps
 # each option with its loss: mse_reduction with mse, hinge_margin with hinge and hinge-sq), so a
 # config file keeps one flat ``loss:`` section. A value is checked by its option's field.
 LossConfig = create_model("LossConfig", __base__=_LossConfigBase, __module__=__name__,

@@ -167,8 +167,8 @@ def _layers(summaries: Sequence[Mapping[str, Any]]) -> list[str]:
     """Weight tensors with gradient summaries (one per layer), in model order."""
     names: list[str] = []
     for s in summaries:
-        for keys in GRAD_WINDOWS.values():
-            for name in grad_window(s, keys) or {}:
+        for key in GRAD_WINDOWS.values():
+            for name in grad_window(s, key) or {}:
                 if name.endswith(".weight") and name not in names:
                     names.append(name)
     return names

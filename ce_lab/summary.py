@@ -12,6 +12,7 @@ from typing import Any
 
 from ce_lab.calibration import METRICS as CALIBRATION_METRICS
 from ce_lab.metrics import LOGGED_METRICS, When, logged_metric, threshold_key
+from ce_lab.runs.names import EVALS, METRICS
 from ce_lab.runs.read import GRAD_WINDOWS, LOGIT_GRAD_WINDOWS, read_csv_rows
 
 __all__ = ["summarize", "threshold_key"]
@@ -101,8 +102,8 @@ def summarize(run_dir: Path, *, status: str, loss: str, seed: int, steps: int, e
               wall_seconds: float, steps_per_epoch: int, thresholds: tuple[float, ...],
               test: dict[str, Any] | None, diverged_at: int | None,
               diverged_quantity: str | None, group: str | None) -> dict[str, Any]:
-    metrics = read_csv_rows(run_dir / "metrics.csv")
-    evals = read_csv_rows(run_dir / "eval.csv")
+    metrics = read_csv_rows(run_dir / METRICS)
+    evals = read_csv_rows(run_dir / EVALS)
     last_eval = evals[-1] if evals else None
     val_acc = [(_f(r[_VAL_ACC]), int(r[_STEP])) for r in evals]
     finite_acc = [(a, s) for a, s in val_acc if math.isfinite(a)]
@@ -128,8 +129,8 @@ def summarize(run_dir: Path, *, status: str, loss: str, seed: int, steps: int, e
 
         grad_summary = {}
         for window, rows in (("early", first), ("late", last)):
-            grad_summary[GRAD_WINDOWS[window][0]] = per_layer(rows)
-            grad_summary[LOGIT_GRAD_WINDOWS[window][0]] = _mean([_f(r[_LOGIT_GRAD]) for r in rows])
+            grad_summary[GRAD_WINDOWS[window]] = per_layer(rows)
+            grad_summary[LOGIT_GRAD_WINDOWS[window]] = _mean([_f(r[_LOGIT_GRAD]) for r in rows])
             grad_summary[f"{window}_steps"] = step_range(rows)
 
     epochs_done = steps / steps_per_epoch if steps_per_epoch else 0.0

@@ -119,8 +119,8 @@ def open_live(run_dir: Path, run_id: str, flat_config: Mapping[str, Any],
     """The live writer of a run that starts in ``run_dir``. A resumed run's CSVs were just cut
     back to its checkpoint: its event file is written anew from them, then goes on live, so the
     events hold each logged step once, as the CSVs do."""
-    from ce_lab.comparison.build import NON_RESULT_KEYS
-    from ce_lab.runs.files import EVALS, METRICS
+    from ce_lab.config import NON_RESULT_KEYS
+    from ce_lab.runs.names import EVALS, METRICS
     from ce_lab.runs.read import read_csv_columns
 
     if resumed:
@@ -135,7 +135,7 @@ def open_live(run_dir: Path, run_id: str, flat_config: Mapping[str, Any],
 def export_run(record, logdir: Path) -> Path:
     """Write the event file of a finished run (a RunRecord) into ``logdir``, from its CSVs;
     event files an earlier export left there are replaced."""
-    from ce_lab.comparison.build import NON_RESULT_KEYS, flatten
+    from ce_lab.config import NON_RESULT_KEYS, flatten
 
     logdir.mkdir(parents=True, exist_ok=True)
     _replace_events(logdir)

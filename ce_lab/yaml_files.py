@@ -3,7 +3,7 @@ with the line of every key (for one-line errors that point at the file and line)
 refused (PyYAML would silently keep the last of two).
 
 Shared by ``ce_lab.config`` (run configs), ``ce_lab.batch.spec`` (batch files) and
-``ce_lab.runs.files`` (YAML read back from run folders).
+``ce_lab.runs.read`` (YAML read back from run folders).
 """
 
 from __future__ import annotations
@@ -92,8 +92,8 @@ def shape_problem(text: str) -> str | None:
 
 def read_limited(path: Path) -> str:
     # A regular file of at most the limit, read without blocking: a FIFO, /dev/zero or a huge
-    # file is refused before anything is read (ce_lab.runs.files, no torch).
-    from ce_lab.runs.files import UnreadableFile, read_limited_bytes
+    # file is refused before anything is read (ce_lab.safe_io).
+    from ce_lab.safe_io import UnreadableFile, read_limited_bytes
 
     try:
         raw = read_limited_bytes(path, MAX_FILE_BYTES)

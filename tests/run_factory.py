@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ce_lab.config import RunConfig, to_yaml, with_overrides
+from ce_lab.runs.formats import FORMAT
 from ce_lab.summary import val_acc_auc
 
 PARAMS = ("fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias")  # hidden=(256,): two layers
@@ -85,6 +86,8 @@ def make_run(
     (folder / "config.yaml").write_text(to_yaml(cfg), encoding="utf-8")
 
     meta = {
+        # a folder with old_grad_keys is of format 0, which had no key
+        **({} if old_grad_keys else {"format": FORMAT}),
         "kind": "run", "run_id": run_id, "status": status, "group": group, "fused_with": None,
         "command": f"ce-lab train --loss {loss}", "argv": ["train", "--loss", loss],
         "versions": {"python": "3.11", "torch": "2.x", "ce_lab": "0.1.0"}, "device": "cpu",

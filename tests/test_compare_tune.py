@@ -199,7 +199,7 @@ def test_a_loss_whose_tuning_runs_all_failed_is_one_error(tmp_path, monkeypatch)
 
     from ce_lab.comparison.tuning import NoValidMember
     from ce_lab.config import RunConfig, with_overrides
-    from ce_lab.lab import comparing, plan_comparison
+    from ce_lab.lab import plan_comparison, stacks
     from ce_lab.lab.tuning import tune
 
     ce = make_run(tmp_path / "tuned", "ce", 1, overrides={"optim.lr": 0.1})
@@ -209,7 +209,7 @@ def test_a_loss_whose_tuning_runs_all_failed_is_one_error(tmp_path, monkeypatch)
         return [SimpleNamespace(run_dir=ce, status="completed"),
                 SimpleNamespace(run_dir=gone, status="failed")], False
 
-    monkeypatch.setattr(comparing, "train_or_resume", fake_train)
+    monkeypatch.setattr(stacks, "train_or_resume", fake_train)
     base = with_overrides(RunConfig(), {"out_dir": str(tmp_path / "runs")})
     request = plan_comparison(base, ["ce", "mse"], [0], tune_lr=True, lr_grid=[0.1])
     with pytest.raises(NoValidMember, match=r"^mse: no tuning run could be read back \(.*"
@@ -218,12 +218,12 @@ def test_a_loss_whose_tuning_runs_all_failed_is_one_error(tmp_path, monkeypatch)
 
 
 def test_ctrl_c_while_tuning_exits_130_and_compares_nothing(tiny_mnist, tmp_path, monkeypatch):
-    from ce_lab.lab import comparing
+    from ce_lab.lab import stacks
 
     def interrupted(configs_by_seed, group, root, **kw):
         return [], True  # as train_or_resume returns after a Ctrl-C in the tuning stack
 
-    monkeypatch.setattr(comparing, "train_or_resume", interrupted)
+    monkeypatch.setattr(stacks, "train_or_resume", interrupted)
     out = tmp_path / "runs"
     result = runner.invoke(app, ["compare", "--tune-lr", "--losses", "ce", "--lr-grid", "0.1",
                                  *tiny_args(tiny_mnist, out)])

@@ -83,3 +83,28 @@ def test_booleans_and_floats_are_refused_where_integers_or_numbers_belong(item, 
 def test_yaml_exponent_without_a_dot_still_reads_as_a_float():
     # YAML 1.1 reads 1e-3 as a string; a learning rate written that way must still work.
     assert resolve_config(None, ["optim.lr=1e-3"]).optim.lr == 0.001
+
+
+# ---------------------------------------------------------------------------------------------
+# Which keys differ: one function for comparisons, `runs diff` and a stack's member labels
+
+
+def test_differing_keys_in_config_order_with_absent_keys_as_null_or_as_absent():
+    from ce_lab.config import differing_keys, flatten, same
+
+    old = {"seed": 0, "optim": {"lr": 0.1, "name": "sgd"}, "out_dir": "a"}  # written before q
+    new = {"seed": 1, "optim": {"lr": 0.1, "name": "sgd"}, "out_dir": "b",
+           "loss": {"q": None, "hidden": [8, 4]}}
+    newer = new | {"loss": {"q": None, "hidden": [8, 4.0]}}  # JSON text: 4.0 is not 4
+    assert flatten(new) == {"seed": 1, "optim.lr": 0.1, "optim.name": "sgd", "out_dir": "b",
+                            "loss.q": None, "loss.hidden": [8, 4]}
+    assert flatten({"data": {}}) == {"data": {}}  # an empty mapping is a value, not nothing
+    assert differing_keys([old, new]) == ["seed", "out_dir", "loss.hidden"]
+    assert differing_keys([old, new], ignore={"out_dir"}) == ["seed", "loss.hidden"]
+    assert differing_keys([old, new], absent_differs=True) == ["seed", "out_dir", "loss.q",
+                                                               "loss.hidden"]
+    assert differing_keys([new, newer]) == ["loss.hidden"]
+    assert differing_keys([new]) == [] and differing_keys([]) == []
+    assert same([1, {"b": 2, "a": 1}]) == same([1, {"a": 1, "b": 2}])
+    # a value that spells "<absent>" is not taken for an absent key
+    assert differing_keys([{"k": "<absent>"}, {}], absent_differs=True) == ["k"]

@@ -304,7 +304,8 @@ def test_resume_of_a_read_only_run_folder_is_one_line(interrupted_run, small_fs)
 
 def test_every_writer_turns_a_full_disk_into_one_line_and_keeps_the_old_file(small_fs):
     from ce_lab.batch.store import BatchState, write_state
-    from ce_lab.runs.files import CsvLog, WriteError, write_json
+    from ce_lab.runs.files import CsvLog
+    from ce_lab.safe_io import WriteError, write_json
 
     write_json(small_fs / "summary.json", {"status": "completed"})
     log = CsvLog(small_fs / "metrics.csv", ["step", "loss"])
@@ -342,8 +343,8 @@ def test_a_hostile_md5_stamp_file_in_the_data_cache_is_ignored(spoil, tmp_path):
 
 def test_a_plot_that_does_not_fit_leaves_no_partial_png_and_no_temp_file(small_fs, tmp_path):
     from ce_lab.render.plots import plot_loss
-    from ce_lab.runs.files import WriteError
     from ce_lab.runs.record import load_run
+    from ce_lab.safe_io import WriteError
 
     groups = [("ce", [load_run(make_run(tmp_path / "runs", "ce"))])]
     (small_fs / "loss.png").write_bytes(b"old")  # a plot of an earlier comparison

@@ -293,7 +293,8 @@ def _meta_pid(run_dir: Path):
 
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
 def test_two_resumes_of_one_crashed_run_never_both_train_it(cfg, data, tmp_path):
-    from ce_lab.runs.lock import LOCK, RunLock, RunLocked
+    from ce_lab.runs.lock import RunLock, RunLocked
+    from ce_lab.runs.names import LOCK
 
     cfg = with_overrides(cfg, {"train.batch_size": 1, "train.epochs": 3, "log.log_every": 2,
                                "log.eval_every": 40})

@@ -1,7 +1,7 @@
 """mse-logits, mae, gce, ce-smooth and focal against independent float64 references.
 
 The references are written from the papers' formulas with plain float64 ops (exp, log, a
-max-shifted softmax), not with the log_softmax / expm1 / gather route of ce_lab/literature_losses.py.
+max-shifted softmax), not with the log_softmax / expm1 / gather route of ce_lab/losses/literature.py.
 tests/test_losses.py runs every registry-wide check on them too (values and gradients against
 these references, gradcheck, closed form against autograd, float32 on large logits, stacks bit for
 bit as the 2-D calls); this file adds the identities between them, the edge cases and the options.

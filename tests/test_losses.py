@@ -2,7 +2,7 @@
 
 Every reference below is written from the formula with plain float64 tensor ops (exp, log, log1p,
 clamp_min, ...), never with the torch.nn.functional call the registry wraps, so a wrong reduction,
-a wrong normaliser or a swapped argument in ``ce_lab/losses.py`` shows up as a value mismatch.
+a wrong normaliser or a swapped argument in ``ce_lab/losses/`` shows up as a value mismatch.
 """
 
 from __future__ import annotations
@@ -597,7 +597,7 @@ def test_closed_form_on_a_large_stack_float64_and_more_leading_dims(name, cfg):
 
 @pytest.mark.parametrize("b", [1, 2, 16, 17, 33, 64, 255, 256, 257, 258, 4100])
 def test_nll_mean_replays_nll_loss_summation_order(b):
-    from ce_lab.loss_stacks import nll_mean, nll_mean_replayed
+    from ce_lab.losses.stacks import nll_mean, nll_mean_replayed
 
     for dtype in (torch.float32, F64):
         z, y = _stack(3, b, "random", dtype=dtype)
@@ -609,7 +609,7 @@ def test_nll_mean_replays_nll_loss_summation_order(b):
 
 
 def test_ce_on_a_stack_of_many_members_replays_the_order():
-    from ce_lab.loss_stacks import NLL_PER_SLICE
+    from ce_lab.losses.stacks import NLL_PER_SLICE
 
     k = NLL_PER_SLICE + 3
     for kind in ("random", "extreme"):
@@ -684,6 +684,26 @@ def test_new_option_keys_cannot_arrive_after_the_config_is_built():
     with pytest.raises(RuntimeError, match="loss.late_knob"):
         register_loss("late", lambda z, y, cfg: z.sum(), "never registered", options=Late)
     assert "late" not in LOSSES
+
+
+@pytest.mark.parametrize("first", ["ce_lab.config", "ce_lab.losses.registry",
+                                   "ce_lab.losses.literature", "ce_lab.losses.stacks",
+                                   "ce_lab.cli.completion"])
+def test_whichever_module_is_imported_first_every_loss_and_option_is_registered(first):
+    # Before the losses package, a loss with options had to be registered before ce_lab.config
+    # was imported; now any entry into the package registers them all, in one order.
+    import subprocess
+    import sys
+
+    code = (f"import {first}\nimport sys\nfrom ce_lab.config import LossConfig\n"
+            "from ce_lab.losses import LOSSES\n"
+            "print(','.join(LOSSES)); print(','.join(LossConfig.model_fields))\n"
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [",".join(LOSSES), ",".join(LossConfig.model_fields), "False"]
+    assert out.stdout.split()[0].startswith("ce,mse,hinge,hinge-sq,nll-manual,bce,")
+    assert out.stdout.split()[0].endswith(",mse-logits,mae,gce,ce-smooth,focal")
 
 
 @pytest.fixture

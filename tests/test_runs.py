@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from ce_lab.errors import CeLabError
-from ce_lab.runs.files import CsvLog, RunFolderError, base_meta, format_value, write_json
+from ce_lab.runs.files import CsvLog, RunFolderError, base_meta, format_value
 from ce_lab.runs.folder import (
     NON_RUN_PREFIXES,
     RESULT_STATUSES,
@@ -22,6 +22,7 @@ from ce_lab.runs.folder import (
     threshold_key,
 )
 from ce_lab.runs.read import read_csv_columns, read_csv_rows, read_mapping, read_meta, read_status
+from ce_lab.safe_io import write_json
 
 
 def test_the_package_imports_without_torch():

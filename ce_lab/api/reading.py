@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ce_lab.errors import ParamError, UsageError, require
-from ce_lab.runs.files import EVALS, METRICS
+from ce_lab.runs.names import EVALS, METRICS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -127,7 +127,8 @@ def load_runs(out_dir: str | Path = "runs", *, status: Sequence[str] | str = (),
     tuple, ...) and the summary's numbers under the comparison table's names (``final_val_acc``,
     ``steps_to_0.90``, ...). Folders that cannot be read are skipped with a warning."""
     from ce_lab import metrics as registry
-    from ce_lab.comparison.build import flatten, metric_columns, run_metrics
+    from ce_lab.comparison.build import metric_columns, run_metrics
+    from ce_lab.config import flatten
     from ce_lab.runs.listing import filter_runs, list_row, list_runs
 
     pd = _pandas()

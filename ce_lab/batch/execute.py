@@ -68,7 +68,7 @@ def execute(opened: Opened, plan: Plan, executor: Executor, *, on_event: Event |
             poll_seconds: float = 0.25) -> BatchResult:
     """Run ``plan``'s tasks (made from ``opened``); Ctrl-C (KeyboardInterrupt) stops scheduling, interrupts
     the running tasks (they checkpoint), records them as interrupted and returns."""
-    from ce_lab.runs.files import now_iso
+    from ce_lab.safe_io import now_iso
 
     batch_dir, state = opened.batch_dir, opened.state
     records = {r.index: r for r in state.entries}

@@ -29,9 +29,10 @@ from ce_lab.batch.store import (
     write_state,
 )
 from ce_lab.errors import UsageError
-from ce_lab.runs.files import CHECKPOINT, SUMMARY, RunFolderError
+from ce_lab.runs.files import RunFolderError
 from ce_lab.runs.folder import NON_RUN_PREFIXES, RESULT_STATUSES, Status, create_batch_dir
 from ce_lab.runs.liveness import effective_status
+from ce_lab.runs.names import CHECKPOINT, CONFIG, SUMMARY
 from ce_lab.runs.read import read_effective_status, read_meta
 
 SKIP, RESUME, RUN, RERUN = "skip", "resume", "run", "rerun"
@@ -43,7 +44,7 @@ def _group_runs(out_dir: Path, group: str) -> dict[str, Path]:
     batch never heard back about)."""
     from ce_lab.config import load_config
     from ce_lab.errors import CeLabError
-    from ce_lab.runs.files import MAX_YAML_BYTES, check_regular_file
+    from ce_lab.safe_io import MAX_YAML_BYTES, check_regular_file
 
     found: dict[str, tuple[int, str, Path]] = {}
     if not out_dir.is_dir():
@@ -55,8 +56,8 @@ def _group_runs(out_dir: Path, group: str) -> dict[str, Path]:
             meta = read_meta(p)
             if meta.get("group") != group:
                 continue
-            check_regular_file(p / "config.yaml", MAX_YAML_BYTES)  # a FIFO would hang the read
-            key = config_hash(load_config(p / "config.yaml"))
+            check_regular_file(p / CONFIG, MAX_YAML_BYTES)  # a FIFO would hang the read
+            key = config_hash(load_config(p / CONFIG))
         except (OSError, ValueError, CeLabError):
             continue
         # One run per entry: a finished result first, then one still being trained, then the
@@ -162,7 +163,7 @@ def find_previous(batch: Batch, new: bool) -> Path | None:
 
 def plan(batch: Batch, batch_dir: Path | None, executor: str = "local") -> Opened:
     """What running ``batch`` in ``batch_dir`` (None: a new folder) would do; writes nothing."""
-    from ce_lab.runs.files import now_iso
+    from ce_lab.safe_io import now_iso
 
     previous = read_state(batch_dir) if batch_dir is not None else None
     bid = batch_dir.name if batch_dir is not None else f"batch-{batch.name}-(new)"
@@ -178,13 +179,13 @@ def plan(batch: Batch, batch_dir: Path | None, executor: str = "local") -> Opene
 def open_batch(batch: Batch, batch_dir: Path | None, executor: str = "local") -> Opened:
     """Create (``batch_dir`` None) or continue a batch folder, and save the state to run."""
     from ce_lab.config import to_yaml
-    from ce_lab.runs.files import atomic_write_text
+    from ce_lab.safe_io import atomic_write_text
 
     if batch_dir is None:
         batch_dir = create_batch_dir(batch.out_dir, batch.name)
     opened = plan(batch, batch_dir, executor) if (batch_dir / BATCH_JSON).exists() else None
     if opened is None:
-        from ce_lab.runs.files import now_iso
+        from ce_lab.safe_io import now_iso
 
         state = merge_state(batch, batch_dir, batch_dir.name, None, executor, now_iso())
         opened = Opened(batch, batch_dir, state, False)

@@ -128,21 +128,21 @@ def from_json(data: dict[str, Any]) -> BatchState:
 def _read_json(path: Path) -> Any:
     """A batch.json read as untrusted: a regular file within the JSON bound (FIFO, directory,
     /dev/zero and huge files refused, as UnreadableFile)."""
-    from ce_lab.runs.files import MAX_JSON_BYTES, read_limited_text
+    from ce_lab.safe_io import MAX_JSON_BYTES, read_limited_text
 
     return json.loads(read_limited_text(path, MAX_JSON_BYTES))
 
 
 def write_state(batch_dir: Path, state: BatchState) -> None:
     """Rewrite batch.json atomically (a reader never sees half a file)."""
-    from ce_lab.runs.files import now_iso, write_json
+    from ce_lab.safe_io import now_iso, write_json
 
     state.updated = now_iso()
     write_json(Path(batch_dir) / BATCH_JSON, to_json(state))
 
 
 def read_state(batch_dir: Path) -> BatchState:
-    from ce_lab.runs.files import UnreadableFile
+    from ce_lab.safe_io import UnreadableFile
 
     path = Path(batch_dir) / BATCH_JSON
     try:
@@ -204,7 +204,7 @@ def locked(batch_dir: Path):
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         except FileExistsError:
             from ce_lab.errors import CeLabError
-            from ce_lab.runs.files import read_limited_text
+            from ce_lab.safe_io import read_limited_text
 
             try:
                 pid = int(read_limited_text(path, 64).strip() or 0)

@@ -118,7 +118,7 @@ def main(argv: list[str]) -> int:
     from rich.console import Console
 
     from ce_lab.progress import PlainReporter
-    from ce_lab.runs.files import atomic_write_text
+    from ce_lab.safe_io import atomic_write_text
 
     die_with_parent(int(os.environ.get(PARENT_ENV) or 0) or None)
     task_path, result_path = Path(argv[0]), Path(argv[1])

@@ -8,9 +8,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
+from ce_lab.cli._output import console, err_console, fail  # noqa: F401  (every command's)
 from ce_lab.cli.choices import choice_enum, choices, default, in_words
 from ce_lab.cli.completion import complete_loss, complete_set
 from ce_lab.cli.hints import check_loss
@@ -23,15 +22,6 @@ from ce_lab.training.fusion import DEFAULT_MAX_MEMBERS
 # OSErrors that only a write raises: they are reported as "... while writing PATH".
 WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG)
 
-console = Console()
-err_console = Console(stderr=True)
-
-
-def fail(message: str, code: int = 1) -> typer.Exit:
-    """Print one red line on stderr; return the Exit to raise."""
-    first = " ".join(str(message).split())  # one line, whatever the message held
-    err_console.print(f"[red]error:[/red] {escape(first)}", soft_wrap=True, highlight=False)
-    return typer.Exit(code)
 
 
 def cli_errors(fn):
@@ -48,7 +38,7 @@ def cli_errors(fn):
         except CeLabError as e:
             raise fail(str(e), e.exit_code) from None
         except OSError as e:  # a full disk, a read-only folder, ... wherever it surfaced
-            from ce_lab.runs.files import os_error_text
+            from ce_lab.safe_io import os_error_text
 
             raise fail(os_error_text(e, e.filename, "writing" if e.errno in WRITE_ERRNOS
                                      else "using"), 1) from None

@@ -323,13 +323,13 @@ def _announcer(request):
 
 
 def _resume(comp_dir: Path, fmt, output, progress, given) -> None:
-    from ce_lab.lab import request_file, resume_comparison
+    from ce_lab.lab.comparing import load_request, resume_comparison
     from ce_lab.progress import make_reporter
 
     if any(v is not None and v != [] for v in given):
         raise fail("--resume finishes a comparison as it was asked; give no other options "
                    "than --format, --output and --progress", 2)
-    request = request_file.read(comp_dir)  # one line for a folder that is not one, before data
+    request = load_request(comp_dir)  # one line for a folder that is not one, before data
     reporter = make_reporter(progress.value if progress else request.base.log.progress,
                              err_console)
     from ce_lab.cli.data_cmd import prepare_data

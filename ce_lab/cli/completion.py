@@ -23,8 +23,7 @@ def complete_loss(incomplete: str) -> list[str]:
 
 def config_keys() -> list[str]:
     """Every dotted config key, in config order."""
-    from ce_lab.comparison.build import flatten
-    from ce_lab.config import RunConfig, to_dict
+    from ce_lab.config import RunConfig, flatten, to_dict
 
     return list(flatten(to_dict(RunConfig())))
 
@@ -51,8 +50,8 @@ def _out_dir(ctx: typer.Context) -> Path:
 def complete_run(ctx: typer.Context, incomplete: str) -> list[str]:
     """Run folders (those holding meta.json) under --out-dir, as paths; or run ids when what is
     typed so far is not a path."""
-    from ce_lab.runs.files import META
     from ce_lab.runs.folder import NON_RUN_PREFIXES
+    from ce_lab.runs.names import META
 
     out_dir = _out_dir(ctx)
     typed = Path(incomplete)

@@ -15,7 +15,7 @@ from typer.core import TyperCommand
 
 def check_loss(ctx: typer.Context, value: str | None) -> str | None:
     """``--loss``: a registered loss name, or one line with the closest one (exit 2)."""
-    from ce_lab.cli._common import fail  # imported here: _common imports this module
+    from ce_lab.cli._output import fail
     from ce_lab.losses import loss_names
 
     if value is None or ctx.resilient_parsing or value in loss_names():
@@ -94,7 +94,7 @@ class HintedCommand(TyperCommand):
         if not ctx.resilient_parsing and not set(args) & set(ctx.help_option_names):
             message = option_slip(self.params, args)
             if message:
-                from ce_lab.cli._common import fail
+                from ce_lab.cli._output import fail
 
                 raise fail(message, 2)
         return super().parse_args(ctx, args)

@@ -187,8 +187,8 @@ def diff(ctx: typer.Context,
     """The config keys that differ between runs, then their summary numbers side by side."""
     from rich.table import Table
 
-    from ce_lab.comparison.build import flatten
     from ce_lab.comparison.build import show as show_value
+    from ce_lab.config import flatten
     from ce_lab.runs.listing import differing_config
 
     if len(runs) < 2:

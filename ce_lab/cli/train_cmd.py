@@ -66,7 +66,7 @@ def print_json(outcome) -> None:
     status and message of a run that ended without a summary)."""
     import json
 
-    from ce_lab.runs.files import finite_or_none
+    from ce_lab.safe_io import finite_or_none
 
     data = dict(outcome.summary or {"status": str(outcome.status), "message": outcome.message})
     data["run_dir"] = str(outcome.run_dir)

@@ -8,7 +8,6 @@ never reached has no number: None here (the renderers say "not reached").
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -16,15 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ce_lab import metrics as registry
+from ce_lab.config import NON_RESULT_KEYS, differing_keys, flatten, same
 from ce_lab.errors import ParamError, UsageError
 from ce_lab.metrics import Expanded
 from ce_lab.runs.record import RunRecord
 
-# Config keys that never change a result; they differ between runs without meaning anything.
-NON_RESULT_KEYS = frozenset({
-    "out_dir", "data.root", "data.download", "log.progress", "log.checkpoint",
-    "train.eval_batch_size", "log.tensorboard",
-})
 STATUS_ORDER = ("completed", "diverged", "interrupted", "failed")
 LABEL_KEYS = ["run", "loss", "seed", "n", "status", "flags"]  # sortable columns, not metrics
 
@@ -102,33 +97,9 @@ class ComparisonTable:
 # Config keys
 
 
-def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested config -> dotted keys."""
-    out: dict[str, Any] = {}
-    for k, v in config.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
-
-
-def same(v: Any) -> str:
-    """A value's identity for grouping (lists and numbers compare as JSON)."""
-    return json.dumps(v, sort_keys=True, default=str)
-
-
-def differing_keys(records: Sequence[RunRecord]) -> list[str]:
-    """Dotted config keys whose values are not all equal, in config order."""
-    flats = [flatten(r.config) for r in records]
-    keys: list[str] = []
-    for f in flats:
-        keys.extend(k for k in f if k not in keys)
-    return [
-        k for k in keys
-        if k not in NON_RESULT_KEYS and len({same(f.get(k)) for f in flats}) > 1
-    ]
+def result_keys(records: Sequence[RunRecord]) -> list[str]:
+    """The dotted config keys that differ between the runs and may change a result."""
+    return differing_keys([r.config for r in records], ignore=NON_RESULT_KEYS)
 
 
 def config_value(record: RunRecord, key: str) -> Any:
@@ -224,7 +195,7 @@ def build_table(
         raise UsageError("no runs to compare")
     params = registry.param_values([r.summary for r in records])
     thresholds = params.get("threshold", [])
-    differ = [k for k in differing_keys(records) if k != "loss.name"]
+    differ = [k for k in result_keys(records) if k != "loss.name"]
     if group_by is None:
         keys = ["loss"] + [k for k in differ if k != "seed"]
     else:

@@ -18,6 +18,17 @@ from ce_lab.comparison.build import ComparisonTable, build_table, show
 from ce_lab.comparison.paired import PairedDiff, paired_differences
 from ce_lab.render import data as data_files
 from ce_lab.render.markdown import to_markdown
+from ce_lab.runs.formats import FORMAT
+from ce_lab.runs.names import (
+    COMPARISON_JSON,
+    PAIRED_CSV,
+    REPORT_MD,
+    SENSITIVITY_PNG,
+    TABLE_CSV,
+    TABLE_JSON,
+    TABLE_MD,
+    TUNING_CSV,
+)
 from ce_lab.runs.record import RunRecord
 
 if TYPE_CHECKING:
@@ -49,7 +60,7 @@ class ComparisonResult:
 
 
 def _write_text(path: Path, text: str) -> Path:
-    from ce_lab.runs.files import atomic_write_text
+    from ce_lab.safe_io import atomic_write_text
 
     atomic_write_text(path, text)  # a full disk: one line (WriteError) naming the file
     return path
@@ -96,13 +107,13 @@ def write_comparison(
         table.notes.append(f"reference loss {reference!r} is not among the runs: no paired table")
     result = ComparisonResult(comp_dir, comp_dir.name, table, diffs, ref, skipped=list(skipped))
 
-    result.files["table.csv"] = _write_text(comp_dir / "table.csv", data_files.to_csv(table))
-    result.files["table.json"] = _write_text(
-        comp_dir / "table.json", data_files.to_json(table, diffs, ref, skipped))
-    result.files["table.md"] = _write_text(
-        comp_dir / "table.md", to_markdown(table, diffs, ref))
+    result.files[TABLE_CSV] = _write_text(comp_dir / TABLE_CSV, data_files.to_csv(table))
+    result.files[TABLE_JSON] = _write_text(
+        comp_dir / TABLE_JSON, data_files.to_json(table, diffs, ref, skipped))
+    result.files[TABLE_MD] = _write_text(
+        comp_dir / TABLE_MD, to_markdown(table, diffs, ref))
     if diffs:
-        result.files["paired.csv"] = _write_text(comp_dir / "paired.csv", data_files.paired_csv(diffs))
+        result.files[PAIRED_CSV] = _write_text(comp_dir / PAIRED_CSV, data_files.paired_csv(diffs))
     if plots:
         from ce_lab.render.plots import write_plots
 
@@ -114,9 +125,10 @@ def write_comparison(
                            result.plots, skipped, comp_dir, section)
     if tuning_plot is not None:  # drawn in the Tuning section, not again under Plots
         result.plots.insert(0, tuning_plot)
-    result.files["report.md"] = _write_text(comp_dir / "report.md", report)
+    result.files[REPORT_MD] = _write_text(comp_dir / REPORT_MD, report)
 
     comparison = {
+        "format": FORMAT,  # of the folder: ce_lab.runs.formats
         "kind": "comparison",
         "group": comp_dir.name,
         "runs": [data_files.relative_path(r.path, comp_dir) for r in records],
@@ -130,8 +142,8 @@ def write_comparison(
         from ce_lab.comparison.tuning import to_json as tuned_json
 
         comparison["tuned"] = tuned_json(tuning)
-    result.files["comparison.json"] = _write_text(
-        comp_dir / "comparison.json", json.dumps(comparison, indent=2, allow_nan=False) + "\n")
+    result.files[COMPARISON_JSON] = _write_text(
+        comp_dir / COMPARISON_JSON, json.dumps(comparison, indent=2, allow_nan=False) + "\n")
     return result
 
 
@@ -140,6 +152,6 @@ def _write_tuning(tuning: Tuning, comp_dir: Path, result: ComparisonResult,
     """tuning.csv and the sensitivity plot; returns report.md's Tuning section and the plot."""
     from ce_lab.render import tuning as render
 
-    result.files["tuning.csv"] = _write_text(comp_dir / "tuning.csv", render.tuning_csv(tuning, comp_dir))
-    plot = render.plot_sensitivity(tuning, comp_dir / render.SENSITIVITY_PNG) if plots else None
+    result.files[TUNING_CSV] = _write_text(comp_dir / TUNING_CSV, render.tuning_csv(tuning, comp_dir))
+    plot = render.plot_sensitivity(tuning, comp_dir / SENSITIVITY_PNG) if plots else None
     return render.tuning_markdown(tuning, plot, comp_dir), plot

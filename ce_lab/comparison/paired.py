@@ -15,8 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ce_lab.comparison.build import Agg, ComparisonTable, Row, config_value, same
+from ce_lab.comparison.build import Agg, ComparisonTable, Row, config_value
 from ce_lab.comparison.missing import member_problem, missing_reason, paired_default
+from ce_lab.config import same
 from ce_lab.metrics import NOT_MEASURED, THRESHOLD, Expanded
 from ce_lab.runs.read import is_number
 

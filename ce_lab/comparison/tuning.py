@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from ce_lab.comparison.build import config_value, differing_keys, same, show
+from ce_lab.comparison.build import config_value, result_keys, show
+from ce_lab.config import same
 from ce_lab.errors import CeLabError, ParamError, UsageError
 from ce_lab.runs.folder import Status
 from ce_lab.runs.record import RunRecord
@@ -208,7 +209,7 @@ def select(records: Sequence[RunRecord], key: str = LR_KEY,
     if not records:
         raise UsageError("no runs to choose from")
     if context_keys is None:
-        context_keys = [k for k in differing_keys(records)
+        context_keys = [k for k in result_keys(records)
                         if k not in ("loss.name", "seed", key)]
     points = tuning_points(records, key, context_keys)
     by_cell: dict[str, list[tuple[TuningPoint, RunRecord]]] = {}

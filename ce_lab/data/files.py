@@ -119,7 +119,7 @@ def _stat_key(path: Path) -> list[int]:
 def _read_stamps(folder: Path) -> dict:
     # Untrusted like every file read back: a FIFO, a device or a huge file is no stamp file.
     from ce_lab.errors import CeLabError
-    from ce_lab.runs.files import MAX_JSON_BYTES, read_limited_text
+    from ce_lab.safe_io import MAX_JSON_BYTES, read_limited_text
 
     try:
         data = json.loads(read_limited_text(folder / STAMP_NAME, MAX_JSON_BYTES))

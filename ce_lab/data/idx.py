@@ -54,7 +54,7 @@ def read_idx_bytes(path: Path, limit: int = MAX_IDX_BYTES) -> bytes:
     as untrusted: a regular file (symlinks followed) of at most ``limit`` bytes, decompressing to
     at most ``limit`` too. A FIFO, a directory, a device (/dev/zero) or a huge file is a
     DataError (one line), never a hang or a MemoryError."""
-    from ce_lab.runs.files import UnreadableFile, read_limited_bytes
+    from ce_lab.safe_io import UnreadableFile, read_limited_bytes
 
     path = Path(path)
     try:

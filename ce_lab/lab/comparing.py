@@ -15,15 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ce_lab.errors import ConfigError, ParamError
-from ce_lab.lab import params
+from ce_lab.errors import ParamError
+from ce_lab.lab import params, stacks
 from ce_lab.runs.folder import Status
 
 if TYPE_CHECKING:
     from ce_lab.comparison.compare import ComparisonResult
     from ce_lab.comparison.tuning import Criterion, Tuning
     from ce_lab.config import RunConfig
-    from ce_lab.runs.record import RunRecord
 
 LR_KEY = "optim.lr"
 
@@ -54,7 +53,7 @@ class CompareRequest:
     def configs(self, seeds: Sequence[int] | None = None,
                 overrides: Mapping[str, Mapping[str, Any]] | None = None) -> dict[int, list[RunConfig]]:
         """One config per (seed, loss): the base, that seed and loss, then its overrides."""
-        return build_configs(self.base, self.losses, self.seeds if seeds is None else seeds,
+        return stacks.build_configs(self.base, self.losses, self.seeds if seeds is None else seeds,
                              self.loss_overrides if overrides is None else overrides)
 
 
@@ -115,25 +114,6 @@ def plan_comparison(base: RunConfig, losses: Any, seeds: Any = None, *,
     return request
 
 
-def build_configs(base: RunConfig, losses: Sequence[str], seeds: Sequence[int],
-                  overrides: Mapping[str, Mapping[str, Any]] | None = None) -> dict[int, list[RunConfig]]:
-    from ce_lab.config import check_trains, with_overrides
-
-    overrides = overrides or {}
-    out: dict[int, list[RunConfig]] = {}
-    for seed in seeds:
-        cfgs = []
-        for loss in losses:
-            try:
-                cfgs.append(with_overrides(
-                    base, {"seed": seed, "loss.name": loss, **overrides.get(loss, {})}))
-            except ConfigError as e:
-                raise ParamError(f"«loss_overrides» for {loss}: {e}") from None
-            check_trains(cfgs[-1])  # a run with no steps: refused before any folder is made
-        out[seed] = cfgs
-    return out
-
-
 def run_comparison(request: CompareRequest, *, reporter: Any = None,
                    on_dir: Callable[[Path, str], None] | None = None,
                    on_tuned: Callable[[Tuning], None] | None = None) -> TrainedComparison:
@@ -155,11 +135,17 @@ def resume_comparison(comp_dir: Path | str, *, reporter: Any = None,
     """Finish an interrupted comparison: members that ended are kept, interrupted ones resume
     from their checkpoints, those never started are trained; then the comparison is written,
     with the numbers an uninterrupted comparison would have."""
+    comp_dir = Path(comp_dir)
+    request = load_request(comp_dir)
+    return _complete(request, comp_dir, reporter=reporter, on_tuned=on_tuned, resuming=True)
+
+
+def load_request(comp_dir: Path | str) -> CompareRequest:
+    """The request a comparison folder was started with (request.json), checked again."""
     from ce_lab.lab import request_file
 
-    comp_dir = Path(comp_dir)
-    request = request_file.read(comp_dir)
-    return _complete(request, comp_dir, reporter=reporter, on_tuned=on_tuned, resuming=True)
+    fields = request_file.read(Path(comp_dir))
+    return plan_comparison(fields.pop("base"), fields.pop("losses"), fields.pop("seeds"), **fields)
 
 
 def _complete(request: CompareRequest, comp_dir: Path, *, reporter: Any,
@@ -181,13 +167,13 @@ def _complete(request: CompareRequest, comp_dir: Path, *, reporter: Any,
         overrides = {loss: {**overrides.get(loss, {}), LR_KEY: chosen[loss]}
                      for loss in request.losses}
     configs = request.configs(overrides=overrides)
-    outcomes, interrupted = train_or_resume(configs, comp_dir.name, request.base.out_dir,
+    outcomes, interrupted = stacks.train_or_resume(configs, comp_dir.name, request.base.out_dir,
                                             reporter=reporter, max_members=request.max_members,
                                             resuming=resuming)
     trained = TrainedComparison(comp_dir, None, outcomes, interrupted, tuning, tuning_outcomes)
     if interrupted:
         return trained  # no tables of half a comparison: resume_comparison finishes it
-    records, skipped = load_outcomes(outcomes)
+    records, skipped = stacks.load_outcomes(outcomes)
     if records:
         from ce_lab.comparison.compare import write_comparison
 
@@ -196,45 +182,3 @@ def _complete(request: CompareRequest, comp_dir: Path, *, reporter: Any,
                                           skipped=skipped, tuning=tuning)
         trained.result.skipped[:0] = tuning_skipped  # tuning runs that could not be read back
     return trained
-
-
-def train_or_resume(configs_by_seed: Mapping[int, Sequence[RunConfig]], group: str,
-                    root: Path, *, reporter: Any = None, max_members: int | None = None,
-                    resuming: bool = False) -> tuple[list[Any], bool]:
-    """Each seed's configs trained fused under ``group``; with ``resuming``, the runs of the
-    group already under ``root`` are matched to the configs first (ce_lab.lab.resuming).
-    Returns (outcomes in config order, interrupted); stops after an interrupted seed."""
-    from ce_lab.training import train_paired
-
-    kwargs = {} if max_members is None else {"max_members": max_members}
-    found = {}
-    if resuming:
-        from ce_lab.lab.resuming import existing_runs
-
-        found = existing_runs(root, group)
-    outcomes: list[Any] = []
-    for cfgs in configs_by_seed.values():
-        if resuming:
-            from ce_lab.lab.resuming import finish
-
-            done = finish(list(cfgs), found, group, reporter=reporter, **kwargs)
-        else:
-            done = train_paired(list(cfgs), group=group, reporter=reporter, **kwargs)
-        outcomes.extend(done)
-        if any(o.status == Status.INTERRUPTED for o in done):
-            return outcomes, True
-    return outcomes, False
-
-
-def load_outcomes(outcomes: Sequence[Any]) -> tuple[list[RunRecord], list[str]]:
-    """The trained runs as records, and one line for each that cannot be read back."""
-    from ce_lab.runs.record import RunFolderError, load_run
-
-    records: list[RunRecord] = []
-    skipped: list[str] = []
-    for o in outcomes:
-        try:
-            records.append(load_run(o.run_dir))
-        except RunFolderError as e:
-            skipped.append(str(e))
-    return records, skipped

@@ -40,16 +40,15 @@ def to_json(request: CompareRequest) -> dict[str, Any]:
 
 
 def write(comp_dir: Path, request: CompareRequest) -> None:
-    from ce_lab.runs.files import atomic_write_text
+    from ce_lab.safe_io import atomic_write_text
 
     atomic_write_text(comp_dir / REQUEST, json.dumps(to_json(request), indent=2) + "\n")
 
 
-def read(comp_dir: Path) -> CompareRequest:
-    """The request of a comparison folder, checked as when it was first made; UsageError (one
-    line) for a folder that is not a training comparison ce-lab can resume."""
+def read(comp_dir: Path) -> dict[str, Any]:
+    """The request of a comparison folder as plan_comparison's arguments (``base`` a RunConfig);
+    UsageError (one line) for a folder that is not a training comparison ce-lab can resume."""
     from ce_lab.config import validate
-    from ce_lab.lab.comparing import plan_comparison
     from ce_lab.runs.files import RunFolderError
     from ce_lab.runs.read import read_mapping
 
@@ -68,11 +67,11 @@ def read(comp_dir: Path) -> CompareRequest:
                          f"{data.get('format')!r}); cannot resume")
     try:
         tune = data.get("tune") or {}
-        return plan_comparison(
-            validate(data["base"], str(path)), data["losses"], data["seeds"],
-            loss_overrides=data["loss_overrides"], reference=data["reference"],
-            sort=data["sort"], plots=bool(data["plots"]), max_members=data["max_members"],
-            tune_lr=bool(tune), lr_grid=tune.get("lr_grid"), select=tune.get("select"),
-            tune_seeds=tune.get("tune_seeds"))
+        return {"base": validate(data["base"], str(path)), "losses": data["losses"],
+                "seeds": data["seeds"], "loss_overrides": data["loss_overrides"],
+                "reference": data["reference"], "sort": data["sort"],
+                "plots": bool(data["plots"]), "max_members": data["max_members"],
+                "tune_lr": bool(tune), "lr_grid": tune.get("lr_grid"),
+                "select": tune.get("select"), "tune_seeds": tune.get("tune_seeds")}
     except (KeyError, TypeError, AttributeError) as e:
         raise UsageError(f"{path}: a field is missing or malformed ({e}); cannot resume") from None

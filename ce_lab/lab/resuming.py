@@ -28,8 +28,9 @@ def _key(cfg_dict: dict[str, Any]) -> str:
 def existing_runs(root: Path, group: str) -> dict[str, Path]:
     """The run folders of ``group`` under ``root``, by their resolved config."""
     from ce_lab.config import load_config, to_dict
-    from ce_lab.runs.files import CONFIG, RunFolderError
+    from ce_lab.runs.files import RunFolderError
     from ce_lab.runs.listing import list_runs
+    from ce_lab.runs.names import CONFIG
 
     if not Path(root).is_dir():
         return {}

@@ -15,8 +15,8 @@ def check_resume(run_dir: Path) -> RunConfig:
     """The config of a run ``resume_run`` may continue; one line (UsageError) otherwise, before
     any data is prepared."""
     from ce_lab.config import load_config
-    from ce_lab.runs.files import CONFIG
-    from ce_lab.runs.liveness import check_resumable
+    from ce_lab.runs.names import CONFIG
+    from ce_lab.runs.resume import check_resumable
 
     check_resumable(run_dir)
     return load_config(Path(run_dir) / CONFIG)

@@ -25,6 +25,7 @@ from ce_lab.comparison.tuning import (
     select,
 )
 from ce_lab.errors import ParamError
+from ce_lab.runs.names import TUNING_CSV, TUNING_FOLDER
 
 if TYPE_CHECKING:
     from ce_lab.comparison.compare import ComparisonResult
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
     from ce_lab.lab.comparing import CompareRequest
     from ce_lab.runs.record import RunRecord
 
-TUNING_FOLDER = "tuning"  # inside the comparison folder: the tuning runs, apart from runs/
 
 
 @dataclass
@@ -53,7 +53,7 @@ def tune(request: CompareRequest, comp_dir: Path, *, reporter: Any = None,
     the evaluation runs. NoValidMember (exit 1) when a loss has no rate that counts; tuning.csv
     is written first, so what each member did can be read."""
     from ce_lab.comparison.tuning import NoValidMember
-    from ce_lab.lab.comparing import load_outcomes, train_or_resume
+    from ce_lab.lab.stacks import load_outcomes, train_or_resume
 
     spec = request.tune
     assert spec is not None
@@ -70,7 +70,7 @@ def tune(request: CompareRequest, comp_dir: Path, *, reporter: Any = None,
         tuning = select(records, LR_KEY, spec.criterion, context_keys=())  # one cell per loss
     except NoValidMember as e:
         _write_points(records, spec.criterion, comp_dir)
-        raise NoValidMember(f"{e}; every tuning member: {comp_dir / 'tuning.csv'}") from None
+        raise NoValidMember(f"{e}; every tuning member: {comp_dir / TUNING_CSV}") from None
     tuning.eval_seeds = list(request.seeds)
     unread = [loss for loss in request.losses if loss not in tuning.chosen()]
     if unread:  # every tuning run of a loss failed before it wrote a summary
@@ -84,7 +84,7 @@ def tuning_configs(base: RunConfig, losses: Sequence[str], tune_seeds: Sequence[
                    tuning_dir: Path) -> dict[int, list[RunConfig]]:
     """Every loss at every rate, per tuning seed: one list per seed, fused into one stack."""
     from ce_lab.config import with_overrides
-    from ce_lab.lab.comparing import build_configs
+    from ce_lab.lab.stacks import build_configs
 
     by_seed = build_configs(base, losses, tune_seeds, overrides)
     return {seed: [with_overrides(c, {LR_KEY: lr, "out_dir": str(tuning_dir)})
@@ -96,10 +96,10 @@ def _write_points(records: Sequence[RunRecord], criterion: Criterion, comp_dir: 
     """tuning.csv of a tuning that chose nothing, so what each member did can be read."""
     from ce_lab.comparison.tuning import tuning_points
     from ce_lab.render.tuning import tuning_csv
-    from ce_lab.runs.files import atomic_write_text
+    from ce_lab.safe_io import atomic_write_text
 
     points = tuning_points(records, LR_KEY)
-    atomic_write_text(comp_dir / "tuning.csv",
+    atomic_write_text(comp_dir / TUNING_CSV,
                       tuning_csv(Tuning(LR_KEY, criterion, [], points, []), comp_dir))
 
 

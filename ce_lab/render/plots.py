@@ -12,6 +12,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from ce_lab.runs.names import (
+    GRAD_NORMS_PNG,
+    LOGIT_GRAD_PNG,
+    LOSS_PNG,
+    RELIABILITY_PNG,
+    VAL_ACC_BY_SETTING_PNG,
+    VAL_ACC_PNG,
+)
 from ce_lab.runs.read import is_integer
 from ce_lab.runs.record import RunRecord
 
@@ -99,7 +107,7 @@ def _save(fig, path: Path) -> Path:
     disk leaves no partial PNG (and no temp file), only one line (WriteError) naming it."""
     import io
 
-    from ce_lab.runs.files import atomic_write_bytes
+    from ce_lab.safe_io import atomic_write_bytes
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
@@ -261,11 +269,11 @@ def write_plots(groups: Sequence[Group], thresholds: Sequence[float], out_dir: P
     ``panels``: the groups by the settings they differ in besides the loss (title, groups)."""
     out_dir = Path(out_dir)
     made = [
-        plot_loss(groups, out_dir / "loss.png"),
-        plot_val_acc(groups, thresholds, out_dir / "val_acc.png"),
-        plot_val_acc_by_setting(panels, out_dir / "val_acc_by_setting.png"),
-        plot_grad_norms(groups, out_dir / "grad_norms.png"),
-        plot_logit_grad(groups, out_dir / "logit_grad.png"),
-        plot_reliability(groups, out_dir / "reliability.png"),
+        plot_loss(groups, out_dir / LOSS_PNG),
+        plot_val_acc(groups, thresholds, out_dir / VAL_ACC_PNG),
+        plot_val_acc_by_setting(panels, out_dir / VAL_ACC_BY_SETTING_PNG),
+        plot_grad_norms(groups, out_dir / GRAD_NORMS_PNG),
+        plot_logit_grad(groups, out_dir / LOGIT_GRAD_PNG),
+        plot_reliability(groups, out_dir / RELIABILITY_PNG),
     ]
     return [p for p in made if p is not None]

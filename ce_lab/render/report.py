@@ -6,8 +6,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ce_lab.calibration import RULE
-from ce_lab.comparison.build import ComparisonTable, config_value, flatten, show
+from ce_lab.comparison.build import ComparisonTable, config_value, show
 from ce_lab.comparison.paired import PairedDiff
+from ce_lab.config import flatten
 from ce_lab.render.cells import resolution_text
 from ce_lab.render.markdown import to_markdown
 from ce_lab.runs.read import is_integer

@@ -11,8 +11,6 @@ from pathlib import Path
 
 from ce_lab.comparison.tuning import Criterion, Tuning, fmt_value, key_name
 
-SENSITIVITY_PNG = "lr_sensitivity.png"
-
 
 def tuning_csv(tuning: Tuning, comp_dir: Path | None = None) -> str:
     """One row per tuning member: loss, value, seed, status, why it does not count, each score;

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ce_lab.comparison.build import flatten, same
+from ce_lab.config import differing_keys
 from ce_lab.errors import UsageError
-from ce_lab.runs.files import SUMMARY, RunFolderError
+from ce_lab.runs.files import RunFolderError
 from ce_lab.runs.liveness import effective_status
-from ce_lab.runs.read import read_config_mapping, read_meta, read_summary
+from ce_lab.runs.names import SUMMARY
+from ce_lab.runs.read import read_config_mapping, read_summary, read_versioned_meta
 from ce_lab.runs.record import RunIdentity, _candidate_dirs
 
 
@@ -57,9 +58,9 @@ def read_entry(folder: Path | str) -> RunEntry:
     folder = Path(folder)
     if not folder.is_dir():
         raise RunFolderError(f"{folder}: not a run folder ({'a file' if folder.exists() else 'missing'})")
-    meta = read_meta(folder)
+    meta, version = read_versioned_meta(folder)
     config = read_config_mapping(folder)
-    summary = read_summary(folder) if (folder / SUMMARY).exists() else {}
+    summary = read_summary(folder, version) if (folder / SUMMARY).exists() else {}
     status = effective_status(meta)
     return RunEntry(folder, meta, config, summary, str(status or meta.get("status")))
 
@@ -90,12 +91,9 @@ def filter_runs(entries: Sequence[RunEntry], *, status: Sequence[str] = (),
 
 
 def differing_config(entries: Sequence[RunEntry]) -> list[str]:
-    """The dotted config keys whose values are not all equal, in config order."""
-    flats = [flatten(e.config) for e in entries]
-    keys: list[str] = []
-    for f in flats:
-        keys.extend(k for k in f if k not in keys)
-    return [k for k in keys if len({same(f.get(k, "<absent>")) for f in flats}) > 1]
+    """The dotted config keys whose values are not all equal, in config order; a key some runs
+    lack differs (``runs diff`` shows it as absent)."""
+    return differing_keys([e.config for e in entries], absent_differs=True)
 
 
 LIST_FIELDS = ("run", "loss", "status", "flags", "seed", "steps", "val_acc", "test_acc", "group",

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ce_lab.runs.folder import Status
+from ce_lab.safe_io import now_iso
 
 HEARTBEAT_EVERY_S = 5.0  # the loop writes meta.json at most this often
 HEARTBEAT_TIMEOUT_S = 600.0  # an owner on another host is gone once its heartbeat is this old
@@ -65,10 +66,6 @@ def owner_fields() -> dict[str, Any]:
     pid = os.getpid()
     return {"pid": pid, "host": this_host(), "pid_start": process_start(pid),
             "heartbeat": now_iso()}
-
-
-def now_iso() -> str:
-    return dt.datetime.now(dt.timezone.utc).astimezone().isoformat(timespec="seconds")
 
 
 def heartbeat_age(meta: Mapping[str, Any], now: dt.datetime | None = None) -> float | None:
@@ -125,75 +122,3 @@ def describe_owner(meta: Mapping[str, Any]) -> str:
     if age is not None:
         parts.append(f"last heartbeat {max(age, 0):.0f} s ago")
     return ", ".join(parts)
-
-
-def check_resumable(run_dir: Path | str) -> dict[str, Any]:
-    """meta.json of a run folder that ``ce-lab train --resume`` may continue; otherwise one line:
-    UsageError (exit 2) for a folder that is not a resumable run (corrupt, finished, still owned by
-    a live process, killed before its first checkpoint), CeLabError (exit 1) for one that cannot
-    be written to."""
-    import tempfile
-
-    from ce_lab.errors import CeLabError, UsageError
-    from ce_lab.runs.files import (
-        CHECKPOINT,
-        CONFIG,
-        META,
-        SUMMARY,
-        RunFolderError,
-        UnreadableFile,
-        check_regular_file,
-        os_error_text,
-    )
-    from ce_lab.runs.read import read_meta
-
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise UsageError(f"{run_dir}: no such run folder")
-    if not (run_dir / META).exists() or not (run_dir / CONFIG).exists():
-        raise UsageError(f"{run_dir}: not a run folder (no {META} / {CONFIG})")
-    try:
-        meta = read_meta(run_dir)
-    except RunFolderError as e:
-        raise UsageError(f"{e}; cannot resume") from None
-    status = effective_status(meta)
-    if status is None:
-        raise UsageError(f"{run_dir}: {META} holds no known status ({meta.get('status')!r}); "
-                         "cannot resume")
-    if status.is_result:
-        raise UsageError(f"{run_dir}: run already {status}; nothing to resume")
-    if status == Status.RUNNING:
-        raise UsageError(f"{run_dir}: still being trained ({describe_owner(meta)}); wait for it "
-                         "to end, or stop that process and resume then")
-    try:
-        check_regular_file(run_dir / CONFIG, 1 << 20)
-    except UnreadableFile as e:
-        raise UsageError(f"{run_dir}: corrupt run folder ({CONFIG}: {e.reason}); cannot "
-                         "resume") from None
-    # summary.json is written only when the run ends: one that is a directory, a FIFO or a
-    # device would fail the run after all its training; refuse it before any.
-    if os.path.lexists(run_dir / SUMMARY):
-        try:
-            check_regular_file(run_dir / SUMMARY)
-        except (UnreadableFile, OSError) as e:
-            why = e.reason if isinstance(e, UnreadableFile) else (e.strerror or str(e))
-            raise UsageError(f"{run_dir}: corrupt run folder ({SUMMARY}: {why}); cannot "
-                             "resume") from None
-    ckpt = run_dir / CHECKPOINT
-    if not ckpt.exists():
-        how = "killed" if status == Status.CRASHED else str(status)
-        raise UsageError(f"{run_dir}: no {CHECKPOINT} to resume from (the run was {how} before "
-                         f"its first checkpoint); start it again with: ce-lab train --config "
-                         f"{run_dir / CONFIG}")
-    try:
-        check_regular_file(ckpt)
-    except UnreadableFile as e:
-        raise UsageError(f"{run_dir}: cannot resume from {CHECKPOINT} ({e.reason})") from None
-    try:  # as root a folder's mode bits do not stop writes: a real write is the only test
-        fd, probe = tempfile.mkstemp(prefix=".resume-", suffix=".tmp", dir=run_dir)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as e:
-        raise CeLabError(f"{os_error_text(e, run_dir)}; cannot resume a run whose folder cannot "
-                         "be written") from None
-    return meta

@@ -19,14 +19,12 @@ from pathlib import Path
 
 from ce_lab.errors import UsageError
 from ce_lab.runs.liveness import describe_owner, owner_alive, owner_fields
+from ce_lab.runs.names import LOCK
 
 try:
     import fcntl
 except ImportError:  # Windows
     fcntl = None
-
-LOCK = ".lock"
-
 
 class RunLocked(UsageError):
     """Another live process trains this run: one line naming it (exit 2)."""
@@ -34,7 +32,7 @@ class RunLocked(UsageError):
 
 def _owner_text(path: Path) -> dict:
     with contextlib.suppress(OSError, ValueError):
-        from ce_lab.runs.files import read_limited_text
+        from ce_lab.safe_io import read_limited_text
 
         data = json.loads(read_limited_text(path, 4096))
         if isinstance(data, dict):
@@ -57,7 +55,7 @@ class RunLock:
 
     @classmethod
     def acquire(cls, run_dir: Path | str) -> RunLock:
-        from ce_lab.runs.files import WriteError, now_iso, os_error_text
+        from ce_lab.safe_io import WriteError, now_iso, os_error_text
 
         run_dir = Path(run_dir)
         path = run_dir / LOCK

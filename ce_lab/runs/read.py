@@ -1,9 +1,10 @@
 """Reading a run folder back, as untrusted input: meta.json, summary.json, config.yaml and the CSVs.
 
-Every read is bounded and takes only regular files (``ce_lab.runs.files``' limited reads); every
+Every read is bounded and takes only regular files (``ce_lab.safe_io``'s limited reads); every
 field the code uses is type-checked (``summary_problem``, ``meta_problem``). A folder that is
 missing, unfinished or corrupt raises ``RunFolderError`` with one line naming the folder and the
-reason, so a comparison can report it and go on with the other runs. No torch here.
+reason, so a comparison can report it and go on with the other runs. meta.json and summary.json
+come out in today's shape, whatever the folder's format (``ce_lab.runs.formats``). No torch here.
 """
 
 from __future__ import annotations
@@ -18,18 +19,24 @@ from typing import Any
 
 import yaml
 
-from ce_lab.runs.files import (
-    CONFIG,
+from ce_lab.runs.files import RunFolderError
+from ce_lab.runs.folder import Status
+from ce_lab.runs.formats import (
+    OLD_GRAD_KEYS,
+    NewerFormat,
+    upgrade_meta,
+    upgrade_summary,
+    version,
+    version_problem,
+)
+from ce_lab.runs.names import CONFIG, META, SUMMARY
+from ce_lab.safe_io import (
     MAX_CSV_BYTES,
     MAX_JSON_BYTES,
     MAX_YAML_BYTES,
-    META,
-    SUMMARY,
-    RunFolderError,
     UnreadableFile,
     read_limited_text,
 )
-from ce_lab.runs.folder import Status
 
 # ---------------------------------------------------------------------------------------------
 # Reading
@@ -87,25 +94,35 @@ def _safe_yaml(text: str) -> Any:
 
 
 def read_meta(run_dir: Path) -> dict[str, Any]:
-    """A run's meta.json; RunFolderError (one line) if it is missing or not a JSON object.
+    """A run's meta.json in today's shape (``ce_lab.runs.formats``); RunFolderError (one line) if
+    it is missing, not a JSON object or of a newer format.
 
     Every reader of meta.json goes through here; callers that only peek (ordering, grouping)
     catch RunFolderError and treat the folder as unknown. The types of the fields readers use
     are checked (a ``"pid": "x"`` is a corrupt folder, not a traceback later).
     """
+    return read_versioned_meta(run_dir)[0]
+
+
+def read_versioned_meta(run_dir: Path) -> tuple[dict[str, Any], int]:
+    """``read_meta`` and the folder's format, which its summary.json is read under."""
     meta = read_mapping(Path(run_dir) / META)
     problem = meta_problem(meta)
     if problem:
         raise RunFolderError(f"{run_dir}: corrupt run folder ({META}: {problem})")
-    return meta
+    try:
+        return upgrade_meta(meta)
+    except NewerFormat as e:
+        raise RunFolderError(f"{run_dir}: {e}") from None
 
 
 SUMMARY_REQUIRED = ("status", "loss", "steps")
 
 
-def read_summary(run_dir: Path) -> dict[str, Any]:
-    """A run's summary.json (written when the run ended); RunFolderError if missing, corrupt, or
-    holding a field of the wrong type."""
+def read_summary(run_dir: Path, folder_version: int | None = None) -> dict[str, Any]:
+    """A run's summary.json (written when the run ended) in today's shape; RunFolderError if
+    missing, corrupt, or holding a field of the wrong type. ``folder_version``: the run's format
+    (``read_versioned_meta``); None: read from its meta.json here."""
     summary = read_mapping(Path(run_dir) / SUMMARY)
     missing = [k for k in SUMMARY_REQUIRED if k not in summary]
     if missing:
@@ -113,7 +130,21 @@ def read_summary(run_dir: Path) -> dict[str, Any]:
     problem = summary_problem(summary)
     if problem:
         raise RunFolderError(f"{run_dir}: corrupt run folder ({SUMMARY}: {problem})")
-    return summary
+    if folder_version is None:
+        folder_version = _meta_version(Path(run_dir))
+    return upgrade_summary(summary, folder_version)
+
+
+def _meta_version(run_dir: Path) -> int:
+    # A summary whose meta.json is unreadable is read as format 0, whose upgrade reads any.
+    try:
+        meta = read_mapping(run_dir / META)
+    except RunFolderError:
+        return 0
+    try:
+        return 0 if version_problem(meta) else version(meta, META)
+    except NewerFormat as e:
+        raise RunFolderError(f"{run_dir}: {e}") from None
 
 
 def read_config_mapping(run_dir: Path) -> dict[str, Any]:
@@ -212,20 +243,17 @@ def _is_int(v: Any, *, none: bool = False) -> bool:
     return none if v is None else is_integer(v)
 
 
-# grad_summary's windows: (key written now, key of run folders written before it). Now the first
-# and the last tenth of the logged rows; before, the first and the last epoch (so with one epoch,
-# the same rows). Old folders are read under their own meaning, never rewritten.
-GRAD_WINDOWS = {"early": ("early", "first_epoch"), "late": ("late", "last_epoch")}
-LOGIT_GRAD_WINDOWS = {"early": ("logit_grad_norm_early", "logit_grad_norm_start"),
-                      "late": ("logit_grad_norm_late", "logit_grad_norm_end")}
+# grad_summary's windows, the first and the last tenth of the logged rows: their keys (format 0's
+# runs summarised epochs under other keys, read as these: ce_lab.runs.formats).
+GRAD_WINDOWS = {"early": "early", "late": "late"}
+LOGIT_GRAD_WINDOWS = {"early": "logit_grad_norm_early", "late": "logit_grad_norm_late"}
+_FORMAT_0_KEY = {new: old for old, new in OLD_GRAD_KEYS.items()}  # checked as the file has them
 
 
-def grad_window(summary: Mapping[str, Any], keys: tuple[str, str]) -> Any:
-    """grad_summary's entry under its new key, else under its old one (None if neither)."""
+def grad_window(summary: Mapping[str, Any], key: str) -> Any:
+    """grad_summary's entry under ``key`` (None if it has none)."""
     gs = summary.get("grad_summary")
-    if not isinstance(gs, Mapping):
-        return None
-    return gs.get(keys[0]) if keys[0] in gs else gs.get(keys[1])
+    return gs.get(key) if isinstance(gs, Mapping) else None
 
 
 def grad_value(summary: Mapping[str, Any], window: str, layer: str | None = None) -> Any:
@@ -286,7 +314,7 @@ def summary_problem(summary: Mapping[str, Any]) -> str | None:
     if grads is not None:
         if not isinstance(grads, dict):
             return "grad_summary is not an object"
-        for part in (k for keys in GRAD_WINDOWS.values() for k in keys):
+        for part in (k for key in GRAD_WINDOWS.values() for k in (key, _FORMAT_0_KEY[key])):
             layers = grads.get(part)
             if layers is None:
                 continue
@@ -295,7 +323,7 @@ def summary_problem(summary: Mapping[str, Any]) -> str | None:
             bad = next((k for k, v in layers.items() if not _is_num(v)), None)
             if bad is not None:
                 return f"grad_summary.{part}.{bad} is not {_NUM}"
-        for key in (k for keys in LOGIT_GRAD_WINDOWS.values() for k in keys):
+        for key in (k for new in LOGIT_GRAD_WINDOWS.values() for k in (new, _FORMAT_0_KEY[new])):
             if not _is_num(grads.get(key)):
                 return f"grad_summary.{key} is not {_NUM}"
         for key in ("early_steps", "late_steps"):
@@ -323,4 +351,4 @@ def meta_problem(meta: Mapping[str, Any]) -> str | None:
     if resumed is not None and (not isinstance(resumed, list)
                                 or not all(isinstance(x, dict) for x in resumed)):
         return "resumed is not a list of objects"
-    return None
+    return version_problem(meta)

@@ -13,9 +13,11 @@ from typing import Any
 
 from ce_lab.errors import UsageError
 from ce_lab.metrics import When, required_columns
-from ce_lab.runs.files import CHECKPOINT, CONFIG, ERROR_LOG, EVALS, META, METRICS, SUMMARY, RunFolderError
+from ce_lab.runs.files import RunFolderError
 from ce_lab.runs.folder import NON_RUN_PREFIXES, Status, threshold_key
+from ce_lab.runs.formats import NewerFormat, upgrade_comparison, version_problem
 from ce_lab.runs.liveness import describe_owner, effective_status
+from ce_lab.runs.names import CHECKPOINT, COMPARISON_JSON, CONFIG, ERROR_LOG, EVALS, META, METRICS, SUMMARY
 from ce_lab.runs.read import (
     is_number,
     read_config_mapping,
@@ -23,6 +25,7 @@ from ce_lab.runs.read import (
     read_mapping,
     read_meta,
     read_summary,
+    read_versioned_meta,
 )
 
 METRICS_REQUIRED = tuple(required_columns(When.LOG))  # from the metric registry
@@ -93,7 +96,7 @@ def load_run(path: Path | str) -> RunRecord:
         raise RunFolderError(f"{folder}: not a run folder (a file)")
     if not (folder / META).exists():
         raise RunFolderError(f"{folder}: not a run folder (no {META})")
-    meta = read_meta(folder)
+    meta, version = read_versioned_meta(folder)
     status = meta.get("status")
     effective = effective_status(meta)
     if effective == Status.RUNNING:
@@ -104,7 +107,7 @@ def load_run(path: Path | str) -> RunRecord:
     if not (folder / SUMMARY).exists():
         hint = f"; see {ERROR_LOG}" if (folder / ERROR_LOG).exists() else ""
         raise RunFolderError(f"{folder}: unfinished (status {status}, no {SUMMARY}{hint})")
-    summary = read_summary(folder)  # required keys and the types of fields read are checked
+    summary = read_summary(folder, version)  # required keys and types checked, upgraded
     config = read_config_mapping(folder)
     metrics = read_csv_columns(folder / METRICS, METRICS_REQUIRED)
     evals = read_csv_columns(folder / EVALS, EVAL_REQUIRED)
@@ -151,9 +154,15 @@ def _group_of(folder: Path) -> str | None:
 def comparison_members(comp_dir: Path) -> list[Path] | None:
     """The run folders a comparison folder lists (comparison.json), or None if it is not one."""
     try:
-        data = read_mapping(Path(comp_dir) / "comparison.json")
+        data = read_mapping(Path(comp_dir) / COMPARISON_JSON)
     except RunFolderError:
         return None
+    if version_problem(data):
+        return None  # not what ce-lab writes: treat it as a plain folder
+    try:
+        data = upgrade_comparison(data)
+    except NewerFormat as e:
+        raise RunFolderError(f"{comp_dir}: {e}") from None
     runs = data.get("runs")
     if not isinstance(runs, list) or not all(isinstance(r, str) and r for r in runs):
         return None  # not what ce-lab writes: treat it as a plain folder

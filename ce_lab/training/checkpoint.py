@@ -17,7 +17,8 @@ from typing import Any
 import torch
 
 from ce_lab.errors import CeLabError, UsageError
-from ce_lab.runs.files import CHECKPOINT, WriteError, check_regular_file, os_error_text
+from ce_lab.runs.names import CHECKPOINT
+from ce_lab.safe_io import WriteError, check_regular_file, os_error_text
 
 FORMAT = 1
 

@@ -23,7 +23,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from ce_lab.config import RunConfig, to_dict
+from ce_lab.config import RunConfig, differing_keys, flatten, to_dict
 
 PER_MEMBER_SECTIONS = ("loss", "schedule")
 PER_MEMBER_KEYS = ("optim.lr", "optim.momentum", "optim.nesterov", "optim.weight_decay",
@@ -70,11 +70,9 @@ def plan_stacks(cfgs: Sequence[RunConfig], max_members: int = DEFAULT_MAX_MEMBER
 def member_labels(cfgs: Sequence[RunConfig]) -> list[str]:
     """Short names that tell the members of a stack apart: the loss, plus every per-member key
     whose value differs between members (``mse lr=3.0``)."""
-    from ce_lab.comparison.build import flatten  # torch-free; one flattening of configs
-
-    flats = [flatten(to_dict(c)) for c in cfgs]
-    varying = [k for k in flats[0] if k != "loss.name" and k != "out_dir"
-               and len({json.dumps(f.get(k)) for f in flats}) > 1]
+    configs = [to_dict(c) for c in cfgs]
+    varying = differing_keys(configs, ignore=("loss.name", "out_dir"))
+    flats = [flatten(c) for c in configs]
     labels = []
     for c, f in zip(cfgs, flats):
         extra = " ".join(f"{k.split('.')[-1]}={f[k]}" for k in varying)

@@ -19,8 +19,8 @@ import torch
 from ce_lab.config import RunConfig
 from ce_lab.metrics import logged_metric
 from ce_lab.progress import Reporter
-from ce_lab.runs.files import CHECKPOINT
 from ce_lab.runs.folder import Status
+from ce_lab.runs.names import CHECKPOINT
 from ce_lab.training import checkpoint
 from ce_lab.training.checkpoint import LoopState
 from ce_lab.training.divergence import DivergenceWatch

@@ -16,24 +16,12 @@ from typing import Any
 from ce_lab.config import RunConfig, to_dict, to_yaml
 from ce_lab.errors import CeLabError
 from ce_lab.metrics import EVAL_ADDED_LATER, EVAL_HEADER, LOG_ADDED_LATER, metrics_header
-from ce_lab.runs.files import (
-    ERROR_LOG,
-    EVALS,
-    META,
-    METRICS,
-    SUMMARY,
-    TEST_LOGITS,
-    CsvLog,
-    WriteError,
-    atomic_write_text,
-    base_meta,
-    now_iso,
-    write_json,
-    write_npz,
-)
+from ce_lab.runs.files import CsvLog, base_meta, write_npz
 from ce_lab.runs.folder import Status, create_run_dir
 from ce_lab.runs.liveness import HEARTBEAT_EVERY_S, owner_fields
 from ce_lab.runs.lock import RunLock
+from ce_lab.runs.names import CONFIG, ERROR_LOG, EVALS, META, METRICS, SUMMARY, TEST_LOGITS
+from ce_lab.safe_io import WriteError, atomic_write_text, now_iso, write_json
 from ce_lab.summary import summarize
 
 # The CSV headers come from the metric registry, the one definition of every column.
@@ -142,7 +130,7 @@ def create_members(cfgs: Sequence[RunConfig], labels: Sequence[str], device: str
         try:
             lock = RunLock.acquire(d)
             members.append(Member(i, c, labels[i], d, meta, lock=lock))
-            atomic_write_text(d / "config.yaml", to_yaml(c))
+            atomic_write_text(d / CONFIG, to_yaml(c))
         except BaseException:
             release_locks(members)
             raise
@@ -166,7 +154,7 @@ def resumed_member(cfg: RunConfig, run_dir: Path, meta: dict[str, Any], at_step:
     """The member of a resumed run, once this process holds the run's lock (RunLocked, one line
     naming the owner, if another holds it) and the folder is still resumable under that lock
     (another resume may have finished it meanwhile)."""
-    from ce_lab.runs.liveness import check_resumable
+    from ce_lab.runs.resume import check_resumable
 
     lock = RunLock.acquire(run_dir)
     try:
@@ -194,7 +182,7 @@ def open_logs(members: Sequence[Member], param_names: Sequence[str], squashes: S
         mem.evals = CsvLog(mem.run_dir / EVALS, EVAL_HEADER, keep_until_step=keep_until_step,
                            added_later=EVAL_ADDED_LATER)
         if mem.cfg.log.tensorboard:  # each member its own event file, in its own run folder
-            from ce_lab.comparison.build import flatten
+            from ce_lab.config import flatten
             from ce_lab.tensorboard import open_live
 
             mem.events = open_live(mem.run_dir, mem.run_dir.name, flatten(to_dict(mem.cfg)),

@@ -12,8 +12,8 @@ from typing import Any
 
 from ce_lab.config import RunConfig, check_trains, load_config
 from ce_lab.progress import Reporter
-from ce_lab.runs.files import CONFIG
 from ce_lab.runs.folder import Status
+from ce_lab.runs.names import CONFIG
 from ce_lab.training.fusion import DEFAULT_MAX_MEMBERS
 from ce_lab.training.loop import Trainer
 from ce_lab.training.members import RunOutcome, release_locks
@@ -106,7 +106,7 @@ def train_paired(cfgs: Sequence[RunConfig], *, group: str | None = None,
 
 def resume(run_dir: Path, *, reporter: Reporter | None = None, data=None) -> RunOutcome:
     """Continue an interrupted (or failed) run from its last checkpoint."""
-    from ce_lab.runs.liveness import check_resumable
+    from ce_lab.runs.resume import check_resumable
 
     run_dir = Path(run_dir)
     meta = check_resumable(run_dir)  # one line for a corrupt, finished, owned or unwritable run

@@ -12,7 +12,7 @@ avoid both:
   as in a 2-D call; stacks above ``GRAIN`` elements go in chunks, so that no elementwise op
   splits them across threads at other points than a 2-D call would. (On a GPU the same calls
   work; bit identity is only promised, and tested, on a CPU.)
-torch is imported inside the functions, as in ``ce_lab.losses``.
+torch is imported inside the functions, as in the rest of ``ce_lab.losses``.
 """
 
 from __future__ import annotations

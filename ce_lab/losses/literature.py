@@ -1,7 +1,7 @@
 """The losses the literature compares with cross-entropy, each with its closed-form gradient.
 
-Registered into ``ce_lab.losses``' registry (which imports this module at its end, so their
-options are config keys before ``ce_lab.config`` builds ``LossConfig``). Conventions, the same for
+Registered into ``ce_lab.losses.registry`` when the package is imported (after ``classic``, so
+their options follow the classic ones in a config's ``loss:`` section). Conventions, the same for
 all five: p = softmax(z), t = onehot(y), C classes, and the loss is the **mean over the batch** of
 a per-example loss; each per-example loss is written as its paper writes it:
 
@@ -22,7 +22,7 @@ a per-example loss; each per-example loss is written as its paper writes it:
 Stacks (K, B, C): every function below is lifted by ``stacked``, which hands the core either a 2-D
 slice or a stack laid out by ``apart``. Exact operations (+, -, *, /, abs, gather) may run dense;
 every transcendental one (exp, expm1, pow) reads a ``spaced`` operand so that each slice is one
-inner loop, exactly as in the 2-D call (ce_lab/loss_stacks.py says why); sums run over each
+inner loop, exactly as in the 2-D call (ce_lab/losses/stacks.py says why); sums run over each
 slice's own dims (``slice_sum``). So slice k is bit for bit the 2-D call on it, on a CPU.
 """
 
@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field
 
-from ce_lab.loss_stacks import apart, one_hot, slice_numel, slice_sum, stacked, target_index
-from ce_lab.losses import Float, LossOptions, _gradient_of, register_loss
+from ce_lab.losses.registry import Float, LossOptions, gradient_of, register_loss
+from ce_lab.losses.stacks import apart, one_hot, slice_numel, slice_sum, stacked, target_index
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -106,7 +106,7 @@ register_loss(
 )
 
 
-@_gradient_of("mse-logits")
+@gradient_of("mse-logits")
 @stacked
 def mse_logits_grad(logits: Tensor, targets: Tensor, cfg: LossConfig) -> tuple[Tensor, Tensor]:
     loss, diff = _mse_logits_terms(logits, targets, cfg)
@@ -133,7 +133,7 @@ register_loss(
 )
 
 
-@_gradient_of("mae")
+@gradient_of("mae")
 @stacked
 def mae_grad(logits: Tensor, targets: Tensor, cfg: LossConfig) -> tuple[Tensor, Tensor]:
     loss, probs, onehot = _mae_terms(logits, targets, cfg)
@@ -159,7 +159,7 @@ register_loss(
 )
 
 
-@_gradient_of("gce")
+@gradient_of("gce")
 @stacked
 def gce_grad(logits: Tensor, targets: Tensor, cfg: LossConfig) -> tuple[Tensor, Tensor]:
     loss, log_p, p_y_q = _gce_terms(logits, targets, cfg)
@@ -186,7 +186,7 @@ register_loss(
 )
 
 
-@_gradient_of("ce-smooth")
+@gradient_of("ce-smooth")
 @stacked
 def ce_smooth_grad(logits: Tensor, targets: Tensor, cfg: LossConfig) -> tuple[Tensor, Tensor]:
     loss, log_p, smoothed = _ce_smooth_terms(logits, targets, cfg)
@@ -214,7 +214,7 @@ register_loss(
 )
 
 
-@_gradient_of("focal")
+@gradient_of("focal")
 @stacked
 def focal_grad(logits: Tensor, targets: Tensor, cfg: LossConfig) -> tuple[Tensor, Tensor]:
     import torch

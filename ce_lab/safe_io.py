@@ -1,0 +1,167 @@
+"""Safe file I/O that every other module builds on: bounded, regular-file reads (a file ce-lab
+reads may be hostile: huge, a FIFO, a symlink to /dev/zero), atomic writes (a reader sees the old
+file or the new one, never half of one; a failed write is one ``WriteError`` line) and the one
+``now_iso`` that meta.json, locks and batch.json stamp times with.
+
+A leaf: of ce_lab it imports only the exception classes of ``ce_lab.errors`` (which import nothing),
+so any module may use it without an import cycle (tests/test_import_graph.py checks both).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import errno
+import json
+import math
+import os
+import stat
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ce_lab.errors import CeLabError
+
+# Bounds on what is read back: every file ce-lab reads from disk may be hostile (huge, a FIFO, a
+# symlink to /dev/zero); nothing ce-lab writes comes near these.
+MAX_JSON_BYTES = 1 << 20
+MAX_YAML_BYTES = 1 << 20
+MAX_CSV_BYTES = 64 << 20
+
+
+class WriteError(CeLabError):
+    """A file could not be written (a full disk, a read-only folder): one line naming it."""
+
+
+class UnreadableFile(CeLabError):
+    """A file that is not a regular file, is over its size bound or is not UTF-8 text;
+    ``reason`` says which, without the path (callers name the folder their own way)."""
+
+    def __init__(self, path: Path, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path, self.reason = Path(path), reason
+
+
+def _size_text(n: int) -> str:
+    return f"{n / (1 << 20):g} MiB" if n >= 1 << 20 else f"{n} bytes"
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a plain file"
+
+
+def check_regular_file(path: Path, limit: int | None = None) -> os.stat_result:
+    """``path`` (symlinks followed) is a regular file of at most ``limit`` bytes; else
+    UnreadableFile. FileNotFoundError passes through."""
+    st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise UnreadableFile(path, f"not a regular file ({_kind(st.st_mode)})")
+    if limit is not None and st.st_size > limit:
+        raise UnreadableFile(path, f"{_size_text(st.st_size)}, over the {_size_text(limit)} "
+                             "limit for this file")
+    return st
+
+
+def read_limited_bytes(path: Path, limit: int) -> bytes:
+    """At most ``limit`` bytes of a regular file, never blocking: a FIFO, a device, a directory
+    or a file over the limit raise UnreadableFile; FileNotFoundError and other OSErrors pass."""
+    # O_NONBLOCK: opening a FIFO must not wait for a writer; fstat then refuses it.
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise UnreadableFile(path, f"not a regular file ({_kind(st.st_mode)})")
+        if st.st_size > limit:
+            raise UnreadableFile(path, f"{_size_text(st.st_size)}, over the "
+                                 f"{_size_text(limit)} limit for this file")
+        chunks, total = [], 0
+        while total <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+        if total > limit:  # it grew while being read
+            raise UnreadableFile(path, f"over the {_size_text(limit)} limit for this file")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def read_limited_text(path: Path, limit: int) -> str:
+    """``read_limited_bytes`` decoded as UTF-8 (UnreadableFile if it is not)."""
+    raw = read_limited_bytes(path, limit)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UnreadableFile(path, f"not UTF-8 text (byte {e.start})") from None
+
+
+def os_error_text(e: OSError, path: Path | str | None = None, doing: str = "writing") -> str:
+    """One line for an OSError: ``no space left on device while writing PATH`` for a full disk,
+    else ``cannot write PATH: <reason>``."""
+    where = path if path is not None else (e.filename or "a file")
+    if e.errno == errno.ENOSPC:
+        return f"no space left on device while {doing} {where}"
+    if e.errno == errno.EDQUOT:
+        return f"disk quota exceeded while {doing} {where}"
+    verb = {"writing": "write", "reading": "read", "using": "use"}.get(doing, doing)
+    return f"cannot {verb} {where}: {e.strerror or e}"
+
+
+def now_iso() -> str:
+    """Local time with its UTC offset, to the second: what ``started`` / ``ended`` hold."""
+    return dt.datetime.now(dt.timezone.utc).astimezone().isoformat(timespec="seconds")
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+
+
+def finite_or_none(value: Any) -> Any:
+    """JSON has no NaN or Infinity: non-finite floats become null, recursively."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {k: finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_none(v) for v in value]
+    return value
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temp file in the same folder and rename it over ``path``: a reader sees the old
+    file or the new one, never half of one. An OSError (a full disk, a read-only folder) removes
+    the temp file and raises WriteError, one line naming ``path``; the old file stays as it was."""
+    path = Path(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise WriteError(os_error_text(e, path)) from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise WriteError(os_error_text(e, path)) from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """UTF-8 text written as ``atomic_write_bytes`` does."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Indented JSON, non-finite floats as null, written atomically."""
+    atomic_write_text(path, json.dumps(finite_or_none(data), indent=2, allow_nan=False) + "\n")
