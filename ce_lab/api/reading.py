@@ -15,7 +15,7 @@ from ce_lab.runs.names import EVALS, METRICS
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ce_lab.runs.listing import RunEntry
+    from ce_lab.runs.record import RunRecord
 
 INT_COLUMNS = ("step", "epoch", "examples")  # CSV columns that are counts
 
@@ -43,7 +43,7 @@ class Run:
     the Run is made (``Run(path)`` or ``ce_lab.load_run``); ``metrics()``/``evals()`` read the CSVs."""
 
     dir: Path
-    _entry: RunEntry = field(init=False, repr=False)
+    _entry: RunRecord = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         from ce_lab.runs.listing import read_entry

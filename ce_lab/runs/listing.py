@@ -1,15 +1,15 @@
 """Every run folder under an out_dir as an entry, finished or not: what ``ce-lab runs`` lists and
 ``ce_lab.load_runs`` turns into a DataFrame. Without torch.
 
-Unlike ``record.load_run`` (finished runs only, with their metric tables), an entry is read from
-meta.json, config.yaml and, where it exists, summary.json, so running, crashed and failed runs are
-listed too. A folder that cannot be read is skipped with one line.
+Unlike ``record.load_run`` (finished runs only, with their metric tables), ``read_entry`` reads
+the same RunRecord from meta.json, config.yaml and, where it exists, summary.json, without the
+tables, so running, crashed and failed runs are listed too. A folder that cannot be read is
+skipped with one line.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,41 +19,10 @@ from ce_lab.runs.files import RunFolderError
 from ce_lab.runs.liveness import effective_status
 from ce_lab.runs.names import SUMMARY
 from ce_lab.runs.read import read_config_mapping, read_summary, read_versioned_meta
-from ce_lab.runs.record import RunIdentity, _candidate_dirs
+from ce_lab.runs.record import RunRecord, _candidate_dirs
 
 
-@dataclass
-class RunEntry(RunIdentity):
-    """One run folder as it stands now; ``summary`` is empty until the run has ended."""
-
-    path: Path
-    meta: dict[str, Any]
-    config: dict[str, Any]
-    summary: dict[str, Any]
-    status: str  # the effective status: "crashed" for a running run whose owner is gone
-
-    @property
-    def group(self) -> str | None:
-        return self.meta.get("group") or self.summary.get("group")
-
-    @property
-    def flags(self) -> list[str]:
-        return list(self.summary.get("flags") or [])  # old runs have no "flags"
-
-    @property
-    def status_text(self) -> str:
-        """The status with the summary's flags, e.g. ``completed (stalled)``."""
-        return f"{self.status} ({', '.join(self.flags)})" if self.flags else self.status
-
-    @property
-    def started(self) -> str | None:
-        return self.meta.get("started")
-
-    def final(self, key: str) -> Any:
-        return (self.summary.get("final") or {}).get(key)
-
-
-def read_entry(folder: Path | str) -> RunEntry:
+def read_entry(folder: Path | str) -> RunRecord:
     """One run folder; RunFolderError (one line) when it is not one or cannot be read."""
     folder = Path(folder)
     if not folder.is_dir():
@@ -62,10 +31,10 @@ def read_entry(folder: Path | str) -> RunEntry:
     config = read_config_mapping(folder)
     summary = read_summary(folder, version) if (folder / SUMMARY).exists() else {}
     status = effective_status(meta)
-    return RunEntry(folder, meta, config, summary, str(status or meta.get("status")))
+    return RunRecord(folder, config, meta, summary, state=str(status or meta.get("status")))
 
 
-def list_runs(out_dir: Path | str) -> tuple[list[RunEntry], list[str]]:
+def list_runs(out_dir: Path | str) -> tuple[list[RunRecord], list[str]]:
     """Every run folder under ``out_dir``, newest first, and one line per folder skipped."""
     entries, skipped = [], []
     for folder in reversed(_candidate_dirs(Path(out_dir))):
@@ -76,9 +45,9 @@ def list_runs(out_dir: Path | str) -> tuple[list[RunEntry], list[str]]:
     return entries, skipped
 
 
-def filter_runs(entries: Sequence[RunEntry], *, status: Sequence[str] = (),
+def filter_runs(entries: Sequence[RunRecord], *, status: Sequence[str] = (),
                 loss: Sequence[str] = (), group: str | None = None,
-                last: int | None = None) -> list[RunEntry]:
+                last: int | None = None) -> list[RunRecord]:
     """The entries with one of ``status`` (a flag such as ``stalled`` matches too) and ``loss``,
     in ``group``; then the ``last`` newest (entries are newest first)."""
     if last is not None and last < 1:
@@ -90,7 +59,7 @@ def filter_runs(entries: Sequence[RunEntry], *, status: Sequence[str] = (),
     return out[:last] if last is not None else out
 
 
-def differing_config(entries: Sequence[RunEntry]) -> list[str]:
+def differing_config(entries: Sequence[RunRecord]) -> list[str]:
     """The dotted config keys whose values are not all equal, in config order; a key some runs
     lack differs (``runs diff`` shows it as absent)."""
     return differing_keys([e.config for e in entries], absent_differs=True)
@@ -100,7 +69,7 @@ LIST_FIELDS = ("run", "loss", "status", "flags", "seed", "steps", "val_acc", "te
                "started", "path")
 
 
-def list_row(entry: RunEntry) -> dict[str, Any]:
+def list_row(entry: RunRecord) -> dict[str, Any]:
     """What ``ce-lab runs`` shows of a run, as plain values (None: not known yet)."""
     return {"run": entry.run_id, "loss": entry.loss, "status": entry.status, "flags": entry.flags,
             "seed": entry.seed, "steps": entry.summary.get("steps"),

@@ -34,14 +34,23 @@ EVAL_REQUIRED = tuple(required_columns(When.EVAL))
 __all__ = ["RunFolderError", "RunRecord", "comparison_members", "load_run", "select_runs"]
 
 
-class RunIdentity:
-    """What a run folder's files say it is, for classes holding ``path``, ``meta``, ``config``
-    and ``summary`` (a RunRecord; ce_lab.runs.listing's RunEntry)."""
+@dataclass
+class RunRecord:
+    """One run folder as written to disk: THE record of a run read back, for ``runs``,
+    ``compare``, the API (``ce_lab.Run`` wraps one) and the TensorBoard export.
+
+    ``load_run`` reads a finished run, with its metric tables (columns of floats, nan/inf kept);
+    ``ce_lab.runs.listing.read_entry`` any run, finished or not, without them (``summary`` is
+    empty until the run has ended) and with ``state``, its effective status ("crashed" for a
+    running run whose owner is gone)."""
 
     path: Path
-    meta: dict[str, Any]
     config: dict[str, Any]
+    meta: dict[str, Any]
     summary: dict[str, Any]
+    metrics: dict[str, list[float]] = field(default_factory=dict)
+    evals: dict[str, list[float]] = field(default_factory=dict)
+    state: str | None = None
 
     @property
     def run_id(self) -> str:
@@ -57,21 +66,17 @@ class RunIdentity:
         seed = self.summary.get("seed", self.config.get("seed"))
         return int(seed) if is_number(seed) else None
 
-
-@dataclass
-class RunRecord(RunIdentity):
-    """One finished run as written to disk; metric tables are columns of floats (nan/inf kept)."""
-
-    path: Path
-    config: dict[str, Any]
-    meta: dict[str, Any]
-    summary: dict[str, Any]
-    metrics: dict[str, list[float]] = field(default_factory=dict)
-    evals: dict[str, list[float]] = field(default_factory=dict)
-
     @property
     def status(self) -> str:
-        return str(self.summary.get("status") or self.meta.get("status"))
+        return self.state or str(self.summary.get("status") or self.meta.get("status"))
+
+    @property
+    def group(self) -> str | None:
+        return self.meta.get("group") or self.summary.get("group")
+
+    @property
+    def started(self) -> str | None:
+        return self.meta.get("started")
 
     @property
     def flags(self) -> list[str]:
@@ -79,8 +84,16 @@ class RunRecord(RunIdentity):
         return list(self.summary.get("flags") or [])
 
     @property
+    def status_text(self) -> str:
+        """The status with the summary's flags, e.g. ``completed (stalled)``."""
+        return f"{self.status} ({', '.join(self.flags)})" if self.flags else self.status
+
+    @property
     def thresholds(self) -> list[float]:
         return [float(t) for t in self.summary.get("thresholds") or []]
+
+    def final(self, key: str) -> Any:
+        return (self.summary.get("final") or {}).get(key)
 
     def convergence(self, threshold: float) -> dict[str, Any] | None:
         """{"step", "examples", "seconds"} when the run reached ``threshold``, else None."""
