@@ -15,11 +15,11 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from ce_lab.batch.execute import execute
-from ce_lab.batch.plan import find_previous, open_batch
-from ce_lab.batch.spec import config_hash, load_batch
-from ce_lab.batch.store import read_state
-from ce_lab.batch.tasks import plan_batch
+from ce_lab.batches.execute import execute
+from ce_lab.batches.plan import find_previous, open_batch
+from ce_lab.batches.spec import config_hash, load_batch
+from ce_lab.batches.store import read_state
+from ce_lab.batches.tasks import plan_batch
 from ce_lab.cli.app import app
 from ce_lab.config import RunConfig, to_dict, to_yaml, with_overrides
 from ce_lab.errors import ConfigError
@@ -199,7 +199,7 @@ FOUR_BY_THREE = {"name": "f", "grid": {"loss.name": ["ce", "mse", "hinge", "nll-
 
 def _tasks(opened, **kw):
     """The plan's tasks as the JSON the workers get."""
-    from ce_lab.batch.tasks import task_payload
+    from ce_lab.batches.tasks import task_payload
 
     return [task_payload(t, opened.state.batch_id) for t in plan_batch(opened, **kw).tasks]
 
@@ -384,7 +384,7 @@ def test_a_killed_batch_is_reconciled_with_its_run_folders(tmp_path):
                 "group": state.batch_id}
         fake._finish(task, lambda i, s=status: s)
         rec.status = "running"  # what batch.json said when the batch died; no run_dir known
-    from ce_lab.batch.store import write_state
+    from ce_lab.batches.store import write_state
 
     write_state(opened.batch_dir, state)
     again = FakeExecutor(runs)

@@ -46,8 +46,8 @@ def _lookup(config: dict, dotted: str):
 def _plan_table(opened, plan):
     from rich.table import Table
 
-    from ce_lab.batch.plan import describe_plan
-    from ce_lab.batch.spec import override_text
+    from ce_lab.batches.plan import describe_plan
+    from ce_lab.batches.spec import override_text
     from ce_lab.config import to_dict
 
     keys = opened.state.varied_keys
@@ -94,7 +94,7 @@ def _sigterm_as_interrupt():
 
 def _printer(total: int, batch_dir: Path):
     """One line on stderr as each entry starts and ends."""
-    from ce_lab.batch.execute import entry_summary
+    from ce_lab.batches.execute import entry_summary
 
     done = {"n": 0}
 
@@ -130,7 +130,7 @@ def _printer(total: int, batch_dir: Path):
 
 
 def _summary(result) -> None:
-    from ce_lab.batch.execute import entry_summary
+    from ce_lab.batches.execute import entry_summary
 
     state = result.state
     counts = state.counts()
@@ -225,8 +225,8 @@ def batch(
     interrupted ones from their checkpoints and reruns failed ones. Exit code 1 if an entry
     failed, 130 after Ctrl-C.
     """
-    from ce_lab.batch.plan import find_previous, load_saved_batch, plan
-    from ce_lab.batch.spec import load_batch
+    from ce_lab.batches.plan import find_previous, load_saved_batch, plan
+    from ce_lab.batches.spec import load_batch
 
     if (batch_file is None) == (resume is None):
         raise fail("give a batch file or --resume BATCH_DIR (one of them)", 2)
@@ -249,7 +249,7 @@ def batch(
     how = {"fuse": fuse, "workers": jobs if executor is ExecutorKind.ray else (jobs or 1),
            "max_members": max_members, "split": split_stacks}
     if dry_run:
-        from ce_lab.batch.tasks import plan_batch
+        from ce_lab.batches.tasks import plan_batch
 
         opened = plan(batch_obj, batch_dir, executor.value)
         planned = plan_batch(opened, **how)
@@ -259,12 +259,12 @@ def batch(
             console.print(f"continues {escape(str(batch_dir))}", highlight=False, soft_wrap=True)
         return
 
-    from ce_lab.batch.store import locked
+    from ce_lab.batches.store import locked
     from ce_lab.runs.folder import create_batch_dir
 
     ex = None
     if executor is ExecutorKind.ray:  # no Ray, or no cluster: one line, before any folder
-        from ce_lab.batch.ray_exec import RayExecutor
+        from ce_lab.batches.ray_exec import RayExecutor
 
         ex = RayExecutor(address, cpus_per_task, gpus_per_task, jobs)
     target = batch_dir if batch_dir is not None else create_batch_dir(batch_obj.out_dir,
@@ -279,13 +279,13 @@ def batch(
 
 
 def _run(batch_obj, target: Path, ex, executor: ExecutorKind, jobs, threads, how: dict):
-    from ce_lab.batch.execute import execute
-    from ce_lab.batch.plan import describe_plan, open_batch
-    from ce_lab.batch.tasks import plan_batch
+    from ce_lab.batches.execute import execute
+    from ce_lab.batches.plan import describe_plan, open_batch
+    from ce_lab.batches.tasks import plan_batch
 
     opened = open_batch(batch_obj, target, executor.value)
     if ex is None:
-        from ce_lab.batch.local import LocalExecutor
+        from ce_lab.batches.local import LocalExecutor
 
         ex = LocalExecutor(opened.batch_dir, jobs or 1, threads)
     actions = [a for _, a in describe_plan(opened)]
@@ -305,8 +305,8 @@ def _run(batch_obj, target: Path, ex, executor: ExecutorKind, jobs, threads, how
 def _say_busy(opened) -> None:
     """One line per entry whose run folder a live process still owns: it is left to that process
     (never trained twice); a later run of the batch picks up its result or resumes it."""
-    from ce_lab.batch.plan import describe_plan, live_owner
-    from ce_lab.batch.store import run_path
+    from ce_lab.batches.plan import describe_plan, live_owner
+    from ce_lab.batches.store import run_path
     from ce_lab.runs.liveness import describe_owner
 
     for rec, action in describe_plan(opened):
@@ -321,7 +321,7 @@ def _say_busy(opened) -> None:
 
 def _finish(result, no_plots: bool) -> None:
     """The end summary, then (unless interrupted) the comparison; exits with the batch's code."""
-    from ce_lab.batch.execute import compare_finished
+    from ce_lab.batches.execute import compare_finished
 
     _summary(result)
     if result.interrupted:

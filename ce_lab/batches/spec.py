@@ -174,7 +174,7 @@ def read_batch_file(path: Path) -> tuple[BatchFile, str, dict[tuple[str, ...], i
     """Parse and check the batch file's own structure (not yet the configs it makes)."""
     path = Path(path)
     if path.is_dir():
-        from ce_lab.batch.store import BATCH_JSON
+        from ce_lab.batches.store import BATCH_JSON
 
         if (path / BATCH_JSON).is_file():
             raise ConfigError(f"{path} is a batch folder, not a batch file; to continue it: "

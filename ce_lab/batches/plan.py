@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ce_lab.batch.spec import Batch, batch_from_saved, config_hash
-from ce_lab.batch.store import (
+from ce_lab.batches.spec import Batch, batch_from_saved, config_hash
+from ce_lab.batches.store import (
     BASE_COPY,
     BATCH_COPY,
     BATCH_JSON,

@@ -36,7 +36,7 @@ def _absolute_paths(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def _task_body(task: dict[str, Any]) -> list[dict[str, Any]]:
-    from ce_lab.batch.worker import run_task
+    from ce_lab.batches.worker import run_task
 
     return run_task(task)
 
