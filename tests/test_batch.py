@@ -159,6 +159,26 @@ def test_needs_exactly_one_of_file_and_resume(tmp_path, args):
     assert "batch file or --resume" in result.stderr
 
 
+@pytest.mark.parametrize("args, code, message", [
+    (["b.yaml", "--address", "auto"], 2, "--address applies to --executor ray"),
+    (["b.yaml", "--executor", "ray", "--threads", "2"], 2,
+     "--threads applies to the local executor; Ray tasks use --cpus-per-task"),
+    (["--resume", "nothere", "--set", "seed=1", "--new"], 2,
+     "--set, --new cannot change a batch being resumed; run the batch file instead"),
+    (["--resume", "nothere"], 2, "--resume: no such batch folder: nothere"),
+    (["b.yaml", "--executor", "ray", "--cpus-per-task", "0"], 1,
+     "--cpus-per-task must be > 0, got 0.0"),
+    (["b.yaml", "--executor", "ray", "--gpus-per-task", "-1"], 1,
+     "--gpus-per-task must be >= 0, got -1.0"),
+])
+def test_argument_checks_name_the_flags(tmp_path, args, code, message):
+    """ce_lab.lab.batch checks these and names parameters; the CLI spells them as its flags."""
+    write_batch(tmp_path / "b.yaml", {"name": "x"})
+    result = runner.invoke(app, ["batch", *args])
+    assert (result.exit_code, result.stderr) == (code, f"error: {message}\n")
+    assert not Path("runs").exists()
+
+
 def test_invalid_batch_file_exits_2_with_one_line(tmp_path):
     f = write_batch(tmp_path / "b.yaml", {"name": "x", "grid": {"optim.lr": [0.1, -2]}})
     result = runner.invoke(app, ["batch", str(f)])

@@ -48,10 +48,7 @@ class RayExecutor:
 
     def __init__(self, address: str | None = None, cpus_per_task: float = 1.0,
                  gpus_per_task: float = 0.0, jobs: int | None = None):
-        if cpus_per_task <= 0:
-            raise CeLabError(f"--cpus-per-task must be > 0, got {cpus_per_task}")
-        if gpus_per_task < 0:
-            raise CeLabError(f"--gpus-per-task must be >= 0, got {gpus_per_task}")
+        # The resources were checked by ce_lab.lab.batch, which names the parameters.
         ray = import_ray()
         self.ray = ray
         self._owns_ray = False

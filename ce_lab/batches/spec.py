@@ -214,12 +214,16 @@ def apply_sets(base: RunConfig, sets: Sequence[str]) -> RunConfig:
     return base
 
 
-def load_batch(path: Path, sets: Sequence[str] = (), out_dir: Path | None = None) -> Batch:
-    """Read, expand and validate a batch file; ConfigError (one line) for the first problem."""
+def load_batch(path: Path, sets: Sequence[str] = (), out_dir: Path | None = None,
+               overrides: Mapping[str, Any] | None = None) -> Batch:
+    """Read, expand and validate a batch file; ConfigError (one line) for the first problem.
+    The base gets ``sets`` (``--set`` items), then ``overrides`` (dotted keys), then ``out_dir``."""
     path = Path(path)
     spec, text, marks = read_batch_file(path)
     base = _base_config(spec, path, marks)
     base = apply_sets(base, sets)
+    if overrides:
+        base = with_overrides(base, overrides)
     if out_dir is not None:
         base = with_overrides(base, {"out_dir": str(out_dir)})
     return Batch(spec, text, path, base, expand(spec, base, where=str(path)))
