@@ -5,6 +5,7 @@ The Python API (docs/api.md)::
     import ce_lab
     run = ce_lab.train("mse", epochs=1, lr=0.5)
     cmp = ce_lab.compare(["ce", "mse"], seeds=[0, 1], epochs=1)
+    res = ce_lab.batch("configs/sweep-lr.yaml", jobs=2)
     runs = ce_lab.load_runs("runs")
 
 Every name is imported on first use, so ``import ce_lab`` stays fast and loads neither torch nor
@@ -22,7 +23,8 @@ _LAZY = {
     "resume_comparison": "ce_lab.api", "Interrupted": "ce_lab.api", "ParamError": "ce_lab.errors",
     "compare_runs": "ce_lab.api", "load_run": "ce_lab.api", "load_runs": "ce_lab.api",
     "load_metrics": "ce_lab.api", "Run": "ce_lab.api", "Comparison": "ce_lab.api",
-    "RunFailed": "ce_lab.api", "MissingDependency": "ce_lab.errors",
+    "RunFailed": "ce_lab.api", "batch": "ce_lab.api", "BatchResult": "ce_lab.api",
+    "BatchEntry": "ce_lab.api", "MissingDependency": "ce_lab.errors",
     "RunConfig": "ce_lab.config", "CeLabError": "ce_lab.errors", "UsageError": "ce_lab.errors",
     "ConfigError": "ce_lab.errors", "DataError": "ce_lab.errors",
     "RunFolderError": "ce_lab.runs.files",

@@ -2,7 +2,7 @@
 with the line of every key (for one-line errors that point at the file and line) and duplicate keys
 refused (PyYAML would silently keep the last of two).
 
-Shared by ``ce_lab.config`` (run configs), ``ce_lab.batch.spec`` (batch files) and
+Shared by ``ce_lab.config`` (run configs), ``ce_lab.batches.spec`` (batch files) and
 ``ce_lab.runs.read`` (YAML read back from run folders).
 """
 

@@ -15,11 +15,11 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from ce_lab.batch.execute import execute
-from ce_lab.batch.plan import find_previous, open_batch
-from ce_lab.batch.spec import config_hash, load_batch
-from ce_lab.batch.store import read_state
-from ce_lab.batch.tasks import plan_batch
+from ce_lab.batches.execute import execute
+from ce_lab.batches.plan import find_previous, open_batch
+from ce_lab.batches.spec import config_hash, load_batch
+from ce_lab.batches.store import read_state
+from ce_lab.batches.tasks import plan_batch
 from ce_lab.cli.app import app
 from ce_lab.config import RunConfig, to_dict, to_yaml, with_overrides
 from ce_lab.errors import ConfigError
@@ -159,6 +159,26 @@ def test_needs_exactly_one_of_file_and_resume(tmp_path, args):
     assert "batch file or --resume" in result.stderr
 
 
+@pytest.mark.parametrize("args, code, message", [
+    (["b.yaml", "--address", "auto"], 2, "--address applies to --executor ray"),
+    (["b.yaml", "--executor", "ray", "--threads", "2"], 2,
+     "--threads applies to the local executor; Ray tasks use --cpus-per-task"),
+    (["--resume", "nothere", "--set", "seed=1", "--new"], 2,
+     "--set, --new cannot change a batch being resumed; run the batch file instead"),
+    (["--resume", "nothere"], 2, "--resume: no such batch folder: nothere"),
+    (["b.yaml", "--executor", "ray", "--cpus-per-task", "0"], 1,
+     "--cpus-per-task must be > 0, got 0.0"),
+    (["b.yaml", "--executor", "ray", "--gpus-per-task", "-1"], 1,
+     "--gpus-per-task must be >= 0, got -1.0"),
+])
+def test_argument_checks_name_the_flags(tmp_path, args, code, message):
+    """ce_lab.lab.batch checks these and names parameters; the CLI spells them as its flags."""
+    write_batch(tmp_path / "b.yaml", {"name": "x"})
+    result = runner.invoke(app, ["batch", *args])
+    assert (result.exit_code, result.stderr) == (code, f"error: {message}\n")
+    assert not Path("runs").exists()
+
+
 def test_invalid_batch_file_exits_2_with_one_line(tmp_path):
     f = write_batch(tmp_path / "b.yaml", {"name": "x", "grid": {"optim.lr": [0.1, -2]}})
     result = runner.invoke(app, ["batch", str(f)])
@@ -199,7 +219,7 @@ FOUR_BY_THREE = {"name": "f", "grid": {"loss.name": ["ce", "mse", "hinge", "nll-
 
 def _tasks(opened, **kw):
     """The plan's tasks as the JSON the workers get."""
-    from ce_lab.batch.tasks import task_payload
+    from ce_lab.batches.tasks import task_payload
 
     return [task_payload(t, opened.state.batch_id) for t in plan_batch(opened, **kw).tasks]
 
@@ -384,7 +404,7 @@ def test_a_killed_batch_is_reconciled_with_its_run_folders(tmp_path):
                 "group": state.batch_id}
         fake._finish(task, lambda i, s=status: s)
         rec.status = "running"  # what batch.json said when the batch died; no run_dir known
-    from ce_lab.batch.store import write_state
+    from ce_lab.batches.store import write_state
 
     write_state(opened.batch_dir, state)
     again = FakeExecutor(runs)

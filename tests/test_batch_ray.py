@@ -10,7 +10,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from ce_lab.batch.store import read_state, run_path
+from ce_lab.batches.store import read_state, run_path
 from ce_lab.cli.app import app
 from tests.mnist_fixture import TINY_VAL_SIZE
 from tests.test_batch_run import dry_run_stacks, trained_stacks

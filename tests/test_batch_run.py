@@ -15,8 +15,8 @@ from typing import Any
 import yaml
 from typer.testing import CliRunner
 
-from ce_lab.batch.spec import config_hash
-from ce_lab.batch.store import read_state, run_path
+from ce_lab.batches.spec import config_hash
+from ce_lab.batches.store import read_state, run_path
 from ce_lab.cli.app import app
 from ce_lab.config import load_config
 from tests.mnist_fixture import TINY_VAL_SIZE, write_tiny_mnist
@@ -166,7 +166,7 @@ def _workers(pid: int) -> list[int]:
             cmdline = (stat.parent / "cmdline").read_bytes()
         except (OSError, IndexError):
             continue
-        if int(fields[1]) == pid and b"ce_lab.batch.worker" in cmdline:
+        if int(fields[1]) == pid and b"ce_lab.batches.worker" in cmdline:
             out.append(int(stat.parent.name))
     return out
 

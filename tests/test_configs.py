@@ -10,7 +10,7 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from ce_lab.batch.spec import load_batch
+from ce_lab.batches.spec import load_batch
 from ce_lab.config import RunConfig, load_config, resolve_config
 from ce_lab.errors import ConfigError
 from ce_lab.losses import LOSSES

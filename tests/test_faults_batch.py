@@ -110,7 +110,7 @@ def test_watchdog_sends_sigterm_when_the_parent_is_not_the_one_expected(tmp_path
     """The portable fallback where prctl is missing: the watchdog thread on its own."""
     code = textwrap.dedent("""
         import os, signal, sys, time
-        from ce_lab.batch.worker import watch_parent
+        from ce_lab.batches.worker import watch_parent
 
         def stopped(signum, frame):
             print("stopped by", signal.Signals(signum).name, flush=True)
@@ -131,7 +131,7 @@ def test_worker_whose_batch_is_already_gone_stops_at_once(tmp_path):
     task = tmp_path / "t.json"
     task.write_text(json.dumps({"task_id": "t0", "kind": "train", "entries": [0],
                                 "configs": []}), encoding="utf-8")
-    proc = subprocess.run([sys.executable, "-m", "ce_lab.batch.worker", str(task),
+    proc = subprocess.run([sys.executable, "-m", "ce_lab.batches.worker", str(task),
                            str(tmp_path / "r.json")], env=env, capture_output=True, timeout=60)
     assert proc.returncode == -signal.SIGTERM
     assert not (tmp_path / "r.json").exists()

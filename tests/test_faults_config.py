@@ -9,7 +9,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from ce_lab.batch.spec import read_batch_file
+from ce_lab.batches.spec import read_batch_file
 from ce_lab.cli.app import app
 from ce_lab.errors import ConfigError
 from ce_lab.yaml_files import MAX_FILE_BYTES, read_yaml_mapping

@@ -303,7 +303,7 @@ def test_resume_of_a_read_only_run_folder_is_one_line(interrupted_run, small_fs)
 
 
 def test_every_writer_turns_a_full_disk_into_one_line_and_keeps_the_old_file(small_fs):
-    from ce_lab.batch.store import BatchState, write_state
+    from ce_lab.batches.store import BatchState, write_state
     from ce_lab.runs.files import CsvLog
     from ce_lab.safe_io import WriteError, write_json
 

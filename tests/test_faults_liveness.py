@@ -17,9 +17,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from ce_lab.batch.plan import describe_plan, open_batch
-from ce_lab.batch.spec import load_batch
-from ce_lab.batch.store import read_state, run_path, write_state
+from ce_lab.batches.plan import describe_plan, open_batch
+from ce_lab.batches.spec import load_batch
+from ce_lab.batches.store import read_state, run_path, write_state
 from ce_lab.cli.app import app
 from ce_lab.config import to_yaml, with_overrides
 from ce_lab.progress import Reporter

@@ -1,10 +1,11 @@
 """The Python API, for notebooks and scripts (docs/api.md): ``train``, ``resume``, ``compare``,
-``resume_comparison``, ``compare_runs``, ``load_run``, ``load_runs``, ``load_metrics``.
+``resume_comparison``, ``compare_runs``, ``batch``, ``load_run``, ``load_runs``, ``load_metrics``.
 
-Thin over ``ce_lab.lab``, the orchestration layer the CLI calls too (``experiments``), and the
-run-folder readers (``reading``).
+Thin over ``ce_lab.lab``, the orchestration layer the CLI calls too (``experiments``,
+``batches``), and the run-folder readers (``reading``).
 """
 
+from ce_lab.api.batches import BatchEntry, BatchResult, batch
 from ce_lab.api.experiments import (
     Comparison,
     Interrupted,
@@ -18,6 +19,7 @@ from ce_lab.api.experiments import (
 from ce_lab.api.reading import Run, load_metrics, load_run, load_runs
 
 __all__ = [
-    "Comparison", "Interrupted", "Run", "RunFailed", "compare", "compare_runs", "load_metrics",
-    "load_run", "load_runs", "resume", "resume_comparison", "train",
+    "BatchEntry", "BatchResult", "Comparison", "Interrupted", "Run", "RunFailed", "batch",
+    "compare", "compare_runs", "load_metrics", "load_run", "load_runs", "resume",
+    "resume_comparison", "train",
 ]

@@ -27,8 +27,9 @@ if TYPE_CHECKING:
 
 
 class Interrupted(CeLabError):
-    """A comparison stopped by Ctrl-C before every member ended; nothing was compared.
-    ``.comp_dir`` is its folder: ``resume_comparison(comp_dir)`` finishes it."""
+    """A comparison (or a batch) stopped by Ctrl-C before every member ended; nothing was
+    compared. ``.comp_dir`` is its folder: ``resume_comparison(comp_dir)`` finishes it
+    (``batch(resume=comp_dir)`` a batch)."""
 
     exit_code = 130
 

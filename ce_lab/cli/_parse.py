@@ -11,7 +11,7 @@ from ce_lab.errors import ParamError, UsageError
 from ce_lab.lab import params
 
 # Parameters whose flag is not "--" + the name with dashes.
-FLAG_OF = {"loss_overrides": "--set-loss"}
+FLAG_OF = {"loss_overrides": "--set-loss", "overrides": "--set"}
 
 
 def flag(param: str) -> str:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import signal
-import threading
-from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -19,7 +16,6 @@ from ce_lab.cli._common import (
     cli_errors,
     console,
     err_console,
-    fail,
 )
 from ce_lab.plan import DEFAULT_SPLIT, Split
 from ce_lab.runs.folder import Status
@@ -46,8 +42,8 @@ def _lookup(config: dict, dotted: str):
 def _plan_table(opened, plan):
     from rich.table import Table
 
-    from ce_lab.batch.plan import describe_plan
-    from ce_lab.batch.spec import override_text
+    from ce_lab.batches.plan import describe_plan
+    from ce_lab.batches.spec import override_text
     from ce_lab.config import to_dict
 
     keys = opened.state.varied_keys
@@ -75,29 +71,12 @@ def _plan_table(opened, plan):
     return table
 
 
-@contextmanager
-def _sigterm_as_interrupt():
-    """SIGTERM takes the Ctrl-C path too: interrupt the workers, save the state, exit 130."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-
-    old = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
-
-
 def _shown(batch_dir: Path, recorded: str | None) -> str:
     """A path batch.json records relative to the batch folder (``../RUN``), as the user can open
     it from here: relative to the current folder when under it, else absolute."""
     import os
 
-    from ce_lab.batch.store import run_path
+    from ce_lab.batches.store import run_path
 
     path = run_path(batch_dir, recorded)
     if path is None:
@@ -111,7 +90,7 @@ def _shown(batch_dir: Path, recorded: str | None) -> str:
 
 def _printer(total: int, batch_dir: Path):
     """One line on stderr as each entry starts and ends."""
-    from ce_lab.batch.execute import entry_summary
+    from ce_lab.batches.execute import entry_summary
 
     done = {"n": 0}
 
@@ -147,7 +126,7 @@ def _printer(total: int, batch_dir: Path):
 
 
 def _summary(result) -> None:
-    from ce_lab.batch.execute import entry_summary
+    from ce_lab.batches.execute import entry_summary
 
     state = result.state
     counts = state.counts()
@@ -242,88 +221,47 @@ def batch(
     interrupted ones from their checkpoints and reruns failed ones. Exit code 1 if an entry
     failed, 130 after Ctrl-C.
     """
-    from ce_lab.batch.plan import find_previous, load_saved_batch, plan
-    from ce_lab.batch.spec import load_batch
+    from ce_lab.lab.batch import dry_run_batch, prepare_batch, run_batch
 
-    if (batch_file is None) == (resume is None):
-        raise fail("give a batch file or --resume BATCH_DIR (one of them)", 2)
-    if resume is not None:
-        given = [n for n, v in (("--set", set_), ("--out-dir", out_dir), ("--new", new)) if v]
-        if given:
-            raise fail(f"{', '.join(given)} cannot change a batch being resumed; run the batch "
-                       "file instead", 2)
-        batch_obj = load_saved_batch(resume)
-        batch_dir: Path | None = resume
-    else:
-        batch_obj = load_batch(batch_file, set_ or [], out_dir)
-        batch_dir = find_previous(batch_obj, new)
-    if executor is ExecutorKind.local and address is not None:
-        raise fail("--address applies to --executor ray", 2)
-    if executor is ExecutorKind.ray and threads is not None:
-        raise fail("--threads applies to the local executor; Ray tasks use --cpus-per-task", 2)
-
-    # Ray without --jobs runs as many tasks at once as the cluster fits: no worker count to plan by.
-    how = {"fuse": fuse, "workers": jobs if executor is ExecutorKind.ray else (jobs or 1),
-           "max_members": max_members, "split": split_stacks}
+    request = prepare_batch(batch_file, resume=resume, sets=set_ or [], out_dir=out_dir, new=new,
+                            jobs=jobs, threads=threads, executor=executor.value, address=address,
+                            cpus_per_task=cpus_per_task, gpus_per_task=gpus_per_task, fuse=fuse,
+                            max_members=max_members, split_stacks=split_stacks,
+                            plots=not no_plots)
     if dry_run:
-        from ce_lab.batch.tasks import plan_batch
-
-        opened = plan(batch_obj, batch_dir, executor.value)
-        planned = plan_batch(opened, **how)
-        console.print(_plan_table(opened, planned))
-        console.print(planned.describe(), highlight=False, soft_wrap=True)
-        if opened.continued:
-            console.print(f"continues {escape(str(batch_dir))}", highlight=False, soft_wrap=True)
+        planned = dry_run_batch(request)
+        console.print(_plan_table(planned.opened, planned.plan))
+        console.print(planned.plan.describe(), highlight=False, soft_wrap=True)
+        if planned.continues is not None:
+            console.print(f"continues {escape(str(planned.continues))}", highlight=False,
+                          soft_wrap=True)
         return
+    printer = None  # made once the entries to run are known
 
-    from ce_lab.batch.store import locked
-    from ce_lab.runs.folder import create_batch_dir
+    def on_start(opened, described) -> None:
+        nonlocal printer
+        actions = [a for _, a in described]
+        todo = {a: actions.count(a) for a in ("run", "rerun", "resume", "skip", "busy")
+                if a in actions}
+        verb = "continuing" if opened.continued else "new"
+        console.print(f"batch {escape(opened.state.batch_id)} ({verb}): {len(actions)} entries: "
+                      + ", ".join(f"{n} {a}" for a, n in todo.items())
+                      + (f"; {opened.dropped} entries of the earlier file are no longer in it"
+                         if opened.dropped else ""), highlight=False, soft_wrap=True)
+        _say_busy(opened)
+        printer = _printer(len(actions) - todo.get("skip", 0) - todo.get("busy", 0),
+                           opened.batch_dir)
 
-    ex = None
-    if executor is ExecutorKind.ray:  # no Ray, or no cluster: one line, before any folder
-        from ce_lab.batch.ray_exec import RayExecutor
-
-        ex = RayExecutor(address, cpus_per_task, gpus_per_task, jobs)
-    target = batch_dir if batch_dir is not None else create_batch_dir(batch_obj.out_dir,
-                                                                       batch_obj.name)
-    try:
-        with locked(target):
-            result = _run(batch_obj, target, ex, executor, jobs, threads, how)
-            _finish(result, no_plots)
-    finally:
-        if ex is not None:
-            ex.close()
-
-
-def _run(batch_obj, target: Path, ex, executor: ExecutorKind, jobs, threads, how: dict):
-    from ce_lab.batch.execute import execute
-    from ce_lab.batch.plan import describe_plan, open_batch
-    from ce_lab.batch.tasks import plan_batch
-
-    opened = open_batch(batch_obj, target, executor.value)
-    if ex is None:
-        from ce_lab.batch.local import LocalExecutor
-
-        ex = LocalExecutor(opened.batch_dir, jobs or 1, threads)
-    actions = [a for _, a in describe_plan(opened)]
-    todo = {a: actions.count(a) for a in ("run", "rerun", "resume", "skip", "busy")
-            if a in actions}
-    verb = "continuing" if opened.continued else "new"
-    console.print(f"batch {escape(opened.state.batch_id)} ({verb}): {len(actions)} entries: "
-                  + ", ".join(f"{n} {a}" for a, n in todo.items())
-                  + (f"; {opened.dropped} entries of the earlier file are no longer in it"
-                     if opened.dropped else ""), highlight=False, soft_wrap=True)
-    _say_busy(opened)
-    printer = _printer(len(actions) - todo.get("skip", 0) - todo.get("busy", 0), opened.batch_dir)
-    with _sigterm_as_interrupt():
-        return execute(opened, plan_batch(opened, **how), ex, on_event=printer)
+    ran = run_batch(request, on_start=on_start,
+                    on_event=lambda *event: printer(*event), on_executed=_summary)
+    _finish(ran.result, ran.comparison)
 
 
 def _say_busy(opened) -> None:
     """One line per entry whose run folder a live process still owns: it is left to that process
     (never trained twice); a later run of the batch picks up its result or resumes it."""
-    from ce_lab.batch.plan import describe_plan, live_owner
-    from ce_lab.batch.store import run_path
+    from ce_lab.batches.plan import describe_plan, live_owner
+    from ce_lab.batches.store import run_path
     from ce_lab.runs.liveness import describe_owner
 
     for rec, action in describe_plan(opened):
@@ -337,17 +275,14 @@ def _say_busy(opened) -> None:
                           highlight=False, soft_wrap=True)
 
 
-def _finish(result, no_plots: bool) -> None:
-    """The end summary, then (unless interrupted) the comparison; exits with the batch's code."""
-    from ce_lab.batch.execute import compare_finished
-
-    _summary(result)
+def _finish(result, comparison) -> None:
+    """After the end summary: how to continue an interrupted batch, or the comparison; exits
+    with the batch's code."""
     if result.interrupted:
         err_console.print(f"interrupted: run the batch file again, or ce-lab batch --resume "
                           f"{escape(str(result.batch_dir))}, to finish what is left",
                           highlight=False, soft_wrap=True)
         raise typer.Exit(Status.INTERRUPTED.exit_code)
-    comparison = compare_finished(result, plots=not no_plots)
     if comparison is not None:
         # The same rendering as `ce-lab compare`: tables, paired differences, notes, file paths.
         from ce_lab.cli.compare_cmd import TableFormat, render_comparison

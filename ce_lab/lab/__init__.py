@@ -8,11 +8,22 @@ wires the engine, so a capability added here exists at every door.
   (tuning each loss's rate first when asked) and compares, ``resume_comparison`` finishes an
   interrupted one (``comparing``, ``tuning``, ``resuming``, ``request_file``)
 - runs on disk: ``compare_on_disk``, with ``best_of`` (``on_disk``)
+- a batch file: ``prepare_batch`` checks the arguments and loads it (or a batch folder to
+  continue), ``dry_run_batch`` says what it would do, ``run_batch`` runs it on the local or Ray
+  executor and compares what finished (``batch``)
 
 Arguments are typed values: a bad one raises ParamError naming the parameter (``«seeds»``),
 which the CLI spells as its flag. Torch is imported only where training starts.
 """
 
+from ce_lab.lab.batch import (
+    BatchPlan,
+    BatchRequest,
+    RanBatch,
+    dry_run_batch,
+    prepare_batch,
+    run_batch,
+)
 from ce_lab.lab.comparing import (
     CompareRequest,
     TrainedComparison,
@@ -25,7 +36,8 @@ from ce_lab.lab.on_disk import NothingToCompare, OnDiskComparison, compare_on_di
 from ce_lab.lab.single import check_resume, resume_run, train_run
 
 __all__ = [
-    "CompareRequest", "NothingToCompare", "OnDiskComparison", "TrainedComparison", "TuneSpec",
-    "check_resume", "compare_on_disk", "plan_comparison", "resume_comparison", "resume_run",
-    "run_comparison", "train_run",
+    "BatchPlan", "BatchRequest", "CompareRequest", "NothingToCompare", "OnDiskComparison",
+    "RanBatch", "TrainedComparison", "TuneSpec", "check_resume", "compare_on_disk",
+    "dry_run_batch", "plan_comparison", "prepare_batch", "resume_comparison", "resume_run",
+    "run_batch", "run_comparison", "train_run",
 ]

@@ -136,3 +136,20 @@ def tune_seeds(tune: Any, eval_seeds: Sequence[int]) -> list[int]:
         raise ParamError(f"«tune_seeds» and «seeds» share seed(s) {', '.join(map(str, shared))}: "
                          "rates chosen on a seed would be evaluated on it")
     return seeds
+
+
+def optional_positive_int(value: Any, param: str) -> int | None:
+    return None if value is None else positive_int(value, param)
+
+
+def one_of(value: Any, param: str, choices: Sequence[str]) -> str:
+    """One of ``choices`` (a str Enum member counts as its value), as a plain str."""
+    if isinstance(value, str) and value in choices:
+        return str(getattr(value, "value", value))
+    raise ParamError(f"«{param}» must be one of {', '.join(choices)}, got {value!r}")
+
+
+def number(value: Any, param: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ParamError(f"«{param}» must be a number, got {value!r}")
+    return float(value)

@@ -1,7 +1,7 @@
 """Run a batch's plan on an executor, record every outcome in batch.json, and compare what
 finished. Ctrl-C stops scheduling and interrupts the running tasks, which checkpoint.
 
-The executor runs exactly the plan's tasks (``ce_lab.batch.tasks.plan_batch``), in its order; its
+The executor runs exactly the plan's tasks (``ce_lab.batches.tasks.plan_batch``), in its order; its
 capacity says only how many run at once, never how entries are grouped.
 """
 
@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from ce_lab.batch.plan import BUSY, SKIP, Opened, action_for, reconcile
-from ce_lab.batch.store import BatchState, EntryRecord, relative_run, run_path, write_state
-from ce_lab.batch.tasks import task_payload
+from ce_lab.batches.plan import BUSY, SKIP, Opened, action_for, reconcile
+from ce_lab.batches.store import BatchState, EntryRecord, relative_run, run_path, write_state
+from ce_lab.batches.tasks import task_payload
 from ce_lab.plan import Plan
 from ce_lab.runs.files import RunFolderError
 from ce_lab.runs.folder import ENDED_STATUSES, RESULT_STATUSES, Status

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ce_lab.batch.plan import BUSY, RESUME, SKIP, Opened, action_for
-from ce_lab.batch.store import run_path
+from ce_lab.batches.plan import BUSY, RESUME, SKIP, Opened, action_for
+from ce_lab.batches.store import run_path
 from ce_lab.config import to_dict
 from ce_lab.plan import DEFAULT_SPLIT, Entry, Plan, Split, Task, make_plan
 from ce_lab.training.fusion import DEFAULT_MAX_MEMBERS
@@ -33,7 +33,7 @@ def plan_batch(opened: Opened, *, fuse: bool = True, workers: int | None = 1,
 
 
 def task_payload(task: Task, group: str) -> dict[str, Any]:
-    """The task as the JSON a worker runs (``ce_lab.batch.worker``)."""
+    """The task as the JSON a worker runs (``ce_lab.batches.worker``)."""
     stack = task.stack
     out: dict[str, Any] = {"kind": stack.kind, "entries": stack.indices}
     if stack.kind == "resume":

@@ -36,7 +36,7 @@ def _absolute_paths(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def _task_body(task: dict[str, Any]) -> list[dict[str, Any]]:
-    from ce_lab.batch.worker import run_task
+    from ce_lab.batches.worker import run_task
 
     return run_task(task)
 
@@ -48,10 +48,7 @@ class RayExecutor:
 
     def __init__(self, address: str | None = None, cpus_per_task: float = 1.0,
                  gpus_per_task: float = 0.0, jobs: int | None = None):
-        if cpus_per_task <= 0:
-            raise CeLabError(f"--cpus-per-task must be > 0, got {cpus_per_task}")
-        if gpus_per_task < 0:
-            raise CeLabError(f"--gpus-per-task must be >= 0, got {gpus_per_task}")
+        # The resources were checked by ce_lab.lab.batch, which names the parameters.
         ray = import_ray()
         self.ray = ray
         self._owns_ray = False

@@ -7,7 +7,7 @@ A task is plain JSON, so it crosses process and machine boundaries unchanged::
      "threads": torch threads for this task}
 
 It returns one result per entry: ``{"index", "run_dir", "status", "exit_code", "error"}``.
-``python -m ce_lab.batch.worker TASK.json RESULT.json`` is how the local executor runs it.
+``python -m ce_lab.batches.worker TASK.json RESULT.json`` is how the local executor runs it.
 
 A worker dies with its batch: started with ``$CE_LAB_BATCH_PID`` set to the batch's pid, it gets a
 SIGTERM when that process is gone (a ``kill -9`` of the batch included), on Linux from the kernel

@@ -164,7 +164,7 @@ def read_batch_file(path: Path) -> tuple[BatchFile, str, dict[tuple[str, ...], i
     """Parse and check the batch file's own structure (not yet the configs it makes)."""
     path = Path(path)
     if path.is_dir():
-        from ce_lab.batch.store import BATCH_JSON
+        from ce_lab.batches.store import BATCH_JSON
 
         if (path / BATCH_JSON).is_file():
             raise ConfigError(f"{path} is a batch folder, not a batch file; to continue it: "
@@ -204,12 +204,16 @@ def apply_sets(base: RunConfig, sets: Sequence[str]) -> RunConfig:
     return base
 
 
-def load_batch(path: Path, sets: Sequence[str] = (), out_dir: Path | None = None) -> Batch:
-    """Read, expand and validate a batch file; ConfigError (one line) for the first problem."""
+def load_batch(path: Path, sets: Sequence[str] = (), out_dir: Path | None = None,
+               overrides: Mapping[str, Any] | None = None) -> Batch:
+    """Read, expand and validate a batch file; ConfigError (one line) for the first problem.
+    The base gets ``sets`` (``--set`` items), then ``overrides`` (dotted keys), then ``out_dir``."""
     path = Path(path)
     spec, text, marks = read_batch_file(path)
     base = _base_config(spec, path, marks)
     base = apply_sets(base, sets)
+    if overrides:
+        base = with_overrides(base, overrides)
     if out_dir is not None:
         base = with_overrides(base, {"out_dir": str(out_dir)})
     return Batch(spec, text, path, base, expand(spec, base, where=str(path)))

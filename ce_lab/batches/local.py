@@ -1,11 +1,11 @@
 """Run tasks in worker processes on this machine, N at once.
 
-Each task is a fresh ``python -m ce_lab.batch.worker`` process with its own log file. Workers start
+Each task is a fresh ``python -m ce_lab.batches.worker`` process with its own log file. Workers start
 in their own session, so a Ctrl-C in the terminal reaches only the batch, which then forwards one
 SIGINT to each worker: the training loop checkpoints and ends as interrupted (a second Ctrl-C would
 make it stop without a checkpoint, so the batch never sends two). Workers die with the batch: if it
 is killed (``kill -9`` included), each gets one SIGTERM and stops the same way (see
-``ce_lab.batch.worker.die_with_parent``), instead of training on as orphans.
+``ce_lab.batches.worker.die_with_parent``), instead of training on as orphans.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from ce_lab.batch.store import LOGS
-from ce_lab.batch.worker import PARENT_ENV
+from ce_lab.batches.store import LOGS
+from ce_lab.batches.worker import PARENT_ENV
 from ce_lab.runs.folder import Status
 
 
@@ -80,7 +80,7 @@ class LocalExecutor:
         env["PYTHONUNBUFFERED"] = "1"
         env[PARENT_ENV] = str(os.getpid())  # the worker stops when this process is gone
         proc = subprocess.Popen(
-            [sys.executable, "-m", "ce_lab.batch.worker", str(task_path), str(result_path)],
+            [sys.executable, "-m", "ce_lab.batches.worker", str(task_path), str(result_path)],
             stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             env=env, start_new_session=True,
         )

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ce_lab.batch.spec import Batch, batch_from_saved, config_hash
-from ce_lab.batch.store import (
+from ce_lab.batches.spec import Batch, batch_from_saved, config_hash
+from ce_lab.batches.store import (
     BASE_COPY,
     BATCH_COPY,
     BATCH_JSON,
@@ -28,7 +28,7 @@ from ce_lab.batch.store import (
     run_path,
     write_state,
 )
-from ce_lab.errors import UsageError
+from ce_lab.errors import ParamError, UsageError
 from ce_lab.runs.files import RunFolderError
 from ce_lab.runs.folder import NON_RUN_PREFIXES, RESULT_STATUSES, Status, create_batch_dir
 from ce_lab.runs.liveness import effective_status
@@ -203,7 +203,7 @@ def load_saved_batch(batch_dir: Path) -> Batch:
 
     batch_dir = Path(batch_dir)
     if not batch_dir.is_dir():
-        raise UsageError(f"--resume: no such batch folder: {batch_dir}")
+        raise ParamError(f"«resume»: no such batch folder: {batch_dir}")
     state = read_state(batch_dir)
     try:
         text = (batch_dir / BATCH_COPY).read_text(encoding="utf-8")

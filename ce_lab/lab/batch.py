@@ -1,0 +1,235 @@
+"""Run a batch file (or continue a batch folder) and compare what finished: the one path from
+typed arguments to a batch folder, for ``ce-lab batch`` and ``ce_lab.batch`` alike.
+
+``prepare_batch`` checks every argument (ParamError naming the parameter) and loads the batch:
+a batch file with dotted-key overrides, or the copy a batch folder holds (``resume``).
+``dry_run_batch`` says what running it would do, writing nothing; ``run_batch`` runs it on the
+local or Ray executor, one batch process per folder (a lock), and writes the comparison of every
+finished entry into the batch folder. Callers hear of progress through callbacks, so the CLI
+prints its lines and the API stays silent.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ce_lab.errors import ParamError
+from ce_lab.lab import params
+from ce_lab.plan import DEFAULT_SPLIT, Split
+from ce_lab.training.fusion import DEFAULT_MAX_MEMBERS
+
+if TYPE_CHECKING:
+    from ce_lab.batches.execute import BatchResult, Event
+    from ce_lab.batches.plan import Opened
+    from ce_lab.batches.spec import Batch
+    from ce_lab.batches.store import EntryRecord
+    from ce_lab.comparison.compare import ComparisonResult
+    from ce_lab.plan import Plan
+
+EXECUTORS = ("local", "ray")
+
+
+@dataclass
+class BatchRequest:
+    """A checked batch to run: the loaded batch, the folder it continues (None: a new one) and
+    how to run it."""
+
+    batch: Batch
+    batch_dir: Path | None
+    executor: str = "local"
+    jobs: int | None = None
+    threads: int | None = None
+    address: str | None = None
+    cpus_per_task: float = 1.0
+    gpus_per_task: float = 0.0
+    fuse: bool = True
+    max_members: int = DEFAULT_MAX_MEMBERS
+    split: Split = DEFAULT_SPLIT
+    plots: bool = True
+
+    def how(self) -> dict[str, Any]:
+        """``plan_batch``'s arguments. Ray without ``jobs`` runs as many tasks at once as the
+        cluster fits: no worker count to plan by."""
+        workers = self.jobs if self.executor == "ray" else (self.jobs or 1)
+        return {"fuse": self.fuse, "workers": workers, "max_members": self.max_members,
+                "split": self.split}
+
+
+@dataclass
+class BatchPlan:
+    """What running a request would do: each entry's action, and the tasks (``plan``)."""
+
+    opened: Opened
+    plan: Plan
+
+    @property
+    def continues(self) -> Path | None:
+        """The existing batch folder it continues; None: a new folder would be made."""
+        return self.opened.batch_dir if self.opened.continued else None
+
+    def actions(self) -> list[tuple[EntryRecord, str]]:
+        """(entry, action) for every entry: skip, resume, run, rerun or busy."""
+        from ce_lab.batches.plan import describe_plan
+
+        return describe_plan(self.opened)
+
+
+@dataclass
+class RanBatch:
+    """What a batch run produced: the entries' outcomes and, unless interrupted or nothing
+    finished, the comparison written into the batch folder."""
+
+    result: BatchResult
+    comparison: ComparisonResult | None
+
+
+def prepare_batch(batch_file: Path | None = None, *, resume: Path | None = None,
+                  overrides: Mapping[str, Any] | None = None, sets: Sequence[str] = (),
+                  out_dir: Path | None = None, new: bool = False, jobs: Any = None,
+                  threads: Any = None, executor: Any = "local", address: str | None = None,
+                  cpus_per_task: Any = 1.0, gpus_per_task: Any = 0.0, fuse: bool = True,
+                  max_members: Any = DEFAULT_MAX_MEMBERS, split_stacks: Any = DEFAULT_SPLIT,
+                  plots: bool = True) -> BatchRequest:
+    """Check the arguments and load the batch, before anything is written. ``sets`` are the
+    CLI's ``--set KEY=VALUE`` items (parsed by ``ce_lab.config`` as ``ce-lab train`` parses
+    them), ``overrides`` the API's dotted keys; both go on the base, before ``out_dir``."""
+    from ce_lab.batches.plan import find_previous, load_saved_batch
+    from ce_lab.batches.spec import load_batch
+
+    jobs = params.optional_positive_int(jobs, "jobs")
+    threads = params.optional_positive_int(threads, "threads")
+    kind = params.one_of(executor, "executor", EXECUTORS)
+    members = params.positive_int(max_members, "max_members")
+    split = _split(split_stacks)
+    cpus, gpus = params.number(cpus_per_task, "cpus_per_task"), params.number(gpus_per_task,
+                                                                               "gpus_per_task")
+    if overrides is not None and not isinstance(overrides, Mapping):
+        raise ParamError("«overrides» must be a mapping of dotted config keys to values, e.g. "
+                         f'{{"train.epochs": 1}}, got {overrides!r}')
+    if address is not None and not isinstance(address, str):
+        raise ParamError(f"«address» must be auto or ray://HOST:PORT, got {address!r}")
+    if (batch_file is None) == (resume is None):
+        raise ParamError("give a batch file or «resume» BATCH_DIR (one of them)")
+    if resume is not None:
+        given = [n for n, v in (("overrides", overrides or sets), ("out_dir", out_dir),
+                                ("new", new)) if v]
+        if given:
+            raise ParamError(f"{', '.join(f'«{n}»' for n in given)} cannot change a batch being "
+                             "resumed; run the batch file instead")
+        batch = load_saved_batch(Path(resume))
+        batch_dir: Path | None = Path(resume)
+    else:
+        batch = load_batch(Path(batch_file), sets, None if out_dir is None else Path(out_dir),
+                           overrides=overrides)
+        batch_dir = find_previous(batch, bool(new))
+    if kind == "local" and address is not None:
+        raise ParamError("«address» applies to «executor» ray")
+    if kind == "ray" and threads is not None:
+        raise ParamError("«threads» applies to the local executor; Ray tasks use «cpus_per_task»")
+    return BatchRequest(batch, batch_dir, kind, jobs, threads, address, cpus, gpus, bool(fuse),
+                        members, split, bool(plots))
+
+
+def _split(value: Any) -> Split:
+    try:
+        return Split(value)
+    except ValueError:
+        valid = ", ".join(s.value for s in Split)
+        raise ParamError(f"«split_stacks» must be one of {valid}, got {value!r}") from None
+
+
+def dry_run_batch(request: BatchRequest) -> BatchPlan:
+    """What running ``request`` would do; writes nothing."""
+    from ce_lab.batches.plan import plan
+    from ce_lab.batches.tasks import plan_batch
+
+    opened = plan(request.batch, request.batch_dir, request.executor)
+    return BatchPlan(opened, plan_batch(opened, **request.how()))
+
+
+def run_batch(request: BatchRequest, *,
+              on_start: Callable[[Opened, list[tuple[EntryRecord, str]]], None] | None = None,
+              on_event: Event | None = None,
+              on_executed: Callable[[BatchResult], None] | None = None) -> RanBatch:
+    """Run the request's plan: ``on_start(opened, actions)`` once the folder is open and each
+    entry's action known, ``on_event(kind, entry, state)`` as an entry starts ("start") and ends
+    ("end"), ``on_executed(result)`` when every task has ended (or Ctrl-C stopped them), before
+    the comparison is written. Ctrl-C (or SIGTERM) interrupts the workers, which checkpoint:
+    ``result.interrupted``, and nothing is compared."""
+    from ce_lab.batches.execute import compare_finished, execute
+    from ce_lab.batches.plan import describe_plan, open_batch
+    from ce_lab.batches.store import locked
+    from ce_lab.batches.tasks import plan_batch
+    from ce_lab.runs.folder import create_batch_dir
+
+    batch = request.batch
+    ray = _ray_executor(request) if request.executor == "ray" else None  # before any folder
+    try:
+        target = (request.batch_dir if request.batch_dir is not None
+                  else create_batch_dir(batch.out_dir, batch.name))
+        with locked(target):
+            opened = open_batch(batch, target, request.executor)
+            if ray is None:
+                from ce_lab.batches.local import LocalExecutor
+
+                ex = LocalExecutor(opened.batch_dir, request.jobs or 1, request.threads)
+            else:
+                ex = ray
+            if on_start is not None:
+                on_start(opened, describe_plan(opened))
+            with _sigterm_as_interrupt():
+                result = execute(opened, plan_batch(opened, **request.how()), ex,
+                                 on_event=on_event)
+            if on_executed is not None:
+                on_executed(result)
+            if result.interrupted:
+                return RanBatch(result, None)  # no tables of half a batch: run it again
+            return RanBatch(result, compare_finished(result, plots=request.plots))
+    finally:
+        if ray is not None:
+            ray.close()
+
+
+def _ray_executor(request: BatchRequest):
+    """The Ray executor; one line when Ray is missing, refuses the resources or has no cluster.
+    A resource it refuses exits 1, as ``ce-lab batch`` always has."""
+    from ce_lab.batches.ray_exec import RayExecutor
+
+    for param, value, ok, bound in (("cpus_per_task", request.cpus_per_task,
+                                     request.cpus_per_task > 0, "> 0"),
+                                    ("gpus_per_task", request.gpus_per_task,
+                                     request.gpus_per_task >= 0, ">= 0")):
+        if not ok:
+            error = ParamError(f"«{param}» must be {bound}, got {value}")
+            error.exit_code = 1
+            raise error
+    return RayExecutor(request.address, request.cpus_per_task, request.gpus_per_task,
+                       request.jobs)
+
+
+@contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM takes the Ctrl-C path too: interrupt the workers, save the state, exit 130."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def entry_label(rec: EntryRecord) -> str:
+    """An entry's overrides as ``key=value ...``, ``(base)`` when it has none."""
+    return " ".join(f"{k}={v}" for k, v in rec.overrides.items()) or "(base)"

@@ -1,0 +1,185 @@
+"""ce_lab.batch on the tiny MNIST: the runs and the comparison of ``ce-lab batch`` on the same file,
+a dry run that writes nothing, and arguments checked by name before anything is written."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import pytest
+
+import ce_lab
+from ce_lab.cli.app import app
+from tests.test_batch_run import only_batch_dir, tiny_base, write_batch
+
+pd = pytest.importorskip("pandas")
+
+# table.csv columns that hold run ids, paths or wall-clock times: they differ between two runs.
+NOT_NUMBERS = ("run", "runs", "path")
+
+
+def _losses_batch(tmp_path, tiny_mnist) -> Path:
+    return write_batch(tmp_path / "b.yaml", {
+        "name": "two", "base": tiny_base(tiny_mnist), "grid": {"loss.name": ["ce", "mse"]},
+        "seeds": [0]})
+
+
+def _comparable(table: pd.DataFrame) -> pd.DataFrame:
+    keep = [c for c in table.columns if c not in NOT_NUMBERS and not c.startswith("seconds_")]
+    return table[keep].reset_index(drop=True)
+
+
+def _metrics(run_dir: Path) -> pd.DataFrame:
+    return pd.read_csv(run_dir / "metrics.csv").drop(columns=["wall_s"])
+
+
+def test_api_batch_trains_what_the_cli_trains_and_compares_it_the_same(tiny_mnist, tmp_path, cli,
+                                                                       capfd):
+    f = _losses_batch(tmp_path, tiny_mnist)
+    res = ce_lab.batch(f, out_dir=tmp_path / "api", plots=False)
+    assert capfd.readouterr() == ("", "")  # nothing printed unless progress asks
+    assert res.exit_code == 0 and not res.failed and (res.ran, res.skipped) == (2, 0)
+    assert res.dir == only_batch_dir(tmp_path / "api") and res.name == "two"
+    assert [(e.index, e.overrides, e.status) for e in res.entries] == [
+        (0, {"loss.name": "ce", "seed": 0}, "completed"),
+        (1, {"loss.name": "mse", "seed": 0}, "completed")]
+    assert [r.loss for r in res.runs] == ["ce", "mse"]
+    assert isinstance(res.comparison, ce_lab.Comparison) and res.comparison.dir == res.dir
+
+    cli_result = cli.invoke(app, ["batch", str(f), "--out-dir", str(tmp_path / "cli"),
+                                  "--no-plots"])
+    assert cli_result.exit_code == 0, cli_result.output
+    cli_dir = only_batch_dir(tmp_path / "cli")
+    cli_table = pd.read_csv(cli_dir / "table.csv")
+    pd.testing.assert_frame_equal(_comparable(pd.read_csv(res.dir / "table.csv")),
+                                  _comparable(cli_table))
+    assert list(cli_table["final_val_acc"]) == [r.summary["final"]["val_acc"] for r in res.runs]
+    assert list(res.comparison.table()["final_val_acc"]) == list(cli_table["final_val_acc"])
+    cli_runs = ce_lab.load_runs(tmp_path / "cli").sort_values("loss")
+    assert list(cli_runs["loss"]) == ["ce", "mse"]
+    for path, run in zip(cli_runs["path"], res.runs):  # the same numbers, step by step
+        pd.testing.assert_frame_equal(_metrics(Path(path)), _metrics(run.dir))
+
+    # Again: every entry is done, so nothing runs and the dry run says so, in that folder.
+    plan = ce_lab.batch(f, out_dir=tmp_path / "api", dry_run=True)
+    assert plan.dir == res.dir and [e.action for e in plan.entries] == ["skip", "skip"]
+    assert [e.run_dir for e in plan.entries] == [e.run_dir for e in res.entries]
+    again = ce_lab.batch(resume=res.dir, plots=False)
+    assert (again.ran, again.skipped, again.exit_code) == (0, 2, 0)
+
+
+def test_dry_run_returns_the_plan_and_writes_nothing(tmp_path, tiny_mnist):
+    f = _losses_batch(tmp_path, tiny_mnist)
+    before = sorted(tmp_path.rglob("*"))
+    plan = ce_lab.batch(f, dry_run=True, jobs=2)
+    assert sorted(tmp_path.rglob("*")) == before
+    assert plan.dir is None and plan.comparison is None and plan.exit_code == 0
+    assert [(e.action, e.status, e.run_dir) for e in plan.entries] == [("run", "pending", None)] * 2
+    # Two workers, one stack of two: split so that neither sits idle.
+    assert sorted(e.stack for e in plan.entries) == [0, 1]
+    assert "split into 2" in plan.plan.describe()
+    whole = ce_lab.batch(f, dry_run=True, jobs=2, split_stacks="never")
+    assert [e.stack for e in whole.entries] == [0, 0] and len(whole.plan.tasks) == 1
+    assert len(ce_lab.batch(f, dry_run=True, fuse=False).plan.tasks) == 2
+
+
+def test_progress_plain_prints_a_line_per_entry_start_and_end(tmp_path, tiny_mnist, capfd):
+    f = write_batch(tmp_path / "b.yaml", {"name": "one", "base": tiny_base(tiny_mnist)})
+    res = ce_lab.batch(f, plots=False, progress="plain")
+    out, err = capfd.readouterr()
+    assert out == "" and err == "start  #0 (base)\n[1] completed #0 (base)\n"
+    assert res.entries[0].run().status == "completed"
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"jobs": 0}, "jobs must be a positive integer, got 0"),
+    ({"threads": 1.5}, "threads must be a positive integer, got 1.5"),
+    ({"executor": "dask"}, "executor must be one of local, ray, got 'dask'"),
+    ({"max_members": 0}, "max_members must be a positive integer, got 0"),
+    ({"split_stacks": "sometimes"}, "split_stacks must be one of when-idle, never, got 'sometimes'"),
+    ({"cpus_per_task": "2"}, "cpus_per_task must be a number, got '2'"),
+    ({"overrides": ["seed=1"]}, "overrides must be a mapping of dotted config keys to values"),
+    ({"address": "auto"}, "address applies to executor ray"),
+    ({"executor": "ray", "threads": 2},
+     "threads applies to the local executor; Ray tasks use cpus_per_task"),
+    ({"executor": "ray", "cpus_per_task": 0}, "cpus_per_task must be > 0, got 0.0"),
+    ({"batch_file": None}, "give a batch file or resume BATCH_DIR (one of them)"),
+    ({"resume": "nothere"}, "give a batch file or resume BATCH_DIR (one of them)"),
+    ({"batch_file": None, "resume": "nothere", "overrides": {"seed": 1}, "new": True},
+     "overrides, new cannot change a batch being resumed; run the batch file instead"),
+    ({"batch_file": None, "resume": "nothere"}, "resume: no such batch folder: nothere"),
+    ({"batch_file": 3}, "batch_file must be a file (str or Path), got 3"),
+])
+def test_api_errors_name_the_parameter_and_write_nothing(tmp_path, kwargs, message):
+    f = write_batch(tmp_path / "b.yaml", {"name": "x", "grid": {"loss.name": ["ce", "mse"]}})
+    kwargs = {"batch_file": f, **kwargs}
+    with pytest.raises(ce_lab.ParamError) as e:
+        ce_lab.batch(kwargs.pop("batch_file"), **kwargs)
+    assert str(e.value).startswith(message)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.yaml"]
+
+
+def test_a_bad_override_or_progress_is_refused_before_anything_is_written(tmp_path):
+    f = write_batch(tmp_path / "b.yaml", {"name": "x"})
+    with pytest.raises(ce_lab.ConfigError, match="unknown key 'optim.lrr'"):
+        ce_lab.batch(f, overrides={"optim.lrr": 0.5})
+    with pytest.raises(ce_lab.UsageError, match="progress must be auto, bar, plain or none"):
+        ce_lab.batch(f, progress="loud")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.yaml"]
+
+
+def test_batch_is_a_function_with_a_real_signature_after_the_package_loads():
+    import ce_lab.batches.execute  # noqa: F401  (the package must not shadow the function)
+
+    assert inspect.isfunction(ce_lab.batch)
+    params = inspect.signature(ce_lab.batch).parameters
+    assert {"batch_file", "resume", "overrides", "jobs", "executor", "dry_run"} <= set(params)
+    assert params["executor"].default == "local" and params["dry_run"].default is False
+    assert params["jobs"].kind is inspect.Parameter.KEYWORD_ONLY
+    assert ce_lab.batch.__doc__ and "ce-lab batch" in ce_lab.batch.__doc__
+
+
+def test_ctrl_c_raises_interrupted_naming_the_folder_and_resume_finishes_it(tiny_mnist, tmp_path):
+    """SIGTERM (as Ctrl-C) once an entry runs: the workers stop, Interrupted names the batch
+    folder, and batch(resume=...) trains what is left."""
+    import json
+    import os
+    import signal
+    import threading
+
+    f = write_batch(tmp_path / "b.yaml", {
+        "name": "stop", "base": tiny_base(tiny_mnist, epochs=2), "grid": {"loss.name": ["ce"]},
+        "seeds": [0, 1]})
+    late: list[int] = []
+    # A signal after the batch restored this handler is recorded instead of ending pytest.
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: late.append(signum))
+    stop = threading.Event()
+
+    def interrupt_once_running() -> None:
+        while not stop.wait(0.05):
+            for state in tmp_path.glob("runs/batch-stop-*/batch.json"):
+                try:
+                    entries = json.loads(state.read_text())["entries"]
+                except (OSError, ValueError):
+                    continue
+                if any(e["status"] == "running" for e in entries):
+                    os.kill(os.getpid(), signal.SIGTERM)
+                    return
+
+    watcher = threading.Thread(target=interrupt_once_running, daemon=True)
+    watcher.start()
+    try:
+        with pytest.raises(ce_lab.Interrupted) as e:
+            ce_lab.batch(f, plots=False)
+    finally:
+        stop.set()
+        watcher.join()
+        signal.signal(signal.SIGTERM, previous)
+    assert not late
+    batch_dir = only_batch_dir(Path("runs"))  # relative: the default out_dir, in the cwd
+    assert e.value.comp_dir == batch_dir and e.value.exit_code == 130
+    assert f"ce_lab.batch(resume={str(batch_dir)!r})" in str(e.value)
+    assert not (batch_dir / "table.csv").exists()  # nothing compared
+    done = ce_lab.batch(resume=batch_dir, plots=False)
+    assert done.exit_code == 0 and [x.status for x in done.entries] == ["completed"] * 2
+    assert done.ran >= 1 and (batch_dir / "table.csv").is_file()
