@@ -5,8 +5,8 @@ rate, momentum, Nesterov flag, weight decay, betas and schedule: every hyperpara
 tensor, viewed as (M, 1, ...) against each parameter, inside the same element-wise update. Each
 member's arithmetic is the one torch.optim's foreach implementation does for a lone model with
 those settings, kernel for kernel (add with alpha and addcmul round alike: both fuse the multiply
-into the add), so a member trains bit for bit as it would alone, and a lone run (M = 1) as with
-torch.optim; tests/test_optim.py checks both.
+into the add), so a member's update is bit for bit the one it would get alone, and a lone run
+(M = 1) updates as with torch.optim; tests/test_optim.py checks both.
 
 Values that change with the step (the schedule's lr, Adam's bias corrections, AdamW's decay
 factor) are computed on the host in float64, as torch.optim computes them, for ``CHUNK`` steps at

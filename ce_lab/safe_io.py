@@ -14,8 +14,8 @@ import errno
 import json
 import math
 import os
+import secrets
 import stat
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -134,13 +134,33 @@ def finite_or_none(value: Any) -> Any:
     return value
 
 
+def new_temp_file(path: Path, suffix: str) -> tuple[int, Path]:
+    """A new file beside ``path``, ``.NAME.<random>SUFFIX``, opened for writing: (fd, its path).
+
+    Its mode is what every file ce-lab creates gets, 0666 less the umask (and a folder's default
+    ACL), applied by the kernel when O_CREAT makes it, as for metrics.csv, so the file renamed
+    over ``path`` is as readable as a shared results folder's umask says. tempfile.mkstemp would
+    make it 0600. Nor is the umask read to chmod it: os.umask can only read it by setting it, and
+    for that instant every other thread of the process would create files with the wrong mode.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(
+        os, "O_BINARY", 0)
+    for _ in range(100):  # O_EXCL: a name another writer took is tried again, never reused
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}{suffix}"
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temp file name", str(path.parent))
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a temp file in the same folder and rename it over ``path``: a reader sees the old
     file or the new one, never half of one. An OSError (a full disk, a read-only folder) removes
     the temp file and raises WriteError, one line naming ``path``; the old file stays as it was."""
     path = Path(path)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = new_temp_file(path, ".tmp")
     except OSError as e:
         raise WriteError(os_error_text(e, path)) from None
     try:

@@ -4,7 +4,11 @@ cache, runs) pointed at a temp folder.
 ``pytest --device cuda|mps|cpu`` (default cpu): the training, backprop, optimizer and loss tests
 (``DEVICE_MODULES``) run on that torch device, and skip with a reason where it is absent. Bit for
 bit promises hold on the CPU; elsewhere kernels may reduce in another order for another shape,
-so those tests compare within float32 tolerances there (``assert_same``).
+so those tests compare within float32 tolerances there (``assert_same``). A fused member equals
+its lone run to the bit on the CPU in evaluation (given the same weights) always, by
+construction, and in training wherever ``stack_trains_exactly`` finds the step slice-exact on the
+machine running the tests; elsewhere within float32 tolerances (README, "Comparing losses
+fairly").
 
 Shared fixtures (use them instead of a module-level copy):
 - ``tiny_mnist``: the root of a tiny, learnable MNIST (tests/mnist_fixture.py), session-wide.
@@ -69,6 +73,43 @@ def pytest_collection_modifyitems(config, items):
 def device() -> str:
     """The torch device the device tests run on (``--device``)."""
     return TEST_DEVICE
+
+
+def stack_trains_exactly(cfgs, data) -> bool:
+    """Whether, here (this CPU, these threads), two training steps of a stack of ``cfgs`` leave
+    every member's loss and weights bit for bit where its lone steps leave them, at the batch
+    sizes a run on ``data`` takes (a full batch and an epoch's short last one).
+
+    Evaluation is a lone run's by construction (``Stack.evaluate``), but training is not: a
+    member's slice of the stack's wide and batched products, and of the bias sum over the wide
+    first layer, is its lone call's only where the BLAS and torch's kernels pick the same blocking,
+    vector tails and alignment for it (README, "Comparing losses fairly"). The fusion tests assert
+    bit-equal columns where this holds and float32 tolerances where it does not.
+    """
+    import torch
+
+    from ce_lab.training.stack import Stack, loss_group_key
+
+    if TEST_DEVICE != "cpu":
+        return False
+    cfgs = sorted(cfgs, key=loss_group_key)  # the loop's order (ce_lab.training.loop)
+    n, n_in, n_out = data.train_x.shape[0], data.spec.n_inputs, data.spec.n_classes
+    bs = cfgs[0].train.batch_size
+    dev, gen = torch.device("cpu"), torch.Generator().manual_seed(0)
+    same = lambda a, b: bool(((a == b) | (a.isnan() & b.isnan())).all())  # noqa: E731
+    for b in {min(bs, n), n % bs or bs}:
+        batches = [(torch.rand(b, n_in, generator=gen), torch.randint(0, n_out, (b,), generator=gen))
+                   for _ in range(2)]
+        stacks = [Stack(cfgs, dev, 2, n_in, n_out)] + [Stack([c], dev, 2, n_in, n_out) for c in cfgs]
+        with torch.no_grad():  # as the loop steps
+            losses = [[s.step(x, y, i, log_now=False)[0] for i, (x, y) in enumerate(batches)]
+                      for s in stacks]
+        for k, lone in enumerate(stacks[1:]):
+            if not all(same(f[k : k + 1], a) for f, a in zip(losses[0], losses[k + 1])):
+                return False
+            if not all(same(p[k : k + 1], q) for p, q in zip(stacks[0].params, lone.params)):
+                return False
+    return True
 
 
 def assert_same(a, b, msg=None) -> None:

@@ -105,15 +105,18 @@ def test_a_run_writes_calibration_and_test_logits_that_recompute_by_hand(cfg, da
 def test_the_logits_of_a_fused_member_are_its_lone_runs(cfg, data):  # noqa: F811
     cfgs = [with_overrides(cfg, {"loss.name": n}) for n in ("ce", "mse", "focal")]
     fused = train_paired(cfgs, data=data)
+    exact = conftest.stack_trains_exactly(cfgs, data)  # else the weights differ in the last bits
     for c, out in zip(cfgs, fused):
         alone = train(c, data=data)
         a, b = np.load(out.run_dir / "test_logits.npz"), np.load(alone.run_dir / "test_logits.npz")
-        if conftest.TEST_DEVICE == "cpu":
+        if exact:
             assert np.array_equal(a["logits"], b["logits"])
             cols = ("val_ece", "val_nll", "val_brier")
             got = [[r[k] for k in cols] for r in rows(out.run_dir / "eval.csv")]
             assert got == [[r[k] for k in cols] for r in rows(alone.run_dir / "eval.csv")]
             assert out.summary["final"] == alone.summary["final"]
+        else:  # float32 rounding, grown over the run
+            np.testing.assert_allclose(a["logits"], b["logits"], rtol=1e-3, atol=1e-4)
 
 
 def test_a_run_that_does_not_complete_saves_no_test_logits(cfg, data):  # noqa: F811

@@ -201,7 +201,7 @@ def locked(batch_dir: Path):
     path = Path(batch_dir) / LOCK
     for _ in range(3):
         try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)  # less the umask
         except FileExistsError:
             from ce_lab.errors import CeLabError
             from ce_lab.safe_io import read_limited_text

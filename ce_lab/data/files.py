@@ -9,7 +9,6 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -66,22 +65,17 @@ def raw_dir(root: Path) -> Path:
 # Writing
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
-    os.umask(mask)
-    return mask
-
-
 def atomic_write(path: Path, chunks: bytes | Iterable[bytes]) -> None:
     """Write to a temp name in the same folder, fsync, then rename: never a half-written file.
 
     On any failure (including KeyboardInterrupt) the temp file is removed and ``path`` is untouched.
     """
+    from ce_lab.safe_io import new_temp_file  # 0666 less the umask, as any new file
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    fd, tmp = new_temp_file(path, ".part")
     try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a cache file is an ordinary file
         with os.fdopen(fd, "wb") as f:
             for chunk in [chunks] if isinstance(chunks, (bytes, bytearray, memoryview)) else chunks:
                 f.write(chunk)

@@ -63,7 +63,9 @@ class RunLock:
         for _ in range(10):
             try:
                 if fcntl is not None:
-                    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+                    # 0666 less the umask, as every file (a shared folder's group can take over a
+                    # stale lock)
+                    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
                     try:
                         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                     except BlockingIOError:
@@ -81,7 +83,7 @@ class RunLock:
                     os.ftruncate(fd, 0)
                 else:
                     try:
-                        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+                        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
                     except FileExistsError:
                         owner = _owner_text(path)
                         if owner and owner_alive(owner):

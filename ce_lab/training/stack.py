@@ -207,6 +207,7 @@ class Stack:
         self.squashes = [get_loss(c.loss.name).squashes_sigmoid for c in self.cfgs]
         self.grad_stats = cfg.log.grad_stats
         self._stopped: Tensor | None = None  # (M, 1, 1) bool, once a member has stopped
+        self._solo: StackedMLP | None = None  # one member's copy, for evaluation (M > 1)
         # What a logged step computes, before and after the update: every registered metric a
         # member of this stack writes.
         logged = [m for m in metrics.LOGGED_METRICS if m.compute is not None and When.LOG in m.when
@@ -308,28 +309,65 @@ class Stack:
 
     # --- evaluation --------------------------------------------------------------------------
 
+    def _member_model(self, k: int) -> StackedMLP:
+        """Member ``k`` as a model of one member: a lone run's own model; in a stack, a one-member
+        model (built once) holding a copy of member k's weights, in a lone run's layout."""
+        if self.M == 1:
+            return self.model
+        if self._solo is None:
+            self._solo = StackedMLP(1, self.model.sizes, self.model.activation.name).to(
+                self.params[0].device)
+        for solo, layer in zip(self._solo.layers(), self.model.layers()):
+            solo.weight.copy_(layer.weight[k : k + 1])
+            solo.bias.copy_(layer.bias[k : k + 1])
+        return self._solo
+
     @torch.no_grad()
     def evaluate(self, x: Tensor, y: Tensor, chunk: int, keep_logits: bool = False) -> Evaluation:
         """Mean loss, accuracy and calibration of every member over (x, y), in chunks; with
-        ``keep_logits``, the logits too."""
-        losses, correct, sizes, sums, kept = [], [], [], [], []
-        for i in range(0, x.shape[0], chunk):
-            xb, yb = x[i : i + chunk], y[i : i + chunk]
-            logits = self.model(xb)
-            # Each loss over its members' slice at once (a loop over slices where it has no
-            # stacked form): the batch mean of each slice, as the 2-D call on it gives.
-            per = [g.fn(logits[g.start : g.stop], yb) for g in self.groups]
-            losses.append(per[0] if len(per) == 1 else torch.cat(per))
-            correct.append((logits.argmax(-1) == yb).sum(-1))
-            sums.append(calibration.chunk_sums(logits, yb))
-            sizes.append(xb.shape[0])
+        ``keep_logits``, the logits too.
+
+        Member by member, each through the very calls, shapes and layouts of a lone run's
+        evaluation (``_member_model``), so a fused member's numbers are its lone run's by
+        construction on any CPU and any number of threads. One call for the whole stack would
+        not be: a BLAS may pick another kernel, blocking or thread split for a wider product or a
+        batch of M products than for one (oneMKL runs a batched GEMM for M > 1, a plain one for
+        M = 1), torch splits a long sum across threads at other points, and on an Intel Xeon
+        (AVX-512) that moved ``val_loss`` in the 7th digit. Training keeps its stacked products,
+        bit for bit a lone run's only where the kernels allow (README, "Comparing losses fairly").
+        An evaluation is not per step: the loop over members costs little.
+        """
+        fns = [g.fn for g in self.groups for _ in range(g.start, g.stop)]
+        losses, correct, sums, kept = [], [], [], []
+        for k in range(self.M):
+            model = self._member_model(k)
+            loss_k, correct_k, sums_k, kept_k = [], [], [], []
+            for i in range(0, x.shape[0], chunk):
+                xb, yb = x[i : i + chunk], y[i : i + chunk]
+                logits = model(xb)  # (1, B, C)
+                loss_k.append(fns[k](logits, yb))
+                correct_k.append((logits.argmax(-1) == yb).sum(-1))
+                sums_k.append(calibration.chunk_sums(logits, yb))
+                if keep_logits:
+                    kept_k.append(logits)
+            losses.append(torch.stack(loss_k))
+            correct.append(torch.stack(correct_k))
+            sums.append(torch.stack(sums_k))
             if keep_logits:
-                kept.append(logits)
-        # One transfer per evaluation (a sync point); sums in float64 on the CPU, which MPS lacks.
-        losses_cpu = torch.stack(losses).cpu().double()
+                kept.append(torch.cat(kept_k, 1))
+        # One transfer of each per evaluation (a sync point); sums in float64 on the CPU, which MPS
+        # lacks. Each member's (chunks, 1) values are then reduced as a lone run reduces its own.
+        losses_cpu = torch.stack(losses).cpu().double()  # (M, chunks, 1)
         correct_cpu = torch.stack(correct).cpu().double()
-        w = torch.tensor(sizes, dtype=torch.float64).unsqueeze(1)
+        sums_cpu = torch.stack(sums).cpu().double()  # (M, chunks, 1, SUMS)
         n = x.shape[0]
-        values, tables = calibration.finish(torch.stack(sums).cpu().double().sum(0), n)
-        return Evaluation(((losses_cpu * w).sum(0) / n).tolist(), (correct_cpu.sum(0) / n).tolist(),
-                          values, tables, torch.cat(kept, 1).cpu() if keep_logits else None)
+        w = torch.tensor([min(chunk, n - i) for i in range(0, n, chunk)],
+                         dtype=torch.float64).unsqueeze(1)
+        ev = Evaluation([], [], [], [], torch.cat(kept).cpu() if keep_logits else None)
+        for k in range(self.M):
+            ev.losses += ((losses_cpu[k] * w).sum(0) / n).tolist()
+            ev.accs += (correct_cpu[k].sum(0) / n).tolist()
+            values, tables = calibration.finish(sums_cpu[k].sum(0), n)
+            ev.calibration += values
+            ev.reliability += tables
+        return ev
