@@ -10,7 +10,8 @@ into the add), so a member's update is bit for bit the one it would get alone, a
 
 Values that change with the step (the schedule's lr, Adam's bias corrections, AdamW's decay
 factor) are computed on the host in float64, as torch.optim computes them, for ``CHUNK`` steps at
-a time, and copied to the device once per chunk: the step itself reads nothing back.
+a time, and copied to the device once per chunk, on CUDA asynchronously (from pinned memory): the
+step itself neither reads anything back nor waits for a copy.
 """
 
 from __future__ import annotations
@@ -116,11 +117,20 @@ class StackedOptimizer:
         if not (0 <= step - self._chunk_start < CHUNK) or self._chunk_start < 0:
             rows = [self._step_values(s, self.steps_taken + (s - step))
                     for s in range(step, step + CHUNK)]
-            self._chunk = {k: torch.tensor([r[k] for r in rows], dtype=self.params[0].dtype)
-                           .to(self.device) for k in rows[0]}
+            self._chunk = {k: self._to_device(torch.tensor([r[k] for r in rows],
+                                                           dtype=self.params[0].dtype))
+                           for k in rows[0]}
             self._chunk_start = step
         i = step - self._chunk_start
         return {k: v[i] for k, v in self._chunk.items()}
+
+    def _to_device(self, table: Tensor) -> Tensor:
+        """The host table on the device without a sync: on CUDA a plain copy from pageable memory
+        waits for the copy (cudaMemcpy + stream sync), one from pinned memory does not (the
+        caching host allocator keeps the pinned block until the copy is done)."""
+        if self.device.type == "cuda":
+            return table.pin_memory().to(self.device, non_blocking=True)
+        return table.to(self.device)
 
     def _per_param(self, row: Tensor) -> list[Tensor]:
         """An (M,) row viewed as (M, 1, ...) against each parameter."""

@@ -66,7 +66,9 @@ def stacked(core: Callable[..., tuple[Tensor, ...]]) -> Callable[..., Any]:
             b, c = logits.shape[-2:]
             z = logits if logits.dim() == 3 else logits.reshape(-1, b, c)
             k = z.shape[0]
-            if k * b * c < GRAIN:
+            # Chunks keep a CPU's thread split as a 2-D call's; elsewhere they would only add
+            # launches (K / 51 of each kernel for batches of 64 x 10), so a stack is one chunk.
+            if k * b * c < GRAIN or not z.is_cpu:
                 outs = tuple(o.contiguous() for o in stacked_chunk(core, z, targets, cfg))
             else:
                 per = max(1, (GRAIN - 1) // (b * c))
@@ -124,6 +126,8 @@ def nll_mean(log_p: Tensor, targets: Tensor) -> Tensor:
 
     if log_p.dim() == 2:
         return F.nll_loss(log_p, targets)
+    if not log_p.is_cpu:  # bit identity is a CPU promise: one gather and one mean for the stack
+        return log_p.gather(-1, target_index(log_p, targets)).squeeze(-1).mean(-1).neg()
     if log_p.shape[0] <= NLL_PER_SLICE:  # each a few microseconds; the replay costs ~40 ops
         return torch.stack([F.nll_loss(one, targets) for one in log_p.unbind(0)])
     return nll_mean_replayed(log_p, targets)
