@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ce_lab.errors import CeLabError, UsageError, require
 from ce_lab.runs.files import EVALS, METRICS
+from ce_lab.threads import with_threads
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -151,15 +152,18 @@ def _base_config(config: str | Path | RunConfig | None, overrides: Mapping[str, 
     return with_overrides(cfg, given) if given else cfg
 
 
+@with_threads
 def train(loss: str | None = None, *, epochs: int | None = None, max_steps: int | None = None,
           lr: float | None = None, optimizer: str | None = None, batch_size: int | None = None,
           seed: int | None = None, device: str | None = None, out_dir: str | Path | None = None,
           data_dir: str | Path | None = None, overrides: Mapping[str, Any] | None = None,
-          config: str | Path | RunConfig | None = None, progress: str | None = None) -> Run:
+          config: str | Path | RunConfig | None = None, progress: str | None = None,
+          threads: int | None = None) -> Run:
     """Train one run, as ``ce-lab train`` does; returns its Run.
 
     A completed, diverged or interrupted run is returned (``run.status`` says which); a failed one
     raises RunFailed. Bad config: ConfigError / UsageError before anything is written.
+    ``threads``: torch's CPU threads, as ``--threads`` (default: the policy of ``ce_lab.threads``).
     """
     from ce_lab.config import keyword_overrides
     from ce_lab.training.run import train as train_one
@@ -171,7 +175,8 @@ def train(loss: str | None = None, *, epochs: int | None = None, max_steps: int 
     return _finished(outcome)
 
 
-def resume(run_dir: str | Path, *, progress: str | None = None) -> Run:
+@with_threads
+def resume(run_dir: str | Path, *, progress: str | None = None, threads: int | None = None) -> Run:
     """Continue an interrupted run from its checkpoint, as ``ce-lab train --resume``."""
     from ce_lab.training.run import resume as resume_one
 
@@ -260,6 +265,7 @@ def _seed_list(seeds: Sequence[int] | int | None) -> list[int] | None:
     return parse_seeds(",".join(str(s) for s in seeds))
 
 
+@with_threads
 def compare(losses: Sequence[str] | str = DEFAULT_LOSSES, *, seeds: Sequence[int] | int | None = None,
             epochs: int | None = None, max_steps: int | None = None, lr: float | None = None,
             optimizer: str | None = None, batch_size: int | None = None,
@@ -268,10 +274,10 @@ def compare(losses: Sequence[str] | str = DEFAULT_LOSSES, *, seeds: Sequence[int
             loss_overrides: Mapping[str, Mapping[str, Any]] | None = None,
             config: str | Path | RunConfig | None = None, reference: str | None = None,
             sort: str | None = None, plots: bool = True, max_members: int | None = None,
-            progress: str | None = None) -> Comparison:
+            progress: str | None = None, threads: int | None = None) -> Comparison:
     """Train ``losses`` for every seed fused (same weights, same batches), as ``ce-lab compare``,
     and write the comparison folder; ``loss_overrides={"mse": {"optim.lr": 0.5}}`` is
-    ``--set-loss``. Raises CeLabError when no run finished."""
+    ``--set-loss``; ``threads`` is ``--threads``. Raises CeLabError when no run finished."""
     from ce_lab.comparison.build import check_sort_key
     from ce_lab.comparison.compare import build_configs, parse_losses, train_and_compare
     from ce_lab.config import keyword_overrides

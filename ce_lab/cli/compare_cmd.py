@@ -21,6 +21,7 @@ from ce_lab.cli._common import (
     OutDirOpt,
     ProgressMode,
     SetOpt,
+    ThreadsOpt,
     cli_errors,
     console,
     err_console,
@@ -186,6 +187,7 @@ def compare(
     select: SelectOpt = None,
     tune_seeds: TuneSeedsOpt = None,
     best_of: BestOfOpt = None,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Train every loss (and seed) under identical conditions; show the table, plots, report.md.
 
@@ -200,6 +202,9 @@ def compare(
     --best-of optim.lr: each loss at its own best rate among them).
     A missing, unfinished or corrupt run folder is skipped with one line.
     """
+    from ce_lab import threads as thread_policy
+
+    thread_policy.configure(threads)  # before torch is imported: its threads then wait passively
     from ce_lab.comparison import compare as comparing
     from ce_lab.comparison.build import check_sort_key
     from ce_lab.config import keyword_overrides, resolve_config
@@ -225,7 +230,8 @@ def compare(
                          "--config": config, "--set": set_, "--epochs": epochs,
                          "--max-steps": max_steps, "--lr": lr, "--optimizer": optimizer,
                          "--batch-size": batch_size, "--device": device, "--data-dir": data_dir,
-                         "--max-members": None if max_members == DEFAULT_MAX_MEMBERS else max_members}
+                         "--max-members": None if max_members == DEFAULT_MAX_MEMBERS else max_members,
+                         "--threads": threads}
         # Given means not None: --epochs 0 and --lr 0 are options given too.
         given = [name for name, v in training_only.items() if v is not None and v != []]
         if given:
