@@ -28,10 +28,11 @@ def cpu_model() -> str:
 
 
 def set_threads(threads: int | None) -> None:
-    import torch
+    """--threads N, or None for ce-lab's thread policy (ce_lab/threads.py), as the commands do;
+    call before torch is imported, so that its threads wait passively as they do there."""
+    from ce_lab import threads as thread_policy
 
-    if threads is not None:
-        torch.set_num_threads(threads)
+    thread_policy.configure(threads)
 
 
 def load_average() -> list[float] | None:
@@ -45,15 +46,20 @@ def hardware() -> dict[str, Any]:
     """What the timings depend on; printed and stored with every result."""
     import torch
 
+    from ce_lab import threads as thread_policy
+
     try:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:
         usable = os.cpu_count()
+    decision = thread_policy.current()  # what the next stack will train with (the load now)
     return {
         "cpu": cpu_model(),
         "logical_cpus": os.cpu_count(),
         "usable_cpus": usable,
-        "torch_threads": torch.get_num_threads(),
+        "torch_threads": decision.threads,
+        "torch_threads_source": decision.source,
+        "omp_wait_policy": os.environ.get(thread_policy.WAIT_ENV, "libgomp default"),
         "torch": torch.__version__,
         "python": platform.python_version(),
         "platform": platform.platform(),
@@ -63,7 +69,8 @@ def hardware() -> dict[str, Any]:
 
 def describe_hardware(hw: Mapping[str, Any]) -> str:
     return (f"CPU: {hw['cpu']} ({hw['usable_cpus']} usable of {hw['logical_cpus']} logical CPUs), "
-            f"torch {hw['torch']} with {hw['torch_threads']} intra-op thread(s), "
+            f"torch {hw['torch']} with {hw['torch_threads']} intra-op thread(s) "
+            f"({hw['torch_threads_source']}, OMP_WAIT_POLICY {hw['omp_wait_policy']}), "
             f"Python {hw['python']}; load average (1/5/15 min) {hw['load_average_1_5_15min']}")
 
 

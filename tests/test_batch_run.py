@@ -87,10 +87,11 @@ def test_parallel_jobs_train_fused_entries_into_distinct_folders_and_compare(tin
     # Same seed, other loss: trained fused with each other.
     meta0 = json.loads((dirs[0] / "meta.json").read_text())  # ce, seed 0
     assert meta0["fused_with"] == [dirs[2].name]  # mse, seed 0
-    # Two workers, the two cores divided between them.
+    # Two workers, the two cores divided between them: the thread policy decides within a share.
     tasks = [json.loads(p.read_text()) for p in (batch_dir / "logs").glob("*.task.json")]
     assert len(tasks) == 2
-    assert {t["threads"] for t in tasks} == {max(1, len(os.sched_getaffinity(0)) // 2)}
+    assert {t["threads"] for t in tasks} == {None}
+    assert {t["share"] for t in tasks} == {max(1, len(os.sched_getaffinity(0)) // 2)}
     assert (batch_dir / "batch.yaml").read_text() == f.read_text()
     # The comparison, grouped by loss (seeds aggregated), in the output and the batch folder.
     assert (batch_dir / "report.md").is_file() and (batch_dir / "table.csv").is_file()

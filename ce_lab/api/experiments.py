@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ce_lab.api.reading import Run, _pandas, _path, _paths
 from ce_lab.errors import CeLabError, ParamError, UsageError
 from ce_lab.losses import DEFAULT_LOSSES
+from ce_lab.threads import with_threads
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -78,15 +79,18 @@ def _base_config(config: str | Path | RunConfig | None, overrides: Mapping[str, 
     return with_overrides(cfg, given) if given else cfg
 
 
+@with_threads
 def train(loss: str | None = None, *, epochs: int | None = None, max_steps: int | None = None,
           lr: float | None = None, optimizer: str | None = None, batch_size: int | None = None,
           seed: int | None = None, device: str | None = None, out_dir: str | Path | None = None,
           data_dir: str | Path | None = None, overrides: Mapping[str, Any] | None = None,
-          config: str | Path | RunConfig | None = None, progress: str | None = None) -> Run:
+          config: str | Path | RunConfig | None = None, progress: str | None = None,
+          threads: int | None = None) -> Run:
     """Train one run, as ``ce-lab train`` does; returns its Run.
 
     A completed, diverged or interrupted run is returned (``run.status`` says which); a failed one
     raises RunFailed. Bad config: ConfigError / UsageError before anything is written.
+    ``threads``: torch's CPU threads, as ``--threads`` (default: the policy of ``ce_lab.threads``).
     """
     from ce_lab.config import keyword_overrides
     from ce_lab.data.fetch import warn_fetch
@@ -102,7 +106,8 @@ def train(loss: str | None = None, *, epochs: int | None = None, max_steps: int 
     return _finished(outcome)
 
 
-def resume(run_dir: str | Path, *, progress: str | None = None) -> Run:
+@with_threads
+def resume(run_dir: str | Path, *, progress: str | None = None, threads: int | None = None) -> Run:
     """Continue an interrupted run from its checkpoint, as ``ce-lab train --resume``."""
     from ce_lab.lab import check_resume, resume_run
 
@@ -189,6 +194,7 @@ class Comparison:
         return f"Comparison({self.group!r}, runs={len(self.runs)}, reference={self.reference!r})"
 
 
+@with_threads
 def compare(losses: Sequence[str] | str = DEFAULT_LOSSES, *, seeds: Sequence[int] | int | None = None,
             epochs: int | None = None, max_steps: int | None = None, lr: float | None = None,
             optimizer: str | None = None, batch_size: int | None = None,
@@ -199,7 +205,7 @@ def compare(losses: Sequence[str] | str = DEFAULT_LOSSES, *, seeds: Sequence[int
             sort: str | None = None, plots: bool = True, max_members: int | None = None,
             tune_lr: bool = False, lr_grid: Sequence[float] | None = None,
             select: str | None = None, tune_seeds: Sequence[int] | int | None = None,
-            progress: str | None = None) -> Comparison:
+            progress: str | None = None, threads: int | None = None) -> Comparison:
     """Train ``losses`` for every seed fused (same weights, same batches), as ``ce-lab compare``,
     and write the comparison folder; ``loss_overrides={"mse": {"optim.lr": 0.5}}`` is
     ``--set-loss``.
@@ -207,7 +213,8 @@ def compare(losses: Sequence[str] | str = DEFAULT_LOSSES, *, seeds: Sequence[int
     ``tune_lr=True`` first tunes each loss's own learning rate on the validation split, as
     ``--tune-lr``: every loss at every rate of ``lr_grid`` (default half-decades 0.01..10) on
     ``tune_seeds`` (default one seed not among ``seeds``), chosen by ``select`` ("auc", the
-    default, or "final-val-acc"); ``Comparison.tuned`` holds the chosen rates.
+    default, or "final-val-acc"); ``Comparison.tuned`` holds the chosen rates. ``threads`` is
+    ``--threads``.
 
     Raises ParamError (a UsageError) naming the parameter for a bad argument, before anything
     is written; Interrupted (with ``.comp_dir``; ``resume_comparison`` finishes it) on Ctrl-C;
@@ -230,7 +237,9 @@ def compare(losses: Sequence[str] | str = DEFAULT_LOSSES, *, seeds: Sequence[int
     return _trained(run_comparison(request, reporter=_reporter(progress)))
 
 
-def resume_comparison(comp_dir: str | Path, *, progress: str | None = None) -> Comparison:
+@with_threads
+def resume_comparison(comp_dir: str | Path, *, progress: str | None = None,
+                      threads: int | None = None) -> Comparison:
     """Finish an interrupted ``compare`` (as ``ce-lab compare --resume``): members that ended
     are kept, interrupted ones resume from their checkpoints, the rest train; the comparison's
     numbers are those an uninterrupted one would have had."""

@@ -23,18 +23,13 @@ from typing import IO, Any
 from ce_lab.batches.store import LOGS
 from ce_lab.batches.worker import PARENT_ENV
 from ce_lab.runs.folder import Status
-
-
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+from ce_lab.threads import child_env, usable_cpus
 
 
 def threads_per_job(jobs: int) -> int:
-    """Torch threads for each of ``jobs`` concurrent workers: the cores divided between them."""
-    return max(1, available_cores() // max(1, jobs))
+    """The most torch threads each of ``jobs`` concurrent workers takes by default: the usable
+    cores divided between them (within that, ``ce_lab.threads`` decides)."""
+    return max(1, usable_cpus() // max(1, jobs))
 
 
 @dataclass
@@ -54,7 +49,8 @@ class LocalExecutor:
     def __init__(self, batch_dir: Path, jobs: int = 1, threads: int | None = None):
         self.jobs = max(1, jobs)
         self.capacity = self.jobs
-        self.threads = threads if threads else threads_per_job(self.jobs)
+        self.threads = threads  # --threads: exactly this many per job; None: the policy's choice
+        self.share = threads_per_job(self.jobs)
         self.work_dir = Path(batch_dir) / LOGS
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self._running: list[_Running] = []
@@ -66,17 +62,16 @@ class LocalExecutor:
         return self.work_dir / f"{task['task_id']}.log"
 
     def start(self, task: dict[str, Any]) -> None:
-        task = {**task, "threads": self.threads}
+        task = {**task, "threads": self.threads, "share": self.share}
         task_path = self.work_dir / f"{task['task_id']}.task.json"
         result_path = self.work_dir / f"{task['task_id']}.result.json"
         result_path.unlink(missing_ok=True)
         task_path.write_text(json.dumps(task, indent=2), encoding="utf-8")
         log_path = self.log_path(task)
         log_file = open(log_path, "ab")
-        env = dict(os.environ)
-        # Native thread pools read these at import; torch.set_num_threads in the worker too.
-        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-            env[var] = str(self.threads)
+        # The wait policy (and an explicit --threads) for the native thread pools, which read
+        # them when they load; the worker applies the same policy to torch (ce_lab.threads).
+        env = {**os.environ, **child_env(self.threads)}
         env["PYTHONUNBUFFERED"] = "1"
         env[PARENT_ENV] = str(os.getpid())  # the worker stops when this process is gone
         proc = subprocess.Popen(

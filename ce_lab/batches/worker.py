@@ -82,10 +82,11 @@ def _results(task: dict[str, Any], status: Status, error: str | None,
 def run_task(task: dict[str, Any], reporter=None) -> list[dict[str, Any]]:
     """Run one task in this process; never raises for a failed run (it is a result)."""
     try:
-        import torch
+        from ce_lab import threads
 
-        if task.get("threads"):
-            torch.set_num_threads(int(task["threads"]))
+        # Before torch is imported: --threads (or Ray's CPUs per task), else the policy within
+        # this job's share of the CPUs.
+        threads.configure(task.get("threads") or None, task.get("share"))
         from ce_lab import training
         from ce_lab.config import validate
 

@@ -109,6 +109,11 @@ MaxMembersOpt = Annotated[
                  "linearly with it; see the README's 'Comparing losses fairly'.",
                  show_default=False),
 ]
+ThreadsOpt = Annotated[
+    int | None,
+    typer.Option("--threads", min=1, help="Torch CPU threads (default: OMP_NUM_THREADS if set, else "
+                 "the usable CPUs less those other processes keep busy; idle threads sleep)."),
+]
 DataDirOpt = Annotated[
     Path | None,
     typer.Option("--data-dir", help="MNIST cache folder (data.root; default: $CE_LAB_DATA_DIR, "

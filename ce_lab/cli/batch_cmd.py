@@ -172,8 +172,8 @@ def batch(
     ] = None,
     threads: Annotated[
         int | None,
-        typer.Option("--threads", min=1, help="Torch threads per local job (default: the CPU "
-                     "cores divided by --jobs)."),
+        typer.Option("--threads", min=1, help="Torch threads per local job (default: as train "
+                     "chooses them, at most the CPU cores divided by --jobs)."),
     ] = None,
     executor: Annotated[
         ExecutorKind,

@@ -21,6 +21,7 @@ from ce_lab.cli._common import (
     OutDirOpt,
     ProgressOpt,
     SetOpt,
+    ThreadsOpt,
     cli_errors,
     console,
     err_console,
@@ -191,6 +192,7 @@ def compare(
                      "kept, interrupted ones resume from their checkpoints, the rest train; "
                      "then the comparison is written.", show_default=False),
     ] = None,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Train every loss (and seed) under identical conditions; show the table, plots, report.md.
 
@@ -208,6 +210,9 @@ def compare(
     Ctrl-C stops a training comparison with one line naming how to continue it:
     --resume COMPARISON_DIR.
     """
+    from ce_lab import threads as thread_policy
+
+    thread_policy.configure(threads)  # before torch is imported: its threads then wait passively
     from ce_lab.config import keyword_overrides
     from ce_lab.losses import loss_names
 
@@ -229,7 +234,8 @@ def compare(
                          "--config": config, "--set": set_, "--epochs": epochs,
                          "--max-steps": max_steps, "--lr": lr, "--optimizer": optimizer,
                          "--batch-size": batch_size, "--device": device, "--data-dir": data_dir,
-                         "--max-members": None if max_members == DEFAULT_MAX_MEMBERS else max_members}
+                         "--max-members": None if max_members == DEFAULT_MAX_MEMBERS else max_members,
+                         "--threads": threads}
         # Given means not None: --epochs 0 and --lr 0 are options given too.
         given = [name for name, v in training_only.items() if v is not None and v != []]
         if given:
@@ -328,7 +334,7 @@ def _resume(comp_dir: Path, fmt, output, progress, given) -> None:
 
     if any(v is not None and v != [] for v in given):
         raise fail("--resume finishes a comparison as it was asked; give no other options "
-                   "than --format, --output and --progress", 2)
+                   "than --format, --output, --progress and --threads", 2)
     request = load_request(comp_dir)  # one line for a folder that is not one, before data
     reporter = make_reporter(progress.value if progress else request.base.log.progress,
                              err_console)

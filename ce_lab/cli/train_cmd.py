@@ -21,6 +21,7 @@ from ce_lab.cli._common import (
     ProgressOpt,
     SeedOpt,
     SetOpt,
+    ThreadsOpt,
     cli_errors,
     console,
     err_console,
@@ -98,11 +99,15 @@ def train(
         typer.Option("--json", help="Print the summary as one JSON object on stdout (with "
                      "run_dir); progress goes to stderr. Same exit codes."),
     ] = False,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Train the MLP with one loss; write a run folder with metrics, summary and checkpoints.
 
     Exit codes: 0 completed, 3 diverged, 130 interrupted, 1 failed, 2 bad usage or config.
     """
+    from ce_lab import threads as thread_policy
+
+    thread_policy.configure(threads)  # before torch is imported: its threads then wait passively
     from ce_lab.config import check_trains, keyword_overrides, resolve_config
     from ce_lab.progress import make_reporter
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from ce_lab import threads
 from ce_lab.config import RunConfig
 from ce_lab.metrics import logged_metric
 from ce_lab.progress import Reporter
@@ -70,6 +71,9 @@ class Trainer:
         self.group = group
         self.reporter = reporter or Reporter()
         self.device = resolve_device(self.cfg.device)
+        # Torch's CPU threads for this stack: --threads, OMP_NUM_THREADS, or the CPUs that other
+        # processes leave free right now (ce_lab.threads, one policy for every entry point).
+        self.thread_decision = threads.apply()
         self.data = data if data is not None else load_mnist(self.cfg.data, self.cfg.seed, self.device)
         noise = getattr(self.data, "label_noise", None)
         if noise is not None and (noise.fraction, noise.kind) != (
