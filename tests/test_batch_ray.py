@@ -12,9 +12,8 @@ from typer.testing import CliRunner
 
 from ce_lab.batches.store import read_state, run_path
 from ce_lab.cli.app import app
+from tests.helpers import dry_run_stacks, rows, trained_stacks, without_wall
 from tests.mnist_fixture import TINY_VAL_SIZE
-from tests.test_batch_run import dry_run_stacks, trained_stacks
-from tests.test_train import rows, without_wall
 
 ray = pytest.importorskip("ray")
 runner = CliRunner()

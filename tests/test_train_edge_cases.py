@@ -17,9 +17,9 @@ from ce_lab.data.loader import load_mnist
 from ce_lab.progress import Reporter
 from ce_lab.runs.record import select_runs
 from ce_lab.training import resume, train, train_paired
+from tests.helpers import InterruptAt
+from tests.helpers import tiny_sets as base_sets
 from tests.run_factory import make_run
-from tests.test_train import InterruptAt
-from tests.test_train import tiny_sets as base_sets
 
 runner = CliRunner()
 
