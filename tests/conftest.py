@@ -136,7 +136,9 @@ def _isolated_paths(tmp_path, monkeypatch):
 
 @pytest.fixture
 def cli() -> CliRunner:
-    return CliRunner()
+    from tests.helpers import runner
+
+    return runner
 
 
 def tiny_set_items(root: Path, *extra: str) -> list[str]:

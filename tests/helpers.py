@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import yaml
+from typer.testing import CliRunner
 
 from ce_lab.batches.execute import execute
 from ce_lab.batches.store import read_state, run_path
@@ -28,6 +29,10 @@ from ce_lab.config import RunConfig, to_yaml
 from ce_lab.data.offline import WheelSpec
 from ce_lab.progress import Reporter
 from tests.mnist_fixture import TINY_VAL_SIZE, tiny_mnist_arrays
+
+# The one CliRunner of the suite (``cli`` in tests/conftest.py is this one). conftest's autouse
+# fixture sets COLUMNS and NO_COLOR, so rich output does not wrap under assertions.
+runner = CliRunner()
 
 # --- small runs on the tiny MNIST (tests/mnist_fixture.py) ---------------------------------------
 

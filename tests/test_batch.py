@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from typer.testing import CliRunner
 
 from ce_lab.batches.plan import find_previous, open_batch
 from ce_lab.batches.spec import config_hash, load_batch
@@ -21,10 +20,7 @@ from ce_lab.batches.tasks import plan_batch
 from ce_lab.cli.app import app
 from ce_lab.config import RunConfig, to_dict, with_overrides
 from ce_lab.errors import ConfigError
-from tests.helpers import TWO_BY_TWO, FakeExecutor, run_fake, write_batch
-
-runner = CliRunner()
-
+from tests.helpers import TWO_BY_TWO, FakeExecutor, run_fake, runner, write_batch
 
 # ---------------------------------------------------------------------------------------------
 # Expansion and validation

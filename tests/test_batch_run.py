@@ -11,16 +11,12 @@ import sys
 import time
 from pathlib import Path
 
-from typer.testing import CliRunner
-
 from ce_lab.batches.spec import config_hash
 from ce_lab.batches.store import read_state, run_path
 from ce_lab.cli.app import app
 from ce_lab.config import load_config
-from tests.helpers import dry_run_stacks, only_batch_dir, tiny_base, trained_stacks, write_batch
+from tests.helpers import dry_run_stacks, only_batch_dir, runner, tiny_base, trained_stacks, write_batch
 from tests.mnist_fixture import write_tiny_mnist
-
-runner = CliRunner()
 
 
 def test_parallel_jobs_train_fused_entries_into_distinct_folders_and_compare(tiny_mnist, tmp_path):

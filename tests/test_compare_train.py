@@ -7,13 +7,10 @@ import math
 
 import pytest
 import yaml
-from typer.testing import CliRunner
 
 from ce_lab.cli.app import app
 from ce_lab.runs.record import load_run
-from tests.helpers import tiny_args
-
-runner = CliRunner()
+from tests.helpers import runner, tiny_args
 
 
 def test_compare_trains_losses_paired_by_seed(tiny_mnist, tmp_path):

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
 from ce_lab.batches.plan import describe_plan, open_batch
 from ce_lab.batches.spec import load_batch
@@ -33,13 +32,13 @@ from tests.helpers import (
     dead_pid,
     rows,
     run_fake,
+    runner,
     set_meta,
     without_wall,
     write_batch,
 )
 from tests.run_factory import make_run
 
-runner = CliRunner()
 HAS_PROC = Path("/proc/self/stat").exists()
 
 

@@ -14,7 +14,6 @@ import time
 import numpy as np
 import pytest
 import torch
-from typer.testing import CliRunner
 
 from ce_lab.cli.app import app
 from ce_lab.config import load_config, with_overrides
@@ -23,11 +22,8 @@ from ce_lab.nn.mlp import build_model
 from ce_lab.runs.folder import create_run_dir
 from ce_lab.training import fusable, metric_header, resume, train, train_paired
 from tests import conftest
-from tests.helpers import InterruptAt, assert_close_rows, cli_sets, rows, tiny_sets, without_wall
+from tests.helpers import InterruptAt, assert_close_rows, cli_sets, rows, runner, tiny_sets, without_wall
 from tests.mnist_fixture import TINY_VAL_SIZE
-
-runner = CliRunner()
-
 
 # --- model -------------------------------------------------------------------------------------
 
