@@ -33,7 +33,6 @@ import pytest
 from typer.testing import CliRunner
 
 from tests import mnist_fixture
-from tests.mnist_fixture import TINY_VAL_SIZE
 
 tiny_mnist = mnist_fixture.tiny_mnist  # the shared fixture, registered here
 
@@ -142,10 +141,10 @@ def cli() -> CliRunner:
 
 
 def tiny_set_items(root: Path, *extra: str) -> list[str]:
-    """``--set`` items for a small run on the tiny MNIST under ``root``."""
-    return [f"data.root={root}", "data.verify_md5=false", f"data.val_size={TINY_VAL_SIZE}",
-            "model.hidden=[32]", "train.epochs=2", "log.log_every=5", "log.eval_every=10",
-            "log.progress=none", "device=cpu", *extra]
+    """``--set`` items for a small run on the tiny MNIST under ``root`` (``tests.helpers.TINY``)."""
+    from tests.helpers import set_items, tiny_settings
+
+    return [*set_items(tiny_settings(root)), *extra]
 
 
 @pytest.fixture

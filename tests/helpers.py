@@ -37,13 +37,45 @@ runner = CliRunner()
 # --- small runs on the tiny MNIST (tests/mnist_fixture.py) ---------------------------------------
 
 
+# The small run every test trains, spelled once as dotted keys: 2 epochs of a 32-unit MLP on the
+# tiny MNIST, logging every 5 steps, evaluating every 10, quiet, on the CPU. Each helper below
+# derives its form (--set items, CLI arguments, a batch file's nested base) from it, with the
+# changes its tests rely on passed explicitly.
+TINY: dict[str, Any] = {
+    "data.verify_md5": False, "data.val_size": TINY_VAL_SIZE, "model.hidden": [32], "train.epochs": 2,
+    "log.log_every": 5, "log.eval_every": 10, "log.progress": "none", "device": "cpu",
+}
+
+
+def tiny_settings(root: Path, changes: dict[str, Any] | None = None,
+                  drop: tuple[str, ...] = ()) -> dict[str, Any]:
+    """TINY on the tiny MNIST at ``root``, ``changes`` applied, the keys in ``drop`` left out."""
+    out = {"data.root": str(root), **TINY, **(changes or {})}
+    return {k: v for k, v in out.items() if k not in drop}
+
+
+def set_items(settings: dict[str, Any]) -> list[str]:
+    """``--set`` items of dotted-key settings (YAML scalars: false, [32], none)."""
+    return [f"{k}={json.dumps(v) if isinstance(v, (bool, list)) else v}" for k, v in settings.items()]
+
+
+def nested(settings: dict[str, Any]) -> dict[str, Any]:
+    """Dotted-key settings as the nested mapping of a config or batch file."""
+    out: dict[str, Any] = {}
+    for key, value in settings.items():
+        *parents, leaf = key.split(".")
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return out
+
+
 def tiny_sets(root: Path, *extra: str) -> list[str]:
-    """``--set`` items of a small run on ``root``, on the device the device tests run on."""
+    """``--set`` items of TINY on ``root``, on the device the device tests run on."""
     from tests import conftest  # read at call time: pytest_configure sets it (--device)
 
-    return [f"data.root={root}", "data.verify_md5=false", f"data.val_size={TINY_VAL_SIZE}",
-            "model.hidden=[32]", "train.epochs=2", "log.log_every=5", "log.eval_every=10",
-            "log.progress=none", f"device={conftest.TEST_DEVICE}", *extra]
+    return [*set_items(tiny_settings(root, {"device": conftest.TEST_DEVICE})), *extra]
 
 
 def cli_sets(root: Path, *extra: str) -> list[str]:
@@ -54,23 +86,21 @@ def cli_sets(root: Path, *extra: str) -> list[str]:
 
 
 def tiny_args(root: Path, out: Path) -> list[str]:
-    sets = [f"data.root={root}", "data.verify_md5=false", f"data.val_size={TINY_VAL_SIZE}",
-            "model.hidden=[16]", "log.log_every=5", "log.eval_every=10"]
+    """``ce-lab compare`` arguments: TINY with 16 units, 20 steps, the rest as flags."""
+    sets = set_items(tiny_settings(root, {"model.hidden": [16]},
+                                   drop=("device", "train.epochs", "log.progress")))
     return [arg for s in sets for arg in ("--set", s)] + [
         "--max-steps", "20", "--device", "cpu", "--progress", "none", "--out-dir", str(out)]
 
 
 def tiny_base(root: Path, log: dict[str, Any] | None = None, **train: Any) -> dict[str, Any]:
-    return {
-        "device": "cpu",
-        "data": {"root": str(root), "verify_md5": False, "val_size": TINY_VAL_SIZE},
-        "model": {"hidden": [16]},
-        "train": {"epochs": 1, "batch_size": 50, **train},
+    """A batch file's ``base``: TINY with 16 units, 1 epoch of batches of 50, no checkpoints."""
+    settings = tiny_settings(root, {
+        "model.hidden": [16], "train.epochs": 1, "train.batch_size": 50,
+        **{f"train.{k}": v for k, v in train.items()},
         # Checkpoints cost an fsync per epoch; Ctrl-C writes one regardless.
-        "log": {"log_every": 5, "eval_every": 10, "progress": "none", "checkpoint": False,
-                **(log or {})},
-    }
-
+        "log.checkpoint": False, **{f"log.{k}": v for k, v in (log or {}).items()}})
+    return nested({"device": settings.pop("device"), **settings})  # the key order batch files had
 
 
 # --- run folders and tables ---------------------------------------------------------------------
