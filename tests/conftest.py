@@ -17,6 +17,10 @@ Shared fixtures (use them instead of a module-level copy):
 - ``tiny_sets``: the ``--set`` items of a small, fast run on ``tiny_mnist`` (CPU, one hidden
   layer of 32, no progress output), extra items appended.
 - ``tiny_config``: the same as a ``RunConfig``, with dotted-key overrides, runs under tmp_path.
+- ``cfg``: the ``RunConfig`` of ``tests.helpers.tiny_sets`` (on the ``--device``), runs under
+  tmp_path; ``data``: its loaded tiny MNIST on that device, once per test module.
+
+Helpers that are not fixtures live in tests/helpers.py; no test module imports another.
 """
 
 from __future__ import annotations
@@ -29,7 +33,6 @@ import pytest
 from typer.testing import CliRunner
 
 from tests import mnist_fixture
-from tests.mnist_fixture import TINY_VAL_SIZE
 
 tiny_mnist = mnist_fixture.tiny_mnist  # the shared fixture, registered here
 
@@ -132,14 +135,16 @@ def _isolated_paths(tmp_path, monkeypatch):
 
 @pytest.fixture
 def cli() -> CliRunner:
-    return CliRunner()
+    from tests.helpers import runner
+
+    return runner
 
 
 def tiny_set_items(root: Path, *extra: str) -> list[str]:
-    """``--set`` items for a small run on the tiny MNIST under ``root``."""
-    return [f"data.root={root}", "data.verify_md5=false", f"data.val_size={TINY_VAL_SIZE}",
-            "model.hidden=[32]", "train.epochs=2", "log.log_every=5", "log.eval_every=10",
-            "log.progress=none", "device=cpu", *extra]
+    """``--set`` items for a small run on the tiny MNIST under ``root`` (``tests.helpers.TINY``)."""
+    from tests.helpers import set_items, tiny_settings
+
+    return [*set_items(tiny_settings(root)), *extra]
 
 
 @pytest.fixture
@@ -154,3 +159,21 @@ def tiny_config(tiny_mnist, tmp_path) -> Callable[..., Any]:
     base = resolve_config(None, tiny_set_items(tiny_mnist, f"out_dir={tmp_path / 'runs'}",
                                                "log.checkpoint=false"))
     return lambda **overrides: with_overrides(base, overrides) if overrides else base
+
+
+@pytest.fixture
+def cfg(tiny_mnist, tmp_path):
+    from ce_lab.config import resolve_config
+    from tests.helpers import tiny_sets
+
+    return resolve_config(None, tiny_sets(tiny_mnist, f"out_dir={tmp_path / 'runs'}"))
+
+
+@pytest.fixture(scope="module")
+def data(tiny_mnist):
+    from ce_lab.config import resolve_config
+    from ce_lab.data.loader import load_mnist
+    from tests.helpers import tiny_sets
+
+    base = resolve_config(None, tiny_sets(tiny_mnist))
+    return load_mnist(base.data, base.seed, TEST_DEVICE)

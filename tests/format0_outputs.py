@@ -63,11 +63,9 @@ def normalise(text: str, root: Path) -> str:
 
 def cli_outputs(root: Path) -> dict[str, str]:
     """Each command's exit code and stdout, run in ``root`` with the CLI's test settings."""
-    from typer.testing import CliRunner
-
     from ce_lab.cli.app import app
+    from tests.helpers import runner
 
-    runner = CliRunner()
     env = {"COLUMNS": "200", "NO_COLOR": "1"}
     out, cwd = {}, os.getcwd()
     os.chdir(root)
@@ -83,15 +81,14 @@ def cli_outputs(root: Path) -> dict[str, str]:
 def tensorboard_scalars(root: Path) -> dict[str, dict[str, list[list[float]]]]:
     """``export tensorboard`` of every run, read back: run -> tag -> [[step, value], ...]."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-    from typer.testing import CliRunner
 
     from ce_lab.cli.app import app
+    from tests.helpers import runner
 
     runs, _ = folders(root)
     logdir = root / "tensorboard"
-    result = CliRunner().invoke(app, ["export", "tensorboard", *(str(root / "runs" / r)
-                                                               for r in runs),
-                                      "--out", str(logdir)])
+    result = runner.invoke(app, ["export", "tensorboard", *(str(root / "runs" / r) for r in runs),
+                                 "--out", str(logdir)])
     assert result.exit_code == 0, result.output
     out = {}
     for run in runs:

@@ -10,7 +10,7 @@ import pytest
 
 import ce_lab
 from ce_lab.cli.app import app
-from tests.test_batch_run import only_batch_dir, tiny_base, write_batch
+from tests.helpers import only_batch_dir, tiny_base, write_batch
 
 pd = pytest.importorskip("pandas")
 

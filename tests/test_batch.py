@@ -9,28 +9,18 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
-from typer.testing import CliRunner
 
-from ce_lab.batches.execute import execute
 from ce_lab.batches.plan import find_previous, open_batch
 from ce_lab.batches.spec import config_hash, load_batch
 from ce_lab.batches.store import read_state
 from ce_lab.batches.tasks import plan_batch
 from ce_lab.cli.app import app
-from ce_lab.config import RunConfig, to_dict, to_yaml, with_overrides
+from ce_lab.config import RunConfig, to_dict, with_overrides
 from ce_lab.errors import ConfigError
-
-runner = CliRunner()
-
-
-def write_batch(path: Path, data: dict[str, Any]) -> Path:
-    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    return path
-
+from tests.helpers import TWO_BY_TWO, FakeExecutor, run_fake, runner, write_batch
 
 # ---------------------------------------------------------------------------------------------
 # Expansion and validation
@@ -259,82 +249,6 @@ def test_entries_differing_only_in_loss_are_fused(tmp_path):
 
 # ---------------------------------------------------------------------------------------------
 # Orchestration against a fake executor that writes run folders like a real run would
-
-
-class FakeExecutor:
-    """Finishes one task per wait(); ``outcome[index]`` is the status a fresh run of the entry
-    ends with (default completed); ``ctrl_c_on_wait`` raises KeyboardInterrupt on that call."""
-
-    name = "fake"
-
-    def __init__(self, out_dir: Path, capacity=1, outcome=None, ctrl_c_on_wait=None):
-        self.out_dir, self.capacity = out_dir, capacity
-        self.outcome = outcome or {}
-        self.ctrl_c_on_wait = ctrl_c_on_wait
-        self.started: list[dict] = []
-        self._running: list[dict] = []
-        self.waits = 0
-        self.interrupted = False
-
-    def running(self):
-        return len(self._running)
-
-    def log_path(self, task):
-        return None
-
-    def start(self, task):
-        self.started.append(task)
-        self._running.append(task)
-
-    def _finish(self, task, status_for):
-        results = []
-        for n, i in enumerate(task["entries"]):
-            status = status_for(i)
-            if task["kind"] == "resume":
-                run_dir = Path(task["run_dir"])
-            else:
-                run_dir = self.out_dir / f"run-{len(list(self.out_dir.glob('run-*')))}-{i}"
-                run_dir.mkdir(parents=True)
-                cfg = RunConfig.model_validate(task["configs"][n])
-                (run_dir / "config.yaml").write_text(to_yaml(cfg), encoding="utf-8")
-            meta = {"kind": "run", "status": status, "group": task["group"]}
-            (run_dir / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
-            (run_dir / "summary.json").write_text(json.dumps({"status": status}), "utf-8")
-            if status == "interrupted":
-                (run_dir / "checkpoint.pt").write_bytes(b"fake")
-            results.append({"index": i, "run_dir": str(run_dir), "status": status,
-                            "exit_code": 0, "error": "boom" if status == "failed" else None})
-        return results
-
-    def wait(self, timeout):
-        self.waits += 1
-        if self.ctrl_c_on_wait == self.waits:
-            raise KeyboardInterrupt
-        if not self._running:
-            return []
-        task = self._running.pop(0)
-        if self.interrupted:
-            return [(task, self._finish(task, lambda i: "interrupted"))]
-        return [(task, self._finish(task, lambda i: self.outcome.get(i, "completed")))]
-
-    def interrupt(self):
-        self.interrupted = True
-
-    def kill(self):
-        pass
-
-    def close(self):
-        pass
-
-
-def run_fake(opened, fake: FakeExecutor):
-    """``execute`` as the CLI calls it: the batch's plan for the executor's workers."""
-    return execute(opened, plan_batch(opened, workers=fake.capacity), fake, poll_seconds=0)
-
-
-# Entries that cannot share a stack (the batch size is shared by a stack's members): one task each.
-TWO_BY_TWO = {"name": "o", "runs": [{"train.batch_size": 32}, {"train.batch_size": 64}],
-              "seeds": [0, 1]}
 
 
 def _rerun(tmp_path, data, executor):

@@ -8,16 +8,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from typer.testing import CliRunner
 
 from ce_lab.batches.store import read_state, run_path
 from ce_lab.cli.app import app
+from tests.helpers import dry_run_stacks, rows, runner, trained_stacks, without_wall
 from tests.mnist_fixture import TINY_VAL_SIZE
-from tests.test_batch_run import dry_run_stacks, trained_stacks
-from tests.test_train import rows, without_wall
 
 ray = pytest.importorskip("ray")
-runner = CliRunner()
 
 
 @pytest.fixture(scope="module")

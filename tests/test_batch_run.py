@@ -10,62 +10,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
-
-import yaml
-from typer.testing import CliRunner
 
 from ce_lab.batches.spec import config_hash
 from ce_lab.batches.store import read_state, run_path
 from ce_lab.cli.app import app
 from ce_lab.config import load_config
-from tests.mnist_fixture import TINY_VAL_SIZE, write_tiny_mnist
-
-runner = CliRunner()
-
-
-def tiny_base(root: Path, log: dict[str, Any] | None = None, **train: Any) -> dict[str, Any]:
-    return {
-        "device": "cpu",
-        "data": {"root": str(root), "verify_md5": False, "val_size": TINY_VAL_SIZE},
-        "model": {"hidden": [16]},
-        "train": {"epochs": 1, "batch_size": 50, **train},
-        # Checkpoints cost an fsync per epoch; Ctrl-C writes one regardless.
-        "log": {"log_every": 5, "eval_every": 10, "progress": "none", "checkpoint": False,
-                **(log or {})},
-    }
-
-
-def write_batch(path: Path, data: dict[str, Any]) -> Path:
-    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    return path
-
-
-def only_batch_dir(out_dir: Path) -> Path:
-    dirs = list(out_dir.glob("batch-*"))
-    assert len(dirs) == 1, dirs
-    return dirs[0]
-
-
-def dry_run_stacks(stdout: str) -> set[frozenset[int]]:
-    """The stacks a --dry-run table shows: entries grouped by their "stack" cell."""
-    by_stack: dict[str, set[int]] = {}
-    for line in stdout.splitlines():
-        if line.startswith("│"):
-            cells = [c.strip() for c in line.split("│")]
-            by_stack.setdefault(cells[-2], set()).add(int(cells[1]))
-    return {frozenset(v) for v in by_stack.values()}
-
-
-def trained_stacks(batch_dir: Path) -> set[frozenset[int]]:
-    """The stacks the runs were trained in, as their meta.json ``fused_with`` says."""
-    dirs = {e.index: run_path(batch_dir, e.run_dir) for e in read_state(batch_dir).entries}
-    index = {d.resolve().name: i for i, d in dirs.items()}
-    stacks = set()
-    for i, d in dirs.items():
-        fused_with = json.loads((d / "meta.json").read_text())["fused_with"] or []
-        stacks.add(frozenset([i, *(index[other] for other in fused_with)]))
-    return stacks
+from tests.helpers import dry_run_stacks, only_batch_dir, runner, tiny_base, trained_stacks, write_batch
+from tests.mnist_fixture import write_tiny_mnist
 
 
 def test_parallel_jobs_train_fused_entries_into_distinct_folders_and_compare(tiny_mnist, tmp_path):

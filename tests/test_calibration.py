@@ -14,29 +14,10 @@ from ce_lab.config import with_overrides
 from ce_lab.metrics import EVAL_HEADER
 from ce_lab.training import train, train_paired
 from tests import conftest
-from tests.test_train import cfg, data, rows  # noqa: F401  (fixtures)
+from tests.float64_refs import numpy_calibration
+from tests.helpers import rows
 
 OLD_EVAL_HEADER = ["step", "epoch", "examples", "wall_s", "val_loss", "val_acc"]
-
-
-def numpy_calibration(logits: np.ndarray, labels: np.ndarray, bins: int = 15) -> dict[str, float]:
-    """ECE (equal-width bins ((m-1)/bins, m/bins] of the max softmax probability), NLL, Brier,
-    in float64 numpy: the definitions, written apart from ce_lab/calibration.py."""
-    z = logits.astype(np.float64)
-    z = z - z.max(axis=1, keepdims=True)
-    p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
-    n = len(labels)
-    conf = p.max(axis=1)
-    correct = logits.argmax(axis=1) == labels
-    ece = 0.0
-    for m in range(bins):
-        lo, hi = m / bins, (m + 1) / bins
-        sel = (conf > lo) & (conf <= hi)
-        if sel.any():
-            ece += sel.sum() / n * abs(correct[sel].mean() - conf[sel].mean())
-    onehot = np.eye(logits.shape[1])[labels]
-    return {"ece": ece, "nll": float(-np.log(p[np.arange(n), labels]).mean()),
-            "brier": float(((p - onehot) ** 2).sum(axis=1).mean())}
 
 
 def test_chunk_sums_and_finish_against_numpy():
@@ -152,7 +133,7 @@ def test_a_run_interrupted_before_calibration_existed_resumes_with_its_own_colum
                                                                                    tmp_path):
     from ce_lab.cli.app import app
     from ce_lab.config import resolve_config
-    from tests.test_train import InterruptAt, tiny_sets
+    from tests.helpers import InterruptAt, tiny_sets
 
     cfg = resolve_config(None, tiny_sets(tiny_mnist, f"out_dir={tmp_path / 'runs'}"))
     cut = train(cfg, reporter=InterruptAt(25))
@@ -178,7 +159,7 @@ def test_an_mse_run_interrupted_before_the_saturation_split_resumes_with_its_own
     from ce_lab.cli.app import app
     from ce_lab.config import resolve_config
     from ce_lab.metrics import LOG_ADDED_LATER
-    from tests.test_train import InterruptAt, tiny_sets
+    from tests.helpers import InterruptAt, tiny_sets
 
     assert LOG_ADDED_LATER == ["saturated_wrong_frac", "saturated_right_frac"]
     cfg = resolve_config(None, tiny_sets(tiny_mnist, f"out_dir={tmp_path / 'runs'}",

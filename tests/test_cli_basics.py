@@ -9,7 +9,6 @@ import textwrap
 import pytest
 import typer.main
 from pydantic import ValidationError
-from typer.testing import CliRunner
 
 from ce_lab import __version__
 from ce_lab.cli.app import app
@@ -22,8 +21,7 @@ from ce_lab.config import (
 )
 from ce_lab.errors import ConfigError
 from ce_lab.losses import LOSSES, loss_names
-
-runner = CliRunner()
+from tests.helpers import runner
 
 
 def _run(*args: str):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 
 import pytest
-from typer.testing import CliRunner
 
 from ce_lab.cli.app import app
 from ce_lab.config import RunConfig, resolve_config
@@ -14,9 +13,8 @@ from ce_lab.data.fetch import cache_problems, import_folder
 from ce_lab.data.files import raw_dir
 from ce_lab.errors import ConfigError, DataError
 from ce_lab.theory.information import kl_divergence
+from tests.helpers import runner
 from tests.mnist_fixture import tiny_table
-
-runner = CliRunner()
 
 
 def _one_line_error(result, code: int) -> str:

@@ -10,16 +10,15 @@ import statistics
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from ce_lab.cli.app import app
 from ce_lab.comparison.build import Agg
 from ce_lab.comparison.paired import paired_interval
 from ce_lab.losses import loss_names
 from ce_lab.runs.record import RunFolderError, load_run, select_runs
+from tests.helpers import runner
 from tests.run_factory import make_run
 
-runner = CliRunner()
 T975_DF2 = 4.302653  # Student-t 0.975 quantile, 2 degrees of freedom (statistical tables)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

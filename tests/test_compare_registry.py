@@ -7,14 +7,12 @@ import io
 import json
 
 import pytest
-from typer.testing import CliRunner
 
 from ce_lab import metrics
 from ce_lab.cli.app import app
 from ce_lab.metrics import THRESHOLD, SummaryMetric
+from tests.helpers import runner
 from tests.run_factory import make_run
-
-runner = CliRunner()
 
 
 @pytest.fixture

@@ -12,13 +12,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 import ce_lab
 from ce_lab.cli.app import app
 from tests.conftest import tiny_set_items
+from tests.helpers import runner
 
-runner = CliRunner()
 EPOCHS = 30  # 480 steps a seed: the SIGINT, sent at the first progress line, lands in seed 0
 
 

@@ -18,8 +18,8 @@ from ce_lab.cli.app import app
 from ce_lab.metrics import SummaryMetric
 from ce_lab.runs.read import read_csv_rows
 from ce_lab.summary import early_late_rows, val_acc_auc
+from tests.float64_refs import numpy_calibration
 from tests.run_factory import make_run
-from tests.test_calibration import numpy_calibration
 
 THRESHOLDS = (0.3, 0.5)
 PAIRED_KEYS = ["final_val_acc", "best_val_acc", "val_acc_auc", "test_acc",

@@ -4,24 +4,13 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import pytest
 import yaml
-from typer.testing import CliRunner
 
 from ce_lab.cli.app import app
 from ce_lab.runs.record import load_run
-from tests.mnist_fixture import TINY_VAL_SIZE
-
-runner = CliRunner()
-
-
-def tiny_args(root: Path, out: Path) -> list[str]:
-    sets = [f"data.root={root}", "data.verify_md5=false", f"data.val_size={TINY_VAL_SIZE}",
-            "model.hidden=[16]", "log.log_every=5", "log.eval_every=10"]
-    return [arg for s in sets for arg in ("--set", s)] + [
-        "--max-steps", "20", "--device", "cpu", "--progress", "none", "--out-dir", str(out)]
+from tests.helpers import runner, tiny_args
 
 
 def test_compare_trains_losses_paired_by_seed(tiny_mnist, tmp_path):

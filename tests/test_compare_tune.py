@@ -9,16 +9,12 @@ import math
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from ce_lab.cli.app import app
 from ce_lab.runs.record import load_run
 from ce_lab.summary import val_acc_auc
+from tests.helpers import runner, tiny_args, tiny_base, write_batch
 from tests.run_factory import make_run
-from tests.test_batch_run import tiny_base, write_batch
-from tests.test_compare_train import tiny_args
-
-runner = CliRunner()
 
 
 def only(pattern: str, where: Path) -> Path:

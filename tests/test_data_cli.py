@@ -5,12 +5,9 @@ from __future__ import annotations
 import gzip
 import shutil
 
-from typer.testing import CliRunner
-
 from ce_lab.cli.app import app
 from ce_lab.data.files import MNIST_FILES, raw_dir
-
-runner = CliRunner()
+from tests.helpers import runner
 
 
 def test_fetch_help():

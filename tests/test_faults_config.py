@@ -7,14 +7,13 @@ import threading
 
 import pytest
 import yaml
-from typer.testing import CliRunner
 
 from ce_lab.batches.spec import read_batch_file
 from ce_lab.cli.app import app
 from ce_lab.errors import ConfigError
 from ce_lab.yaml_files import MAX_FILE_BYTES, read_yaml_mapping
+from tests.helpers import runner
 
-runner = CliRunner()
 HANG_GUARD_S = 5.0  # a guard against hanging, not a speed assertion
 
 

@@ -9,17 +9,15 @@ import os
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 from ce_lab.cli.app import app
 from ce_lab.data import offline
 from ce_lab.data.files import raw_dir
 from ce_lab.data.offline import rebuild_from_wheel, restricted_load
 from ce_lab.errors import DataError
+from tests.helpers import make_dataset, make_wheel, py2_pickle, runner
 from tests.mnist_fixture import TINY_VAL_SIZE, write_tiny_mnist
-from tests.test_data_offline import make_dataset, make_wheel, py2_pickle
 
-runner = CliRunner()
 HUGE = (10**7, 10**7)  # 10**14 elements: petabytes as float64
 
 

@@ -18,17 +18,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
 from ce_lab.cli.app import app
 from ce_lab.config import resolve_config
 from ce_lab.data.loader import load_mnist
 from ce_lab.training import resume, train
+from tests.helpers import InterruptAt, cli_sets, runner, tiny_base, tiny_sets, write_batch
 from tests.run_factory import make_run
-from tests.test_batch_run import tiny_base, write_batch
-from tests.test_train import InterruptAt, cli_sets, tiny_sets
-
-runner = CliRunner()
 
 
 def one_line(result) -> str:

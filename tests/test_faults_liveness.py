@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
 from ce_lab.batches.plan import describe_plan, open_batch
 from ce_lab.batches.spec import load_batch
@@ -26,25 +25,21 @@ from ce_lab.progress import Reporter
 from ce_lab.runs.folder import Status
 from ce_lab.runs.liveness import effective_status, owner_alive, process_start
 from ce_lab.training import resume, train
+from tests.helpers import (
+    TWO_BY_TWO,
+    FakeExecutor,
+    InterruptAt,
+    dead_pid,
+    rows,
+    run_fake,
+    runner,
+    set_meta,
+    without_wall,
+    write_batch,
+)
 from tests.run_factory import make_run
-from tests.test_batch import TWO_BY_TWO, FakeExecutor, run_fake, write_batch
-from tests.test_train import InterruptAt, cfg, data, rows, tiny_sets, without_wall  # noqa: F401
 
-runner = CliRunner()
 HAS_PROC = Path("/proc/self/stat").exists()
-
-
-def dead_pid() -> int:
-    """The pid of a process that has exited (and been reaped)."""
-    proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    proc.wait()
-    return proc.pid
-
-
-def set_meta(run_dir: Path, **fields) -> dict:
-    meta = json.loads((run_dir / "meta.json").read_text()) | fields
-    (run_dir / "meta.json").write_text(json.dumps(meta))
-    return meta
 
 
 def iso(seconds_ago: float) -> str:

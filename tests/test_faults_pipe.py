@@ -16,12 +16,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
 from ce_lab.cli.app import app
+from tests.helpers import runner
 from tests.mnist_fixture import TINY_VAL_SIZE
 
-runner = CliRunner()
 EPOCHS = 200  # far more than a test waits for: the run must be stopped by the closed pipe
 
 

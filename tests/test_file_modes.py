@@ -13,7 +13,7 @@ import pytest
 from ce_lab.cli.app import app
 from ce_lab.data.files import atomic_write
 from tests.conftest import tiny_set_items
-from tests.test_batch_run import tiny_base, write_batch
+from tests.helpers import tiny_base, write_batch
 
 
 def wrong_modes(root: Path, umask: int) -> dict[str, str]:
@@ -61,8 +61,7 @@ def test_runs_comparisons_batches_and_the_data_cache_follow_the_umask(tiny_mnist
 
 
 def test_the_locks_of_a_run_and_of_a_batch_follow_the_umask(tmp_path):
-    from ce_lab.batch.store import locked
-
+    from ce_lab.batches.store import locked
     from ce_lab.runs.lock import RunLock
 
     before = os.umask(0o002)  # a group-shared folder: its group may take over a stale lock

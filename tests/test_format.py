@@ -131,7 +131,7 @@ def test_the_version_not_the_keys_decides_the_upgrade():
 def test_a_resumed_run_keeps_its_folders_format(tiny_config):
     from ce_lab.data.loader import load_mnist
     from ce_lab.training import resume, train
-    from tests.test_train import InterruptAt
+    from tests.helpers import InterruptAt
 
     cfg = tiny_config(**{"log.checkpoint": True, "train.epochs": 2})
     data = load_mnist(cfg.data, cfg.seed, "cpu")

@@ -21,7 +21,7 @@ from ce_lab.errors import CeLabError
 from ce_lab.training import fusable, plan_stacks, train, train_paired
 from ce_lab.training.fusion import member_labels
 from tests import conftest
-from tests.test_train import cfg, data, rows  # noqa: F401  (fixtures)
+from tests.helpers import rows
 
 COMPARED = {"metrics.csv": ("step", "lr", "loss", "acc"),
             "eval.csv": ("step", "val_loss", "val_acc", "val_ece", "val_nll", "val_brier")}

@@ -17,91 +17,11 @@ import torch
 from ce_lab.config import LossConfig, resolve_config
 from ce_lab.errors import ConfigError
 from ce_lab.losses import LOSSES, get_loss, make_loss, make_loss_grad
-from tests.float64_refs import F64
-from tests.float64_refs import onehot as _onehot
-from tests.float64_refs import softmax as _softmax
-
-
-def _p_y(z, y):
-    return _softmax(z)[torch.arange(len(y)), y]
-
+from tests.float64_refs import F64, GRADS, OPTION_CASES, REFERENCES
 
 # --- values: the per-example loss as the paper writes it, then the batch mean
 
-def ref_mse_logits(z, y, cfg):
-    # Hui & Belkin: (1/C) [ (z_y - 1)^2 + sum_{j != y} z_j^2 ]
-    return (((z - _onehot(y, z.shape[1])) ** 2).sum(dim=-1) / z.shape[1]).mean()
-
-
-def ref_mae(z, y, cfg):
-    return (_softmax(z) - _onehot(y, z.shape[1])).abs().sum(dim=-1).mean()
-
-
-def ref_gce(z, y, cfg):
-    return ((1 - _p_y(z, y) ** cfg.q) / cfg.q).mean()
-
-
-def ref_ce_smooth(z, y, cfg):
-    c = z.shape[1]
-    s = (1 - cfg.epsilon) * _onehot(y, c) + cfg.epsilon / c
-    return -(s * torch.log(_softmax(z))).sum(dim=-1).mean()
-
-
-def ref_focal(z, y, cfg):
-    p = _p_y(z, y)
-    return (-((1 - p) ** cfg.gamma) * torch.log(p)).mean()
-
-
 # --- gradients d loss / d logits, derived by hand (batch mean included)
-
-def grad_mse_logits(z, y, cfg):
-    return 2 * (z - _onehot(y, z.shape[1])) / z.numel()
-
-
-def _ce_direction(z, y):
-    return _softmax(z) - _onehot(y, z.shape[1])  # d(-log p_y)/dz
-
-
-def grad_mae(z, y, cfg):
-    # d/dz 2 (1 - p_y) = -2 dp_y/dz = 2 p_y (p - t)
-    return 2 * _p_y(z, y)[:, None] * _ce_direction(z, y) / z.shape[0]
-
-
-def grad_gce(z, y, cfg):
-    # d/dz (1 - p_y^q) / q = -p_y^(q-1) dp_y/dz = p_y^q (p - t)
-    return _p_y(z, y)[:, None] ** cfg.q * _ce_direction(z, y) / z.shape[0]
-
-
-def grad_ce_smooth(z, y, cfg):
-    c = z.shape[1]
-    s = (1 - cfg.epsilon) * _onehot(y, c) + cfg.epsilon / c
-    return (_softmax(z) - s) / z.shape[0]
-
-
-def grad_focal(z, y, cfg):
-    # f(p) = -(1-p)^g log p; f'(p) = g (1-p)^(g-1) log p - (1-p)^g / p; dp_y/dz = -p_y (p - t)
-    p, g = _p_y(z, y), cfg.gamma
-    # where p rounds to 1, the second term's limit (it is 0 * inf in floats): 0
-    second = torch.where(p < 1, g * p * (1 - p) ** (g - 1) * torch.log(p), 0.0)
-    outer = (1 - p) ** g - second
-    return outer[:, None] * _ce_direction(z, y) / z.shape[0]
-
-
-REFERENCES = {"mse-logits": ref_mse_logits, "mae": ref_mae, "gce": ref_gce,
-              "ce-smooth": ref_ce_smooth, "focal": ref_focal}
-GRADS = {"mse-logits": grad_mse_logits, "mae": grad_mae, "gce": grad_gce,
-         "ce-smooth": grad_ce_smooth, "focal": grad_focal}
-# The configs that change a formula, beyond each loss's defaults (test_losses.py's CASES)
-OPTION_CASES = [
-    pytest.param("gce", LossConfig(name="gce", q=0.25), id="gce-q0.25"),
-    pytest.param("gce", LossConfig(name="gce", q=1.0), id="gce-q1"),
-    pytest.param("ce-smooth", LossConfig(name="ce-smooth", epsilon=0.0), id="ce-smooth-eps0"),
-    pytest.param("ce-smooth", LossConfig(name="ce-smooth", epsilon=0.45), id="ce-smooth-eps0.45"),
-    pytest.param("focal", LossConfig(name="focal", gamma=0.0), id="focal-g0"),
-    pytest.param("focal", LossConfig(name="focal", gamma=1.0), id="focal-g1"),
-    pytest.param("focal", LossConfig(name="focal", gamma=3.5), id="focal-g3.5"),
-]
-
 
 def _batch(seed=11, b=6, c=10, scale=3.0):
     gen = torch.Generator().manual_seed(seed)

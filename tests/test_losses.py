@@ -21,11 +21,11 @@ from ce_lab.config import LossConfig, resolve_config
 from ce_lab.errors import ConfigError, UsageError
 from ce_lab.losses import LOSSES, get_loss, loss_names, make_loss, make_loss_grad
 from tests.conftest import assert_same
+from tests.float64_refs import GRADS as LITERATURE_GRADS
+from tests.float64_refs import OPTION_CASES as LITERATURE_OPTION_CASES
+from tests.float64_refs import REFERENCES as LITERATURE_REFERENCES
 from tests.float64_refs import onehot
 from tests.float64_refs import softmax as _softmax
-from tests.test_literature_losses import GRADS as LITERATURE_GRADS
-from tests.test_literature_losses import OPTION_CASES as LITERATURE_OPTION_CASES
-from tests.test_literature_losses import REFERENCES as LITERATURE_REFERENCES
 
 NUM_CLASSES = 10  # MNIST's, for these tests; the losses read C from the logits
 F64 = torch.float64

@@ -11,7 +11,6 @@ from ce_lab import metrics
 from ce_lab.metrics import EVAL_HEADER, When, metrics_header, threshold_key
 from ce_lab.render.cells import SHOWN_TABLES
 from tests import conftest
-from tests.test_train import cfg, data  # noqa: F401  (fixtures)
 
 PARAMS = ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"]
 BASE = ["step", "epoch", "examples", "wall_s", "lr", "loss", "acc"]

@@ -19,7 +19,6 @@ from ce_lab.losses import LOSSES, make_loss
 from ce_lab.nn.mlp import build_model
 from ce_lab.training import train, train_paired
 from ce_lab.training.loop import batch_generator
-from tests.test_train import cfg, data  # noqa: F401  (fixtures)
 
 F64 = torch.float64
 

@@ -174,7 +174,7 @@ def test_a_comparison_over_noise_levels_plots_one_panel_per_level(tmp_path, cli)
 
 def test_a_noisy_run_resumed_ends_as_an_uninterrupted_one(tiny_config):
     from ce_lab.training import resume, train
-    from tests.test_train import InterruptAt, rows, without_wall
+    from tests.helpers import InterruptAt, rows, without_wall
 
     cfg = tiny_config(**{"data.label_noise": 0.3, "data.train_size": 600, "train.epochs": 2,
                          "log.checkpoint": True})

@@ -14,8 +14,8 @@ from rich.table import Table
 
 from ce_lab.cli.app import app
 from ce_lab.render.fit import fit, natural_width, print_fitted
+from tests.helpers import dead_pid, set_meta
 from tests.run_factory import make_run
-from tests.test_faults_liveness import dead_pid, set_meta
 
 
 def _runs(tmp_path):

@@ -129,7 +129,7 @@ def test_a_resumed_run_continues_its_events_without_doubling_steps(tiny_config):
     from ce_lab.config import with_overrides
     from ce_lab.tensorboard import RunEvents
     from ce_lab.training import resume, train
-    from tests.test_train import InterruptAt
+    from tests.helpers import InterruptAt
 
     cfg = with_overrides(tiny_config(), {"log.tensorboard": True, "log.eval_every": 5})
     cut = train(cfg, reporter=InterruptAt(10))

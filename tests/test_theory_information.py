@@ -6,7 +6,6 @@ import json
 import math
 
 import pytest
-from typer.testing import CliRunner
 
 from ce_lab.cli.app import app
 from ce_lab.theory.information import (
@@ -14,8 +13,7 @@ from ce_lab.theory.information import (
     entropy_report,
     xent_report,
 )
-
-runner = CliRunner()
+from tests.helpers import runner
 
 
 def _json(result) -> dict:

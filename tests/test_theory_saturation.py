@@ -6,12 +6,11 @@ import json
 import math
 
 import pytest
-from typer.testing import CliRunner
 
 from ce_lab.cli.app import app
 from ce_lab.theory.saturation import logit_gradients, saturation
+from tests.helpers import runner
 
-runner = CliRunner()
 PROBS = [1e-4, 0.001, 0.01, 0.1, 0.25, 1 / 3, 0.5, 0.7, 0.75, 0.9, 0.99, 0.999]
 
 

@@ -6,12 +6,11 @@ import json
 import math
 
 import pytest
-from typer.testing import CliRunner
 
 from ce_lab.cli.app import app
 from ce_lab.theory import stability as st
+from tests.helpers import runner
 
-runner = CliRunner()
 LN2 = math.log(2)
 # exp(-g) rounds to 0 below half the smallest subnormal (2^-150 in float32, 2^-1075 in float64);
 # 1/p overflows once p < 2^-128 (float32) or 2^-1024 (float64).

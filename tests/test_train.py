@@ -5,70 +5,25 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import signal
 import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from typer.testing import CliRunner
 
 from ce_lab.cli.app import app
-from ce_lab.config import load_config, resolve_config, with_overrides
-from ce_lab.data.loader import load_mnist
+from ce_lab.config import load_config, with_overrides
 from ce_lab.losses import LOSSES, LossSpec
 from ce_lab.nn.mlp import build_model
-from ce_lab.progress import Reporter
 from ce_lab.runs.folder import create_run_dir
 from ce_lab.training import fusable, metric_header, resume, train, train_paired
 from tests import conftest
+from tests.helpers import InterruptAt, assert_close_rows, cli_sets, rows, runner, tiny_sets, without_wall
 from tests.mnist_fixture import TINY_VAL_SIZE
-
-runner = CliRunner()
-
-
-def tiny_sets(root: Path, *extra: str) -> list[str]:
-    return [f"data.root={root}", "data.verify_md5=false", f"data.val_size={TINY_VAL_SIZE}",
-            "model.hidden=[32]", "train.epochs=2", "log.log_every=5", "log.eval_every=10",
-            "log.progress=none", f"device={conftest.TEST_DEVICE}", *extra]
-
-
-@pytest.fixture
-def cfg(tiny_mnist, tmp_path):
-    return resolve_config(None, tiny_sets(tiny_mnist, f"out_dir={tmp_path / 'runs'}"))
-
-
-@pytest.fixture(scope="module")
-def data(tiny_mnist):
-    base = resolve_config(None, tiny_sets(tiny_mnist))
-    return load_mnist(base.data, base.seed, conftest.TEST_DEVICE)
-
-
-def rows(path: Path) -> list[dict[str, str]]:
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def without_wall(table: list[dict[str, str]]) -> list[dict[str, str]]:
-    return [{k: v for k, v in r.items() if k != "wall_s"} for r in table]
-
-
-def assert_close_rows(a: list[dict[str, str]], b: list[dict[str, str]], rtol=1e-4, atol=1e-6):
-    assert len(a) == len(b) and a
-    for ra, rb in zip(a, b):
-        assert ra.keys() == rb.keys()
-        for k in ra:
-            if k == "wall_s":
-                continue
-            x, y = float(ra[k]), float(rb[k])
-            assert math.isclose(x, y, rel_tol=rtol, abs_tol=atol) or (
-                math.isnan(x) and math.isnan(y)), (k, ra["step"], x, y)
-
 
 # --- model -------------------------------------------------------------------------------------
 
@@ -225,17 +180,6 @@ def test_failure_writes_error_log(cfg, data, monkeypatch):
 
 # --- interrupt and resume --------------------------------------------------------------------------
 
-class InterruptAt(Reporter):
-    """Delivers a real SIGINT to this process at a logged step, as Ctrl-C would."""
-
-    def __init__(self, step: int):
-        self.step = step
-
-    def logged(self, step, epoch, losses):
-        if step == self.step:
-            os.kill(os.getpid(), signal.SIGINT)
-
-
 def test_resumed_run_ends_with_the_same_metrics_as_an_uninterrupted_one(cfg, data):
     cfg = with_overrides(cfg, {"train.epochs": 3, "optim.momentum": 0.9})
     full = train(cfg, data=data)
@@ -279,13 +223,6 @@ def test_sigint_to_a_cli_run_exits_130_with_a_checkpoint(tiny_mnist, tmp_path):
 
 
 # --- CLI ---------------------------------------------------------------------------------------
-
-def cli_sets(root: Path, *extra: str) -> list[str]:
-    out = []
-    for s in tiny_sets(root, *extra):
-        out += ["--set", s]
-    return out
-
 
 def test_cli_train_completes_and_prints_summary(tiny_mnist):
     result = runner.invoke(app, ["train", "--loss", "mse", "--epochs", "1", *cli_sets(tiny_mnist)])

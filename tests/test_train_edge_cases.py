@@ -9,7 +9,6 @@ import signal
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from ce_lab.cli.app import app
 from ce_lab.config import resolve_config, with_overrides
@@ -17,11 +16,9 @@ from ce_lab.data.loader import load_mnist
 from ce_lab.progress import Reporter
 from ce_lab.runs.record import select_runs
 from ce_lab.training import resume, train, train_paired
+from tests.helpers import InterruptAt, runner
+from tests.helpers import tiny_sets as base_sets
 from tests.run_factory import make_run
-from tests.test_train import InterruptAt
-from tests.test_train import tiny_sets as base_sets
-
-runner = CliRunner()
 
 
 def tiny_sets(root: Path, *extra: str) -> list[str]:
