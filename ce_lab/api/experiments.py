@@ -101,7 +101,7 @@ def train(loss: str | None = None, *, epochs: int | None = None, max_steps: int 
     cfg = _base_config(config, overrides, keyword_overrides(
         loss=loss, epochs=epochs, max_steps=max_steps, lr=lr, optimizer=optimizer,
         batch_size=batch_size, device=device, seed=seed, out_dir=out_dir, data_dir=data_dir))
-    warn_fetch(cfg.data)  # quiet as the API is, a fetch into data.root is said
+    warn_fetch(cfg.data, stacklevel=3)  # at the user's line, past with_threads
     outcome = train_run(cfg, reporter=_reporter(progress))
     return _finished(outcome)
 
@@ -233,7 +233,7 @@ def compare(losses: Sequence[str] | str = DEFAULT_LOSSES, *, seeds: Sequence[int
                               reference=reference, sort=sort, plots=bool(plots),
                               max_members=max_members, tune_lr=bool(tune_lr), lr_grid=lr_grid,
                               select=select, tune_seeds=tune_seeds)
-    warn_fetch(base.data)
+    warn_fetch(base.data, stacklevel=3)  # at the user's line, past with_threads
     return _trained(run_comparison(request, reporter=_reporter(progress)))
 
 
