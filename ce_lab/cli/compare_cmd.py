@@ -343,8 +343,8 @@ def _resume(comp_dir: Path, fmt, output, progress, given) -> None:
     prepare_data(request.base.data)
     err_console.print(f"comparison {comp_dir.name}: resuming -> {comp_dir}", highlight=False,
                       soft_wrap=True)
-    _finish(resume_comparison(comp_dir, reporter=reporter, on_tuned=say_tuning), fmt, output,
-            shared_lr=None)
+    _finish(resume_comparison(comp_dir, reporter=reporter, on_tuned=say_tuning, request=request),
+            fmt, output, shared_lr=None)
 
 
 def _finish(trained, fmt, output, shared_lr: str | None) -> None:

@@ -131,12 +131,15 @@ def run_comparison(request: CompareRequest, *, reporter: Any = None,
 
 
 def resume_comparison(comp_dir: Path | str, *, reporter: Any = None,
-                      on_tuned: Callable[[Tuning], None] | None = None) -> TrainedComparison:
+                      on_tuned: Callable[[Tuning], None] | None = None,
+                      request: CompareRequest | None = None) -> TrainedComparison:
     """Finish an interrupted comparison: members that ended are kept, interrupted ones resume
     from their checkpoints, those never started are trained; then the comparison is written,
-    with the numbers an uninterrupted comparison would have."""
+    with the numbers an uninterrupted comparison would have. ``request``: the folder's, when
+    the caller has read it already (``load_request``)."""
     comp_dir = Path(comp_dir)
-    request = load_request(comp_dir)
+    if request is None:
+        request = load_request(comp_dir)
     return _complete(request, comp_dir, reporter=reporter, on_tuned=on_tuned, resuming=True)
 
 
