@@ -150,10 +150,10 @@ def with_threads(fn):
     @functools.wraps(fn)
     def call(*args, **kwargs):
         n = kwargs.get("threads")
-        if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
-            from ce_lab.errors import ParamError
+        if n is not None:
+            from ce_lab.lab.params import positive_int
 
-            raise ParamError(f"«threads» must be a positive integer, got {n!r}")
+            positive_int(n, "threads")
         with using(n):
             return fn(*args, **kwargs)
 

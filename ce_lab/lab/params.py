@@ -10,16 +10,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ce_lab.errors import ParamError
+from ce_lab.runs.read import is_integer, is_number  # the one spelling of a JSON number
 
 # --tune-lr's grid. Half-decades from 0.01 to 10, measured on MNIST (1 epoch, the default model,
 # sgd): the best rates were ce 0.316, hinge 1, mse 3.16 (by validation AUC), nll-manual diverged
 # from 1 up, and every loss had fallen to or near chance at 10 (ce from 1), so no best sits on an
 # edge. Here, light to import, because the CLI's help text shows it.
 DEFAULT_LR_GRID = (0.01, 0.0316, 0.1, 0.316, 1.0, 3.16, 10.0)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _quote(shown: str | None, value: Any) -> str:
@@ -59,8 +56,8 @@ def seed_list(seeds: Any, param: str = "seeds", shown: str | None = None) -> lis
     """None, one seed, or a list of them: non-negative integers, none twice."""
     if seeds is None:
         return None
-    values = [seeds] if _is_int(seeds) else _sequence(seeds, param, "non-negative integers")
-    if not values or not all(_is_int(s) and s >= 0 for s in values):
+    values = [seeds] if is_integer(seeds) else _sequence(seeds, param, "non-negative integers")
+    if not values or not all(is_integer(s) and s >= 0 for s in values):
         raise ParamError(f"«{param}» expects non-negative integers, got {_quote(shown, seeds)}")
     if len(set(values)) != len(values):
         raise ParamError(f"«{param}» names a seed twice: {shown or ', '.join(map(str, values))}")
@@ -70,7 +67,7 @@ def seed_list(seeds: Any, param: str = "seeds", shown: str | None = None) -> lis
 def lr_grid(grid: Any, param: str = "lr_grid", shown: str | None = None) -> list[float]:
     """Distinct positive finite rates, sorted."""
     values = _sequence(grid, param, "learning rates")
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+    if not all(is_number(v) for v in values):
         raise ParamError(f"«{param}» expects numbers, got {grid!r}")
     rates = [float(v) for v in values]
     if not rates or any(not math.isfinite(v) or v <= 0 for v in rates):
@@ -92,7 +89,7 @@ def criterion(select: Any, param: str = "select"):
 
 
 def positive_int(value: Any, param: str) -> int:
-    if not _is_int(value) or value < 1:
+    if not is_integer(value) or value < 1:
         raise ParamError(f"«{param}» must be a positive integer, got {value!r}")
     return value
 
