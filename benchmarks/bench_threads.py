@@ -3,11 +3,13 @@ idle machine, beside one CPU-bound process and beside a second ce-lab.
 
 Settings, each in its own worker process (libgomp reads its wait policy once, when torch loads):
 
-  default   what every command does now: ce_lab.threads decides (passive waiting, one thread per
-            usable CPU; on a 2-CPU machine the same as 2)
+  default   what every command does now: ce_lab.threads decides (one thread per usable CPU that
+            other processes leave free, checked as the stack trains; libgomp's own spinning wait)
   1         --threads 1
-  2         --threads 2 (passive waiting, as --threads 2 does now)
-  2-spin    2 threads with torch's own wait policy (libgomp spins): what ce-lab did before
+  2         --threads 2 (a fixed count: its idle threads sleep, OMP_WAIT_POLICY=PASSIVE)
+  2-spin    2 threads with torch's own wait policy (libgomp spins): what ce-lab did first
+  N-spinK   N threads spinning GOMP_SPINCOUNT=K times before they sleep (for exploring; not in
+            the default set)
 
 Conditions:
 
@@ -46,6 +48,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import select
 import shutil
 import statistics
@@ -60,6 +63,7 @@ from benchutil import hardware, load_average, write_results
 ROOT = Path(__file__).resolve().parent.parent
 LOSSES = ("ce", "mse", "hinge", "nll-manual")
 SETTINGS = ("default", "1", "2", "2-spin")
+SPIN = re.compile(r"(\d+)-spin(\d*)")  # N threads spinning (libgomp's count, or GOMP_SPINCOUNT)
 CONDITIONS = ("idle", "cpu-hog", "ce-lab")
 TARGET = 1.10
 HOG = "while True: pass"
@@ -74,11 +78,14 @@ def worker(setting: str, members: list[int], steps: int, data_root: str, verify:
     sys.path.insert(0, str(ROOT))
     from ce_lab import threads
 
-    if setting == "2-spin":
+    spin = SPIN.fullmatch(setting)
+    if spin:
+        if spin[2]:  # libgomp reads its spin count once, when it loads
+            os.environ["GOMP_SPINCOUNT"] = spin[2]
         import torch  # first: libgomp starts with torch's own (spinning) wait policy
 
-        policy = "libgomp default (spin)"
-        threads.configure(2)
+        policy = f"libgomp spin ({spin[2] or 'default count'})"
+        threads.configure(int(spin[1]))
     else:
         threads.configure(None if setting == "default" else int(setting))
         policy = os.environ.get(threads.WAIT_ENV, "")
@@ -126,7 +133,7 @@ class Worker:
     def __init__(self, setting: str, args, data_root: str, verify: bool, tmp: str):
         self.ready = False
         env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY",
-                                                                "MKL_NUM_THREADS")}
+                                                                "MKL_NUM_THREADS", "GOMP_SPINCOUNT")}
         env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
         self.setting = setting
         self.proc = subprocess.Popen(
@@ -267,7 +274,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--conditions", default=",".join(CONDITIONS),
                    help="comma-separated, of idle, cpu-hog, ce-lab (default all)")
     p.add_argument("--settings", default=",".join(SETTINGS),
-                   help="comma-separated, of default, 1, 2, 2-spin (default all)")
+                   help="comma-separated, of default, N, N-spin, N-spinK (default: default,1,2,2-spin)")
     p.add_argument("--cap", type=float, default=10.0,
                    help="stop a run after this many seconds and count it as that (default 10)")
     p.add_argument("--pause", type=float, default=0.5,
@@ -287,7 +294,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     args.settings = [s for s in args.settings.split(",") if s]
     args.conditions = [c for c in args.conditions.split(",") if c]
-    bad = [s for s in args.settings if s not in SETTINGS] + [
+    bad = [s for s in args.settings if not re.fullmatch(r"default|\d+|\d+-spin\d*", s)] + [
         c for c in args.conditions if c not in CONDITIONS]
     if bad:
         p.error(f"unknown setting or condition: {', '.join(bad)}")

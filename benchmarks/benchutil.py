@@ -29,7 +29,7 @@ def cpu_model() -> str:
 
 def set_threads(threads: int | None) -> None:
     """--threads N, or None for ce-lab's thread policy (ce_lab/threads.py), as the commands do;
-    call before torch is imported, so that its threads wait passively as they do there."""
+    call before torch is imported, which reads the wait policy once, as the commands do."""
     from ce_lab import threads as thread_policy
 
     thread_policy.configure(threads)
@@ -52,7 +52,7 @@ def hardware() -> dict[str, Any]:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:
         usable = os.cpu_count()
-    decision = thread_policy.current()  # what the next stack will train with (the load now)
+    decision = thread_policy.current()  # the default: the most a stack may take (it follows the load)
     return {
         "cpu": cpu_model(),
         "logical_cpus": os.cpu_count(),

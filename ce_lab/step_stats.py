@@ -23,15 +23,20 @@ def logit_grad_norm(grad_logits):
     return (grad_logits * grad_logits.shape[-2]).norm(dim=-1).mean(-1)
 
 
-def update_ratio(s):
+def member_norm(x):
+    """(M,) each member's L2 norm of ``x`` (M, ...), row by row: torch reduces each row within one
+    thread, where one reduction over a whole member splits it across threads, so its last bits
+    would move with the thread count (which follows the load: ce_lab.threads)."""
     import torch
 
-    out = []
-    for before, after in zip(s.weights_before, s.weights_after):
-        dims = tuple(range(1, after.dim()))
-        out.append(torch.linalg.vector_norm(after - before, dim=dims)
-                   / torch.linalg.vector_norm(before, dim=dims))
-    return out
+    while x.dim() > 2:
+        x = torch.linalg.vector_norm(x, dim=-1)
+    return torch.linalg.vector_norm(x, dim=-1)
+
+
+def update_ratio(s):
+    return [member_norm(after - before) / member_norm(before)
+            for before, after in zip(s.weights_before, s.weights_after)]
 
 
 SATURATED_LOW, SATURATED_HIGH = 0.01, 0.99  # a sigmoid output beyond these is saturated

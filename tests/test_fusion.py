@@ -23,7 +23,9 @@ from ce_lab.training.fusion import member_labels
 from tests import conftest
 from tests.helpers import rows
 
-COMPARED = {"metrics.csv": ("step", "lr", "loss", "acc"),
+GRADS = ("grad_norm/fc1.weight", "grad_norm/fc1.bias", "grad_norm/fc2.weight", "grad_norm/fc2.bias",
+         "grad_norm/total", "logit_grad_norm", "update_ratio/fc1.weight", "update_ratio/fc2.weight")
+COMPARED = {"metrics.csv": ("step", "lr", "loss", "acc", *GRADS),
             "eval.csv": ("step", "val_loss", "val_acc", "val_ece", "val_nll", "val_brier")}
 
 

@@ -111,8 +111,9 @@ MaxMembersOpt = Annotated[
 ]
 ThreadsOpt = Annotated[
     int | None,
-    typer.Option("--threads", min=1, help="Torch CPU threads (default: OMP_NUM_THREADS if set, else "
-                 "the usable CPUs less those other processes keep busy; idle threads sleep)."),
+    typer.Option("--threads", min=1, help="Torch CPU threads, a fixed count whose idle threads sleep "
+                 "(default: OMP_NUM_THREADS if set, else one per usable CPU that other processes "
+                 "leave free, checked as training goes)."),
 ]
 DataDirOpt = Annotated[
     Path | None,

@@ -212,7 +212,7 @@ def compare(
     """
     from ce_lab import threads as thread_policy
 
-    thread_policy.configure(threads)  # before torch is imported: its threads then wait passively
+    thread_policy.configure(threads)  # before torch is imported: it reads the wait policy once
     from ce_lab.config import keyword_overrides
     from ce_lab.losses import loss_names
 

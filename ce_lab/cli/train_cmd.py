@@ -107,7 +107,7 @@ def train(
     """
     from ce_lab import threads as thread_policy
 
-    thread_policy.configure(threads)  # before torch is imported: its threads then wait passively
+    thread_policy.configure(threads)  # before torch is imported: it reads the wait policy once
     from ce_lab.config import check_trains, keyword_overrides, resolve_config
     from ce_lab.progress import make_reporter
 

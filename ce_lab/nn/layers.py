@@ -47,7 +47,7 @@ class _Views:
     bias: Tensor  # (M*out,) [first layer] or (M, 1, out)
     grad_weight: Tensor  # laid out like weight_t; the parameter's .grad is a view of it
     grad_bias: Tensor  # (M*out,) [first layer] or (M, out); the bias's .grad is a view of it
-    norm_weight: Tensor  # grad_weight as rows that each belong to one member (flat with M = 1)
+    norm_weight: Tensor  # grad_weight as rows that each belong to one member
     norm_bias: Tensor
 
 
@@ -104,11 +104,9 @@ class StackedLinear(nn.Module):
         else:
             self.weight.grad = grad_w.transpose(1, 2)
         self.bias.grad = grad_b.view(m, fan_out)
-        # Rows for the squared norms: flat with one member; otherwise rows that each belong to one
-        # member, member k's rows being k, k + M, k + 2M, ... of the wide layout.
-        if m == 1:
-            norm_w, norm_b = grad_w.view(-1), grad_b.view(-1)
-        elif self.shared_input:
+        # Rows for the squared norms, each belonging to one member: member k's rows are k, k + M,
+        # k + 2M, ... of the wide layout; in the others, one row per member.
+        if self.shared_input:
             norm_w, norm_b = grad_w.view(-1, fan_out), grad_b.view(m, -1)
         else:
             norm_w, norm_b = grad_w.view(m, -1), grad_b.view(m, -1)
@@ -146,12 +144,16 @@ class StackedLinear(nn.Module):
     def squared_grad_norms(self) -> tuple[Tensor, Tensor]:
         """Each member's squared L2 norm of the weight and of the bias gradient: 0-d with one
         member, (M,) otherwise. A NaN or inf anywhere in a gradient makes its norm non-finite."""
+        # Row by row, with one member too: torch reduces each row of a norm or a sum within one
+        # thread, in an order set by the row's length alone, so the bits depend neither on the
+        # thread count (which follows the load: ce_lab.threads) nor on the stack's size (a
+        # member's row sums are gathered into one contiguous row, as its lone run's are). A BLAS
+        # dot on the flat buffer is ~6 us faster per step at 784x256, but splits its sum across
+        # threads: its last bits moved with the count.
         v = self.prepare()
         w, b = v.norm_weight, v.norm_bias
-        if w.dim() == 1:
-            # BLAS dot on the contiguous buffer: three times faster than a norm kernel on a CPU.
-            return torch.dot(w, w), torch.dot(b, b)
         rows = torch.linalg.vector_norm(w, dim=1).square_()  # reduced along contiguous memory
         if self.shared_input:
-            rows = rows.view(-1, b.shape[0]).sum(0)
-        return rows, torch.linalg.vector_norm(b, dim=1).square_()
+            rows = rows.view(-1, b.shape[0]).t().contiguous().sum(1)
+        bias = torch.linalg.vector_norm(b, dim=1).square_()
+        return (rows.reshape(()), bias.reshape(())) if b.shape[0] == 1 else (rows, bias)

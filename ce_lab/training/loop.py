@@ -73,7 +73,7 @@ class Trainer:
         self.device = resolve_device(self.cfg.device)
         # Torch's CPU threads for this stack: --threads, OMP_NUM_THREADS, or the CPUs that other
         # processes leave free right now (ce_lab.threads, one policy for every entry point).
-        self.thread_decision = threads.apply()
+        self.cpu_threads = threads.apply()
         self.data = data if data is not None else load_mnist(self.cfg.data, self.cfg.seed, self.device)
         noise = getattr(self.data, "label_noise", None)
         if noise is not None and (noise.fraction, noise.kind) != (
@@ -231,6 +231,7 @@ class Trainer:
                 log_now = step % log_every == 0
                 losses, sq_norms, stats = self.stack.step(
                     train_x.index_select(0, idx), train_y.index_select(0, idx), step - 1, log_now)
+                self.cpu_threads.tick()  # follows the load (a clock read unless a check is due)
                 # Every step: each member's loss and squared gradient norms go to the divergence
                 # watch, on the device and without a sync.
                 self.watch.record(step, losses, sq_norms)
