@@ -26,11 +26,14 @@ def logit_grad_norm(grad_logits):
 def member_norm(x):
     """(M,) each member's L2 norm of ``x`` (M, ...), row by row: torch reduces each row within one
     thread, where one reduction over a whole member splits it across threads, so its last bits
-    would move with the thread count (which follows the load: ce_lab.threads)."""
+    would move with the thread count (which follows the load: ce_lab.threads). Each step reduces
+    the dimension that lies contiguous in memory (fast, and the same rows in a stack as alone),
+    and the partial norms are made contiguous rows of their own before the next."""
     import torch
 
     while x.dim() > 2:
-        x = torch.linalg.vector_norm(x, dim=-1)
+        inner = min(range(1, x.dim()), key=x.stride)
+        x = torch.linalg.vector_norm(x, dim=inner).contiguous()
     return torch.linalg.vector_norm(x, dim=-1)
 
 
