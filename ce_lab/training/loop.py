@@ -72,7 +72,8 @@ class Trainer:
         self.reporter = reporter or Reporter()
         self.device = resolve_device(self.cfg.device)
         # Torch's CPU threads for this stack: --threads, OMP_NUM_THREADS, or the CPUs that other
-        # processes leave free right now (ce_lab.threads, one policy for every entry point).
+        # processes leave free, followed as it trains (ce_lab.threads, one policy for every entry
+        # point; ``tick`` every step).
         self.cpu_threads = threads.apply()
         self.data = data if data is not None else load_mnist(self.cfg.data, self.cfg.seed, self.device)
         noise = getattr(self.data, "label_noise", None)
