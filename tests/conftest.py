@@ -17,6 +17,8 @@ Shared fixtures (use them instead of a module-level copy):
 - ``tiny_sets``: the ``--set`` items of a small, fast run on ``tiny_mnist`` (CPU, one hidden
   layer of 32, no progress output), extra items appended.
 - ``tiny_config``: the same as a ``RunConfig``, with dotted-key overrides, runs under tmp_path.
+- ``offline_source``: ``ensure_mnist`` fetching by copying the tiny MNIST (no network).
+- ``small_fs``: a 3 MiB tmpfs (skipped where it cannot be mounted), for full-disk tests.
 - ``cfg``: the ``RunConfig`` of ``tests.helpers.tiny_sets`` (on the ``--device``), runs under
   tmp_path; ``data``: its loaded tiny MNIST on that device, once per test module.
 
@@ -177,3 +179,38 @@ def data(tiny_mnist):
 
     base = resolve_config(None, tiny_sets(tiny_mnist))
     return load_mnist(base.data, base.seed, TEST_DEVICE)
+
+
+@pytest.fixture
+def small_fs(tmp_path):
+    """A 3 MiB tmpfs (root only; skipped where it cannot be mounted), unmounted afterwards."""
+    import subprocess
+    import uuid
+
+    mnt = tmp_path / f"small-{uuid.uuid4().hex[:6]}"
+    mnt.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mnt)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+@pytest.fixture
+def offline_source(monkeypatch, tiny_mnist):
+    """ensure_mnist's sources replaced by one that copies the tiny MNIST (md5-checked as tiny)."""
+    import shutil
+
+    from ce_lab.data import fetch
+    from ce_lab.data.files import MNIST_FILES, raw_dir
+    from tests.mnist_fixture import tiny_table
+
+    def copy(raw, reporter):
+        for f in MNIST_FILES:
+            shutil.copyfile(raw_dir(tiny_mnist) / f.name, raw / f.name)
+
+    monkeypatch.setitem(fetch.ensure_mnist.__kwdefaults__, "sources", (fetch.Source("copy", copy),))
+    monkeypatch.setitem(fetch.ensure_mnist.__kwdefaults__, "expected", tiny_table(tiny_mnist))

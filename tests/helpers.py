@@ -1,5 +1,8 @@
 """Shared helpers of the test modules (not fixtures: those live in tests/conftest.py). A test
-module imports from here, never from another test module (tests/test_tests_layout.py)."""
+module imports from here, never from another test module (tests/test_tests_layout.py).
+
+tests/fixtures/format0/make.py imports this module with an old ce-lab (commit 53d9c0d, before
+ce_lab/batches/ had its store and executors), so ce_lab.batches is imported where it is used."""
 
 from __future__ import annotations
 
@@ -22,9 +25,6 @@ import numpy as np
 import yaml
 from typer.testing import CliRunner
 
-from ce_lab.batches.execute import execute
-from ce_lab.batches.store import read_state, run_path
-from ce_lab.batches.tasks import plan_batch
 from ce_lab.config import RunConfig, to_yaml
 from ce_lab.data.offline import WheelSpec
 from ce_lab.progress import Reporter
@@ -138,10 +138,7 @@ class InterruptAt(Reporter):
             os.kill(os.getpid(), signal.SIGINT)
 
 
-
-
 # --- batches ------------------------------------------------------------------------------------
-
 
 
 def write_batch(path: Path, data: dict[str, Any]) -> Path:
@@ -167,6 +164,8 @@ def dry_run_stacks(stdout: str) -> set[frozenset[int]]:
 
 def trained_stacks(batch_dir: Path) -> set[frozenset[int]]:
     """The stacks the runs were trained in, as their meta.json ``fused_with`` says."""
+    from ce_lab.batches.store import read_state, run_path
+
     dirs = {e.index: run_path(batch_dir, e.run_dir) for e in read_state(batch_dir).entries}
     index = {d.resolve().name: i for i, d in dirs.items()}
     stacks = set()
@@ -244,6 +243,9 @@ class FakeExecutor:
 
 def run_fake(opened, fake: FakeExecutor):
     """``execute`` as the CLI calls it: the batch's plan for the executor's workers."""
+    from ce_lab.batches.execute import execute
+    from ce_lab.batches.tasks import plan_batch
+
     return execute(opened, plan_batch(opened, workers=fake.capacity), fake, poll_seconds=0)
 
 
@@ -339,3 +341,273 @@ def set_meta(run_dir: Path, **fields) -> dict:
     meta = json.loads((run_dir / "meta.json").read_text()) | fields
     (run_dir / "meta.json").write_text(json.dumps(meta))
     return meta
+
+
+# --- shared by a module's unit tests and its CLI tests (tests/cli/) ------------------------------
+
+
+def dense_sets(root: Path, *extra: str) -> list[str]:
+    """``tiny_sets`` with a smaller model and denser logging (later ``--set`` items win)."""
+    return tiny_sets(root, "model.hidden=[16]", "log.log_every=4", "log.eval_every=8", *extra)
+
+
+class InterruptOnce(Reporter):
+    """SIGINT at the first logged step ``step`` only (a shared reporter sees every run)."""
+
+    def __init__(self, step: int):
+        self.step, self.sent = step, False
+
+    def logged(self, step, epoch, losses):
+        if step == self.step and not self.sent:
+            self.sent = True
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+BAD_STEP = 7  # not a multiple of log_every=5: not a logged step
+
+
+def poison_loss(monkeypatch, name: str, at_call: int, where: str) -> None:
+    """Loss ``name`` gives a NaN at its ``at_call``-th training call: in d loss / d logits
+    (the loss stays finite) or in the loss itself."""
+    from dataclasses import replace
+
+    from ce_lab.losses import LOSSES
+
+    spec = LOSSES[name]
+    calls = {"n": 0}
+
+    def grad(logits, targets, cfg):
+        loss, g = spec.grad(logits, targets, cfg)
+        calls["n"] += 1
+        if calls["n"] == at_call:
+            g = g.clone()
+            g[..., 0, 0] = math.nan
+            if where == "loss":
+                loss = loss + math.nan
+        return loss, g
+
+    monkeypatch.setitem(LOSSES, name, replace(spec, grad=grad))
+
+
+def set_format(path: Path, value) -> None:
+    """Rewrite the ``format`` key of the JSON file at ``path``."""
+    data = json.loads(path.read_text())
+    data["format"] = value
+    path.write_text(json.dumps(data))
+
+
+# eval.csv's header before calibration (ECE, NLL, Brier) columns existed
+OLD_EVAL_HEADER = ["step", "epoch", "examples", "wall_s", "val_loss", "val_acc"]
+
+
+def losses_batch(tmp_path: Path, tiny_mnist: Path) -> Path:
+    """A batch file of ce and mse on TINY, one seed."""
+    return write_batch(tmp_path / "b.yaml", {
+        "name": "two", "base": tiny_base(tiny_mnist), "grid": {"loss.name": ["ce", "mse"]},
+        "seeds": [0]})
+
+
+def batch_with_two_runs(tmp_path: Path):
+    """A batch of TWO_BY_TWO run to the end by a FakeExecutor: (runs, batch, opened, state)."""
+    from ce_lab.batches.plan import open_batch
+    from ce_lab.batches.spec import load_batch
+    from ce_lab.batches.store import read_state
+
+    runs = tmp_path / "runs"
+    batch = load_batch(write_batch(tmp_path / "b.yaml", TWO_BY_TWO), out_dir=runs)
+    opened = open_batch(batch, None)
+    run_fake(opened, FakeExecutor(runs, capacity=1))
+    state = read_state(opened.batch_dir)
+    return runs, batch, opened, state
+
+
+def wrong_modes(root: Path, umask: int) -> dict[str, str]:
+    """Every file and folder under ``root`` (itself included) whose permission bits are not 0666
+    (files) or 0777 (folders) less ``umask``: relative path -> octal mode."""
+    import stat
+
+    wrong = {}
+    for p in [root, *root.rglob("*")]:
+        mode, want = stat.S_IMODE(p.lstat().st_mode), (0o777 if p.is_dir() else 0o666) & ~umask
+        if mode != want:
+            wrong[str(p.relative_to(root))] = oct(mode)
+    return wrong
+
+
+# --- TensorBoard event files, read with tensorboard's own reader --------------------------------
+
+
+def tb_events(logdir: Path):
+    """The EventAccumulator of ``logdir``, loaded in full."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(logdir), size_guidance={"scalars": 0, "tensors": 0})
+    acc.Reload()
+    return acc
+
+
+def tb_hparams(acc) -> dict:
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    content = acc.PluginTagToContent("hparams")["_hparams_/session_start_info"]
+    info = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info
+    out = {}
+    for key, v in info.hparams.items():
+        out[key] = getattr(v, v.WhichOneof("kind"))
+    return out
+
+
+def assert_scalars_equal_csv(acc, run_dir: Path) -> None:
+    """Every value column of both CSVs, step by step, as float32 (what an event holds)."""
+    for name in ("metrics.csv", "eval.csv"):
+        table = rows(run_dir / name)
+        for col in table[0]:
+            if col in ("step", "epoch", "examples", "wall_s"):
+                continue
+            events = acc.Scalars(col)
+            assert [e.step for e in events] == [int(r["step"]) for r in table], col
+            want = np.array([float(r[col]) for r in table], dtype=np.float32)
+            got = np.array([e.value for e in events], dtype=np.float32)
+            np.testing.assert_array_equal(got, want, err_msg=col)
+
+
+# --- hostile files, hostile YAML (the fault tests) ----------------------------------------------
+
+HANG_GUARD_S = 5.0  # a guard against hanging, not a speed assertion
+
+
+def alias_bomb(levels: int, extra: str = "") -> str:
+    """Under 1 KB; each level is 9 aliases of the one before, so it expands to 9**levels."""
+    names = [f"l{i}" for i in range(levels)]
+    lines = [f"{names[0]}: &{names[0]} [x,x,x,x,x,x,x,x,x]"]
+    for prev, name in zip(names, names[1:]):
+        lines.append(f"{name}: &{name} [{','.join([f'*{prev}'] * 9)}]")
+    return extra + "\n".join(lines) + "\n"
+
+
+def finishes(fn, *args):
+    """What ``fn(*args)`` raised or returned, run in a thread the test does not wait on forever."""
+    import threading
+
+    out: dict = {}
+
+    def target():
+        try:
+            out["value"] = fn(*args)
+        except BaseException as e:  # noqa: BLE001 - handed to the test
+            out["error"] = e
+
+    t = threading.Thread(target=target, daemon=True)
+    t.start()
+    t.join(HANG_GUARD_S)
+    assert not t.is_alive(), f"{fn.__name__} still running after {HANG_GUARD_S} s"
+    return out
+
+
+def fifo(path: Path) -> None:
+    """Replace the file at ``path`` by a FIFO (a read of it would block)."""
+    path.unlink(missing_ok=True)
+    os.mkfifo(path)
+
+
+def directory(path: Path) -> None:
+    path.unlink(missing_ok=True)
+    path.mkdir()
+
+
+def dev_zero(path: Path) -> None:
+    """Replace the file at ``path`` by a symlink to /dev/zero (endless bytes)."""
+    path.unlink(missing_ok=True)
+    path.symlink_to("/dev/zero")
+
+
+def text_spoiler(text: str):
+    """A spoiler that writes ``text`` into the file."""
+    def apply(path: Path) -> None:
+        path.write_text(text)
+    return apply
+
+
+def fill(mnt: Path) -> None:
+    """Fill the file system at ``mnt`` to the last byte."""
+    with open(mnt / "filler", "wb", buffering=0) as f:  # unbuffered: closing cannot fail
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError:
+            pass
+
+
+# Ways to spoil an IDX file of a data folder, by name (the parametrize ids of the data fault tests).
+HOSTILE_IDX = {"fifo": fifo, "devzero": dev_zero, "directory": directory}
+
+
+def write_dedented(folder: Path, name: str, text: str) -> Path:
+    """``text``, dedented, as the file ``folder/name`` (a config file written inline in a test)."""
+    import textwrap
+
+    path = folder / name
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+# --- comparisons of runs on disk (run folders by tests/run_factory.py) ----------------------------
+
+
+def three_loss_runs(out: Path) -> dict[str, Path]:
+    """One seed each: ce reaches 0.90 at 100 and 0.95 at 300; mse 0.90 at 400 only; hinge
+    reaches 0.90 at 200, 0.95 at 500; none reaches 0.97."""
+    from tests.run_factory import make_run  # here: make.py imports helpers with an old ce_lab
+
+    return {
+        "ce": make_run(out, "ce", reach={0.9: 100, 0.95: 300, 0.97: None}, final_val_acc=0.9612,
+                       best_val_acc=0.9634, test_acc=0.9587, grad_early=0.8, grad_late=0.02),
+        "mse": make_run(out, "mse", reach={0.9: 400, 0.95: None, 0.97: None},
+                        final_val_acc=0.9301, test_acc=0.9276, grad_early=0.01, grad_late=0.003),
+        "hinge": make_run(out, "hinge", reach={0.9: 200, 0.95: 500, 0.97: None},
+                          final_val_acc=0.9555, test_acc=0.9501),
+    }
+
+
+def seeded_runs(out: Path) -> Path:
+    """Three seeds, paired. Steps to 0.90: ce 100/150/100, mse 400/450/500 (diffs 300/300/400),
+    nll-manual 150/100/150 (diffs 50/-50/50), hinge 150/100/150 with seed 2 diverged at step 580.
+    mse reaches 0.95 in seed 0 only; ce in all seeds."""
+    from tests.run_factory import make_run
+
+    ce = [100, 150, 100]
+    mse = [400, 450, 500]
+    hinge = [150, 100, 150]
+    for seed in range(3):
+        make_run(out, "ce", seed, reach={0.9: ce[seed], 0.95: 300}, group="g3")
+        make_run(out, "mse", seed, reach={0.9: mse[seed], 0.95: 550 if seed == 0 else None},
+                 group="g3")
+        make_run(out, "nll-manual", seed, reach={0.9: hinge[seed], 0.95: 300}, group="g3")
+        make_run(out, "hinge", seed, reach={0.9: hinge[seed], 0.95: 300}, group="g3",
+                 diverged_at=580 if seed == 2 else None,
+                 status="diverged" if seed == 2 else "completed")
+    return out
+
+
+def compare_result(*paths: Path, **options):
+    """ce_lab.lab.compare_on_disk of the runs, without plots: what ``ce-lab compare`` renders."""
+    from ce_lab.lab import compare_on_disk
+
+    return compare_on_disk([Path(p) for p in paths], plots=False, **options).result
+
+
+def compare_json(*paths: Path, **options) -> dict:
+    """What ``ce-lab compare PATH... --format json --no-plots`` prints (the same writer)."""
+    from ce_lab.render.data import to_json
+
+    r = compare_result(*paths, **options)
+    return json.loads(to_json(r.table, r.diffs, r.reference, r.skipped))
+
+
+def compare_markdown(*paths: Path, **options) -> str:
+    """What ``ce-lab compare PATH... --format markdown --no-plots`` prints (the same writer)."""
+    from ce_lab.render.markdown import to_markdown
+
+    r = compare_result(*paths, **options)
+    return to_markdown(r.table, r.diffs, r.reference)

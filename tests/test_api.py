@@ -9,10 +9,12 @@ import shutil
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import pytest
 
 import ce_lab
+from ce_lab.losses import get_loss
 from tests.mnist_fixture import TINY_VAL_SIZE
 from tests.run_factory import make_run
 
@@ -208,3 +210,29 @@ def test_without_pandas_the_error_names_the_extra(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "pandas", None)  # import pandas now fails
     with pytest.raises(ce_lab.MissingDependency, match=r'pip install "ce-lab\[pandas\]"'):
         ce_lab.load_runs(tmp_path / "runs")
+
+
+def test_api_loss_typos_raise_the_guess():
+    with pytest.raises(ce_lab.ConfigError, match="unknown loss 'msee' — did you mean 'mse'"):
+        ce_lab.train("msee")
+    with pytest.raises(ce_lab.UsageError, match="unknown loss 'MSE' — did you mean 'mse'"):
+        ce_lab.compare(["ce", "MSE"])
+    with pytest.raises(ce_lab.UsageError, match="did you mean 'hinge'"):
+        get_loss("hinge ")
+    assert not Path("runs").exists()
+
+
+# --- MNIST fetched into a folder the user named ----------------------------------------------------
+
+
+def test_api_warns_before_fetching_into_a_named_data_root(tmp_path, offline_source):
+    named = tmp_path / "my-small-set"
+    small = {"data.root": str(named), "data.verify_md5": False, "data.val_size": 200,
+             "model.hidden": [8], "device": "cpu"}
+    with pytest.warns(UserWarning, match=f"data.root {named} holds no usable MNIST") as said:
+        run = ce_lab.train("ce", max_steps=2, overrides=small)
+    assert run.status == "completed"
+    assert [w.filename for w in said] == [__file__]  # points at the caller's line
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the data is there now: no warning
+        ce_lab.train("ce", max_steps=2, overrides=small)

@@ -9,67 +9,11 @@ from pathlib import Path
 import pytest
 
 import ce_lab
-from ce_lab.cli.app import app
-from tests.helpers import only_batch_dir, tiny_base, write_batch
-
-pd = pytest.importorskip("pandas")
-
-# table.csv columns that hold run ids, paths or wall-clock times: they differ between two runs.
-NOT_NUMBERS = ("run", "runs", "path")
-
-
-def _losses_batch(tmp_path, tiny_mnist) -> Path:
-    return write_batch(tmp_path / "b.yaml", {
-        "name": "two", "base": tiny_base(tiny_mnist), "grid": {"loss.name": ["ce", "mse"]},
-        "seeds": [0]})
-
-
-def _comparable(table: pd.DataFrame) -> pd.DataFrame:
-    keep = [c for c in table.columns if c not in NOT_NUMBERS and not c.startswith("seconds_")]
-    return table[keep].reset_index(drop=True)
-
-
-def _metrics(run_dir: Path) -> pd.DataFrame:
-    return pd.read_csv(run_dir / "metrics.csv").drop(columns=["wall_s"])
-
-
-def test_api_batch_trains_what_the_cli_trains_and_compares_it_the_same(tiny_mnist, tmp_path, cli,
-                                                                       capfd):
-    f = _losses_batch(tmp_path, tiny_mnist)
-    res = ce_lab.batch(f, out_dir=tmp_path / "api", plots=False)
-    assert capfd.readouterr() == ("", "")  # nothing printed unless progress asks
-    assert res.exit_code == 0 and not res.failed and (res.ran, res.skipped) == (2, 0)
-    assert res.dir == only_batch_dir(tmp_path / "api") and res.name == "two"
-    assert [(e.index, e.overrides, e.status) for e in res.entries] == [
-        (0, {"loss.name": "ce", "seed": 0}, "completed"),
-        (1, {"loss.name": "mse", "seed": 0}, "completed")]
-    assert [r.loss for r in res.runs] == ["ce", "mse"]
-    assert isinstance(res.comparison, ce_lab.Comparison) and res.comparison.dir == res.dir
-
-    cli_result = cli.invoke(app, ["batch", str(f), "--out-dir", str(tmp_path / "cli"),
-                                  "--no-plots"])
-    assert cli_result.exit_code == 0, cli_result.output
-    cli_dir = only_batch_dir(tmp_path / "cli")
-    cli_table = pd.read_csv(cli_dir / "table.csv")
-    pd.testing.assert_frame_equal(_comparable(pd.read_csv(res.dir / "table.csv")),
-                                  _comparable(cli_table))
-    assert list(cli_table["final_val_acc"]) == [r.summary["final"]["val_acc"] for r in res.runs]
-    assert list(res.comparison.table()["final_val_acc"]) == list(cli_table["final_val_acc"])
-    cli_runs = ce_lab.load_runs(tmp_path / "cli").sort_values("loss")
-    assert list(cli_runs["loss"]) == ["ce", "mse"]
-    for path, run in zip(cli_runs["path"], res.runs):  # the same numbers, step by step
-        pd.testing.assert_frame_equal(_metrics(Path(path)), _metrics(run.dir))
-
-    # Again: every entry is done, so nothing runs and the dry run says so, in that folder.
-    plan = ce_lab.batch(f, out_dir=tmp_path / "api", dry_run=True)
-    assert plan.dir == res.dir and [e.action for e in plan.entries] == ["skip", "skip"]
-    assert [e.run_dir for e in plan.entries] == [e.run_dir for e in res.entries]
-    again = ce_lab.batch(resume=res.dir, plots=False)
-    assert (again.ran, again.skipped, again.exit_code) == (0, 2, 0)
+from tests.helpers import losses_batch, only_batch_dir, tiny_base, write_batch
 
 
 def test_dry_run_returns_the_plan_and_writes_nothing(tmp_path, tiny_mnist):
-    f = _losses_batch(tmp_path, tiny_mnist)
+    f = losses_batch(tmp_path, tiny_mnist)
     before = sorted(tmp_path.rglob("*"))
     plan = ce_lab.batch(f, dry_run=True, jobs=2)
     assert sorted(tmp_path.rglob("*")) == before

@@ -1,13 +1,12 @@
-"""ce-lab batch without training: expansion, validation, config hash, dry run, task planning, and
-the orchestration (skip / resume / rerun, failures, Ctrl-C) against an in-process fake executor."""
+"""Batches without training: expansion, validation, config hash, task planning, and the
+orchestration (skip / resume / rerun, failures, Ctrl-C) against an in-process fake executor.
+``ce-lab batch`` itself (the dry run, usage errors): tests/cli/test_batch.py."""
 
 from __future__ import annotations
 
 import hashlib
 import itertools
 import json
-import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,10 +16,9 @@ from ce_lab.batches.plan import find_previous, open_batch
 from ce_lab.batches.spec import config_hash, load_batch
 from ce_lab.batches.store import read_state
 from ce_lab.batches.tasks import plan_batch
-from ce_lab.cli.app import app
 from ce_lab.config import RunConfig, to_dict, with_overrides
 from ce_lab.errors import ConfigError
-from tests.helpers import TWO_BY_TWO, FakeExecutor, run_fake, runner, write_batch
+from tests.helpers import TWO_BY_TWO, FakeExecutor, run_fake, write_batch
 
 # ---------------------------------------------------------------------------------------------
 # Expansion and validation
@@ -112,24 +110,6 @@ def test_config_hash_is_sha256_of_the_canonical_config_without_out_dir():
     assert config_hash(with_overrides(cfg, {"optim.lr": 0.1})) != reference
 
 
-# ---------------------------------------------------------------------------------------------
-# CLI: dry run and usage errors
-
-
-def test_dry_run_prints_the_entries_and_creates_nothing(tmp_path):
-    f = write_batch(tmp_path / "b.yaml", {
-        "name": "dry", "grid": {"loss.name": ["ce", "hinge"]}, "seeds": [0, 1, 2]})
-    result = runner.invoke(app, ["batch", str(f), "--dry-run", "--out-dir", str(tmp_path / "o")])
-    assert result.exit_code == 0, result.output
-    out = result.stdout
-    assert "6 runs" in out
-    batch = load_batch(f)
-    for e in batch.entries:
-        assert e.config_hash[:12] in out
-    assert out.count("hinge") == 3 and "loss.name" in out and "seed" in out
-    assert not (tmp_path / "o").exists()
-
-
 def test_configs_in_the_repo_expand(tmp_path):
     repo = Path(__file__).resolve().parents[1]
     seeds = load_batch(repo / "configs" / "sweep-seeds.yaml")
@@ -139,59 +119,6 @@ def test_configs_in_the_repo_expand(tmp_path):
     lr = load_batch(repo / "configs" / "sweep-lr.yaml")
     assert {e.config.loss.name for e in lr.entries} == {"ce", "mse", "hinge", "nll-manual"}
     assert len({e.config.optim.lr for e in lr.entries}) >= 3
-
-
-@pytest.mark.parametrize("args", [[], ["b.yaml", "--resume", "somewhere"]])
-def test_needs_exactly_one_of_file_and_resume(tmp_path, args):
-    write_batch(tmp_path / "b.yaml", {"name": "x"})
-    result = runner.invoke(app, ["batch", *args])
-    assert result.exit_code == 2
-    assert "batch file or --resume" in result.stderr
-
-
-@pytest.mark.parametrize("args, code, message", [
-    (["b.yaml", "--address", "auto"], 2, "--address applies to --executor ray"),
-    (["b.yaml", "--executor", "ray", "--threads", "2"], 2,
-     "--threads applies to the local executor; Ray tasks use --cpus-per-task"),
-    (["--resume", "nothere", "--set", "seed=1", "--new"], 2,
-     "--set, --new cannot change a batch being resumed; run the batch file instead"),
-    (["--resume", "nothere"], 2, "--resume: no such batch folder: nothere"),
-    (["b.yaml", "--executor", "ray", "--cpus-per-task", "0"], 1,
-     "--cpus-per-task must be > 0, got 0.0"),
-    (["b.yaml", "--executor", "ray", "--gpus-per-task", "-1"], 1,
-     "--gpus-per-task must be >= 0, got -1.0"),
-])
-def test_argument_checks_name_the_flags(tmp_path, args, code, message):
-    """ce_lab.lab.batch checks these and names parameters; the CLI spells them as its flags."""
-    write_batch(tmp_path / "b.yaml", {"name": "x"})
-    result = runner.invoke(app, ["batch", *args])
-    assert (result.exit_code, result.stderr) == (code, f"error: {message}\n")
-    assert not Path("runs").exists()
-
-
-def test_invalid_batch_file_exits_2_with_one_line(tmp_path):
-    f = write_batch(tmp_path / "b.yaml", {"name": "x", "grid": {"optim.lr": [0.1, -2]}})
-    result = runner.invoke(app, ["batch", str(f)])
-    assert result.exit_code == 2
-    assert result.stderr.count("\n") == 1
-    assert "entry 1" in result.stderr and "optim.lr" in result.stderr
-    assert not Path("runs").exists()  # nothing ran, no folder
-
-
-def test_resume_of_a_folder_that_is_no_batch(tmp_path):
-    (tmp_path / "empty").mkdir()
-    result = runner.invoke(app, ["batch", "--resume", str(tmp_path / "empty")])
-    assert result.exit_code == 2
-    assert "not a batch folder" in result.stderr
-
-
-def test_ray_executor_without_ray_says_how_to_install(tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
-    f = write_batch(tmp_path / "b.yaml", {"name": "x"})
-    result = runner.invoke(app, ["batch", str(f), "--executor", "ray"])
-    assert result.exit_code == 1
-    assert "ce-lab[ray]" in result.stderr
-    assert not Path("runs").exists()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -341,71 +268,3 @@ def test_a_changed_batch_file_keeps_the_entries_it_still_has(tmp_path):
     assert yaml.safe_load((opened.batch_dir / "batch.yaml").read_text())["seeds"] == [1, 2]
     # --new starts another folder and runs everything.
     assert find_previous(batch, new=True) is None
-
-
-def test_a_batch_folder_in_use_by_a_live_process_is_refused(tmp_path):
-    import os
-
-    f = write_batch(tmp_path / "b.yaml", {"name": "lock", "seeds": [0]})
-    batch = load_batch(f, out_dir=tmp_path / "runs")
-    opened = open_batch(batch, None)
-    lock = opened.batch_dir / ".lock"
-    lock.write_text(str(os.getppid()))  # a live process that is not this one
-    result = runner.invoke(app, ["batch", str(f), "--out-dir", str(tmp_path / "runs")])
-    assert result.exit_code == 2
-    assert "being run by another ce-lab batch" in result.stderr
-    assert lock.read_text() == str(os.getppid())  # not taken over
-    assert [e.status for e in read_state(opened.batch_dir).entries] == ["pending"]
-
-
-def _one_error_line(result) -> str:
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error"), result.stderr
-    assert "Traceback" not in result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit)
-    return lines[0]
-
-
-def test_an_out_dir_that_is_a_file_is_one_line_not_a_traceback(tmp_path):
-    f = write_batch(tmp_path / "b.yaml", {"name": "afile", "seeds": [0]})
-    (tmp_path / "afile").write_text("")
-    result = runner.invoke(app, ["batch", str(f), "--out-dir", str(tmp_path / "afile")])
-    assert result.exit_code in (1, 2), result.output
-    assert "cannot create a batch folder" in _one_error_line(result)
-    assert (tmp_path / "afile").read_text() == ""
-
-
-@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,
-                    reason="root writes into read-only folders")
-def test_a_read_only_out_dir_is_one_line_not_a_traceback(tmp_path):
-    f = write_batch(tmp_path / "b.yaml", {"name": "ro", "seeds": [0]})
-    ro = tmp_path / "ro"
-    ro.mkdir()
-    ro.chmod(0o555)
-    try:
-        result = runner.invoke(app, ["batch", str(f), "--out-dir", str(ro)])
-    finally:
-        ro.chmod(0o755)
-    assert result.exit_code in (1, 2), result.output
-    assert "cannot create a batch folder" in _one_error_line(result)
-
-
-def test_dry_run_shows_which_entries_share_a_stack(tmp_path):
-    f = write_batch(tmp_path / "b.yaml", {
-        "name": "s", "grid": {"loss.name": ["ce", "mse"], "optim.lr": [0.1, 1.0],
-                              "model.hidden": [[8], [16]]}, "seeds": [0]})
-    result = runner.invoke(app, ["batch", str(f), "--dry-run", "--out-dir", str(tmp_path / "o")])
-    assert result.exit_code == 0, result.output
-    stacks = {line.split("│")[1].strip(): line.split("│")[-2].strip()
-              for line in result.stdout.splitlines() if line.startswith("│")}
-    assert len(stacks) == 8
-    # loss x lr share a stack; the hidden width does not
-    by_stack = {}
-    for entry, where in stacks.items():
-        by_stack.setdefault(where, []).append(int(entry))
-    assert sorted(by_stack) == ["1 (4 members)", "2 (4 members)"]
-    limited = runner.invoke(app, ["batch", str(f), "--dry-run", "--max-members", "3",
-                                  "--out-dir", str(tmp_path / "o")])
-    assert limited.exit_code == 0, limited.output
-    assert "(3 members)" in limited.stdout and "(1 member)" in limited.stdout

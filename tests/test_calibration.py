@@ -15,9 +15,7 @@ from ce_lab.metrics import EVAL_HEADER
 from ce_lab.training import train, train_paired
 from tests import conftest
 from tests.float64_refs import numpy_calibration
-from tests.helpers import rows
-
-OLD_EVAL_HEADER = ["step", "epoch", "examples", "wall_s", "val_loss", "val_acc"]
+from tests.helpers import OLD_EVAL_HEADER, rows
 
 
 def test_chunk_sums_and_finish_against_numpy():
@@ -107,73 +105,3 @@ def test_a_run_that_does_not_complete_saves_no_test_logits(cfg, data):  # noqa: 
     final = out.summary["final"]
     assert final["test_ece"] is None and final["test_nll"] is None and final["test_brier"] is None
     assert out.summary["test_reliability"] is None
-
-
-def test_runs_written_before_calibration_compare_beside_new_ones(cfg, data, cli, tmp_path):  # noqa: F811
-    from ce_lab.cli.app import app
-    from tests.run_factory import make_run
-
-    old = make_run(tmp_path / "old", "mse", seed=0)  # eval.csv and summary.json of before
-    new = train(cfg, data=data).run_dir
-    result = cli.invoke(app, ["compare", str(old), str(new), "--format", "json",
-                              "--out-dir", str(tmp_path / "cmp")])
-    assert result.exit_code == 0, result.output
-    by_loss = {r["loss"]: r for r in json.loads(result.stdout)["rows"]}
-    assert by_loss["mse"]["test_ece"] is None
-    assert by_loss["ce"]["test_ece"] == json.loads((new / "summary.json").read_text())[
-        "final"]["test_ece"]
-    comp = next((tmp_path / "cmp").glob("compare-*"))
-    assert (comp / "reliability.png").read_bytes().startswith(b"\x89PNG")  # the new run's panel
-    report = (comp / "report.md").read_text()
-    assert "p = softmax(z) of the logits for every loss" in report
-    assert "![reliability](reliability.png)" in report
-
-
-def test_a_run_interrupted_before_calibration_existed_resumes_with_its_own_columns(cli, tiny_mnist,
-                                                                                   tmp_path):
-    from ce_lab.cli.app import app
-    from ce_lab.config import resolve_config
-    from tests.helpers import InterruptAt, tiny_sets
-
-    cfg = resolve_config(None, tiny_sets(tiny_mnist, f"out_dir={tmp_path / 'runs'}"))
-    cut = train(cfg, reporter=InterruptAt(25))
-    assert cut.status == "interrupted"
-    # as a run written before the calibration columns: its eval.csv without them
-    evals = cut.run_dir / "eval.csv"
-    old = [r[:len(OLD_EVAL_HEADER)] for r in csv.reader(open(evals))]
-    evals.write_text("".join(",".join(r) + "\n" for r in old))
-    result = cli.invoke(app, ["train", "--resume", str(cut.run_dir)])
-    assert result.exit_code == 0, result.output
-    header, *body = list(csv.reader(open(evals)))
-    assert header == OLD_EVAL_HEADER and len(body) > len(old) - 1
-    assert all(len(r) == len(OLD_EVAL_HEADER) for r in body)
-    final = json.loads((cut.run_dir / "summary.json").read_text())["final"]
-    assert final["val_ece"] is None and final["val_acc"] == float(body[-1][-1])
-    assert final["test_ece"] is not None and (cut.run_dir / "test_logits.npz").exists()
-
-
-def test_an_mse_run_interrupted_before_the_saturation_split_resumes_with_its_own_columns(
-        cli, tiny_mnist, tmp_path):
-    # metrics.csv's saturated_wrong_frac / saturated_right_frac came later than saturated_frac:
-    # an interrupted run written before them continues with the columns it has.
-    from ce_lab.cli.app import app
-    from ce_lab.config import resolve_config
-    from ce_lab.metrics import LOG_ADDED_LATER
-    from tests.helpers import InterruptAt, tiny_sets
-
-    assert LOG_ADDED_LATER == ["saturated_wrong_frac", "saturated_right_frac"]
-    cfg = resolve_config(None, tiny_sets(tiny_mnist, f"out_dir={tmp_path / 'runs'}",
-                                         "loss.name=mse"))
-    cut = train(cfg, reporter=InterruptAt(25))
-    assert cut.status == "interrupted"
-    metrics = cut.run_dir / "metrics.csv"
-    header, *body = list(csv.reader(open(metrics)))
-    keep = [i for i, h in enumerate(header) if h not in LOG_ADDED_LATER]
-    old_header = [header[i] for i in keep]
-    metrics.write_text("".join(",".join(r[i] for i in keep) + "\n" for r in [header, *body]))
-    result = cli.invoke(app, ["train", "--resume", str(cut.run_dir)])
-    assert result.exit_code == 0, result.output
-    header2, *body2 = list(csv.reader(open(metrics)))
-    assert header2 == old_header and "saturated_frac" in header2 and len(body2) > len(body)
-    assert all(len(r) == len(old_header) for r in body2)
-    assert json.loads((cut.run_dir / "summary.json").read_text())["status"] == "completed"

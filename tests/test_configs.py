@@ -1,5 +1,6 @@
-"""The shipped configs: default.yaml is the defaults, key by key, and every file in configs/ is a
-valid run config or batch file."""
+"""The run config: the shipped configs (default.yaml is the defaults, key by key, and every file in
+configs/ is a valid run config or batch file), which keys differ, an empty file, precedence of
+file, --set items and flags, round trip, immutability, YAML anchors."""
 
 from __future__ import annotations
 
@@ -8,12 +9,19 @@ from pathlib import Path
 
 import pytest
 import yaml
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from ce_lab.batches.spec import load_batch
-from ce_lab.config import RunConfig, load_config, resolve_config
+from ce_lab.config import (
+    RunConfig,
+    load_config,
+    resolve_config,
+    to_yaml,
+    with_overrides,
+)
 from ce_lab.errors import ConfigError
 from ce_lab.losses import LOSSES
+from tests.helpers import write_dedented
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 BATCH_KEYS = {"base", "grid", "runs"}  # a batch file has these; a run config has none of them
@@ -108,3 +116,108 @@ def test_differing_keys_in_config_order_with_absent_keys_as_null_or_as_absent():
     assert same([1, {"b": 2, "a": 1}]) == same([1, {"a": 1, "b": 2}])
     # a value that spells "<absent>" is not taken for an absent key
     assert differing_keys([{"k": "<absent>"}, {}], absent_differs=True) == ["k"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Config files
+
+
+def test_empty_yaml_is_the_defaults(tmp_path):
+    path = write_dedented(tmp_path, "empty.yaml", "")
+    assert resolve_config(path) == RunConfig()
+
+
+# ---------------------------------------------------------------------------------------------
+# Precedence, round trip, immutability (the config API the commands build on)
+
+
+def test_precedence_defaults_file_set_flags(tmp_path):
+    path = write_dedented(tmp_path, "run.yaml", """\
+        seed: 5
+        optim:
+          lr: 0.2
+          momentum: 0.5
+        train:
+          epochs: 7
+        """)
+    defaults = RunConfig()
+    from_file = resolve_config(path)
+    assert (from_file.seed, from_file.optim.lr, from_file.train.epochs) == (5, 0.2, 7)
+
+    with_sets = resolve_config(path, ["optim.lr=0.3", "seed=6"])
+    assert (with_sets.seed, with_sets.optim.lr) == (6, 0.3)
+    assert with_sets.optim.momentum == 0.5  # a --set of a sibling key keeps the file's value
+
+    full = resolve_config(path, ["optim.lr=0.3", "seed=6"], {"optim.lr": 0.5, "seed": None})
+    assert full.optim.lr == 0.5  # flag beats --set and file
+    assert full.seed == 6  # a flag left unset (None) changes nothing
+    assert full.train.epochs == 7  # file beats defaults
+    assert full.train.batch_size == defaults.train.batch_size  # untouched: the default
+
+
+def test_later_set_wins():
+    assert resolve_config(None, ["optim.lr=0.3", "optim.lr=0.4"]).optim.lr == 0.4
+
+
+def test_flag_out_of_range_is_a_config_error():
+    with pytest.raises(ConfigError) as info:
+        resolve_config(None, [], {"optim.lr": 0.0})
+    assert info.value.exit_code == 2
+    assert "optim.lr" in str(info.value)
+
+
+def test_yaml_round_trip(tmp_path):
+    cfg = resolve_config(
+        None,
+        [
+            "seed=3",
+            "device=cpu",
+            "out_dir=elsewhere/runs",
+            "data.root=/tmp/mnist",
+            "model.hidden=[32, 16]",
+            "model.activation=tanh",
+            "loss.name=hinge-sq",
+            "loss.hinge_margin=0.5",
+            "optim.name=adam",
+            "optim.lr=1.0e-4",
+            "schedule.name=cosine",
+            "train.max_steps=12",
+            "log.thresholds=[0.5, 0.99]",
+            "log.grad_stats=false",
+        ],
+    )
+    assert cfg != RunConfig()
+    path = tmp_path / "round.yaml"
+    path.write_text(to_yaml(cfg), encoding="utf-8")
+    assert load_config(path) == cfg
+    assert load_config(path).model.hidden == (32, 16)
+
+
+def test_default_round_trip(tmp_path):
+    path = tmp_path / "default.yaml"
+    path.write_text(to_yaml(RunConfig()), encoding="utf-8")
+    assert load_config(path) == RunConfig()
+
+
+def test_config_is_frozen():
+    cfg = RunConfig()
+    with pytest.raises(ValidationError):
+        cfg.seed = 1
+    with pytest.raises(ValidationError):
+        cfg.optim.lr = 0.5
+    assert cfg == RunConfig()
+
+
+def test_with_overrides_returns_a_new_validated_config():
+    cfg = RunConfig()
+    new = with_overrides(cfg, {"optim.lr": 0.01})
+    assert new.optim.lr == 0.01 and cfg.optim.lr == RunConfig().optim.lr
+    with pytest.raises(ConfigError):
+        with_overrides(cfg, {"optim.lr": -1})
+
+
+def test_anchors_and_merge_keys_are_not_duplicates(tmp_path):
+    cfg = tmp_path / "anchor.yaml"
+    cfg.write_text("optim: &o\n  lr: 0.3\n  <<: {momentum: 0.5}\n", encoding="utf-8")
+    got = resolve_config(cfg)
+    assert got.optim.lr == 0.3 and got.optim.momentum == 0.5

@@ -15,8 +15,6 @@ from ce_lab.data.files import (
     atomic_write,
     file_md5_ok,
     md5_file,
-    raw_dir,
-    resolve_root,
 )
 from ce_lab.data.idx import idx_bytes, parse_idx, read_idx
 from ce_lab.errors import DataError
@@ -117,13 +115,3 @@ def test_atomic_write_leaves_no_partial_file_on_failure(tmp_path):
         atomic_write(kept, chunks())
     assert kept.read_bytes() == b"old content"
     assert [p.name for p in tmp_path.iterdir()] == ["kept.bin"]
-
-
-def test_root_precedence(tmp_path, monkeypatch):
-    monkeypatch.setenv("CE_LAB_DATA_DIR", str(tmp_path / "env"))
-    assert resolve_root(tmp_path / "cfg") == tmp_path / "cfg"  # data.root wins
-    assert resolve_root(None) == tmp_path / "env"
-    monkeypatch.delenv("CE_LAB_DATA_DIR")
-    default = resolve_root(None)
-    assert default.parts[-2:] == ("ce-lab", "mnist")
-    assert raw_dir(tmp_path) == tmp_path / "MNIST" / "raw"

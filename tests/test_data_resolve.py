@@ -136,3 +136,12 @@ def test_import_refuses_a_foreign_file_and_leaves_the_cache_alone(tmp_path, good
     with pytest.raises(DataError, match="is not MNIST's .* nothing was imported"):
         import_folder(raw_dir(other), cache, expected=tiny_table(good))
     assert {p.name: p.read_bytes() for p in raw_dir(cache).iterdir()} == before
+
+
+def test_no_note_for_the_default_cache_or_with_downloads_off(tmp_path):
+    from ce_lab.config import DataConfig
+    from ce_lab.data.fetch import fetch_note
+
+    assert fetch_note(DataConfig()) is None  # $CE_LAB_DATA_DIR / the user cache: MNIST's own
+    assert fetch_note(DataConfig(root=tmp_path / "x", download=False)) is None
+    assert fetch_note(DataConfig(root=tmp_path / "x")).startswith(f"data.root {tmp_path / 'x'}")

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 
 import pytest
+from rich.console import Console
 
-from ce_lab.cli.app import app
 from ce_lab.theory import stability as st
-from tests.helpers import runner
+from ce_lab.theory.jsonsafe import dumps
+from ce_lab.theory.render import render_stability
 
 LN2 = math.log(2)
 # exp(-g) rounds to 0 below half the smallest subnormal (2^-150 in float32, 2^-1075 in float64);
@@ -99,27 +101,20 @@ def test_cross_entropy_against_an_independent_closed_form():
     assert m.grad_norm == pytest.approx(math.sqrt(sum(g * g for g in grad)), rel=1e-12)
 
 
-def test_cli_json_is_valid_and_spells_non_finite_values():
-    result = runner.invoke(app, ["stability", "--scales", "1,200", "-f", "json"])
-    assert result.exit_code == 0, result.stderr
-
+def test_json_is_valid_and_spells_non_finite_values():
     def reject(token):
         raise AssertionError(f"bare {token} in JSON")
 
-    data = json.loads(result.stdout, parse_constant=reject)
+    data = json.loads(dumps(st.stability([1, 200]).to_dict()), parse_constant=reject)
     manual = [m for m in data["measurements"]
               if m["pipeline"] == "softmax_log_nll" and m["dtype"] == "float32" and m["scale"] == 200]
     assert {m["target"]: m["loss"] for m in manual}["min"] == "inf"
     assert all(m["grad_norm"] == "nan" for m in manual)
 
 
-def test_cli_table_marks_failures():
-    result = runner.invoke(app, ["stability", "--scales", "1,200"])
-    assert result.exit_code == 0, result.stderr
-    assert "nan✗" in result.stdout and "inf✗" in result.stdout
-    assert "nan ≥ 103.97" in result.stdout and "nan ≥ 88.72" in result.stdout
-
-
-def test_cli_refuses_bad_scales():
-    result = runner.invoke(app, ["stability", "--scales", "1,-5"])
-    assert result.exit_code == 2 and "not positive" in result.stderr
+def test_table_marks_failures():
+    out = io.StringIO()
+    render_stability(st.stability([1, 200]), Console(file=out, width=200, color_system=None))
+    text = out.getvalue()
+    assert "nan✗" in text and "inf✗" in text
+    assert "nan ≥ 103.97" in text and "nan ≥ 88.72" in text

@@ -12,7 +12,6 @@ import pytest
 
 import ce_lab
 from ce_lab import threads
-from ce_lab.cli.app import app
 from tests.mnist_fixture import TINY_VAL_SIZE
 
 NO_ENV: dict[str, str] = {}
@@ -135,30 +134,6 @@ def test_the_api_trains_with_the_threads_asked_and_then_forgets_the_request(smal
     assert torch.get_num_threads() == 1  # OMP_NUM_THREADS, with no threads= given
     ce_lab.compare(["ce", "mse"], max_steps=3, overrides=small, plots=False, threads=3)
     assert torch.get_num_threads() == 3
-
-
-def test_the_cli_trains_with_the_threads_asked(cli, tiny_sets, monkeypatch):
-    import torch
-
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    # A command's request lasts for its process; here that is the test's: put it back after.
-    monkeypatch.setattr(threads, "_requested", None)
-    monkeypatch.setattr(threads, "_share", None)
-    args = ["--set", "train.max_steps=3", *sum((["--set", s] for s in tiny_sets()), [])]
-    result = cli.invoke(app, ["train", "--threads", "2", *args])
-    assert result.exit_code == 0, result.output
-    assert torch.get_num_threads() == 2
-    result = cli.invoke(app, ["compare", "--losses", "ce,mse", "--no-plots", "--threads", "3", *args])
-    assert result.exit_code == 0, result.output
-    assert torch.get_num_threads() == 3
-    result = cli.invoke(app, ["train", "--threads", "0", *args])
-    assert result.exit_code == 2 and "--threads" in result.output
-
-
-def test_threads_is_refused_where_compare_trains_nothing(cli, tmp_path):
-    result = cli.invoke(app, ["compare", "--last", "2", "--threads", "2", "--out-dir", str(tmp_path)])
-    assert result.exit_code == 2
-    assert "--threads only apply when compare trains" in " ".join(result.output.split())
 
 
 # --- the default follows the load while a stack trains ------------------------------------------

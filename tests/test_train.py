@@ -5,24 +5,19 @@ from __future__ import annotations
 import csv
 import json
 import math
-import signal
 import statistics
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
 import torch
 
-from ce_lab.cli.app import app
 from ce_lab.config import load_config, with_overrides
 from ce_lab.losses import LOSSES, LossSpec
 from ce_lab.nn.mlp import build_model
 from ce_lab.runs.folder import create_run_dir
 from ce_lab.training import fusable, metric_header, resume, train, train_paired
 from tests import conftest
-from tests.helpers import InterruptAt, assert_close_rows, cli_sets, rows, runner, tiny_sets, without_wall
+from tests.helpers import InterruptAt, assert_close_rows, rows, without_wall
 from tests.mnist_fixture import TINY_VAL_SIZE
 
 # --- model -------------------------------------------------------------------------------------
@@ -195,68 +190,3 @@ def test_resumed_run_ends_with_the_same_metrics_as_an_uninterrupted_one(cfg, dat
     b = json.loads((full.run_dir / "summary.json").read_text())
     assert a["final"] == b["final"] and a["convergence"].keys() == b["convergence"].keys()
     assert json.loads((done.run_dir / "meta.json").read_text())["resumed"][0]["at_step"] == 25
-
-
-def test_sigint_to_a_cli_run_exits_130_with_a_checkpoint(tiny_mnist, tmp_path):
-    args = [sys.executable, "-m", "ce_lab", "train", "--progress", "none"]
-    for s in tiny_sets(tiny_mnist, "train.epochs=400", "log.log_every=1", "log.eval_every=1000"):
-        args += ["--set", s]
-    proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    deadline = time.time() + 60
-    metrics = None
-    while time.time() < deadline and proc.poll() is None:
-        found = list((tmp_path / "runs").glob("*/metrics.csv"))
-        if found and len(found[0].read_text().splitlines()) > 20:
-            metrics = found[0]
-            break
-        time.sleep(0.05)
-    assert metrics is not None, proc.communicate()
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
-    assert "Traceback" not in err and "--resume" in err
-    run_dir = metrics.parent
-    assert json.loads((run_dir / "meta.json").read_text())["status"] == "interrupted"
-    ckpt = torch.load(run_dir / "checkpoint.pt", weights_only=True)
-    assert ckpt["step"] == int(rows(run_dir / "metrics.csv")[-1]["step"])
-
-
-# --- CLI ---------------------------------------------------------------------------------------
-
-def test_cli_train_completes_and_prints_summary(tiny_mnist):
-    result = runner.invoke(app, ["train", "--loss", "mse", "--epochs", "1", *cli_sets(tiny_mnist)])
-    assert result.exit_code == 0, result.output
-    assert "completed" in result.stdout and "run folder" in result.stdout
-    assert "val acc ≥ 0.90" in result.stdout
-
-
-def test_cli_train_divergence_exits_3(tiny_mnist):
-    result = runner.invoke(app, ["train", "--loss", "nll-manual", "--lr", "200",
-                                 *cli_sets(tiny_mnist, "log.log_every=1")])
-    assert result.exit_code == 3, result.output
-    assert "diverged" in result.stdout
-
-
-def test_cli_unknown_loss_exits_2_and_lists_valid_names(tiny_mnist):
-    result = runner.invoke(app, ["train", "--loss", "nope"])
-    assert result.exit_code == 2
-    assert "mse" in result.stderr and "nll-manual" in result.stderr
-    result = runner.invoke(app, ["train", "--set", "loss.name=nope"])
-    assert result.exit_code == 2
-    assert "valid losses: ce, mse" in result.stderr and "Traceback" not in result.stderr
-
-
-def test_cli_unavailable_device_exits_2(tiny_mnist):
-    if torch.cuda.is_available():
-        pytest.skip("this machine has CUDA")
-    result = runner.invoke(app, ["train", "--device", "cuda", *cli_sets(tiny_mnist)[:-2]])
-    assert result.exit_code == 2
-    assert "cuda" in result.stderr
-
-
-def test_cli_resume_of_a_completed_run_is_refused(cfg, data):
-    out = train(cfg, data=data)
-    result = runner.invoke(app, ["train", "--resume", str(out.run_dir)])
-    assert result.exit_code == 2
-    assert "already completed" in result.stderr

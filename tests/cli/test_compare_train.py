@@ -1,4 +1,5 @@
-"""ce-lab compare with no runs named: trains the losses paired by seed, then compares them."""
+"""``ce-lab compare`` with no runs named: trains the losses paired by seed, then compares them;
+label noise shared by a stack, recorded in meta.json and the report, one plot panel per level."""
 
 from __future__ import annotations
 
@@ -9,8 +10,12 @@ import pytest
 import yaml
 
 from ce_lab.cli.app import app
+from ce_lab.config import with_overrides
+from ce_lab.data.noise import changed_count
 from ce_lab.runs.record import load_run
+from ce_lab.training import train_paired
 from tests.helpers import runner, tiny_args
+from tests.mnist_fixture import TINY_TRAIN, TINY_VAL_SIZE
 
 
 def test_compare_trains_losses_paired_by_seed(tiny_mnist, tmp_path):
@@ -78,3 +83,48 @@ def test_bad_per_loss_override_exits_2(tmp_path):
     assert result.exit_code == 2 and "not among the compared losses" in result.stderr
     result = runner.invoke(app, ["compare", "--set-loss", "mse:optim.lrr=1"])
     assert result.exit_code == 2 and "optim.lrr" in result.stderr
+
+
+def test_a_stack_shares_one_corruption_recorded_in_meta_and_the_report(tiny_config, cli,
+                                                                         tmp_path):
+    from ce_lab.cli.app import app
+
+    cfg = with_overrides(tiny_config(), {"data.label_noise": 0.25, "train.epochs": 1})
+    outs = train_paired([with_overrides(cfg, {"loss.name": n}) for n in ("ce", "mse")])
+    n = TINY_TRAIN - TINY_VAL_SIZE
+    metas = [json.loads((o.run_dir / "meta.json").read_text()) for o in outs]
+    want = {"fraction": 0.25, "kind": "symmetric", "changed": changed_count(0.25, n),
+            "n_train": n}
+    assert [m["label_noise"] for m in metas] == [want, want]
+    result = cli.invoke(app, ["compare", *(str(o.run_dir) for o in outs), "--no-plots",
+                              "--output", str(tmp_path / "t.md"), "--format", "markdown"])
+    assert result.exit_code == 0, result.output
+    report = next((tmp_path / "runs").glob("compare-*/report.md")).read_text()
+    assert f"{want['changed']}/{n} training labels changed (symmetric)" in report
+    assert "data.label_noise=0.25" in report
+
+
+def test_a_comparison_over_noise_levels_plots_one_panel_per_level(tmp_path, cli):
+    from ce_lab.cli.app import app
+    from tests.run_factory import make_run
+
+    out = tmp_path / "runs"
+    for noise in (0.0, 0.4):
+        for loss in ("ce", "mse"):
+            for seed in (0, 1):
+                make_run(out, loss, seed, overrides={"data.label_noise": noise})
+    result = cli.invoke(app, ["compare", "--last", "8", "--out-dir", str(out)])
+    assert result.exit_code == 0, result.output
+    comp = next(out.glob("compare-*"))
+    png = (comp / "val_acc_by_setting.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000
+    assert "](val_acc_by_setting.png)" in (comp / "report.md").read_text()
+    from ce_lab.comparison.build import build_table
+    from ce_lab.comparison.compare import setting_panels
+    from ce_lab.runs.record import load_run
+
+    table = build_table([load_run(p) for p in sorted(out.glob("2026*"))])
+    panels = setting_panels(table)
+    assert [(t, sorted(loss for loss, _ in g)) for t, g in panels] == [
+        ("label_noise=0.0", ["ce", "mse"]), ("label_noise=0.4", ["ce", "mse"])]
+    assert all(len(runs) == 2 for _, g in panels for _, runs in g)  # two seeds per line

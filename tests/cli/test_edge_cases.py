@@ -51,13 +51,6 @@ def test_duplicate_keys_in_a_config_file_are_refused_with_the_line(tmp_path):
         resolve_config(top)
 
 
-def test_anchors_and_merge_keys_are_not_duplicates(tmp_path):
-    cfg = tmp_path / "anchor.yaml"
-    cfg.write_text("optim: &o\n  lr: 0.3\n  <<: {momentum: 0.5}\n", encoding="utf-8")
-    got = resolve_config(cfg)
-    assert got.optim.lr == 0.3 and got.optim.momentum == 0.5
-
-
 def test_seed_beyond_what_torch_accepts_is_a_config_error():
     line = _one_line_error(
         runner.invoke(app, ["config", "show", "--set", "seed=99999999999999999999999"]), 2)

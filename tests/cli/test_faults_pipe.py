@@ -18,18 +18,17 @@ import pytest
 import torch
 
 from ce_lab.cli.app import app
-from tests.helpers import runner
-from tests.mnist_fixture import TINY_VAL_SIZE
+from tests.helpers import cli_sets
 
 EPOCHS = 200  # far more than a test waits for: the run must be stopped by the closed pipe
 
 
 def _args(root: Path, progress: str, epochs: int = EPOCHS) -> list[str]:
-    return [sys.executable, "-m", "ce_lab", "train", "--progress", progress, "--epochs",
-            str(epochs), "--device", "cpu", "--set", f"data.root={root}",
-            "--set", "data.verify_md5=false", "--set", f"data.val_size={TINY_VAL_SIZE}",
-            "--set", "model.hidden=[16]", "--set", "log.eval_every=1",
-            "--set", "log.log_every=1", "--set", "log.checkpoint=false"]
+    """`ce-lab train` of the tests' tiny run (tests/helpers.py TINY) with 16 units, a log and an
+    evaluation every step, and no checkpoints: only the stop writes one."""
+    return [sys.executable, "-m", "ce_lab", "train", "--progress", progress, "--epochs", str(epochs),
+            "--device", "cpu", *cli_sets(root, "model.hidden=[16]", "log.eval_every=1",
+                                         "log.log_every=1", "log.checkpoint=false")]
 
 
 def _env(progress: str) -> dict[str, str]:
@@ -54,7 +53,7 @@ def _assert_interrupted_with_checkpoint(run: Path) -> int:
 
 
 @pytest.mark.parametrize("progress", ["plain", "bar"])
-def test_closed_stderr_stops_the_run_like_ctrl_c_and_it_resumes(tiny_mnist, tmp_path, progress):
+def test_closed_stderr_stops_the_run_like_ctrl_c_and_it_resumes(cli, tiny_mnist, tmp_path, progress):
     proc = subprocess.Popen(_args(tiny_mnist, progress), cwd=tmp_path, env=_env(progress),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
@@ -74,7 +73,7 @@ def test_closed_stderr_stops_the_run_like_ctrl_c_and_it_resumes(tiny_mnist, tmp_
     # The promise of an interrupted run: resumable (here with fewer epochs to finish quickly).
     cfg = (run / "config.yaml").read_text().replace(f"epochs: {EPOCHS}", "epochs: 1")
     (run / "config.yaml").write_text(cfg)
-    result = runner.invoke(app, ["train", "--resume", str(run), "--progress", "none"])
+    result = cli.invoke(app, ["train", "--resume", str(run), "--progress", "none"])
     assert result.exit_code == 0, result.output
     assert json.loads((run / "meta.json").read_text())["status"] == "completed"
 

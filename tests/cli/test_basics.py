@@ -1,4 +1,6 @@
-"""The CLI skeleton: help for every command, the losses table, config errors and precedence."""
+"""The CLI skeleton: help for every command, the version, the losses table, bad flags and config
+errors as one line with exit 2, config show, and a --help that imports nothing heavy. The config
+API the commands build on (precedence, round trip): tests/test_configs.py."""
 
 from __future__ import annotations
 
@@ -8,20 +10,15 @@ import textwrap
 
 import pytest
 import typer.main
-from pydantic import ValidationError
 
 from ce_lab import __version__
 from ce_lab.cli.app import app
 from ce_lab.config import (
     RunConfig,
     load_config,
-    resolve_config,
-    to_yaml,
-    with_overrides,
 )
-from ce_lab.errors import ConfigError
 from ce_lab.losses import LOSSES, loss_names
-from tests.helpers import runner
+from tests.helpers import runner, write_dedented
 
 
 def _run(*args: str):
@@ -206,14 +203,8 @@ def test_set_unknown_loss_lists_valid_losses():
 # Bad config files
 
 
-def _write(tmp_path, name: str, text: str):
-    path = tmp_path / name
-    path.write_text(textwrap.dedent(text), encoding="utf-8")
-    return path
-
-
 def test_malformed_yaml_names_file_and_line(tmp_path):
-    path = _write(tmp_path, "bad.yaml", """\
+    path = write_dedented(tmp_path, "bad.yaml", """\
         seed: 1
         optim:
           lr: 0.1
@@ -225,7 +216,7 @@ def test_malformed_yaml_names_file_and_line(tmp_path):
 
 
 def test_yaml_top_level_list(tmp_path):
-    path = _write(tmp_path, "list.yaml", "- seed\n- 1\n")
+    path = write_dedented(tmp_path, "list.yaml", "- seed\n- 1\n")
     line = _one_error_line(_run("config", "show", "--config", str(path)))
     assert str(path) in line
     assert "mapping" in line and "list" in line
@@ -243,7 +234,7 @@ def test_config_path_is_a_folder(tmp_path):
 
 
 def test_unknown_key_in_yaml_names_file_and_line(tmp_path):
-    path = _write(tmp_path, "unk.yaml", """\
+    path = write_dedented(tmp_path, "unk.yaml", """\
         seed: 1
         optim:
           lr: 0.2
@@ -256,7 +247,7 @@ def test_unknown_key_in_yaml_names_file_and_line(tmp_path):
 
 
 def test_bad_value_in_yaml_names_file_line_and_key(tmp_path):
-    path = _write(tmp_path, "val.yaml", """\
+    path = write_dedented(tmp_path, "val.yaml", """\
         train:
           epochs: 2
           batch_size: 0
@@ -266,13 +257,8 @@ def test_bad_value_in_yaml_names_file_line_and_key(tmp_path):
     assert "train.batch_size" in line
 
 
-def test_empty_yaml_is_the_defaults(tmp_path):
-    path = _write(tmp_path, "empty.yaml", "")
-    assert resolve_config(path) == RunConfig()
-
-
 def test_config_show_prints_the_resolved_yaml(tmp_path):
-    path = _write(tmp_path, "ok.yaml", "optim:\n  lr: 0.25\n")
+    path = write_dedented(tmp_path, "ok.yaml", "optim:\n  lr: 0.25\n")
     result = _run("config", "show", "--config", str(path), "--set", "train.epochs=9")
     assert result.exit_code == 0, result.stderr
     out = tmp_path / "shown.yaml"
@@ -281,95 +267,6 @@ def test_config_show_prints_the_resolved_yaml(tmp_path):
     assert cfg.optim.lr == 0.25
     assert cfg.train.epochs == 9
     assert cfg.train.batch_size == RunConfig().train.batch_size
-
-
-# ---------------------------------------------------------------------------------------------
-# Precedence, round trip, immutability (the config API the commands build on)
-
-
-def test_precedence_defaults_file_set_flags(tmp_path):
-    path = _write(tmp_path, "run.yaml", """\
-        seed: 5
-        optim:
-          lr: 0.2
-          momentum: 0.5
-        train:
-          epochs: 7
-        """)
-    defaults = RunConfig()
-    from_file = resolve_config(path)
-    assert (from_file.seed, from_file.optim.lr, from_file.train.epochs) == (5, 0.2, 7)
-
-    with_sets = resolve_config(path, ["optim.lr=0.3", "seed=6"])
-    assert (with_sets.seed, with_sets.optim.lr) == (6, 0.3)
-    assert with_sets.optim.momentum == 0.5  # a --set of a sibling key keeps the file's value
-
-    full = resolve_config(path, ["optim.lr=0.3", "seed=6"], {"optim.lr": 0.5, "seed": None})
-    assert full.optim.lr == 0.5  # flag beats --set and file
-    assert full.seed == 6  # a flag left unset (None) changes nothing
-    assert full.train.epochs == 7  # file beats defaults
-    assert full.train.batch_size == defaults.train.batch_size  # untouched: the default
-
-
-def test_later_set_wins():
-    assert resolve_config(None, ["optim.lr=0.3", "optim.lr=0.4"]).optim.lr == 0.4
-
-
-def test_flag_out_of_range_is_a_config_error():
-    with pytest.raises(ConfigError) as info:
-        resolve_config(None, [], {"optim.lr": 0.0})
-    assert info.value.exit_code == 2
-    assert "optim.lr" in str(info.value)
-
-
-def test_yaml_round_trip(tmp_path):
-    cfg = resolve_config(
-        None,
-        [
-            "seed=3",
-            "device=cpu",
-            "out_dir=elsewhere/runs",
-            "data.root=/tmp/mnist",
-            "model.hidden=[32, 16]",
-            "model.activation=tanh",
-            "loss.name=hinge-sq",
-            "loss.hinge_margin=0.5",
-            "optim.name=adam",
-            "optim.lr=1.0e-4",
-            "schedule.name=cosine",
-            "train.max_steps=12",
-            "log.thresholds=[0.5, 0.99]",
-            "log.grad_stats=false",
-        ],
-    )
-    assert cfg != RunConfig()
-    path = tmp_path / "round.yaml"
-    path.write_text(to_yaml(cfg), encoding="utf-8")
-    assert load_config(path) == cfg
-    assert load_config(path).model.hidden == (32, 16)
-
-
-def test_default_round_trip(tmp_path):
-    path = tmp_path / "default.yaml"
-    path.write_text(to_yaml(RunConfig()), encoding="utf-8")
-    assert load_config(path) == RunConfig()
-
-
-def test_config_is_frozen():
-    cfg = RunConfig()
-    with pytest.raises(ValidationError):
-        cfg.seed = 1
-    with pytest.raises(ValidationError):
-        cfg.optim.lr = 0.5
-    assert cfg == RunConfig()
-
-
-def test_with_overrides_returns_a_new_validated_config():
-    cfg = RunConfig()
-    new = with_overrides(cfg, {"optim.lr": 0.01})
-    assert new.optim.lr == 0.01 and cfg.optim.lr == RunConfig().optim.lr
-    with pytest.raises(ConfigError):
-        with_overrides(cfg, {"optim.lr": -1})
 
 
 # ---------------------------------------------------------------------------------------------

@@ -9,11 +9,7 @@ import json
 import re
 import socket
 
-from rich.console import Console
-from rich.table import Table
-
 from ce_lab.cli.app import app
-from ce_lab.render.fit import fit, natural_width, print_fitted
 from tests.helpers import dead_pid, set_meta
 from tests.run_factory import make_run
 
@@ -124,49 +120,6 @@ def test_runs_diff_in_80_columns_numbers_the_runs(cli, tmp_path):
     lines = result.stdout.splitlines()
     assert lines[:3] == [f"#1 {old.name}", f"#2 {mid.name}", f"#3 {new.name}"]
     assert max(len(x) for x in lines[3:]) <= 80
-
-
-# --- fitting a table to the width ----------------------------------------------------------------
-
-def _table(n_cols: int, n_rows: int = 3) -> Table:
-    t = Table(title="t")
-    t.add_column("label")
-    for c in range(1, n_cols):
-        t.add_column(f"column {c}", justify="right")
-    for r in range(n_rows):
-        t.add_row(f"row-{r}", *(f"{1234.5678 * (r + 1) * c:.4f}" for c in range(1, n_cols)))
-    return t
-
-
-def _render(parts) -> str:
-    buf = io.StringIO()
-    print_fitted(Console(file=buf, width=80, color_system=None), parts)
-    return buf.getvalue()
-
-
-def test_a_table_that_fits_is_left_as_it_is():
-    t = _table(3)
-    assert natural_width(t) <= 80 and fit(t, 80) == [t]
-
-
-def test_a_slightly_wide_table_drops_its_last_columns_with_a_note():
-    t = _table(7)
-    assert natural_width(t) > 80
-    text = _render([t])
-    assert "(not shown at this width: column 6" in text
-    assert all(len(line) <= 80 for line in text.splitlines() if "not shown" not in line)
-    for r in range(3):  # every number shown is whole, on one line
-        assert f"{1234.5678 * (r + 1) * 1:.4f}" in text
-
-
-def test_a_much_wider_table_becomes_records_and_never_wraps_a_number():
-    t = _table(14)
-    text = _render([t])
-    assert "row-1" in text and "  column 13: " in text
-    for r in range(3):
-        for c in range(1, 14):
-            value = f"{1234.5678 * (r + 1) * c:.4f}"
-            assert f"  column {c}: {value}" in text.splitlines()
 
 
 def test_a_sweeps_comparison_in_an_80_column_pipe_never_wraps_a_number(cli, tmp_path):

@@ -6,7 +6,11 @@ import gzip
 import shutil
 
 from ce_lab.cli.app import app
-from ce_lab.data.files import MNIST_FILES, raw_dir
+from ce_lab.data.files import (
+    MNIST_FILES,
+    raw_dir,
+    resolve_root,
+)
 from tests.helpers import runner
 
 
@@ -67,6 +71,16 @@ def test_import_of_a_missing_folder(tmp_path):
     result = runner.invoke(app, ["data", "import", str(tmp_path / "nope")])
     assert result.exit_code == 1
     assert "error: not a folder" in result.stderr
+
+
+def test_root_precedence(tmp_path, monkeypatch):
+    monkeypatch.setenv("CE_LAB_DATA_DIR", str(tmp_path / "env"))
+    assert resolve_root(tmp_path / "cfg") == tmp_path / "cfg"  # data.root wins
+    assert resolve_root(None) == tmp_path / "env"
+    monkeypatch.delenv("CE_LAB_DATA_DIR")
+    default = resolve_root(None)
+    assert default.parts[-2:] == ("ce-lab", "mnist")
+    assert raw_dir(tmp_path) == tmp_path / "MNIST" / "raw"
 
 
 def test_fetch_progress_rows_and_failure_lines(tmp_path, capsys):

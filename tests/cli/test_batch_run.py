@@ -135,6 +135,8 @@ def _sigint_pending(pid: int) -> bool:
 
 
 EPOCHS = 20  # the entry that gets interrupted: frozen (SIGSTOP) from its first logged row on
+
+
 STEPS_PER_EPOCH = 63  # ceil((1200 - 200 validation) / 16)
 
 

@@ -3,15 +3,13 @@ given without its section, a value split over two words, a list written with spa
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import pytest
 
 import ce_lab
 from ce_lab.cli.app import app
-from ce_lab.losses import get_loss, loss_names
-from ce_lab.suggest import by_last_parts, closest, unknown_name
+from ce_lab.losses import loss_names
 
 
 def _one_line(result, code: int = 2) -> str:
@@ -20,35 +18,6 @@ def _one_line(result, code: int = 2) -> str:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     return lines[0]
-
-
-# --- the guesses ---------------------------------------------------------------------------------
-
-
-def test_closest_prefers_the_one_name_equal_but_for_case_then_difflib():
-    names = loss_names()
-    assert closest("MSE", names) == "mse" and closest("Hinge-SQ", names) == "hinge-sq"
-    assert closest("msee", names) == "mse" and closest("hinge_sq", names) == "hinge-sq"
-    assert closest("Msee", names) == "mse"
-    assert closest("cross-entropy-of-doom", names) is None
-    assert closest("softmax", names) is None  # double-softmax is not what it means
-    assert closest("ab", ["Ab", "aB"]) is None  # two equal but for case: ambiguous, no guess
-
-
-def test_unknown_name_guesses_or_lists():
-    valid = ["ce", "mse", "hinge"]
-    assert unknown_name("loss", ["msee"], valid) == "unknown loss 'msee' — did you mean 'mse'?"
-    assert unknown_name("loss", ["zzz"], valid) == "unknown loss 'zzz'; valid losses: ce, mse, hinge"
-    assert unknown_name("loss", ["msee", "zzz"], valid) == (
-        "unknown losses 'msee' (did you mean 'mse'?), 'zzz'; valid losses: ce, mse, hinge")
-
-
-def test_by_last_parts_matches_whole_parts_only():
-    keys = ["optim.lr", "schedule.min_lr", "optim.name", "loss.name"]
-    assert by_last_parts("lr", keys) == ["optim.lr"]  # not schedule.min_lr
-    assert by_last_parts("LR", keys) == ["optim.lr"]
-    assert by_last_parts("name", keys) == ["optim.name", "loss.name"]
-    assert by_last_parts("nope", keys) == []
 
 
 # --- loss names: CLI, config, API ------------------------------------------------------------------
@@ -80,16 +49,6 @@ def test_config_file_and_set_loss_typos_get_the_guess(cli, tmp_path):
     assert "unknown loss 'Hinge' — did you mean 'hinge'?" in line and str(cfg) in line
     line = _one_line(cli.invoke(app, ["train", "--set", "loss.name=msee"]))
     assert "--set loss.name=msee" in line and "did you mean 'mse'?" in line
-
-
-def test_api_loss_typos_raise_the_guess():
-    with pytest.raises(ce_lab.ConfigError, match="unknown loss 'msee' — did you mean 'mse'"):
-        ce_lab.train("msee")
-    with pytest.raises(ce_lab.UsageError, match="unknown loss 'MSE' — did you mean 'mse'"):
-        ce_lab.compare(["ce", "MSE"])
-    with pytest.raises(ce_lab.UsageError, match="did you mean 'hinge'"):
-        get_loss("hinge ")
-    assert not Path("runs").exists()
 
 
 # --- config keys -----------------------------------------------------------------------------------
@@ -210,23 +169,6 @@ def test_compare_and_batch_refuse_a_run_with_no_steps(cli, tmp_path):
 # --- MNIST fetched into a folder the user named ----------------------------------------------------
 
 
-@pytest.fixture
-def offline_source(monkeypatch, tiny_mnist):
-    """ensure_mnist's sources replaced by one that copies the tiny MNIST (md5-checked as tiny)."""
-    import shutil
-
-    from ce_lab.data import fetch
-    from ce_lab.data.files import MNIST_FILES, raw_dir
-    from tests.mnist_fixture import tiny_table
-
-    def copy(raw, reporter):
-        for f in MNIST_FILES:
-            shutil.copyfile(raw_dir(tiny_mnist) / f.name, raw / f.name)
-
-    monkeypatch.setitem(fetch.ensure_mnist.__kwdefaults__, "sources", (fetch.Source("copy", copy),))
-    monkeypatch.setitem(fetch.ensure_mnist.__kwdefaults__, "expected", tiny_table(tiny_mnist))
-
-
 def test_fetch_into_a_named_data_root_is_said(cli, tmp_path, offline_source, tiny_sets):
     named = tmp_path / "my-small-set"
     args = ["train", "--max-steps", "2", *sum((["--set", s] for s in tiny_sets()), []),
@@ -238,25 +180,3 @@ def test_fetch_into_a_named_data_root_is_said(cli, tmp_path, offline_source, tin
     assert "note:" not in result.stdout
     again = cli.invoke(app, args)  # now it holds MNIST: nothing to say
     assert again.exit_code == 0 and "note:" not in again.stderr
-
-
-def test_api_warns_before_fetching_into_a_named_data_root(tmp_path, offline_source):
-    named = tmp_path / "my-small-set"
-    small = {"data.root": str(named), "data.verify_md5": False, "data.val_size": 200,
-             "model.hidden": [8], "device": "cpu"}
-    with pytest.warns(UserWarning, match=f"data.root {named} holds no usable MNIST") as said:
-        run = ce_lab.train("ce", max_steps=2, overrides=small)
-    assert run.status == "completed"
-    assert [w.filename for w in said] == [__file__]  # points at the caller's line
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # the data is there now: no warning
-        ce_lab.train("ce", max_steps=2, overrides=small)
-
-
-def test_no_note_for_the_default_cache_or_with_downloads_off(tmp_path):
-    from ce_lab.config import DataConfig
-    from ce_lab.data.fetch import fetch_note
-
-    assert fetch_note(DataConfig()) is None  # $CE_LAB_DATA_DIR / the user cache: MNIST's own
-    assert fetch_note(DataConfig(root=tmp_path / "x", download=False)) is None
-    assert fetch_note(DataConfig(root=tmp_path / "x")).startswith(f"data.root {tmp_path / 'x'}")
