@@ -48,25 +48,37 @@ def test_other_processes_work_is_the_busy_ticks_less_this_process_s_own():
     assert cpu_load.others_busy(before, cpu_load.Snapshot(1150, 4200, 130, 1)) is None
 
 
+def cpu_seconds(pid: int) -> float:
+    """A process's user + system CPU time, from /proc/PID/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @pytest.mark.skipif(not Path(cpu_load.STAT).exists(), reason="reads /proc/stat (Linux only)")
 def test_a_real_busy_process_is_seen_and_this_process_s_own_work_is_not():
+    """Counted in CPU time, not wall time, so that a loaded machine (which gives each process
+    less of a CPU per second) changes nothing but how long the test takes."""
     cpu = min(cpu_load.usable_cpus())
     start = cpu_load.snapshot({cpu})
-    deadline = time.perf_counter() + 0.4
-    while time.perf_counter() < deadline:  # this process busy on its own
+    goal = time.process_time() + 0.3
+    while time.process_time() < goal:  # this process busy for 0.3 s of CPU, on any CPU
         pass
     own = cpu_load.snapshot({cpu})
     hog = subprocess.Popen([sys.executable, "-c", "while True: pass"],
                            preexec_fn=lambda: os.sched_setaffinity(0, {cpu}))
     try:
-        time.sleep(0.6)
+        deadline = time.monotonic() + 30
+        while cpu_seconds(hog.pid) < 0.5 and time.monotonic() < deadline:
+            time.sleep(0.05)
         end = cpu_load.snapshot({cpu})
+        hog_cpu = cpu_seconds(hog.pid)
     finally:
         hog.kill()
         hog.wait()
     assert start is not None and own is not None and end is not None
-    # Our own busy loop ran on whichever CPU; on `cpu` the others' share stays what other users
-    # of the machine did, while the pinned busy process takes most of that CPU (the scheduler
-    # shares it with anything else that wants it, this test's sleep not included).
-    assert cpu_load.others_busy(own, end) >= 0.5
-    assert end.own - start.own >= 20  # our 0.4 s loop: ~40 ticks at the kernel's 100 per second
+    assert end.own - start.own >= 20  # our 0.3 s of CPU: ~30 ticks at the kernel's 100 per second
+    # On `cpu`, the busy process's ticks (at least 0.5 s of them) are others' work, and none of
+    # ours: this process only slept there meanwhile.
+    others_ticks = (end.busy - own.busy) - (end.own - own.own)
+    assert others_ticks >= 0.8 * hog_cpu * 100 - 5
+    assert cpu_load.others_busy(own, end) > 0
