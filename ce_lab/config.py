@@ -29,6 +29,7 @@ from ce_lab.config_keys import NON_RESULT_KEYS, differing_keys, flatten, same  #
 from ce_lab.errors import ConfigError
 from ce_lab.losses import loss_names, loss_options, option_fields
 from ce_lab.progress import PROGRESS_MODES
+from ce_lab.shown import quoted
 from ce_lab.suggest import unknown_name
 from ce_lab.yaml_files import read_yaml_mapping
 
@@ -286,8 +287,8 @@ def validate_model(model: type[BaseModel], data: Mapping[str, Any], where: str =
         # pydantic adds index entries for list items; the key is what the user wrote.
         key_path = tuple(p for p in path if not p.isdigit())
         msg = err["msg"].removeprefix("Value error, ")
-        got = f" (got {err['input']!r})" if "input" in err and not isinstance(
-            err["input"], (dict, list)) else ""
+        got = f" (got {quoted(err['input'])})" if "input" in err and not isinstance(
+            err["input"], (dict, list)) else ""  # capped: a 10,000-character name is not echoed
         raise ConfigError(f"{_place(where, marks, key_path)}{'.'.join(path)}: {msg}{got}") from None
 
 
