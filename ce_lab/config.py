@@ -29,7 +29,7 @@ from ce_lab.config_keys import NON_RESULT_KEYS, differing_keys, flatten, same  #
 from ce_lab.errors import ConfigError
 from ce_lab.losses import loss_names, loss_options, option_fields
 from ce_lab.progress import PROGRESS_MODES
-from ce_lab.shown import quoted
+from ce_lab.shown import capped, quoted
 from ce_lab.suggest import unknown_name
 from ce_lab.yaml_files import read_yaml_mapping
 
@@ -236,9 +236,9 @@ def parse_set(item: str) -> tuple[tuple[str, ...], Any]:
     key, sep, raw = item.partition("=")
     key = key.strip()
     if not sep or not key:
-        raise ConfigError(f"--set expects dotted.key=value, got {item!r}")
+        raise ConfigError(f"--set expects dotted.key=value, got {quoted(item)}")
     if any(not part.strip() for part in key.split(".")):
-        raise ConfigError(f"--set {item}: the key {key!r} has an empty part; "
+        raise ConfigError(f"--set {capped(item)}: the key {quoted(key)} has an empty part; "
                           "write it as dotted.key=value, e.g. optim.lr=0.05")
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
@@ -307,12 +307,12 @@ def resolve_config(
         try:
             _check_keys(_nest(path, value), RunConfig, (), "", {})
         except ConfigError as e:
-            raise ConfigError(f"--set {item}: {e}") from None
+            raise ConfigError(f"--set {capped(item)}: {e}") from None
         data = merge(data, _nest(path, value))
         try:
             validate(data)
         except ConfigError as e:
-            raise ConfigError(f"--set {item}: {e}") from None
+            raise ConfigError(f"--set {capped(item)}: {e}") from None
     for dotted, value in (flags or {}).items():
         if value is not None:
             data = merge(data, _nest(tuple(dotted.split(".")), value))

@@ -236,3 +236,12 @@ def test_a_10000_character_batch_name_is_echoed_capped(tiny_mnist, tmp_path):
     assert result.exit_code == 2, result.output
     line = error_line(result)
     assert len(line) < 400 and "(10,000 characters)" in line and "name" in line, line
+
+
+def test_a_long_set_item_is_echoed_capped(tmp_path):
+    result = runner.invoke(app, ["train", "--set", "loss.name=" + "x" * 10_000, "--out-dir",
+                                 str(tmp_path / "runs")])
+    assert result.exit_code == 2, result.output
+    line = error_line(result)
+    # The item, the unknown name and the value validation got: each cut at 100 characters.
+    assert len(line) < 700 and line.count("characters)") == 3, line
