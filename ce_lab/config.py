@@ -29,6 +29,7 @@ from ce_lab.config_keys import NON_RESULT_KEYS, differing_keys, flatten, same  #
 from ce_lab.errors import ConfigError
 from ce_lab.losses import loss_names, loss_options, option_fields
 from ce_lab.progress import PROGRESS_MODES
+from ce_lab.shown import capped, quoted
 from ce_lab.suggest import unknown_name
 from ce_lab.yaml_files import read_yaml_mapping
 
@@ -235,9 +236,9 @@ def parse_set(item: str) -> tuple[tuple[str, ...], Any]:
     key, sep, raw = item.partition("=")
     key = key.strip()
     if not sep or not key:
-        raise ConfigError(f"--set expects dotted.key=value, got {item!r}")
+        raise ConfigError(f"--set expects dotted.key=value, got {quoted(item)}")
     if any(not part.strip() for part in key.split(".")):
-        raise ConfigError(f"--set {item}: the key {key!r} has an empty part; "
+        raise ConfigError(f"--set {capped(item)}: the key {quoted(key)} has an empty part; "
                           "write it as dotted.key=value, e.g. optim.lr=0.05")
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
@@ -286,8 +287,8 @@ def validate_model(model: type[BaseModel], data: Mapping[str, Any], where: str =
         # pydantic adds index entries for list items; the key is what the user wrote.
         key_path = tuple(p for p in path if not p.isdigit())
         msg = err["msg"].removeprefix("Value error, ")
-        got = f" (got {err['input']!r})" if "input" in err and not isinstance(
-            err["input"], (dict, list)) else ""
+        got = f" (got {quoted(err['input'])})" if "input" in err and not isinstance(
+            err["input"], (dict, list)) else ""  # capped: a 10,000-character name is not echoed
         raise ConfigError(f"{_place(where, marks, key_path)}{'.'.join(path)}: {msg}{got}") from None
 
 
@@ -306,12 +307,12 @@ def resolve_config(
         try:
             _check_keys(_nest(path, value), RunConfig, (), "", {})
         except ConfigError as e:
-            raise ConfigError(f"--set {item}: {e}") from None
+            raise ConfigError(f"--set {capped(item)}: {e}") from None
         data = merge(data, _nest(path, value))
         try:
             validate(data)
         except ConfigError as e:
-            raise ConfigError(f"--set {item}: {e}") from None
+            raise ConfigError(f"--set {capped(item)}: {e}") from None
     for dotted, value in (flags or {}).items():
         if value is not None:
             data = merge(data, _nest(tuple(dotted.split(".")), value))

@@ -40,6 +40,18 @@ class DataError(CeLabError):
     """MNIST could not be found, fetched, verified or parsed."""
 
 
+class OwnDataError(DataError):
+    """An IDX file the user supplied (``data.verify_md5: false``) cannot be used; ce-lab never
+    replaces it (exit 2, as a bad config)."""
+
+    exit_code = 2
+
+
+class UnsafeName(UsageError):
+    """A name read from disk (a ``run_id`` in meta.json, ...) that is not one plain file name, so
+    no path is built from it."""
+
+
 class MissingDependency(CeLabError, ImportError):
     """An optional library a feature needs is not installed; the message names the extra."""
 

@@ -3,6 +3,12 @@ reads may be hostile: huge, a FIFO, a symlink to /dev/zero), atomic writes (a re
 file or the new one, never half of one; a failed write is one ``WriteError`` line) and the one
 ``now_iso`` that meta.json, locks and batch.json stamp times with.
 
+Every write into a run, comparison or batch folder goes through here (``open_for_writing``,
+``open_fd``, ``atomic_write_*``, ``write_json``, ``ensure_dir``; tests/test_faults_writes.py
+checks that no other module opens a file for writing): none follows a symbolic link planted at
+the path it writes (O_NOFOLLOW, O_EXCL for temp files, a check before a rename), or opens a FIFO;
+each is refused with one ``LinkRefused`` line naming the path, and the link is left alone.
+
 A leaf: of ce_lab it imports only the exception classes of ``ce_lab.errors`` (which import nothing),
 so any module may use it without an import cycle (tests/test_import_graph.py checks both).
 """
@@ -31,6 +37,23 @@ MAX_CSV_BYTES = 64 << 20
 
 class WriteError(CeLabError):
     """A file could not be written (a full disk, a read-only folder): one line naming it."""
+
+
+class LinkRefused(WriteError):
+    """A symbolic link (or another non-file) sits where ce-lab writes in a run, comparison or
+    batch folder: refused, never written through (exit 2, as a folder not as ce-lab left it)."""
+
+    exit_code = 2
+
+    def __init__(self, path: Path | str, what: str = "a symbolic link"):
+        why = ("ce-lab never writes through one" if what == "a symbolic link"
+               else "ce-lab writes only regular files")
+        super().__init__(f"refusing to write {path}: it is {what}; {why} (remove it and try "
+                         "again)")
+        self.path, self.what = Path(path), what
+
+    def __reduce__(self):  # pickled (a Ray worker's error) as it was made
+        return type(self), (self.path, self.what)
 
 
 class UnreadableFile(CeLabError):
@@ -143,22 +166,92 @@ def new_temp_file(path: Path, suffix: str) -> tuple[int, Path]:
     make it 0600. Nor is the umask read to chmod it: os.umask can only read it by setting it, and
     for that instant every other thread of the process would create files with the wrong mode.
     """
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(
-        os, "O_BINARY", 0)
-    for _ in range(100):  # O_EXCL: a name another writer took is tried again, never reused
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    for _ in range(100):  # O_EXCL: a name another writer took (or a link) is tried again
         tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}{suffix}"
         try:
-            return os.open(tmp, flags, 0o666), tmp
+            return open_fd(tmp, flags), tmp
         except FileExistsError:
             continue
     raise FileExistsError(errno.EEXIST, "no free temp file name", str(path.parent))
 
 
+def refuse_link(path: Path | str) -> None:
+    """LinkRefused if ``path`` is a symbolic link (dangling or not); nothing if it is anything
+    else or absent. What every write into a run, comparison or batch folder checks first."""
+    if os.path.islink(path):
+        raise LinkRefused(path)
+
+
+def ensure_dir(path: Path | str) -> Path:
+    """``path`` as a folder ce-lab may write into: created if absent (with its parents), refused
+    (LinkRefused) if it is a symbolic link, so that nothing is written into the folder it names."""
+    path = Path(path)
+    refuse_link(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise WriteError(os_error_text(e, path)) from None
+    refuse_link(path)  # made a link meanwhile
+    return path
+
+
+# Writes never follow a link at the last component (O_NOFOLLOW), never block on a FIFO
+# (O_NONBLOCK; a FIFO, a device or a folder is then refused by fstat).
+_WRITE_FLAGS = (getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+                | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
+
+
+def open_fd(path: Path | str, flags: int, mode: int = 0o666) -> int:
+    """``os.open`` for writing into a run, comparison or batch folder: never through a symbolic
+    link and only onto a regular file (LinkRefused otherwise). Other OSErrors pass through."""
+    try:
+        fd = os.open(path, flags | _WRITE_FLAGS, mode)  # 0666 less the umask, as every file
+    except OSError as e:
+        if e.errno in (errno.ELOOP, errno.EMLINK) and os.path.islink(path):
+            raise LinkRefused(path) from None
+        if e.errno == errno.ENXIO:  # a FIFO no one reads (or a socket)
+            try:
+                what = _kind(os.stat(path).st_mode)
+            except OSError:
+                what = "a FIFO"
+            raise LinkRefused(path, what) from None
+        raise
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise LinkRefused(path, _kind(st.st_mode))
+    if getattr(os, "O_NONBLOCK", 0):
+        os.set_blocking(fd, True)  # a regular file: writes as usual from here
+    return fd
+
+
+def open_for_writing(path: Path | str, mode: str = "w", **kwargs: Any):
+    """``open(path, mode, ...)`` ("w", "a", "wb", "ab", "r+", ...) through ``open_fd``: a symbolic
+    link, a FIFO or a folder at ``path`` is LinkRefused, never followed or truncated; other
+    OSErrors are WriteError naming ``path``."""
+    try:
+        return open(path, mode, opener=lambda p, flags: open_fd(p, flags), **kwargs)
+    except LinkRefused:
+        raise
+    except OSError as e:
+        raise WriteError(os_error_text(e, path)) from None
+
+
+def replace_file(tmp: Path | str, path: Path | str) -> None:
+    """Rename the finished temp file ``tmp`` over ``path``, unless ``path`` is a symbolic link
+    (LinkRefused: a rename would not follow it, but a link there is not ce-lab's to replace)."""
+    refuse_link(path)
+    os.replace(tmp, path)
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a temp file in the same folder and rename it over ``path``: a reader sees the old
     file or the new one, never half of one. An OSError (a full disk, a read-only folder) removes
-    the temp file and raises WriteError, one line naming ``path``; the old file stays as it was."""
+    the temp file and raises WriteError, one line naming ``path``; the old file stays as it was.
+    A symbolic link at ``path`` is refused (LinkRefused) before anything is written."""
     path = Path(path)
+    refuse_link(path)
     try:
         fd, tmp = new_temp_file(path, ".tmp")
     except OSError as e:
@@ -168,7 +261,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        replace_file(tmp, path)
     except OSError as e:
         Path(tmp).unlink(missing_ok=True)
         raise WriteError(os_error_text(e, path)) from None

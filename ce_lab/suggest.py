@@ -1,13 +1,15 @@
 """Did-you-mean for a mistyped name: a loss (``msee``, ``MSE``), a config key (``lr``).
 
-Plain functions over strings, no import of the rest of ce_lab, so any module (the registry, the
-config, the CLI) can ask for a suggestion without an import cycle.
+Plain functions over strings; of ce_lab they import only ``ce_lab.shown`` (a leaf), so any
+module (the registry, the config, the CLI) can ask for a suggestion without an import cycle.
 """
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Sequence
+
+from ce_lab.shown import quoted
 
 
 def closest(word: str, choices: Iterable[str], cutoff: float = 0.75) -> str | None:
@@ -45,7 +47,7 @@ def unknown_name(what: str, names: Sequence[str], valid: Sequence[str],
     plural = plural or (f"{what}es" if what.endswith("s") else f"{what}s")
     guesses = [closest(n, valid) for n in names]
     if len(names) == 1 and guesses[0] is not None:
-        return f"unknown {what} {names[0]!r} — did you mean {guesses[0]!r}?"
-    shown = ", ".join(f"{n!r} (did you mean {g!r}?)" if g else repr(n)
+        return f"unknown {what} {quoted(names[0])} — did you mean {guesses[0]!r}?"
+    shown = ", ".join(f"{quoted(n)} (did you mean {g!r}?)" if g else quoted(n)
                       for n, g in zip(names, guesses))
     return f"unknown {what if len(names) == 1 else plural} {shown}; valid {plural}: {', '.join(valid)}"

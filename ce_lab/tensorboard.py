@@ -63,8 +63,13 @@ class RunEvents:
     def __init__(self, logdir: Path | str, start_time: float | None = None):
         self._event_pb2, self._summary_pb2, self._hparams, writer = _modules()
         self.start_time = start_time if start_time is not None else dt.datetime.now().timestamp()
-        # flush_secs: events reach the disk at least this often while a run trains.
-        self._writer = writer(str(logdir), flush_secs=10)
+        # flush_secs: events reach the disk at least this often while a run trains. The writer
+        # opens its file by name, following links: a random suffix makes the name one nobody
+        # could have planted a link at beforehand (TensorBoard reads any *tfevents* file).
+        import secrets
+
+        self._writer = writer(str(logdir), flush_secs=10,
+                              filename_suffix=f".{secrets.token_hex(4)}")
 
     def _add(self, step: int, wall_time: float, **fields) -> None:
         self._writer.add_event(self._event_pb2.Event(step=int(step), wall_time=wall_time,
@@ -136,8 +141,9 @@ def export_run(record, logdir: Path) -> Path:
     """Write the event file of a finished run (a RunRecord) into ``logdir``, from its CSVs;
     event files an earlier export left there are replaced."""
     from ce_lab.config import NON_RESULT_KEYS, flatten
+    from ce_lab.safe_io import ensure_dir
 
-    logdir.mkdir(parents=True, exist_ok=True)
+    ensure_dir(logdir)  # a link there would send the files (and the removals) elsewhere
     _replace_events(logdir)
     events = RunEvents(logdir, started_timestamp(record.meta))
     try:

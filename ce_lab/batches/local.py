@@ -23,6 +23,7 @@ from typing import IO, Any
 from ce_lab.batches.store import LOGS
 from ce_lab.batches.worker import PARENT_ENV
 from ce_lab.runs.folder import Status
+from ce_lab.safe_io import atomic_write_text, ensure_dir, open_for_writing
 from ce_lab.threads import child_env, usable_cpus
 
 
@@ -51,8 +52,7 @@ class LocalExecutor:
         self.capacity = self.jobs
         self.threads = threads  # --threads: exactly this many per job; None: the policy's choice
         self.share = threads_per_job(self.jobs)
-        self.work_dir = Path(batch_dir) / LOGS
-        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self.work_dir = ensure_dir(Path(batch_dir) / LOGS)  # a link there: refused
         self._running: list[_Running] = []
 
     def running(self) -> int:
@@ -66,9 +66,9 @@ class LocalExecutor:
         task_path = self.work_dir / f"{task['task_id']}.task.json"
         result_path = self.work_dir / f"{task['task_id']}.result.json"
         result_path.unlink(missing_ok=True)
-        task_path.write_text(json.dumps(task, indent=2), encoding="utf-8")
+        atomic_write_text(task_path, json.dumps(task, indent=2))  # links refused, not followed
         log_path = self.log_path(task)
-        log_file = open(log_path, "ab")
+        log_file = open_for_writing(log_path, "ab")
         # The wait policy (and an explicit --threads) for the native thread pools, which read
         # them when they load; the worker applies the same policy to torch (ce_lab.threads).
         env = {**os.environ, **child_env(self.threads)}

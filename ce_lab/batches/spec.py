@@ -42,6 +42,7 @@ from ce_lab.config import (
     with_overrides,
 )
 from ce_lab.errors import ConfigError
+from ce_lab.shown import capped
 from ce_lab.yaml_files import read_yaml_mapping
 
 # Keys the batch sets once for all its entries; a grid or run entry may not vary them.
@@ -200,7 +201,7 @@ def apply_sets(base: RunConfig, sets: Sequence[str]) -> RunConfig:
         try:
             base = with_overrides(base, {".".join(path): value})
         except ConfigError as e:
-            raise ConfigError(f"--set {item}: {e}") from None
+            raise ConfigError(f"--set {capped(item)}: {e}") from None
     return base
 
 

@@ -198,13 +198,18 @@ def relative_run(batch_dir: Path, run_dir: Path) -> str:
 def locked(batch_dir: Path):
     """Only one batch process works in a folder at a time (a stale lock of a dead one is taken
     over); two processes continuing the same batch would run its entries twice."""
+    from ce_lab.safe_io import LinkRefused, open_fd
+
     path = Path(batch_dir) / LOCK
     for _ in range(3):
         try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)  # less the umask
+            fd = open_fd(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)  # 0666 less the umask
         except FileExistsError:
             from ce_lab.errors import CeLabError
             from ce_lab.safe_io import read_limited_text
+
+            if os.path.islink(path):  # not a lock: neither read nor removed
+                raise LinkRefused(path) from None
 
             try:
                 pid = int(read_limited_text(path, 64).strip() or 0)

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from ce_lab.cli._common import (
     MaxMembersOpt,
@@ -19,6 +18,9 @@ from ce_lab.cli._common import (
 )
 from ce_lab.plan import DEFAULT_SPLIT, Split
 from ce_lab.runs.folder import Status
+
+# batch.json (ids, errors) and run folders are read from disk: markup and control characters too
+from ce_lab.shown import rich_cell as escape
 from ce_lab.training.fusion import DEFAULT_MAX_MEMBERS
 
 

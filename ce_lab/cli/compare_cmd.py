@@ -41,6 +41,7 @@ from ce_lab.cli.compare_tuning import (
 from ce_lab.cli.completion import complete_loss, complete_run
 from ce_lab.comparison.compare import DEFAULT_REFERENCE
 from ce_lab.losses import DEFAULT_LOSSES
+from ce_lab.shown import rich_cell
 from ce_lab.training.fusion import DEFAULT_MAX_MEMBERS
 
 
@@ -61,7 +62,7 @@ def render_comparison(result, fmt: TableFormat, output: Path | None) -> None:
     except OSError as e:  # e.g. --output in a folder that does not exist: one line, exit 1
         raise fail(f"cannot write --output {output}: {e.strerror or e}", 1) from None
     for note in t.notes:
-        err_console.print(f"note: {escape(note)}", highlight=False)
+        err_console.print(f"note: {rich_cell(note)}", highlight=False)
     # Paths go to stderr when stdout carries csv/json, so a pipe gets clean data.
     where = err_console if fmt is not TableFormat.table and output is None else console
     if output is not None:
@@ -111,10 +112,8 @@ def _write_table(result, fmt: TableFormat, output: Path | None) -> None:
 
 
 def _report_skipped(skipped: list[str]) -> None:
-    from rich.markup import escape
-
     for line in skipped:
-        err_console.print(f"[yellow]skipped:[/yellow] {escape(line)}", highlight=False,
+        err_console.print(f"[yellow]skipped:[/yellow] {rich_cell(line)}", highlight=False,
                           soft_wrap=True)
 
 

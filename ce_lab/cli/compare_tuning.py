@@ -9,12 +9,12 @@ from enum import Enum
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from ce_lab.cli._common import err_console, fail
 from ce_lab.cli.choices import shown
 from ce_lab.comparison.tuning import DEFAULT_CRITERION, Criterion, Tuning, fmt_value, key_name
 from ce_lab.lab.params import DEFAULT_LR_GRID
+from ce_lab.shown import rich_cell
 
 
 class Select(str, Enum):
@@ -82,10 +82,10 @@ def say_tuning(tuning: Tuning) -> None:
     name = key_name(tuning.key)
     chosen = ", ".join(f"{c.cell} {fmt_value(c.chosen)}" for c in tuning.cells)
     err_console.print(f"tuned {name} (by {tuning.criterion.value} on validation, seed(s) "
-                      f"{', '.join(map(str, tuning.seeds))}): {escape(chosen)}",
+                      f"{', '.join(map(str, tuning.seeds))}): {rich_cell(chosen)}",
                       highlight=False, soft_wrap=True)
     for w in tuning.warnings():
-        err_console.print(f"[yellow]warning:[/yellow] {escape(w)}", highlight=False,
+        err_console.print(f"[yellow]warning:[/yellow] {rich_cell(w)}", highlight=False,
                           soft_wrap=True)
 
 

@@ -30,25 +30,33 @@ def tensorboard(
     Needs the tensorboard extra: pip install "ce-lab[tensorboard]". View with
     tensorboard --logdir DIR.
     """
-    from rich.markup import escape
-
-    from ce_lab.errors import require
+    from ce_lab.errors import UnsafeName, require
+    from ce_lab.runs.names import META, plain_name
     from ce_lab.runs.record import select_runs
+    from ce_lab.shown import rich_cell as escape  # markup and control characters of names on disk
     from ce_lab.tensorboard import export_run
 
     require("tensorboard", "tensorboard", "ce-lab export tensorboard")  # before reading runs
     records, skipped = select_runs(Path("runs"), paths=runs)
-    for line in skipped:
-        err_console.print(f"[yellow]skipped:[/yellow] {escape(line)}", highlight=False,
-                          soft_wrap=True)
-    if not records:
-        raise fail(f"no runs to export ({len(skipped)} skipped)", 1)
-    roots: set[Path] = set()
+    targets = []
     for record in records:
         # A compare-* folder lists its runs as ../RUN: name their parent plainly.
         root = out if out is not None else Path(os.path.normpath(record.path.parent)) / "tensorboard"
-        export_run(record, root / record.run_id)
+        try:  # meta.json's run_id names the sub-folder: an absolute or ../ one is refused
+            name = plain_name(record.run_id, f"{record.path}: {META}'s run_id")
+        except UnsafeName as e:
+            skipped.append(f"{e}; not exported")
+            continue
+        targets.append((record, root, root / name))
+    for line in skipped:
+        err_console.print(f"[yellow]skipped:[/yellow] {escape(line)}", highlight=False,
+                          soft_wrap=True)
+    if not targets:
+        raise fail(f"no runs to export ({len(skipped)} skipped)", 1)
+    roots: set[Path] = set()
+    for record, root, logdir in targets:
+        export_run(record, logdir)
         roots.add(root)
     where = ", ".join(str(r) for r in sorted(roots))
-    console.print(f"{len(records)} run(s) written to {escape(where)}; view with: tensorboard "
+    console.print(f"{len(targets)} run(s) written to {escape(where)}; view with: tensorboard "
                   f"--logdir {escape(where.split(', ')[0])}", highlight=False, soft_wrap=True)

@@ -18,6 +18,7 @@ from ce_lab.cli._common import cli_errors, console, err_console, fail
 from ce_lab.cli.choices import default, in_words
 from ce_lab.cli.completion import complete_loss, complete_run
 from ce_lab.runs.read import is_number
+from ce_lab.shown import printable, rich_cell
 
 runs_app = typer.Typer(help="List, show and diff run folders (newest first).",
                        invoke_without_command=True, no_args_is_help=False)
@@ -51,10 +52,8 @@ def _acc(v) -> str:
 
 
 def _skipped(lines: list[str]) -> None:
-    from rich.markup import escape
-
     for line in lines:
-        err_console.print(f"[yellow]skipped:[/yellow] {escape(line)}", highlight=False,
+        err_console.print(f"[yellow]skipped:[/yellow] {rich_cell(line)}", highlight=False,
                           soft_wrap=True)
 
 
@@ -99,8 +98,9 @@ def runs(
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=LIST_FIELDS, lineterminator="\n")
         writer.writeheader()
-        for row in rows:
-            writer.writerow({**row, "flags": ";".join(row["flags"])})
+        for row in rows:  # names from disk without their control characters, as everywhere
+            writer.writerow({k: printable(v) if isinstance(v, str) else v
+                             for k, v in {**row, "flags": ";".join(row["flags"])}.items()})
         typer.echo(buf.getvalue(), nl=False)
         return
     from rich.table import Table
@@ -110,9 +110,9 @@ def runs(
                         ("steps", True), ("val acc", True), ("test acc", True), ("group", False)):
         table.add_column(name, justify="right" if right else "left")
     for e, row in zip(chosen, rows):
-        table.add_row(row["run"], str(row["loss"]), e.status_text, str(row["seed"]),
-                      "—" if row["steps"] is None else str(row["steps"]), _acc(row["val_acc"]),
-                      _acc(row["test_acc"]), row["group"] or "—")
+        table.add_row(rich_cell(row["run"]), rich_cell(row["loss"]), rich_cell(e.status_text),
+                      str(row["seed"]), "—" if row["steps"] is None else str(row["steps"]),
+                      _acc(row["val_acc"]), _acc(row["test_acc"]), rich_cell(row["group"] or "—"))
     _print_tables([table])
 
 
@@ -141,7 +141,6 @@ def show(ctx: typer.Context, run: RunArg,
          fmt: ShowFormatOpt = ShowFormat.table) -> None:
     """One run: its status, summary numbers, config and files."""
     import yaml
-    from rich.markup import escape
     from rich.table import Table
 
     e = _entry(ctx, run)
@@ -152,8 +151,8 @@ def show(ctx: typer.Context, run: RunArg,
                                "summary": e.summary, "files": files},
                               indent=2, allow_nan=False, default=str))
         return
-    console.print(f"[bold]{escape(e.run_id)}[/bold]  {escape(e.status_text)}  "
-                  f"{escape(str(e.path))}", highlight=False, soft_wrap=True)
+    console.print(f"[bold]{rich_cell(e.run_id)}[/bold]  {rich_cell(e.status_text)}  "
+                  f"{rich_cell(e.path)}", highlight=False, soft_wrap=True)
     summary = Table(title="summary", box=None, show_header=False)
     summary.add_column("key")
     summary.add_column("value", justify="right")
@@ -162,7 +161,7 @@ def show(ctx: typer.Context, run: RunArg,
                        ("steps", e.summary.get("steps")),
                        ("diverged at", e.summary.get("diverged_at"))):
         if value is not None:
-            summary.add_row(key, str(value))
+            summary.add_row(key, rich_cell(value))
     for header, cells in _summary_rows([e]):
         summary.add_row(header, cells[0])
     _print_tables([summary])
@@ -173,7 +172,7 @@ def show(ctx: typer.Context, run: RunArg,
     listing.add_column("file")
     listing.add_column("bytes", justify="right")
     for name, size in files.items():
-        listing.add_row(name, str(size))
+        listing.add_row(rich_cell(name), str(size))
     _print_tables([listing])
 
 
@@ -213,10 +212,11 @@ def diff(ctx: typer.Context,
         for t in (config, summary):
             t.add_column("")
             for h in headers:
-                t.add_column(h, justify="right")
+                t.add_column(rich_cell(h), justify="right")
         for k in keys:
-            config.add_row(k, *(show_value(f[k]) if k in f else "(absent)" for f in flats))
-        summary.add_row("status", *(e.status_text for e in entries))
+            config.add_row(rich_cell(k), *(rich_cell(show_value(f[k])) if k in f else "(absent)"
+                                           for f in flats))
+        summary.add_row("status", *(rich_cell(e.status_text) for e in entries))
         for header, cells in numbers:
             summary.add_row(header, *cells)
         return [config, summary] if keys else [config.title, summary]
@@ -225,6 +225,7 @@ def diff(ctx: typer.Context,
     if any(natural_width(t) > console.width for t in shown if isinstance(t, Table)):
         # Run ids are long: number the columns and say which run each number is.
         for i, e in enumerate(entries, 1):
-            console.print(f"#{i} {e.run_id}", highlight=False, markup=False, soft_wrap=True)
+            console.print(f"#{i} {printable(e.run_id)}", highlight=False, markup=False,
+                          soft_wrap=True)
         shown = tables([f"#{i}" for i in range(1, len(entries) + 1)])
     _print_tables(shown, hint="see --format json or a wider terminal")

@@ -25,7 +25,7 @@ from ce_lab.data.files import (
     raw_dir,
 )
 from ce_lab.data.idx import MAX_IDX_BYTES
-from ce_lab.errors import DataError
+from ce_lab.errors import DataError, OwnDataError
 
 TORCHVISION_SOCKET_TIMEOUT_S = 20  # a mirror that accepts and then stalls must not hang a run
 HOW_TO_GET = (
@@ -109,6 +109,8 @@ def fetch_note(data_cfg) -> str | None:
     root = resolve_root(data_cfg.root)
     if not cache_problems(raw_dir(root), data_cfg.verify_md5):
         return None
+    if not data_cfg.verify_md5 and own_files(raw_dir(root)):
+        return None  # nothing is fetched over one's own files: ensure_mnist says what is wrong
     return f"data.root {root} holds no usable MNIST: fetching MNIST into {raw_dir(root)}"
 
 
@@ -153,6 +155,17 @@ def cache_problems(raw: Path, verify_md5: bool = True,
 
 def _describe(problems: dict[str, str]) -> str:
     return ", ".join(f"{name} {why}" for name, why in problems.items())
+
+
+def own_files(raw: Path, expected: Sequence[MnistFile] = MNIST_FILES) -> list[str]:
+    """The names of ``expected`` present in ``raw`` (as anything: a file, a link, a FIFO)."""
+    return [f.name for f in expected if os.path.lexists(raw / f.name)]
+
+
+def _own_files_error(raw: Path, problems: dict[str, str]) -> OwnDataError:
+    return OwnDataError(f"{raw}: {_describe(problems)}; with data.verify_md5 false these are "
+                        "your own IDX files, never replaced by MNIST: fix them, or remove all "
+                        "four to fetch MNIST there")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -287,7 +300,9 @@ def ensure_mnist(
     """The raw folder holding the four usable files, fetching them if needed and allowed.
 
     Order: the cache (md5-checked unless ``verify_md5`` is off), then each source in turn; a
-    DataError says in one line what was tried and how to get the data. ``expected`` (names, md5s)
+    DataError says in one line what was tried and how to get the data. With ``verify_md5`` off,
+    files already there are the user's own: a bad one is OwnDataError (exit 2), never fetched
+    over; only a folder holding none of the four is filled with MNIST. ``expected`` (names, md5s)
     is MNIST's; tests pass their own small files' values.
     """
     reporter = reporter or FetchReporter()
@@ -298,6 +313,9 @@ def ensure_mnist(
     reporter.end(not problems, _describe(problems))
     if not problems:
         return ResolvedMnist(root, raw, verify_md5, "cache")
+    if not verify_md5 and own_files(raw, expected):
+        # Unchecked files are the user's own data set: a fetch would write MNIST over them.
+        raise _own_files_error(raw, problems)
     tried = [f"cache {raw} ({_describe(problems)})"]
     if not download:
         raise DataError(f"MNIST not found: tried {tried[0]}; downloads are off "

@@ -57,7 +57,10 @@ def tune(request: CompareRequest, comp_dir: Path, *, reporter: Any = None,
 
     spec = request.tune
     assert spec is not None
+    from ce_lab.safe_io import refuse_link
+
     tuning_dir = comp_dir / TUNING_FOLDER
+    refuse_link(tuning_dir)  # a link there would send the tuning runs elsewhere
     grid_cfgs = tuning_configs(request.base, request.losses, spec.tune_seeds, spec.lr_grid,
                                request.loss_overrides, tuning_dir)
     outcomes, interrupted = train_or_resume(grid_cfgs, f"{comp_dir.name}-{TUNING_FOLDER}",

@@ -8,13 +8,14 @@ the seconds it took; a gradient norm early over late), as each metric's registry
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ce_lab.comparison.build import Agg, Column, ComparisonTable, Row, config_value, show
 from ce_lab.comparison.missing import count_reasons, missing_reason
 from ce_lab.comparison.paired import MIN_INFORMATIVE, PairedDiff
 from ce_lab.metrics import NONE_SHOWN, NOT_REACHED, SummaryMetric
 from ce_lab.runs.record import RunRecord
+from ce_lab.shown import printable
 
 # The shown tables: registry ``table`` id -> title, and whether the run status is a column.
 SHOWN_TABLES = {"accuracy": ("accuracy and convergence", True), "gradients": ("gradients", False),
@@ -133,8 +134,15 @@ def shown_tables(table: ComparisonTable) -> list[tuple[str, list[Shown]]]:
         cols = [*label, *([status] if with_status else [])]
         cols += [Shown(_header(c, records), _metric_cell(table, c))
                  for c in table.metric_columns if c.metric.metric.table == table_id]
-        out.append((title, cols))
+        out.append((title, [_printable(c) for c in cols]))
     return out
+
+
+def _printable(col: Shown) -> Shown:
+    """``col`` showing no control character: labels, config values and reasons come from run
+    folders, where a planted escape sequence must not reach the terminal."""
+    return replace(col, header=tuple(printable(h) for h in col.header),
+                   cell=lambda r, cell=col.cell: [printable(line) for line in cell(r)])
 
 
 # Paired differences
@@ -180,4 +188,5 @@ def paired_headers(diffs: Sequence[PairedDiff]) -> list[str]:
 def paired_cells(d: PairedDiff, with_vs: bool) -> list[str]:
     mean, ci = interval_text(d)
     vs = [d.reference] if with_vs else []
-    return [d.label, *vs, d.metric.header, str(d.n), mean, ci, diff_resolution(d), d.verdict]
+    return [printable(c) for c in [d.label, *vs, d.metric.header, str(d.n), mean, ci,
+                                   diff_resolution(d), d.verdict]]

@@ -17,6 +17,7 @@ from typing import Any
 
 from ce_lab.comparison.build import Agg, ComparisonTable, Row, show
 from ce_lab.comparison.paired import PairedDiff
+from ce_lab.shown import printable
 
 
 def relative_path(p: Path | str, base: Path) -> str:
@@ -61,13 +62,19 @@ def raw_row(table: ComparisonTable, row: Row) -> dict[str, Any]:
     return out
 
 
+def _csv_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A CSV row's text without control characters (a loss label from a run folder may hold an
+    escape sequence; the CSV is read on terminals too). Numbers stay as they are."""
+    return {k: printable(v) if isinstance(v, str) else v for k, v in row.items()}
+
+
 def to_csv(table: ComparisonTable) -> str:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=csv_fields(table), lineterminator="\n")
     writer.writeheader()
     for row in table.rows:
         # csv writes None as an empty cell and floats by repr, which parses back exactly.
-        writer.writerow(raw_row(table, row))
+        writer.writerow(_csv_row(raw_row(table, row)))
     return buf.getvalue()
 
 
@@ -133,5 +140,5 @@ def paired_csv(diffs: Sequence[PairedDiff]) -> str:
     writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     for d in diffs:
-        writer.writerow(paired_json(d))
+        writer.writerow(_csv_row(paired_json(d)))
     return buf.getvalue()

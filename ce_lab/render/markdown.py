@@ -13,6 +13,7 @@ from ce_lab.render.cells import (
     paired_headers,
     shown_tables,
 )
+from ce_lab.shown import printable
 
 
 def _md_escape(s: str) -> str:
@@ -40,6 +41,6 @@ def to_markdown(table: ComparisonTable, diffs: Sequence[PairedDiff] = (),
         text += "\nmean ± sample std over seeds; n runs per row.\n"
     if diffs:
         headers = paired_headers(diffs)
-        text += f"\n**{PAIRED_TITLE}: loss - {reference}** ({PAIRED_NOTE})\n\n"
+        text += f"\n**{PAIRED_TITLE}: loss - {printable(reference)}** ({PAIRED_NOTE})\n\n"
         text += md_table(headers, (paired_cells(d, "vs" in headers) for d in diffs))
     return text

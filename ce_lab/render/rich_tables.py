@@ -13,10 +13,12 @@ from ce_lab.render.cells import (
     paired_headers,
     shown_tables,
 )
+from ce_lab.shown import rich_cell
 
 
 def to_rich(table: ComparisonTable, title: str = "comparison") -> list:
     """The shown tables as rich Tables."""
+    from rich.markup import escape
     from rich.table import Table
 
     caption = "mean ± sample std over seeds; n runs per row" if table.aggregated else None
@@ -24,9 +26,9 @@ def to_rich(table: ComparisonTable, title: str = "comparison") -> list:
     for name, cols in shown_tables(table):
         t = Table(title=f"{title}: {name}", caption=caption, show_lines=True)
         for c in cols:
-            t.add_column("\n".join(c.header), justify="right" if c.numeric else "left")
-        for row in table.rows:
-            t.add_row(*("\n".join(c.cell(row)) for c in cols))
+            t.add_column(escape("\n".join(c.header)), justify="right" if c.numeric else "left")
+        for row in table.rows:  # text, not markup (labels come from run folders); lines printable
+            t.add_row(*(escape("\n".join(c.cell(row))) for c in cols))
         out.append(t)
     return out
 
@@ -35,9 +37,9 @@ def paired_to_rich(diffs: Sequence[PairedDiff], reference: str):
     from rich.table import Table
 
     headers = paired_headers(diffs)
-    out = Table(title=f"{PAIRED_TITLE}: loss - {reference}", caption=PAIRED_NOTE)
+    out = Table(title=f"{PAIRED_TITLE}: loss - {rich_cell(reference)}", caption=PAIRED_NOTE)
     for h in headers:
         out.add_column(h, justify="left" if h in ("loss", "vs", "metric", "verdict") else "right")
     for d in diffs:
-        out.add_row(*paired_cells(d, "vs" in headers))
+        out.add_row(*(rich_cell(c) for c in paired_cells(d, "vs" in headers)))
     return out

@@ -33,8 +33,10 @@ from ce_lab.safe_io import (
     atomic_write_bytes,
     atomic_write_text,
     now_iso,
+    open_for_writing,
     os_error_text,
     read_limited_text,
+    refuse_link,
 )
 
 
@@ -77,6 +79,7 @@ class CsvLog:
         self.header = list(header)
         self._older_header = [h for h in self.header if h not in added_later]
         self._file = None
+        refuse_link(self.path)  # before a resumed file is read back through it
         if keep_until_step is not None and self.path.exists():
             self._truncate_after(keep_until_step)
             self._file = self._open("a")
@@ -85,10 +88,7 @@ class CsvLog:
             self._write_text(",".join(self.header) + "\n")
 
     def _open(self, mode: str):
-        try:
-            return open(self.path, mode, newline="", encoding="utf-8")
-        except OSError as e:
-            raise WriteError(os_error_text(e, self.path)) from None
+        return open_for_writing(self.path, mode, newline="", encoding="utf-8")
 
     def _write_text(self, text: str) -> None:
         try:

@@ -55,7 +55,7 @@ class RunLock:
 
     @classmethod
     def acquire(cls, run_dir: Path | str) -> RunLock:
-        from ce_lab.safe_io import WriteError, now_iso, os_error_text
+        from ce_lab.safe_io import LinkRefused, WriteError, now_iso, open_fd, os_error_text
 
         run_dir = Path(run_dir)
         path = run_dir / LOCK
@@ -64,8 +64,8 @@ class RunLock:
             try:
                 if fcntl is not None:
                     # 0666 less the umask, as every file (a shared folder's group can take over a
-                    # stale lock)
-                    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+                    # stale lock); never through a link planted there (it would be truncated)
+                    fd = open_fd(path, os.O_RDWR | os.O_CREAT)
                     try:
                         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                     except BlockingIOError:
@@ -74,7 +74,7 @@ class RunLock:
                     # The holder may have removed the file between our open and our flock: then we
                     # hold a lock on a file nobody else sees; take the one now at that path.
                     try:
-                        same = os.stat(path).st_ino == os.fstat(fd).st_ino
+                        same = os.lstat(path).st_ino == os.fstat(fd).st_ino
                     except FileNotFoundError:
                         same = False
                     if not same:
@@ -83,8 +83,10 @@ class RunLock:
                     os.ftruncate(fd, 0)
                 else:
                     try:
-                        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
+                        fd = open_fd(path, os.O_RDWR | os.O_CREAT | os.O_EXCL)
                     except FileExistsError:
+                        if os.path.islink(path):  # not a lock: neither read nor removed
+                            raise LinkRefused(path) from None
                         owner = _owner_text(path)
                         if owner and owner_alive(owner):
                             raise _refuse(run_dir, owner) from None

@@ -16,17 +16,17 @@ from ce_lab.errors import CeLabError, UsageError
 from ce_lab.runs.files import RunFolderError
 from ce_lab.runs.folder import Status
 from ce_lab.runs.liveness import describe_owner, effective_status
-from ce_lab.runs.names import CHECKPOINT, CONFIG, META, SUMMARY
+from ce_lab.runs.names import CHECKPOINT, CONFIG, META, RUN_WRITES, SUMMARY
 from ce_lab.runs.read import read_versioned_meta
-from ce_lab.safe_io import UnreadableFile, check_regular_file, os_error_text
+from ce_lab.safe_io import UnreadableFile, check_regular_file, os_error_text, refuse_link
 
 
 def check_resumable(run_dir: Path | str) -> dict[str, Any]:
     """meta.json of a run folder that ``ce-lab train --resume`` may continue, with the folder's
     ``format``, which the resumed run writes back as it was; otherwise one line:
     UsageError (exit 2) for a folder that is not a resumable run (corrupt, finished, still owned by
-    a live process, killed before its first checkpoint), CeLabError (exit 1) for one that cannot
-    be written to."""
+    a live process, killed before its first checkpoint), LinkRefused (exit 2) for a symbolic link
+    where the run writes, CeLabError (exit 1) for one that cannot be written to."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise UsageError(f"{run_dir}: no such run folder")
@@ -69,6 +69,8 @@ def check_resumable(run_dir: Path | str) -> dict[str, Any]:
         check_regular_file(ckpt)
     except UnreadableFile as e:
         raise UsageError(f"{run_dir}: cannot resume from {CHECKPOINT} ({e.reason})") from None
+    for name in RUN_WRITES:  # a link planted where the run writes: refused before any write
+        refuse_link(run_dir / name)
     try:  # as root a folder's mode bits do not stop writes: a real write is the only test
         fd, probe = tempfile.mkstemp(prefix=".resume-", suffix=".tmp", dir=run_dir)
         os.close(fd)

@@ -17,8 +17,15 @@ from typing import Any
 import torch
 
 from ce_lab.errors import CeLabError, UsageError
-from ce_lab.runs.names import CHECKPOINT
-from ce_lab.safe_io import WriteError, check_regular_file, os_error_text
+from ce_lab.runs.names import CHECKPOINT, CHECKPOINT_TMP
+from ce_lab.safe_io import (
+    LinkRefused,
+    WriteError,
+    check_regular_file,
+    open_for_writing,
+    os_error_text,
+    replace_file,
+)
 
 FORMAT = 1
 
@@ -66,13 +73,17 @@ def save(stack, m: int, state: LoopState, examples: int, wall: float, run_dir: P
     # the last good checkpoint stays as it was.
     buf = io.BytesIO()
     torch.save(ckpt, buf)
-    tmp = run_dir / f".{CHECKPOINT}.tmp"
+    tmp = run_dir / CHECKPOINT_TMP
     try:
-        with open(tmp, "wb") as f:
+        with open_for_writing(tmp, "wb") as f:  # a link planted there: refused, not followed
             f.write(buf.getbuffer())
             f.flush()
             os.fsync(f.fileno())
-        tmp.replace(run_dir / CHECKPOINT)
+        replace_file(tmp, run_dir / CHECKPOINT)
+    except LinkRefused:
+        if not tmp.is_symlink():
+            tmp.unlink(missing_ok=True)
+        raise
     except OSError as e:
         tmp.unlink(missing_ok=True)
         raise WriteError(os_error_text(e, tmp)) from None

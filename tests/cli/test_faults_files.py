@@ -139,11 +139,12 @@ def interrupted_run(tiny_mnist, tmp_path_factory) -> Path:
 
 # What train --resume makes of each: 0 resumes (a file it does not need, or a last CSV row cut
 # short by the kill, which is logged again), 2 refuses the folder, 1 a file it cannot continue
-# (a directory where summary.json goes is refused up front, before any training).
+# (a directory where summary.json goes is refused up front, before any training; a symlink
+# where the run writes, as devzero-metrics, is never written through: 2).
 RESUME_EXIT = {
     "fifo-meta": 2, "devzero-meta": 2, "huge-meta": 2, "meta-invalid": 2, "meta-list": 2,
     "meta-pid-str": 2, "fifo-config": 2, "fifo-checkpoint": 2,
-    "devzero-metrics": 1, "non-numeric-metrics": 1, "non-numeric-eval": 1,
+    "devzero-metrics": 2, "non-numeric-metrics": 1, "non-numeric-eval": 1,
     "dir-summary": 2, "fifo-summary": 2, "truncated-metrics": 0, "huge-summary": 0, "convergence-str": 0,
     "grad-summary-list": 0, "thresholds-str": 0, "steps-str": 0, "final-list": 0,
     "grad-window-str": 0, "grad-steps-str": 0, "auc-str": 0, "flags-str": 0,  # summary.json is rewritten
