@@ -147,6 +147,7 @@ def test_two_batches_of_one_file_started_together_train_it_once(tiny_mnist, tmp_
             _stop(p)
     assert len(list(out.glob("batch-*"))) == 1
     assert len(_run_dirs(out)) == 2  # two entries, two runs (never four)
+    assert not list(out.glob(".batch-*.lock"))  # the claim leaves nothing behind
 
 
 # --- §10: a CSV cell over the csv module's field limit -------------------------------------------
