@@ -371,5 +371,17 @@ def with_overrides(cfg: RunConfig, overrides: Mapping[str, Any]) -> RunConfig:
     """A copy of ``cfg`` with dotted-key overrides applied, validated again."""
     data = to_dict(cfg)
     for dotted, value in overrides.items():
-        data = merge(data, _nest(tuple(dotted.split(".")), value))
+        data = merge(data, _nest(dotted_path(dotted), value))
     return validate(data)
+
+
+def dotted_path(dotted: Any) -> tuple[str, ...]:
+    """The parts of a dotted config key; ConfigError naming the key as given when it is not a
+    string or has an empty part (``../../x`` would otherwise read as the unknown key '')."""
+    if not isinstance(dotted, str):
+        raise ConfigError(f"config keys are dotted strings such as 'optim.lr', got {dotted!r}")
+    parts = tuple(dotted.split("."))
+    if not all(parts):
+        raise ConfigError(f"unknown key {dotted!r}: a dotted key has no empty part, e.g. "
+                          "'optim.lr'")
+    return parts

@@ -330,6 +330,20 @@ def make_wheel(path, pickle_bytes) -> WheelSpec:
 # --- run liveness -------------------------------------------------------------------------------
 
 
+def wait_for(predicate, timeout: float = 90.0, what: str = "it"):
+    """The first true value ``predicate()`` returns, polled every 50 ms; AssertionError after
+    ``timeout`` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 def dead_pid() -> int:
     """The pid of a process that has exited (and been reaped)."""
     proc = subprocess.Popen([sys.executable, "-c", "pass"])

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ce_lab.api.experiments import Comparison, Interrupted, _comparison
 from ce_lab.api.reading import Run, _path
-from ce_lab.errors import ParamError, UsageError
+from ce_lab.errors import ParamError
 from ce_lab.training.fusion import DEFAULT_MAX_MEMBERS
 
 if TYPE_CHECKING:
@@ -101,8 +101,8 @@ def _lines(progress: str | None):
 
     if progress is None:
         progress = "plain" if Console(stderr=True).is_terminal else "none"
-    if progress not in ("auto", "bar", "plain", "none"):
-        raise UsageError(f"progress must be auto, bar, plain or none, got {progress!r}")
+    if not isinstance(progress, str) or progress not in ("auto", "bar", "plain", "none"):
+        raise ParamError(f"«progress» must be auto, bar, plain or none, got {progress!r}")
     if progress == "none":
         return None
     done = [0]

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ce_lab.api.reading import Run, _pandas, _path, _paths
-from ce_lab.errors import CeLabError, ParamError, UsageError
+from ce_lab.errors import CeLabError, ParamError
 from ce_lab.losses import DEFAULT_LOSSES
 from ce_lab.threads import with_threads
 
@@ -56,9 +56,9 @@ def _reporter(progress: str | None):
     err = Console(stderr=True)
     if progress is None:
         progress = "bar" if err.is_terminal else "none"  # a notebook or a pipe: silent
-    if progress not in PROGRESS_MODES:
+    if not isinstance(progress, str) or progress not in PROGRESS_MODES:
         *most, last = PROGRESS_MODES
-        raise UsageError(f"progress must be {', '.join(most)} or {last}, got {progress!r}")
+        raise ParamError(f"«progress» must be {', '.join(most)} or {last}, got {progress!r}")
     return make_reporter(progress, err)
 
 
@@ -67,16 +67,24 @@ def _base_config(config: str | Path | RunConfig | None, overrides: Mapping[str, 
     """defaults < ``config`` (a YAML file or a RunConfig) < ``overrides`` (dotted keys) < the
     keyword arguments (None: not given), validated as the CLI validates."""
     from ce_lab.config import RunConfig, resolve_config, with_overrides
+    from ce_lab.lab import params
 
+    if config is not None and not isinstance(config, (str, Path, RunConfig)):
+        raise ParamError(f"«config» must be a YAML file (str or Path) or a RunConfig, got "
+                         f"{type(config).__name__}")
+    overrides = params.dotted_overrides(overrides, example='{"model.hidden": [512]}')
+    for key in ("out_dir", "data.root"):  # folders: a path, never a number to make text of
+        _optional_path(keywords.get(key), "data_dir" if key == "data.root" else key)
     cfg = config if isinstance(config, RunConfig) else resolve_config(
         Path(config) if config is not None else None)
     if overrides:
-        if not isinstance(overrides, Mapping):
-            raise UsageError("overrides must be a mapping of dotted config keys to values, e.g. "
-                             '{"model.hidden": [512]}')
         cfg = with_overrides(cfg, overrides)
     given = {k: v for k, v in keywords.items() if v is not None}
     return with_overrides(cfg, given) if given else cfg
+
+
+def _optional_path(value: Any, param: str) -> Path | None:
+    return None if value is None else _path(value, param)
 
 
 @with_threads
@@ -101,8 +109,9 @@ def train(loss: str | None = None, *, epochs: int | None = None, max_steps: int 
     cfg = _base_config(config, overrides, keyword_overrides(
         loss=loss, epochs=epochs, max_steps=max_steps, lr=lr, optimizer=optimizer,
         batch_size=batch_size, device=device, seed=seed, out_dir=out_dir, data_dir=data_dir))
+    reporter = _reporter(progress)
     warn_fetch(cfg.data, stacklevel=3)  # at the user's line, past with_threads
-    outcome = train_run(cfg, reporter=_reporter(progress))
+    outcome = train_run(cfg, reporter=reporter)
     return _finished(outcome)
 
 
@@ -112,8 +121,9 @@ def resume(run_dir: str | Path, *, progress: str | None = None, threads: int | N
     from ce_lab.lab import check_resume, resume_run
 
     run_dir = _path(run_dir, "run_dir")
+    reporter = _reporter(progress)
     check_resume(run_dir)
-    return _finished(resume_run(run_dir, reporter=_reporter(progress)))
+    return _finished(resume_run(run_dir, reporter=reporter))
 
 
 def _finished(outcome) -> Run:
@@ -223,7 +233,7 @@ def compare(losses: Sequence[str] | str = DEFAULT_LOSSES, *, seeds: Sequence[int
     from ce_lab.data.fetch import warn_fetch
     from ce_lab.lab import plan_comparison, run_comparison
 
-    if tune_lr and (lr is not None or "optim.lr" in (overrides or {})):
+    if tune_lr and (lr is not None or (isinstance(overrides, Mapping) and "optim.lr" in overrides)):
         raise ParamError("«tune_lr» chooses each loss's rate from «lr_grid»; «lr» and "
                          "overrides optim.lr do not apply")
     base = _base_config(config, overrides, keyword_overrides(
@@ -233,8 +243,9 @@ def compare(losses: Sequence[str] | str = DEFAULT_LOSSES, *, seeds: Sequence[int
                               reference=reference, sort=sort, plots=bool(plots),
                               max_members=max_members, tune_lr=bool(tune_lr), lr_grid=lr_grid,
                               select=select, tune_seeds=tune_seeds)
+    reporter = _reporter(progress)
     warn_fetch(base.data, stacklevel=3)  # at the user's line, past with_threads
-    return _trained(run_comparison(request, reporter=_reporter(progress)))
+    return _trained(run_comparison(request, reporter=reporter))
 
 
 @with_threads
@@ -281,7 +292,11 @@ def compare_runs(runs: Any, *, out_dir: str | Path | None = None, reference: str
         for line in lines:
             warnings.warn(f"skipped: {line}", stacklevel=3)
 
-    done = compare_on_disk(_paths(runs), out_dir=None if out_dir is None else Path(out_dir),
+    from ce_lab.lab import params
+
+    for name, value in (("reference", reference), ("sort", sort), ("best_of", best_of)):
+        params.optional_str(value, name)
+    done = compare_on_disk(_paths(runs), out_dir=_optional_path(out_dir, "out_dir"),
                            reference=reference, sort=sort, plots=bool(plots), best_of=best_of,
                            select=select, tune_seeds=tune_seeds, on_skipped=warn)
     return _comparison(done.result, done.tuning)

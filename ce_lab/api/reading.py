@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ce_lab.errors import ParamError, UsageError, require
+from ce_lab.errors import ParamError, require
 from ce_lab.runs.names import EVALS, METRICS
 
 if TYPE_CHECKING:
@@ -107,7 +107,7 @@ def _path(value: Any, param: str) -> Path:
 
 def load_run(path: str | Path) -> Run:
     """The run folder ``path``; RunFolderError (one line) when it is not a readable run."""
-    return Run(Path(path))
+    return Run(_path(path, "path"))
 
 
 
@@ -129,14 +129,18 @@ def load_runs(out_dir: str | Path = "runs", *, status: Sequence[str] | str = (),
     from ce_lab import metrics as registry
     from ce_lab.comparison.build import metric_columns, run_metrics
     from ce_lab.config import flatten
+    from ce_lab.lab import params
     from ce_lab.runs.listing import filter_runs, list_row, list_runs
 
+    root = _path(out_dir, "out_dir")
+    status, loss = params.name_filter(status, "status"), params.name_filter(loss, "loss")
+    group = params.optional_str(group, "group")
+    last = params.optional_positive_int(last, "last")
     pd = _pandas()
-    entries, skipped = list_runs(Path(out_dir))
+    entries, skipped = list_runs(root)
     for line in skipped:
         warnings.warn(f"skipped: {line}", stacklevel=2)
-    entries = filter_runs(entries, status=[status] if isinstance(status, str) else status,
-                          loss=[loss] if isinstance(loss, str) else loss, group=group, last=last)
+    entries = filter_runs(entries, status=status, loss=loss, group=group, last=last)
     columns = metric_columns(registry.param_values([e.summary for e in entries if e.summary]))
     rows = []
     for e in entries:
@@ -156,9 +160,14 @@ def _paths(runs: Any) -> list[Path]:
     if isinstance(runs, (str, Path, Run)):
         runs = [runs]
     if hasattr(runs, "columns") and "path" in getattr(runs, "columns", ()):
-        return [Path(p) for p in runs["path"]]  # a load_runs DataFrame
+        runs = list(runs["path"])  # a load_runs DataFrame
+    if isinstance(runs, Mapping) or not isinstance(runs, Iterable):
+        raise ParamError(f"«runs» must be Runs, run folders (str or Path) or a load_runs "
+                         f"DataFrame, got {runs!r}")
     out = []
     for r in runs:
+        if not isinstance(r, (str, Path, Run)):
+            raise ParamError(f"«runs» must be Runs or run folders (str or Path), got {r!r}")
         out.append(r.dir if isinstance(r, Run) else Path(r))
     return out
 
@@ -170,8 +179,8 @@ def load_metrics(runs: Any, *, kind: str = "metrics") -> pd.DataFrame:
     from ce_lab.runs.files import RunFolderError
     from ce_lab.runs.read import read_csv_columns
 
-    if kind not in ("metrics", "evals"):
-        raise UsageError(f"kind must be 'metrics' or 'evals', got {kind!r}")
+    if not isinstance(kind, str) or kind not in ("metrics", "evals"):
+        raise ParamError(f"«kind» must be 'metrics' or 'evals', got {kind!r}")
     pd = _pandas()
     frames = []
     for path in _paths(runs):

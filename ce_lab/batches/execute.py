@@ -7,13 +7,22 @@ capacity says only how many run at once, never how entries are grouped.
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from ce_lab.batches.plan import BUSY, SKIP, Opened, action_for, reconcile
-from ce_lab.batches.store import BatchState, EntryRecord, relative_run, run_path, write_state
+from ce_lab.batches.store import (
+    LOGS,
+    BatchState,
+    EntryRecord,
+    relative_run,
+    run_path,
+    write_state,
+)
 from ce_lab.batches.tasks import task_payload
 from ce_lab.plan import Plan
 from ce_lab.runs.files import RunFolderError
@@ -73,10 +82,37 @@ def execute(opened: Opened, plan: Plan, executor: Executor, *, on_event: Event |
     batch_dir, state = opened.batch_dir, opened.state
     records = {r.index: r for r in state.entries}
     tasks = [task_payload(t, state.batch_id) for t in plan.tasks]
+    for task in tasks:
+        if task["kind"] == "train":  # absolute: a Ray worker runs in another folder
+            task["runs_file"] = str(Path(os.path.abspath(batch_dir)) / LOGS /
+                                    f"{task['task_id']}.runs.json")
+    if any(t["kind"] == "train" for t in tasks):
+        (batch_dir / LOGS).mkdir(parents=True, exist_ok=True)
     result = BatchResult(batch_dir, state)
     result.skipped = sum(1 for r in state.entries if action_for(batch_dir, r) == SKIP)
     result.busy = [r.index for r in state.entries if action_for(batch_dir, r) == BUSY]
     emit = on_event or (lambda *_: None)
+
+    opening: dict[str, dict[str, Any]] = {}  # train tasks running whose run folders are unknown
+
+    def note_opened(task: dict[str, Any]) -> bool:
+        """Record the run folders the task's worker has made (before it trains them), so a
+        worker that is killed leaves its entries' runs to resume, not to train again. True if
+        one was new."""
+        found = reported_runs(Path(task["runs_file"]))
+        new = [i for i in task["entries"] if i in found and records[i].run_dir is None]
+        for i in new:
+            records[i].run_dir = relative_run(batch_dir, Path(found[i]))
+        if all(records[i].run_dir is not None for i in task["entries"]):
+            opening.pop(task["task_id"], None)
+        return bool(new)
+
+    def collect(waited: list[tuple[dict[str, Any], list[dict[str, Any]]]]) -> None:
+        for task, results in waited:
+            ended = opening.pop(task.get("task_id"), None)
+            if ended is not None:
+                note_opened(ended)  # a killed worker reports no run folder: its file does
+            record(results)
 
     def record(results: list[dict[str, Any]]) -> None:
         for res in results:
@@ -104,20 +140,23 @@ def execute(opened: Opened, plan: Plan, executor: Executor, *, on_event: Event |
                     rec.log = str(log.relative_to(batch_dir)) if log else None
                     if task["kind"] == "train":
                         rec.run_dir = None  # a fresh run gets a fresh folder
+                if task["kind"] == "train":
+                    Path(task["runs_file"]).unlink(missing_ok=True)  # an earlier call's
+                    opening[task["task_id"]] = task
                 write_state(batch_dir, state)
                 executor.start(task)
                 result.ran += len(task["entries"])
                 for i in task["entries"]:
                     emit("start", records[i], state)
-            for _task, results in executor.wait(poll_seconds):
-                record(results)
+            collect(executor.wait(poll_seconds))
+            if any([note_opened(t) for t in list(opening.values())]):
+                write_state(batch_dir, state)
     except KeyboardInterrupt:
         result.interrupted = True
         executor.interrupt()
         try:
             while executor.running():
-                for _task, results in executor.wait(poll_seconds):
-                    record(results)
+                collect(executor.wait(poll_seconds))
         except KeyboardInterrupt:  # a second Ctrl-C: do not wait for checkpoints
             executor.kill()
     finally:
@@ -130,6 +169,21 @@ def execute(opened: Opened, plan: Plan, executor: Executor, *, on_event: Event |
                         else Status.FAILED if result.failed else Status.COMPLETED)
         write_state(batch_dir, state)
     return result
+
+
+def reported_runs(path: Path) -> dict[int, str]:
+    """{entry index: run folder} as a worker wrote them (``ce_lab.batches.worker.runs_recorder``);
+    {} while there is no such file, or it is not what a worker writes."""
+    from ce_lab.errors import CeLabError
+    from ce_lab.safe_io import MAX_JSON_BYTES, read_limited_text
+
+    try:
+        data = json.loads(read_limited_text(path, MAX_JSON_BYTES))
+    except (OSError, ValueError, RecursionError, CeLabError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {int(k): v for k, v in data.items() if k.isdigit() and isinstance(v, str) and v}
 
 
 def compare_finished(result: BatchResult, plots: bool = True):

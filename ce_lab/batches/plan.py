@@ -4,6 +4,7 @@ What an entry needs, by what batch.json (and the entry's run folder) says about 
 
 - completed / diverged, run folder present: nothing (skip) - a diverged run is a result;
 - interrupted (or left "running" by a batch that was killed) with a checkpoint: resume it;
+- failed because its worker was killed (its run crashed) after a checkpoint: resume it too;
 - failed, pending, new, or interrupted before its first checkpoint: train it (again).
 
 ``tasks`` turns these actions into tasks; ``execute`` runs them.
@@ -91,7 +92,8 @@ def reconcile(batch_dir: Path, state: BatchState, out_dir: Path) -> None:
             if rec.status != Status.PENDING:
                 rec.status = Status.PENDING  # a result without a folder is no result
             continue
-        if rec.run_dir is None and rec.status in (Status.RUNNING, Status.INTERRUPTED):
+        if rec.run_dir is None and rec.status in (Status.RUNNING, Status.INTERRUPTED,
+                                                  Status.FAILED):
             if scanned is None:
                 scanned = _group_runs(out_dir, state.batch_id)
             if rec.config_hash in scanned:
@@ -106,8 +108,24 @@ def reconcile(batch_dir: Path, state: BatchState, out_dir: Path) -> None:
             rec.status, rec.error = on_disk, None
         elif rec.status in RESULT_STATUSES:  # the folder is gone or was never finished
             rec.status, rec.run_dir = Status.PENDING, None
-        elif rec.status == Status.RUNNING or on_disk == Status.CRASHED:
+        elif rec.status == Status.RUNNING or (on_disk == Status.CRASHED
+                                              and rec.status != Status.FAILED):
             rec.status = Status.INTERRUPTED  # resumed from its checkpoint, else rerun
+        # A failed entry whose worker was killed stays failed (what this batch saw);
+        # action_for resumes its run, which is crashed, not failed.
+
+
+def _resumable(rec: EntryRecord, path: Path | None) -> bool:
+    """An interrupted entry with a checkpoint, or a failed one whose worker died (kill -9, the
+    OOM killer) after its run's first checkpoint: its run reads as crashed (or interrupted, had
+    it a moment to stop) and is resumed, never trained a second time beside it. A run that
+    itself failed (its error in error.log) is trained again."""
+    if path is None or not (path / CHECKPOINT).is_file():
+        return False
+    if rec.status == Status.INTERRUPTED:
+        return True
+    return rec.status == Status.FAILED and read_effective_status(path) in (Status.CRASHED,
+                                                                          Status.INTERRUPTED)
 
 
 def action_for(batch_dir: Path, rec: EntryRecord) -> str:
@@ -116,7 +134,7 @@ def action_for(batch_dir: Path, rec: EntryRecord) -> str:
         return SKIP
     if live_owner(path) is not None:
         return BUSY
-    if rec.status == Status.INTERRUPTED and path is not None and (path / CHECKPOINT).is_file():
+    if _resumable(rec, path):
         return RESUME
     if rec.status in (Status.FAILED, Status.INTERRUPTED):
         return RERUN

@@ -4,6 +4,7 @@ A task is plain JSON, so it crosses process and machine boundaries unchanged::
 
     {"task_id": "t003", "kind": "train" | "resume", "entries": [3, 4, ...], "group": batch id,
      "configs": [resolved config dicts, one per entry] (train), "run_dir": str (resume),
+     "runs_file": where to write {entry: run folder} once they exist (train),
      "threads": torch threads for this task}
 
 It returns one result per entry: ``{"index", "run_dir", "status", "exit_code", "error"}``.
@@ -79,6 +80,31 @@ def _results(task: dict[str, Any], status: Status, error: str | None,
             for i in task["entries"]]
 
 
+def runs_recorder(task: dict[str, Any], cfgs: list[Any]):
+    """The ``on_open`` of a train task: writes ``{entry index: run folder}`` to the task's
+    ``runs_file`` as its run folders are made, before training, so that the batch knows them
+    even if this worker is killed (kill -9, the OOM killer) and resumes them instead of training
+    the entries again (``ce_lab.batches.execute``). None when the task names no such file."""
+    path = task.get("runs_file")
+    if not path:
+        return None
+    opened: dict[str, str] = {}
+
+    def on_open(runs) -> None:
+        from ce_lab.safe_io import write_json
+
+        for cfg, run_dir in runs:
+            # Every entry of a batch has its own config (their hashes differ): the config
+            # tells which entry a run folder is.
+            opened[str(task["entries"][cfgs.index(cfg)])] = os.path.abspath(run_dir)
+        try:
+            write_json(Path(path), opened)
+        except (OSError, CeLabError):  # the batch then finds the folders by their group
+            pass
+
+    return on_open
+
+
 def run_task(task: dict[str, Any], reporter=None) -> list[dict[str, Any]]:
     """Run one task in this process; never raises for a failed run (it is a result)."""
     try:
@@ -95,12 +121,14 @@ def run_task(task: dict[str, Any], reporter=None) -> list[dict[str, Any]]:
             outcomes = [training.resume(Path(task["run_dir"]), reporter=reporter)]
         else:
             cfgs = [validate(c) for c in task["configs"]]
+            on_open = runs_recorder(task, cfgs)
             if len(cfgs) == 1:
-                outcomes = [training.train(cfgs[0], group=group, reporter=reporter)]
+                outcomes = [training.train(cfgs[0], group=group, reporter=reporter,
+                                           on_open=on_open)]
             else:
                 # The planner made this task one stack: train it as one.
                 outcomes = training.train_paired(cfgs, group=group, reporter=reporter,
-                                                 max_members=len(cfgs))
+                                                 max_members=len(cfgs), on_open=on_open)
     except KeyboardInterrupt:  # before the training loop took over Ctrl-C
         return _results(task, Status.INTERRUPTED, "interrupted before training started",
                         task.get("run_dir"))

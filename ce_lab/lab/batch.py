@@ -14,7 +14,7 @@ from __future__ import annotations
 import signal
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,6 +52,7 @@ class BatchRequest:
     max_members: int = DEFAULT_MAX_MEMBERS
     split: Split = DEFAULT_SPLIT
     plots: bool = True
+    new: bool = False  # a new folder even if the batch name has one (else the latest continues)
 
     def how(self) -> dict[str, Any]:
         """``plan_batch``'s arguments. Ray without ``jobs`` runs as many tasks at once as the
@@ -109,9 +110,8 @@ def prepare_batch(batch_file: Path | None = None, *, resume: Path | None = None,
     split = _split(split_stacks)
     cpus, gpus = params.number(cpus_per_task, "cpus_per_task"), params.number(gpus_per_task,
                                                                                "gpus_per_task")
-    if overrides is not None and not isinstance(overrides, Mapping):
-        raise ParamError("«overrides» must be a mapping of dotted config keys to values, e.g. "
-                         f'{{"train.epochs": 1}}, got {overrides!r}')
+    if overrides is not None:
+        overrides = params.dotted_overrides(overrides)
     if address is not None and not isinstance(address, str):
         raise ParamError(f"«address» must be auto or ray://HOST:PORT, got {address!r}")
     if (batch_file is None) == (resume is None):
@@ -133,7 +133,7 @@ def prepare_batch(batch_file: Path | None = None, *, resume: Path | None = None,
     if kind == "ray" and threads is not None:
         raise ParamError("«threads» applies to the local executor; Ray tasks use «cpus_per_task»")
     return BatchRequest(batch, batch_dir, kind, jobs, threads, address, cpus, gpus, bool(fuse),
-                        members, split, bool(plots))
+                        members, split, bool(plots), new=bool(new))
 
 
 def _split(value: Any) -> Split:
@@ -163,18 +163,13 @@ def run_batch(request: BatchRequest, *,
     the comparison is written. Ctrl-C (or SIGTERM) interrupts the workers, which checkpoint:
     ``result.interrupted``, and nothing is compared."""
     from ce_lab.batches.execute import compare_finished, execute
-    from ce_lab.batches.plan import describe_plan, open_batch
-    from ce_lab.batches.store import locked
+    from ce_lab.batches.plan import describe_plan
     from ce_lab.batches.tasks import plan_batch
-    from ce_lab.runs.folder import create_batch_dir
 
-    batch = request.batch
     ray = _ray_executor(request) if request.executor == "ray" else None  # before any folder
     try:
-        target = (request.batch_dir if request.batch_dir is not None
-                  else create_batch_dir(batch.out_dir, batch.name))
-        with locked(target):
-            opened = open_batch(batch, target, request.executor)
+        with ExitStack() as held:
+            opened = _open_locked(request, held)
             if ray is None:
                 from ce_lab.batches.local import LocalExecutor
 
@@ -196,6 +191,29 @@ def run_batch(request: BatchRequest, *,
             ray.close()
 
 
+def _open_locked(request: BatchRequest, held: ExitStack) -> Opened:
+    """Open the request's batch folder with its lock held (until ``held`` closes). A new folder
+    is chosen under the batch name's claim (``ce_lab.batches.claim``): a batch of the same file
+    started at the same moment has made its folder by then, and that folder's lock refuses this
+    process with one line naming it, instead of both training every entry."""
+    from ce_lab.batches.claim import choosing_folder
+    from ce_lab.batches.plan import find_previous, open_batch
+    from ce_lab.batches.store import locked
+    from ce_lab.runs.folder import create_batch_dir
+
+    batch = request.batch
+    claim = (choosing_folder(batch.out_dir, batch.name)
+             if request.batch_dir is None and not request.new else nullcontext())
+    with claim:
+        target = request.batch_dir
+        if target is None and not request.new:
+            target = find_previous(batch, False)  # made since the request was prepared
+        if target is None:
+            target = create_batch_dir(batch.out_dir, batch.name)
+        held.enter_context(locked(target))
+        return open_batch(batch, target, request.executor)
+
+
 def _ray_executor(request: BatchRequest):
     """The Ray executor; one line when Ray is missing, refuses the resources or has no cluster.
     A resource it refuses exits 1, as ``ce-lab batch`` always has."""
@@ -215,7 +233,9 @@ def _ray_executor(request: BatchRequest):
 
 @contextmanager
 def _sigterm_as_interrupt():
-    """SIGTERM takes the Ctrl-C path too: interrupt the workers, save the state, exit 130."""
+    """SIGTERM takes the Ctrl-C path too: interrupt the workers, save the state, exit 130.
+    SIGINT gets its handler here as ``train``'s loop installs its own: a batch started in the
+    background by a script inherits SIGINT ignored, and would otherwise never hear Ctrl-C."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -223,11 +243,14 @@ def _sigterm_as_interrupt():
     def handler(signum, frame):
         raise KeyboardInterrupt
 
-    old = signal.signal(signal.SIGTERM, handler)
+    old = {sig: signal.signal(sig, how) for sig, how in (
+        (signal.SIGTERM, handler), (signal.SIGINT, signal.default_int_handler))}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, old)
+        for sig, how in old.items():
+            if how is not None:  # None: a handler not set from Python, which cannot be restored
+                signal.signal(sig, how)
 
 
 def entry_label(rec: EntryRecord) -> str:

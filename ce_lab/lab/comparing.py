@@ -92,7 +92,7 @@ def plan_comparison(base: RunConfig, losses: Any, seeds: Any = None, *,
     seed_list = params.seed_list(seeds) or [base.seed]
     overrides = params.loss_overrides(loss_overrides, names)
     ref = params.reference(reference, names)
-    if sort is not None:
+    if params.optional_str(sort, "sort", "a column name") is not None:
         check_sort_key(sort, base.log.thresholds)
     members = None if max_members is None else params.positive_int(max_members, "max_members")
     tune = None

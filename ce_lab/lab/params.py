@@ -150,3 +150,29 @@ def number(value: Any, param: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ParamError(f"«{param}» must be a number, got {value!r}")
     return float(value)
+
+
+def dotted_overrides(value: Any, param: str = "overrides",
+                     example: str = '{"train.epochs": 1}') -> dict[str, Any]:
+    """None, or a mapping of dotted config keys (strings without an empty part) to values."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(
+            isinstance(k, str) and k and all(k.split(".")) for k in value):
+        raise ParamError(f"«{param}» must be a mapping of dotted config keys to values, e.g. "
+                         f"{example}, got {value!r}")
+    return dict(value)
+
+
+def optional_str(value: Any, param: str, what: str = "a string") -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise ParamError(f"«{param}» must be {what}, got {value!r}")
+    return value
+
+
+def name_filter(value: Any, param: str) -> list[str]:
+    """A filter of names: one string, or a list of them (empty: no filter)."""
+    names = [value] if isinstance(value, str) else _sequence(value, param, "strings")
+    if not all(isinstance(n, str) for n in names):
+        raise ParamError(f"«{param}» must be a string or a list of strings, got {value!r}")
+    return names

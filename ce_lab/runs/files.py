@@ -111,7 +111,11 @@ class CsvLog:
             raise RunFolderError(f"{folder}: corrupt run folder ({self.path.name}: {reason})") from None
         lines = text.split("\n")
         cut_short = not text.endswith("\n")  # the last line was never finished
-        rows = list(csv.reader(lines[1:-1] if not cut_short else lines[1:]))
+        try:
+            rows = list(csv.reader(lines[1:-1] if not cut_short else lines[1:]))
+        except csv.Error as e:  # a cell over the csv module's field limit, a NUL byte
+            raise RunFolderError(f"{folder}: corrupt run folder ({self.path.name}: "
+                                 f"{' '.join(str(e).split())})") from None
         found = lines[0].rstrip("\r").split(",") if lines else None
         if found == self._older_header:
             self.header = found  # a run from before the added_later columns

@@ -54,7 +54,7 @@ class Trainer:
     """One stack of members, from its first step (or a checkpoint) to its end."""
 
     def __init__(self, cfgs: Sequence[RunConfig], *, group: str | None, reporter: Reporter | None,
-                 resume: tuple[Path, dict] | None = None, data=None):
+                 resume: tuple[Path, dict] | None = None, data=None, on_open=None):
         from ce_lab.data.loader import load_mnist
         from ce_lab.device import resolve_device
 
@@ -89,11 +89,16 @@ class Trainer:
             total = max_steps if epochs == 0 else min(total, max_steps)
         self.total_steps = total
         spec = self.data.spec  # the model is sized from the data set
-        self.stack = Stack(self.cfgs, self.device, total, spec.n_inputs, spec.n_classes)
+        n_eval = max(int(self.data.val_x.shape[0]), int(self.data.test_x.shape[0]))
+        self.stack = Stack(self.cfgs, self.device, total, spec.n_inputs, spec.n_classes,
+                           self.n_train, n_eval)
         self.M = self.stack.M
         self.state = LoopState()
         self.members: list[Member] = []
         self.resume = resume
+        # Called with [(config, run folder)] once new run folders exist, before any training:
+        # a batch worker tells its batch where its entries' runs are (ce_lab.batches.worker).
+        self.on_open = on_open
 
     # --- run folders -----------------------------------------------------------------------
 
@@ -108,6 +113,8 @@ class Trainer:
             noise = getattr(self.data, "label_noise", None)
             for mem in self.members:  # how many training labels data.label_noise changed
                 mem.meta["label_noise"] = noise.to_dict() if noise is not None else None
+            if self.on_open is not None:
+                self.on_open([(mem.cfg, mem.run_dir) for mem in self.members])
         keep = self.state.step if self.resume is not None else None
         open_logs(self.members, self.stack.param_names, self.stack.squashes, keep)
 

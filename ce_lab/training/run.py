@@ -71,18 +71,21 @@ def _execute(trainer: Trainer) -> list[RunOutcome]:
 
 
 def train(cfg: RunConfig, *, group: str | None = None, reporter: Reporter | None = None,
-          data=None) -> RunOutcome:
-    """Train one run; returns its folder and outcome."""
+          data=None, on_open=None) -> RunOutcome:
+    """Train one run; returns its folder and outcome. ``on_open([(cfg, run_dir)])`` is called
+    once the run folder exists, before training (``ce_lab.training.loop.Trainer``)."""
     check_trains(cfg)
-    return _execute(Trainer([cfg], group=group, reporter=reporter, data=data))[0]
+    return _execute(Trainer([cfg], group=group, reporter=reporter, data=data,
+                            on_open=on_open))[0]
 
 
 def train_paired(cfgs: Sequence[RunConfig], *, group: str | None = None,
                  reporter: Reporter | None = None, data=None,
-                 max_members: int = DEFAULT_MAX_MEMBERS) -> list[RunOutcome]:
+                 max_members: int = DEFAULT_MAX_MEMBERS, on_open=None) -> list[RunOutcome]:
     """Train several configs on identical batches from identical weights, as the plan
     (``ce_lab.plan``, one worker: this process) stacks them: every group that can share a stack
-    is fused (at most ``max_members`` to a stack); stacks run one after another."""
+    is fused (at most ``max_members`` to a stack); stacks run one after another. ``on_open``:
+    as ``train``'s, once per stack."""
     from ce_lab.plan import plan_runs
 
     if not cfgs:
@@ -96,7 +99,8 @@ def train_paired(cfgs: Sequence[RunConfig], *, group: str | None = None,
                       "(configs differ beyond what a stack may hold, or --max-members)")
     outcomes: dict[int, RunOutcome] = {}
     for indices in stacks:
-        trainer = Trainer([cfgs[i] for i in indices], group=group, reporter=reporter, data=data)
+        trainer = Trainer([cfgs[i] for i in indices], group=group, reporter=reporter, data=data,
+                          on_open=on_open)
         done = _execute(trainer)
         outcomes.update(zip(indices, done))
         if any(o.status == Status.INTERRUPTED for o in done):

@@ -108,19 +108,23 @@ class MemoryEstimate:
     members: int
     per_member: int  # bytes
     shared: int  # bytes the stack needs whatever M is (beyond the data set, already loaded)
+    largest: str = "model.hidden"  # the key whose bytes dominate: what to make smaller
 
     @property
     def total(self) -> int:
         return self.shared + self.members * self.per_member
 
 
-def estimate_memory(cfg: RunConfig, members: int, n_inputs: int, n_classes: int) -> MemoryEstimate:
+def estimate_memory(cfg: RunConfig, members: int, n_inputs: int, n_classes: int,
+                    n_train: int | None = None, n_eval: int | None = None) -> MemoryEstimate:
     """What a stack of ``members`` allocates, in bytes (float32).
 
     Per member: weights, gradients, the optimizer's state (sgd momentum one copy, adam two), the
     update's temporaries (one copy for sgd with momentum or decay, three for adam), the copy of the
     weights kept on logged steps for the update ratio; activations of a training batch (forward
-    outputs and their gradients) and of an evaluation chunk. Shared: the data batch.
+    outputs and their gradients) and of an evaluation chunk. Shared: the data batch. A batch
+    holds at most ``n_train`` examples and a chunk ``n_eval`` (the largest split evaluated), when
+    they are known: a batch size beyond the data set trains on the whole set.
     """
     sizes = layer_sizes(cfg.model.hidden, n_inputs, n_classes)
     params = parameter_count(sizes)
@@ -129,9 +133,16 @@ def estimate_memory(cfg: RunConfig, members: int, n_inputs: int, n_classes: int)
     temporaries = 3 if o.name in ("adam", "adamw") else 1 if (o.momentum or o.weight_decay) else 0
     copies = 2 + state + temporaries + (1 if cfg.log.grad_stats else 0)
     units = sum(sizes[1:])
-    activations = 3 * cfg.train.batch_size * units + cfg.train.eval_batch_size * units
-    shared = cfg.train.eval_batch_size * n_inputs + cfg.train.batch_size * n_inputs
-    return MemoryEstimate(members, 4 * (copies * params + activations), 4 * shared)
+    batch = cfg.train.batch_size if n_train is None else min(cfg.train.batch_size, n_train)
+    chunk = cfg.train.eval_batch_size if n_eval is None else min(cfg.train.eval_batch_size,
+                                                                  max(n_eval, 1))
+    by_key = {"model.hidden": members * copies * params,
+              "train.batch_size": members * 3 * batch * units + batch * n_inputs,
+              "train.eval_batch_size": members * chunk * units + chunk * n_inputs}
+    activations = 3 * batch * units + chunk * units
+    shared = chunk * n_inputs + batch * n_inputs
+    return MemoryEstimate(members, 4 * (copies * params + activations), 4 * shared,
+                          max(by_key, key=by_key.__getitem__))
 
 
 def available_memory(device: torch.device) -> int | None:
@@ -161,25 +172,30 @@ def check_memory(est: MemoryEstimate, device: torch.device) -> None:
     free = available_memory(device)
     if free is None or est.total <= free:
         return
+    # Name the key whose bytes dominate: a huge train.batch_size is not the model's fault.
+    model = est.largest == "model.hidden"
     if est.members == 1:
         raise CeLabError(f"this model needs about {_gib(est.total)} to train but {device} has "
-                         f"{_gib(free)} free; use a smaller model (model.hidden)")
+                         f"{_gib(free)} free; use a smaller "
+                         f"{'model (model.hidden)' if model else est.largest}")
     raise CeLabError(
         f"a stack of M={est.members} members needs about {_gib(est.total)} "
         f"({_gib(est.per_member)} per member) but {device} has {_gib(free)} free; "
-        f"use fewer members per stack (--max-members) or a smaller model")
+        f"use fewer members per stack (--max-members) or a smaller "
+        f"{'model' if model else est.largest}")
 
 
 # --- the stack ---------------------------------------------------------------------------------
 
 class Stack:
     def __init__(self, cfgs: Sequence[RunConfig], device: torch.device, total_steps: int,
-                 n_inputs: int, n_classes: int):
+                 n_inputs: int, n_classes: int, n_train: int | None = None,
+                 n_eval: int | None = None):
         self.cfgs = list(cfgs)
         self.M = len(self.cfgs)
         cfg = self.cfgs[0]
         m = cfg.model
-        est = estimate_memory(cfg, self.M, n_inputs, n_classes)
+        est = estimate_memory(cfg, self.M, n_inputs, n_classes, n_train, n_eval)
         check_memory(est, device)
         try:
             self.model: StackedMLP = build_model(self.M, m.hidden, m.activation, m.init, cfg.seed,

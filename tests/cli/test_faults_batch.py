@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.helpers import wait_for
 from tests.mnist_fixture import TINY_VAL_SIZE
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
@@ -50,16 +51,6 @@ def _children(pid: int) -> list[int]:
     return out
 
 
-def _wait_for(predicate, timeout: float = 90.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("timed out")
-
-
 def test_kill_9_of_the_batch_stops_its_workers_and_the_run_checkpoints(tiny_mnist, tmp_path):
     out = tmp_path / "out"
     batch_file = tmp_path / "b.yaml"
@@ -83,7 +74,7 @@ def test_kill_9_of_the_batch_stops_its_workers_and_the_run_checkpoints(tiny_mnis
             metrics = [p for p in out.glob("*/metrics.csv") if p.read_text().count("\n") > 2]
             return metrics if len(metrics) == 2 else None
 
-        runs = [p.parent for p in _wait_for(training)]
+        runs = [p.parent for p in wait_for(training)]
         workers = _children(batch.pid)
         assert len(workers) == 2, workers
         batch.send_signal(signal.SIGKILL)
