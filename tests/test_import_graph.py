@@ -1,4 +1,5 @@
-"""The structure of the ce_lab package: no import cycle among its modules, no module over 400 lines.
+"""The structure of the ce_lab package: no import cycle among its modules, no module over 400 lines,
+no class over 200.
 
 The import graph is read from the source (ast), not from a running interpreter, so an import that
 only some code path reaches counts as much as one at the top of a module. How it is modelled:
@@ -175,6 +176,27 @@ def test_no_module_is_over_400_lines():
     assert not unexpected, f"modules over {MAX_LINES} lines: {unexpected}"
     back_under = sorted(set(OVER_THE_LIMIT) - set(over))
     assert not back_under, f"{back_under} no longer over {MAX_LINES} lines: remove from OVER_THE_LIMIT"
+
+
+MAX_CLASS_LINES = 200
+
+
+def long_classes(source: str, limit: int = MAX_CLASS_LINES) -> dict[str, int]:
+    """The classes (at any depth) of ``source`` longer than ``limit`` lines, with their lengths."""
+    return {n.name: n.end_lineno - n.lineno + 1 for n in ast.walk(ast.parse(source))
+            if isinstance(n, ast.ClassDef) and n.end_lineno - n.lineno + 1 > limit}
+
+
+def test_no_class_is_over_200_lines():
+    over = {f"{p.relative_to(ROOT)}:{name}": n for p in module_files(ROOT, "ce_lab").values()
+            for name, n in long_classes(p.read_text(encoding="utf-8")).items()}
+    assert not over, f"classes over {MAX_CLASS_LINES} lines: {over}"
+
+
+def test_the_class_check_counts_a_class_s_whole_body():
+    source = "class Small:\n    x = 1\n\nclass Big:\n" + "    y = 1\n" * 5 + "\ndef f(): pass\n"
+    assert long_classes(source, limit=5) == {"Big": 6}
+    assert long_classes(source, limit=6) == {}
 
 
 # ---------------------------------------------------------------------------------------------
