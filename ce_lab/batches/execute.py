@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ce_lab.batches.plan import BUSY, SKIP, Opened, action_for, reconcile
-from ce_lab.batches.store import BatchState, EntryRecord, relative_run, run_path, write_state
+from ce_lab.batches.sizes import MAX_ERROR_CHARS
+from ce_lab.batches.store import (
+    BatchState,
+    EntryRecord,
+    record_entries,
+    relative_run,
+    run_path,
+    write_state,
+)
 from ce_lab.batches.tasks import task_payload
 from ce_lab.plan import Plan
 from ce_lab.runs.files import RunFolderError
@@ -84,9 +92,10 @@ def execute(opened: Opened, plan: Plan, executor: Executor, *, on_event: Event |
             rec.status = res["status"] if res["status"] in ENDED_STATUSES else Status.FAILED
             if res.get("run_dir"):
                 rec.run_dir = relative_run(batch_dir, Path(res["run_dir"]))
-            rec.error = res.get("error") if rec.status in (Status.FAILED, Status.INTERRUPTED) else None
+            rec.error = (_bounded(res.get("error"))
+                         if rec.status in (Status.FAILED, Status.INTERRUPTED) else None)
             rec.ended = now_iso()
-        write_state(batch_dir, state)
+        record_entries(batch_dir, state, [records[res["index"]] for res in results])
         for res in results:
             emit("end", records[res["index"]], state)
 
@@ -104,7 +113,7 @@ def execute(opened: Opened, plan: Plan, executor: Executor, *, on_event: Event |
                     rec.log = str(log.relative_to(batch_dir)) if log else None
                     if task["kind"] == "train":
                         rec.run_dir = None  # a fresh run gets a fresh folder
-                write_state(batch_dir, state)
+                record_entries(batch_dir, state, [records[i] for i in task["entries"]])
                 executor.start(task)
                 result.ran += len(task["entries"])
                 for i in task["entries"]:
@@ -130,6 +139,15 @@ def execute(opened: Opened, plan: Plan, executor: Executor, *, on_event: Event |
                         else Status.FAILED if result.failed else Status.COMPLETED)
         write_state(batch_dir, state)
     return result
+
+
+def _bounded(error: Any) -> str | None:
+    """An error as recorded in batch.json: cut to MAX_ERROR_CHARS, so every entry's record has a
+    bound (the read cap of batch.json follows from it); the log has the whole story."""
+    if error is None:
+        return None
+    error = str(error)
+    return error if len(error) <= MAX_ERROR_CHARS else error[:MAX_ERROR_CHARS - 1] + "…"
 
 
 def compare_finished(result: BatchResult, plots: bool = True):
