@@ -296,6 +296,13 @@ def test_a_forged_or_broken_index_is_not_trusted(tmp_path):
     (out / INDEX).write_text(json.dumps(index))
     (entry,), _ = list_runs(out)
     assert entry.meta.get("pid") != "not a pid"  # read from the folder instead
+    index = json.loads((out / INDEX).read_text())
+    rest = json.loads(index["runs"][a.name]["rest"])
+    rest["summary"]["steps"] = "many"  # a summary.json with this is refused: read the folder
+    index["runs"][a.name]["rest"] = json.dumps(rest)
+    (out / INDEX).write_text(json.dumps(index))
+    (entry,), _ = list_runs(out)
+    assert entry.summary["steps"] == json.loads((a / "summary.json").read_text())["steps"]
     (out / INDEX).write_text("{not json")
     (entry,), _ = list_runs(out)
     assert entry.loss == "ce"

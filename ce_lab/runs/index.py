@@ -4,7 +4,9 @@ Listing 10,000 run folders means parsing 10,000 config.yaml, meta.json and summa
 (seconds, most of it YAML); the cache holds what they parsed to, keyed by each file's
 (mtime_ns, size, inode), in ``<out_dir>/.runs-index.json``. The folders stay the truth: an entry
 whose stamp differs from its files' (a run that went on, was resumed, edited, replaced) is read
-from the folder again, and a folder the cache does not know is read and added. The cache is an
+from the folder again, and a folder the cache does not know is read and added. A run's config
+and summary are kept as JSON text, decoded only when a listing uses them (``--last 5`` of 10,000
+runs decodes five), while meta.json's content, which orders and filters the runs, is at hand. The cache is an
 optimisation only: unreadable, foreign, over its bound or of another ce-lab version, it is
 ignored and rebuilt; a folder where it cannot be written (read-only) is listed all the same.
 """
@@ -25,12 +27,29 @@ INDEX = ".runs-index.json"
 KIND = "ce-lab runs index"
 # What a reading is made of (the folder formats' upgrades, the readers' checks) changes with the
 # code: an index written by another version, or for another run folder format, is rebuilt.
-VERSION = f"{__version__}/format {FORMAT}/index 1"
+VERSION = f"{__version__}/format {FORMAT}/index 2"
 # An entry holds at most its three files' content, parsed: their bounds, with room for the JSON
 # escapes of what YAML wrote plainly. The cap on the whole index scales with the folders listed.
 ENTRY_BYTES = 2 * (2 * MAX_JSON_BYTES + MAX_YAML_BYTES)
 
 Stamp = list[list[int] | None]
+
+
+def decode_rest(rest: str) -> dict[str, Any] | None:
+    """A cached config and summary from their text, or None if they fail the reader's checks."""
+    from ce_lab.runs.read import summary_problem
+
+    try:
+        data = json.loads(rest)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    config, summary = data.get("config"), data.get("summary")
+    if not (isinstance(config, dict) and isinstance(summary, dict)
+            and (not summary or summary_problem(summary) is None)):
+        return None
+    return data
 
 
 def stamp(folder: Path) -> Stamp:
@@ -71,18 +90,18 @@ class RunIndex:
             self.entries = data["runs"]
 
     def get(self, name: str, current: Stamp) -> dict[str, Any] | None:
-        """The cached reading of folder ``name`` if its files are as they were, else None."""
+        """The cached reading of folder ``name`` if its files are as they were, else None:
+        ``{"meta": ..., "rest": TEXT}``, its config and summary as JSON text (``decode_rest``)."""
         self.seen.add(name)
         entry = self.entries.get(name)
         if not isinstance(entry, dict) or entry.get("stamp") != current:
             return None
         # The index is a file like any other: what it holds passes the checks a fresh reading
-        # of the folder passes, or the folder is read.
-        from ce_lab.runs.read import meta_problem, summary_problem
+        # of the folder passes (the rest when it is decoded), or the folder is read.
+        from ce_lab.runs.read import meta_problem
 
-        meta, config, summary = entry.get("meta"), entry.get("config"), entry.get("summary")
-        if not (isinstance(meta, dict) and isinstance(config, dict) and isinstance(summary, dict)
-                and meta_problem(meta) is None and (not summary or summary_problem(summary) is None)):
+        meta, rest = entry.get("meta"), entry.get("rest")
+        if not (isinstance(meta, dict) and isinstance(rest, str) and meta_problem(meta) is None):
             return None
         return entry
 
@@ -93,9 +112,11 @@ class RunIndex:
         try:
             if json.loads(json.dumps(reading)) != reading:
                 return
+            rest = json.dumps({"config": reading["config"], "summary": reading["summary"]},
+                              separators=(",", ":"))
         except (TypeError, ValueError, RecursionError):
             return
-        self.entries[name] = {"stamp": current, **reading}
+        self.entries[name] = {"stamp": current, "meta": reading["meta"], "rest": rest}
         self.changed = True
 
     def save(self) -> None:

@@ -17,7 +17,7 @@ from ce_lab.config import differing_keys
 from ce_lab.errors import UsageError
 from ce_lab.runs.files import RunFolderError
 from ce_lab.runs.folder import NON_RUN_PREFIXES
-from ce_lab.runs.index import RunIndex, stamp
+from ce_lab.runs.index import RunIndex, decode_rest, stamp
 from ce_lab.runs.liveness import effective_status
 from ce_lab.runs.names import META, SUMMARY
 from ce_lab.runs.read import read_config_mapping, read_summary, read_versioned_meta
@@ -52,11 +52,15 @@ def list_runs(out_dir: Path | str) -> tuple[list[RunRecord], list[str]]:
         current = stamp(folder)
         if current[0] is None and not (folder / META).exists():
             continue  # no meta.json: not a run (a user's own folder)
-        reading = index.get(folder.name, current)
-        if reading is None:
-            reading = _reading(folder)
-            if "error" not in reading:
-                index.put(folder.name, current, reading)
+        cached = index.get(folder.name, current)
+        if cached is not None:
+            meta = cached["meta"]
+            found.append(((_started(folder, meta), folder.name),
+                          _IndexedRecord(folder, meta, cached["rest"], _state(meta))))
+            continue
+        reading = _reading(folder)
+        if "error" not in reading:
+            index.put(folder.name, current, reading)
         if "error" in reading:
             found.append(((_started(folder), folder.name), reading["error"]))
             continue
@@ -67,12 +71,45 @@ def list_runs(out_dir: Path | str) -> tuple[list[RunRecord], list[str]]:
     return entries, [e for _, e in found if isinstance(e, str)]
 
 
-def _record(folder: Path, reading: dict[str, Any]) -> RunRecord:
-    """The record of a folder's reading, with its effective status (liveness checked now)."""
-    meta = reading["meta"]
+def _state(meta: dict[str, Any]) -> str:
+    """A run's effective status (liveness checked now, never cached)."""
     status = effective_status(meta)
-    return RunRecord(folder, reading["config"], meta, reading["summary"],
-                     state=str(status or meta.get("status")))
+    return str(status or meta.get("status"))
+
+
+def _record(folder: Path, reading: dict[str, Any]) -> RunRecord:
+    """The record of a folder's reading."""
+    return RunRecord(folder, reading["config"], reading["meta"], reading["summary"],
+                     state=_state(reading["meta"]))
+
+
+class _IndexedRecord(RunRecord):
+    """A RunRecord from the index: meta.json's content at hand, the config and summary decoded
+    (and checked) from the index's text when first used, or read from the folder if that text
+    fails the checks a fresh reading passes."""
+
+    def __init__(self, path: Path, meta: dict[str, Any], rest: str, state: str):
+        self.path, self.meta, self.state = path, meta, state
+        self.metrics, self.evals = {}, {}
+        self._rest: str | dict[str, Any] = rest
+
+    def _decoded(self) -> dict[str, Any]:
+        if isinstance(self._rest, str):
+            data = decode_rest(self._rest)
+            if data is None:
+                data = _reading(self.path)
+                if "error" in data:
+                    raise RunFolderError(data["error"])
+            self._rest = data
+        return self._rest
+
+    @property
+    def config(self) -> dict[str, Any]:  # type: ignore[override]
+        return self._decoded()["config"]
+
+    @property
+    def summary(self) -> dict[str, Any]:  # type: ignore[override]
+        return self._decoded()["summary"]
 
 
 def _reading(folder: Path) -> dict[str, Any]:
