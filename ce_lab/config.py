@@ -138,6 +138,11 @@ class TrainConfig(_Section):
     eval_batch_size: Int = Field(2000, ge=1)  # evaluation only; changes no result
 
 
+# Each threshold is a column of every comparison, keyed by two decimals ("0.90"): 100 of them
+# cover every key there is.
+MAX_THRESHOLDS = 100
+
+
 class LogConfig(_Section):
     log_every: Int = Field(10, ge=1)  # steps between rows of metrics.csv
     eval_every: Int = Field(200, ge=1)  # steps between validation passes (and at every epoch end)
@@ -152,6 +157,9 @@ class LogConfig(_Section):
     def _fractions(cls, v: tuple[float, ...]) -> tuple[float, ...]:
         if any(not 0 < t <= 1 for t in v):
             raise ValueError("thresholds are accuracies in (0, 1]")
+        if len(set(v)) > MAX_THRESHOLDS:
+            raise ValueError(f"at most {MAX_THRESHOLDS} thresholds (each is a column, keyed by two "
+                             f"decimals: 0.01 to 1.00), got {len(set(v))}")
         return tuple(sorted(set(v)))
 
 

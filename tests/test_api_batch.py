@@ -86,10 +86,12 @@ def test_batch_is_a_function_with_a_real_signature_after_the_package_loads():
 def test_ctrl_c_raises_interrupted_naming_the_folder_and_resume_finishes_it(tiny_mnist, tmp_path):
     """SIGTERM (as Ctrl-C) once an entry runs: the workers stop, Interrupted names the batch
     folder, and batch(resume=...) trains what is left."""
-    import json
     import os
     import signal
     import threading
+
+    from ce_lab.batches.store import read_state
+    from ce_lab.errors import CeLabError
 
     f = write_batch(tmp_path / "b.yaml", {
         "name": "stop", "base": tiny_base(tiny_mnist, epochs=2), "grid": {"loss.name": ["ce"]},
@@ -102,11 +104,11 @@ def test_ctrl_c_raises_interrupted_naming_the_folder_and_resume_finishes_it(tiny
     def interrupt_once_running() -> None:
         while not stop.wait(0.05):
             for state in tmp_path.glob("runs/batch-stop-*/batch.json"):
-                try:
-                    entries = json.loads(state.read_text())["entries"]
-                except (OSError, ValueError):
+                try:  # batch.json with the entry events logged beside it since it was written
+                    entries = read_state(state.parent).entries
+                except CeLabError:
                     continue
-                if any(e["status"] == "running" for e in entries):
+                if any(e.status == "running" for e in entries):
                     os.kill(os.getpid(), signal.SIGTERM)
                     return
 

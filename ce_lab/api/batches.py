@@ -125,7 +125,8 @@ def batch(batch_file: str | Path | None = None, *, resume: str | Path | None = N
           address: str | None = None, cpus_per_task: float = 1.0, gpus_per_task: float = 0.0,
           fuse: bool = True, max_members: int = DEFAULT_MAX_MEMBERS,
           split_stacks: str = "when-idle", new: bool = False, plots: bool = True,
-          dry_run: bool = False, progress: str | None = None) -> BatchResult:
+          dry_run: bool = False, progress: str | None = None,
+          max_entries: int | None = None) -> BatchResult:
     """Run every configuration a batch file describes, then compare them grouped by what varies,
     as ``ce-lab batch``; returns a BatchResult (``.entries``, ``.comparison``, ``.exit_code``).
 
@@ -136,7 +137,9 @@ def batch(batch_file: str | Path | None = None, *, resume: str | Path | None = N
     at once (``executor="ray"``: on a Ray cluster, ``address``, with ``cpus_per_task`` and
     ``gpus_per_task`` per task); ``fuse``, ``max_members`` and ``split_stacks`` ("when-idle" or
     "never") decide which entries train as one stacked model. ``dry_run=True`` writes nothing
-    and returns the plan: each entry's ``action`` and ``stack``, and ``.plan``.
+    and returns the plan: each entry's ``action`` and ``stack``, and ``.plan``. A batch that
+    expands to more than ``max_entries`` entries (default 100,000) is refused (ParamError) before
+    anything is expanded.
 
     A failed entry is a result, not an exception: ``.failed``, ``.exit_code`` 1; the others are
     compared. Raises ParamError naming the parameter for a bad argument, ConfigError for a bad
@@ -153,7 +156,8 @@ def batch(batch_file: str | Path | None = None, *, resume: str | Path | None = N
         out_dir=None if out_dir is None else _path(out_dir, "out_dir"), new=bool(new),
         jobs=jobs, threads=threads, executor=executor, address=address,
         cpus_per_task=cpus_per_task, gpus_per_task=gpus_per_task, fuse=bool(fuse),
-        max_members=max_members, split_stacks=split_stacks, plots=bool(plots))
+        max_members=max_members, split_stacks=split_stacks, plots=bool(plots),
+        max_entries=max_entries)
     if dry_run:
         planned = dry_run_batch(request)
         opened = planned.opened

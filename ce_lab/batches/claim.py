@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ce_lab.errors import UsageError
+from ce_lab.safe_io import open_fd
 
 try:
     import fcntl
@@ -49,9 +50,7 @@ def choosing_folder(out_dir: Path, name: str, wait_s: float = WAIT_S) -> Iterato
     while True:
         try:
             Path(out_dir).mkdir(parents=True, exist_ok=True)
-            flags = (os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
-                     | getattr(os, "O_NOFOLLOW", 0))
-            fd = os.open(path, flags, 0o666)  # less the umask, as every file
+            fd = open_fd(path, os.O_RDWR | os.O_CREAT)  # never through a planted link
         except OSError:
             yield  # an out_dir that is a file, read-only, ...: creating the folder says so
             return

@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ce_lab.batches.plan import BUSY, SKIP, Opened, action_for, reconcile
+from ce_lab.batches.sizes import MAX_ERROR_CHARS
 from ce_lab.batches.store import (
     LOGS,
     BatchState,
     EntryRecord,
+    record_entries,
     relative_run,
     run_path,
     write_state,
@@ -120,9 +122,10 @@ def execute(opened: Opened, plan: Plan, executor: Executor, *, on_event: Event |
             rec.status = res["status"] if res["status"] in ENDED_STATUSES else Status.FAILED
             if res.get("run_dir"):
                 rec.run_dir = relative_run(batch_dir, Path(res["run_dir"]))
-            rec.error = res.get("error") if rec.status in (Status.FAILED, Status.INTERRUPTED) else None
+            rec.error = (_bounded(res.get("error"))
+                         if rec.status in (Status.FAILED, Status.INTERRUPTED) else None)
             rec.ended = now_iso()
-        write_state(batch_dir, state)
+        record_entries(batch_dir, state, [records[res["index"]] for res in results])
         for res in results:
             emit("end", records[res["index"]], state)
 
@@ -143,14 +146,15 @@ def execute(opened: Opened, plan: Plan, executor: Executor, *, on_event: Event |
                 if task["kind"] == "train":
                     Path(task["runs_file"]).unlink(missing_ok=True)  # an earlier call's
                     opening[task["task_id"]] = task
-                write_state(batch_dir, state)
+                record_entries(batch_dir, state, [records[i] for i in task["entries"]])
                 executor.start(task)
                 result.ran += len(task["entries"])
                 for i in task["entries"]:
                     emit("start", records[i], state)
             collect(executor.wait(poll_seconds))
-            if any([note_opened(t) for t in list(opening.values())]):
-                write_state(batch_dir, state)
+            for t in list(opening.values()):  # appended, as every start and end (not rewritten)
+                if note_opened(t):
+                    record_entries(batch_dir, state, [records[i] for i in t["entries"]])
     except KeyboardInterrupt:
         result.interrupted = True
         executor.interrupt()
@@ -184,6 +188,15 @@ def reported_runs(path: Path) -> dict[int, str]:
     if not isinstance(data, dict):
         return {}
     return {int(k): v for k, v in data.items() if k.isdigit() and isinstance(v, str) and v}
+
+
+def _bounded(error: Any) -> str | None:
+    """An error as recorded in batch.json: cut to MAX_ERROR_CHARS, so every entry's record has a
+    bound (the read cap of batch.json follows from it); the log has the whole story."""
+    if error is None:
+        return None
+    error = str(error)
+    return error if len(error) <= MAX_ERROR_CHARS else error[:MAX_ERROR_CHARS - 1] + "…"
 
 
 def compare_finished(result: BatchResult, plots: bool = True):

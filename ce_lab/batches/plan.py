@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ce_lab.batches.sizes import DEFAULT_MAX_ENTRIES
 from ce_lab.batches.spec import Batch, batch_from_saved, config_hash
 from ce_lab.batches.store import (
     BASE_COPY,
@@ -215,7 +216,7 @@ def open_batch(batch: Batch, batch_dir: Path | None, executor: str = "local") ->
     return opened
 
 
-def load_saved_batch(batch_dir: Path) -> Batch:
+def load_saved_batch(batch_dir: Path, max_entries: int = DEFAULT_MAX_ENTRIES) -> Batch:
     """The batch a folder was run with (``--resume``): its copied file and saved base config."""
     from ce_lab.config import load_config
 
@@ -234,7 +235,7 @@ def load_saved_batch(batch_dir: Path) -> Batch:
     from ce_lab.config import with_overrides
 
     base = with_overrides(base, {"out_dir": str(batch_dir.parent)})
-    batch = batch_from_saved(text, base, str(batch_dir / BATCH_COPY))
+    batch = batch_from_saved(text, base, str(batch_dir / BATCH_COPY), max_entries)
     if batch.name != state.name:
         raise UsageError(f"{batch_dir}: {BATCH_COPY} names batch {batch.name!r}, batch.json "
                          f"{state.name!r}")

@@ -12,7 +12,9 @@ runs:                      # explicit override mappings, each combined with ever
 seeds: [0, 1, 2]           # shorthand for a grid over `seed`
 ```
 
-Entries expand as runs x grid x seeds, in that order (the last one varies fastest). Every entry is
+Entries expand as runs x grid x seeds, in that order (the last one varies fastest). Their number is
+counted before anything is expanded, and a batch of more than ``max_entries`` (default
+``DEFAULT_MAX_ENTRIES``) is refused: a small file can describe a grid too big to hold. Every entry is
 validated as a ``RunConfig`` before anything runs; errors name the entry and the key. An entry is
 identified by its *config hash*: the SHA-256 of the canonical JSON (sorted keys, no spaces) of its
 resolved config without ``out_dir``. Two entries that resolve to the same config are an error.
@@ -30,6 +32,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ce_lab.batches.sizes import DEFAULT_MAX_ENTRIES, count_entries
 from ce_lab.config import (
     RunConfig,
     check_trains,
@@ -41,7 +44,7 @@ from ce_lab.config import (
     validate_model,
     with_overrides,
 )
-from ce_lab.errors import ConfigError
+from ce_lab.errors import ConfigError, ParamError
 from ce_lab.shown import capped
 from ce_lab.yaml_files import read_yaml_mapping
 
@@ -206,7 +209,8 @@ def apply_sets(base: RunConfig, sets: Sequence[str]) -> RunConfig:
 
 
 def load_batch(path: Path, sets: Sequence[str] = (), out_dir: Path | None = None,
-               overrides: Mapping[str, Any] | None = None) -> Batch:
+               overrides: Mapping[str, Any] | None = None,
+               max_entries: int = DEFAULT_MAX_ENTRIES) -> Batch:
     """Read, expand and validate a batch file; ConfigError (one line) for the first problem.
     The base gets ``sets`` (``--set`` items), then ``overrides`` (dotted keys), then ``out_dir``."""
     path = Path(path)
@@ -217,10 +221,12 @@ def load_batch(path: Path, sets: Sequence[str] = (), out_dir: Path | None = None
         base = with_overrides(base, overrides)
     if out_dir is not None:
         base = with_overrides(base, {"out_dir": str(out_dir)})
-    return Batch(spec, text, path, base, expand(spec, base, where=str(path)))
+    return Batch(spec, text, path, base, expand(spec, base, where=str(path),
+                                                max_entries=max_entries))
 
 
-def batch_from_saved(text: str, base: RunConfig, where: str) -> Batch:
+def batch_from_saved(text: str, base: RunConfig, where: str,
+                     max_entries: int = DEFAULT_MAX_ENTRIES) -> Batch:
     """Rebuild a batch from its copied file and its saved resolved base (``--resume``)."""
     import yaml
 
@@ -228,7 +234,17 @@ def batch_from_saved(text: str, base: RunConfig, where: str) -> Batch:
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: the batch file copy is not a mapping")
     spec = validate_model(BatchFile, data, where)
-    return Batch(spec, text, None, base, expand(spec, base, where=where))
+    return Batch(spec, text, None, base, expand(spec, base, where=where, max_entries=max_entries))
+
+
+def check_entry_count(spec: BatchFile, max_entries: int, where: str) -> int:
+    """The entry count (runs x grid points x seeds, counted without expanding anything), or
+    ParamError (one line naming it) when it is over ``max_entries``."""
+    n = count_entries(spec.runs, spec.grid, spec.seeds)
+    if n > max_entries:
+        raise ParamError(f"{where}: the batch expands to {n:,} entries (runs x grid x seeds), over "
+                         f"the limit of {max_entries:,}; raise it with «max_entries» N")
+    return n
 
 
 def _combinations(spec: BatchFile) -> list[tuple[str, dict[str, Any]]]:
@@ -264,8 +280,11 @@ def _combinations(spec: BatchFile) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
-def expand(spec: BatchFile, base: RunConfig, where: str = "batch file") -> list[Entry]:
-    """Every entry of the batch, validated; the error names the entry, its overrides and the key."""
+def expand(spec: BatchFile, base: RunConfig, where: str = "batch file",
+           max_entries: int = DEFAULT_MAX_ENTRIES) -> list[Entry]:
+    """Every entry of the batch, validated; the error names the entry, its overrides and the key.
+    A batch of more than ``max_entries`` is refused before anything is expanded."""
+    check_entry_count(spec, max_entries, where)
     try:
         combos = _combinations(spec)
     except ConfigError as e:

@@ -5,7 +5,13 @@
 - ``batch.yaml``: a copy of the batch file as written;
 - ``base-config.yaml``: the resolved base config (after ``--set``/``--out-dir``), so that
   ``--resume`` expands exactly the same entries even if the base file changed since;
-- ``batch.json``: the state, rewritten atomically whenever an entry starts or ends;
+- ``batch.json``: the state, rewritten atomically when the batch opens and ends;
+- ``batch.events.jsonl``: between those, one line per entry as it starts or ends (its whole
+  record), appended: rewriting batch.json at every event would make the bookkeeping quadratic in
+  the batch. The log is folded into batch.json once it outgrows it (so the work stays linear) and
+  read back over it by ``read_state``; each line carries a sequence number, and only lines past
+  the one batch.json records are applied, so a crash at any moment leaves a state that reads back
+  exactly;
 - ``logs/``: the output of every worker task (progress lines, tracebacks);
 - the comparison (tables, plots, ``report.md``) once the batch ends.
 
@@ -28,6 +34,7 @@ from ce_lab.runs.folder import BATCH_PREFIX, Status
 from ce_lab.runs.liveness import pid_alive
 
 BATCH_JSON = "batch.json"
+EVENTS = "batch.events.jsonl"
 BATCH_COPY = "batch.yaml"
 BASE_COPY = "base-config.yaml"
 LOGS = "logs"
@@ -64,6 +71,7 @@ class BatchState:
     group_by: list[str] = field(default_factory=list)
     entries: list[EntryRecord] = field(default_factory=list)
     kind: str = "batch"
+    seq: int = 0  # the last line of the event log folded into this state
 
     def by_hash(self) -> dict[str, EntryRecord]:
         return {e.config_hash: e for e in self.entries}
@@ -88,7 +96,7 @@ _ENTRY_TYPES: dict[str, tuple[type, ...]] = {
 _STATE_TYPES: dict[str, tuple[type, ...]] = {
     "batch_id": (str,), "name": (str,), "created": (str,), "updated": (str,),
     "source": (str, type(None)), "status": (str,), "executor": (str,), "varied_keys": (list,),
-    "group_by": (list,), "entries": (list,), "kind": (str,),
+    "group_by": (list,), "entries": (list,), "kind": (str,), "seq": (int,),
 }
 
 
@@ -99,24 +107,26 @@ def _type_problem(data: dict[str, Any], types: dict[str, tuple[type, ...]], wher
     return None
 
 
+def _entry(e: Any, where: str) -> EntryRecord:
+    """One entry's record (in batch.json, or a line of the event log); ValueError if malformed."""
+    if not isinstance(e, dict):
+        raise ValueError(f"{where} is not an object")
+    problem = _type_problem(e, _ENTRY_TYPES, f"{where}.")
+    if problem:
+        raise ValueError(problem)
+    try:
+        Status(e.get("status", Status.PENDING))
+    except ValueError:
+        raise ValueError(f"{where}.status {e['status']!r} is unknown") from None
+    return EntryRecord(**{k: v for k, v in e.items() if k in EntryRecord.__dataclass_fields__})
+
+
 def from_json(data: dict[str, Any]) -> BatchState:
     """The state in a batch.json; ValueError (one line) for any field of the wrong type."""
     problem = _type_problem(data, _STATE_TYPES, "")
     if problem:
         raise ValueError(problem)
-    entries = []
-    for n, e in enumerate(data.get("entries", [])):
-        if not isinstance(e, dict):
-            raise ValueError(f"entries[{n}] is not an object")
-        problem = _type_problem(e, _ENTRY_TYPES, f"entries[{n}].")
-        if problem:
-            raise ValueError(problem)
-        try:
-            Status(e.get("status", Status.PENDING))
-        except ValueError:
-            raise ValueError(f"entries[{n}].status {e['status']!r} is unknown") from None
-        entries.append(EntryRecord(**{k: v for k, v in e.items()
-                                      if k in EntryRecord.__dataclass_fields__}))
+    entries = [_entry(e, f"entries[{n}]") for n, e in enumerate(data.get("entries", []))]
     if not all(isinstance(k, str) for k in [*data.get("varied_keys", []),
                                             *data.get("group_by", [])]):
         raise ValueError("varied_keys / group_by hold a non-string")
@@ -126,34 +136,116 @@ def from_json(data: dict[str, Any]) -> BatchState:
 
 
 def _read_json(path: Path) -> Any:
-    """A batch.json read as untrusted: a regular file within the JSON bound (FIFO, directory,
-    /dev/zero and huge files refused, as UnreadableFile)."""
-    from ce_lab.safe_io import MAX_JSON_BYTES, read_limited_text
+    """A batch.json read as untrusted: a regular file within the bound its batch file implies
+    (FIFO, directory, /dev/zero and larger files refused, as UnreadableFile)."""
+    from ce_lab.batches.sizes import state_bound
+    from ce_lab.safe_io import read_limited_text
 
-    return json.loads(read_limited_text(path, MAX_JSON_BYTES))
+    return json.loads(read_limited_text(path, state_bound(path.parent / BATCH_COPY)))
 
 
 def write_state(batch_dir: Path, state: BatchState) -> None:
-    """Rewrite batch.json atomically (a reader never sees half a file)."""
+    """Rewrite batch.json atomically (a reader never sees half a file), folding the event log
+    into it: the log is removed once batch.json holds its last line (``state.seq``)."""
     from ce_lab.safe_io import now_iso, write_json
 
     state.updated = now_iso()
     write_json(Path(batch_dir) / BATCH_JSON, to_json(state))
+    (Path(batch_dir) / EVENTS).unlink(missing_ok=True)
+
+
+def record_entries(batch_dir: Path, state: BatchState, records: list[EntryRecord]) -> None:
+    """Save what changed in ``records`` (entries starting or ending): a line each, appended to the
+    event log, at a cost that does not grow with the batch. Once the log is larger than batch.json
+    it is folded into it, so over a whole batch the bytes written stay linear in its size."""
+    from ce_lab.safe_io import WriteError, now_iso, open_fd, os_error_text
+
+    state.updated = now_iso()
+    lines = []
+    for rec in records:
+        state.seq += 1
+        lines.append(json.dumps({"seq": state.seq, "updated": state.updated,
+                                 "entry": asdict(rec)}, separators=(",", ":")) + "\n")
+    path = Path(batch_dir) / EVENTS
+    try:
+        fd = open_fd(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)  # never through a link
+        try:
+            data = memoryview("".join(lines).encode("utf-8"))
+            while data:
+                data = data[os.write(fd, data):]
+            os.fsync(fd)
+            size = os.fstat(fd).st_size
+        finally:
+            os.close(fd)
+        compacted = os.stat(Path(batch_dir) / BATCH_JSON).st_size
+    except OSError as e:
+        raise WriteError(os_error_text(e, path)) from None
+    if size > max(compacted, COMPACT_BYTES):
+        write_state(batch_dir, state)
+
+
+# The event log is folded into batch.json once it is larger than this or batch.json, whichever is
+# larger: a small batch keeps one file, a large one never rewrites batch.json more often than the
+# log doubles it.
+COMPACT_BYTES = 64 << 10
+
+
+def _replay(batch_dir: Path, state: BatchState) -> BatchState:
+    """``state`` with the event log's lines past ``state.seq`` applied. The log's last line may be
+    cut short by a crash mid-append: it is ignored (its entry reads as it was before)."""
+    from ce_lab.batches.sizes import state_bound
+    from ce_lab.safe_io import read_limited_text
+
+    path = Path(batch_dir) / EVENTS
+    try:
+        text = read_limited_text(path, 2 * state_bound(Path(batch_dir) / BATCH_COPY))
+    except FileNotFoundError:
+        return state
+    at = {rec.config_hash: i for i, rec in enumerate(state.entries)}
+    for n, line in enumerate(text.split("\n")[:-1]):  # the last piece has no newline: not whole
+        try:
+            event = json.loads(line)
+        except ValueError:
+            raise ValueError(f"{EVENTS} line {n + 1} is not JSON") from None
+        if not isinstance(event, dict) or not isinstance(event.get("entry"), dict):
+            raise ValueError(f"{EVENTS} line {n + 1} is not an entry event")
+        seq = event.get("seq")
+        if not isinstance(seq, int) or seq <= state.seq:
+            continue  # folded into batch.json already (a crash before the log was removed)
+        if seq != state.seq + 1:  # batch.json was rewritten between the two reads: again
+            raise _Folded
+        record = _entry(event["entry"], f"{EVENTS} line {n + 1}")
+        if record.config_hash in at:
+            state.entries[at[record.config_hash]] = record
+        state.seq = seq
+        if isinstance(event.get("updated"), str):
+            state.updated = event["updated"]
+    return state
+
+
+class _Folded(Exception):
+    """The log was folded into batch.json while it was being read (a reader beside the batch)."""
 
 
 def read_state(batch_dir: Path) -> BatchState:
+    """batch.json with the event log's newer lines applied; UsageError (one line) if unreadable."""
     from ce_lab.safe_io import UnreadableFile
 
     path = Path(batch_dir) / BATCH_JSON
     try:
-        data = _read_json(path)
-        if not isinstance(data, dict) or data.get("kind") != "batch":
-            raise ValueError("not a batch.json")
-        return from_json(data)
+        for _ in range(9):
+            data = _read_json(path)
+            if not isinstance(data, dict) or data.get("kind") != "batch":
+                raise ValueError("not a batch.json")
+            try:
+                return _replay(batch_dir, from_json(data))
+            except _Folded:
+                continue
+        raise ValueError(f"{EVENTS} kept changing while it was read")
     except FileNotFoundError:
         raise UsageError(f"{batch_dir}: not a batch folder (no {BATCH_JSON})") from None
     except UnreadableFile as e:
-        raise UsageError(f"{batch_dir}: unreadable {BATCH_JSON} ({e.reason})") from None
+        raise UsageError(f"{batch_dir}: unreadable {e.path.name} ({e.reason})") from None
     except (OSError, ValueError, TypeError, RecursionError) as e:
         reason = " ".join(str(e).split())
         raise UsageError(f"{batch_dir}: unreadable {BATCH_JSON} ({reason})") from None

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from ce_lab.batches.sizes import DEFAULT_MAX_ENTRIES
 from ce_lab.cli._common import (
     MaxMembersOpt,
     OutDirOpt,
@@ -214,6 +215,11 @@ def batch(
     no_plots: Annotated[
         bool, typer.Option("--no-plots", help="Skip the PNG plots (default: drawn).")
     ] = False,
+    max_entries: Annotated[
+        int, typer.Option("--max-entries", min=1, metavar="N", help="Refuse a batch that "
+                          f"expands to more entries (default {DEFAULT_MAX_ENTRIES:,}); counted "
+                          "before anything is expanded.", show_default=False)
+    ] = DEFAULT_MAX_ENTRIES,
     set_: SetOpt = None,
     out_dir: OutDirOpt = None,
 ) -> None:
@@ -229,7 +235,7 @@ def batch(
                             jobs=jobs, threads=threads, executor=executor.value, address=address,
                             cpus_per_task=cpus_per_task, gpus_per_task=gpus_per_task, fuse=fuse,
                             max_members=max_members, split_stacks=split_stacks,
-                            plots=not no_plots)
+                            plots=not no_plots, max_entries=max_entries)
     if dry_run:
         planned = dry_run_batch(request)
         console.print(_plan_table(planned.opened, planned.plan))

@@ -86,7 +86,15 @@ class ComparisonTable:
     params: dict[str, list] = field(default_factory=dict)  # each metric parameter's values
 
     def column(self, key: str) -> Column:
-        return next(c for c in self.columns if c.key == key)
+        # A dict, not a scan: every metric cell asks for its companion column, so a scan made a
+        # table of thousands of columns (one per threshold) quadratic.
+        index = self.__dict__.get("_by_key")
+        if index is None or index[0] != len(self.columns):
+            by_key: dict[str, Column] = {}
+            for c in self.columns:
+                by_key.setdefault(c.key, c)  # the first of a key, as the scan found it
+            index = self.__dict__["_by_key"] = (len(self.columns), by_key)
+        return index[1][key]
 
     @property
     def metric_columns(self) -> list[Column]:

@@ -96,17 +96,21 @@ def prepare_batch(batch_file: Path | None = None, *, resume: Path | None = None,
                   threads: Any = None, executor: Any = "local", address: str | None = None,
                   cpus_per_task: Any = 1.0, gpus_per_task: Any = 0.0, fuse: bool = True,
                   max_members: Any = DEFAULT_MAX_MEMBERS, split_stacks: Any = DEFAULT_SPLIT,
-                  plots: bool = True) -> BatchRequest:
+                  plots: bool = True, max_entries: Any = None) -> BatchRequest:
     """Check the arguments and load the batch, before anything is written. ``sets`` are the
     CLI's ``--set KEY=VALUE`` items (parsed by ``ce_lab.config`` as ``ce-lab train`` parses
-    them), ``overrides`` the API's dotted keys; both go on the base, before ``out_dir``."""
+    them), ``overrides`` the API's dotted keys; both go on the base, before ``out_dir``.
+    ``max_entries`` (None: ``DEFAULT_MAX_ENTRIES``) caps the entries the batch may expand to."""
     from ce_lab.batches.plan import find_previous, load_saved_batch
+    from ce_lab.batches.sizes import DEFAULT_MAX_ENTRIES
     from ce_lab.batches.spec import load_batch
 
     jobs = params.optional_positive_int(jobs, "jobs")
     threads = params.optional_positive_int(threads, "threads")
     kind = params.one_of(executor, "executor", EXECUTORS)
     members = params.positive_int(max_members, "max_members")
+    cap = (DEFAULT_MAX_ENTRIES if max_entries is None
+           else params.positive_int(max_entries, "max_entries"))
     split = _split(split_stacks)
     cpus, gpus = params.number(cpus_per_task, "cpus_per_task"), params.number(gpus_per_task,
                                                                                "gpus_per_task")
@@ -122,11 +126,11 @@ def prepare_batch(batch_file: Path | None = None, *, resume: Path | None = None,
         if given:
             raise ParamError(f"{', '.join(f'«{n}»' for n in given)} cannot change a batch being "
                              "resumed; run the batch file instead")
-        batch = load_saved_batch(Path(resume))
+        batch = load_saved_batch(Path(resume), cap)
         batch_dir: Path | None = Path(resume)
     else:
         batch = load_batch(Path(batch_file), sets, None if out_dir is None else Path(out_dir),
-                           overrides=overrides)
+                           overrides=overrides, max_entries=cap)
         batch_dir = find_previous(batch, bool(new))
     if kind == "local" and address is not None:
         raise ParamError("«address» applies to «executor» ray")

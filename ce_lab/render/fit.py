@@ -88,13 +88,27 @@ def fit(table: Table, width: int, keep: int = 1,
         return [table]
     n = len(table.columns)
     least = max(keep + 1, n - int(n * MAX_DROPPED_SHARE))
-    for k in range(n - 1, least - 1, -1):
-        narrower = _copy(table, k)
-        if natural_width(narrower) <= width:
-            dropped = ", ".join(_header(c) for c in table.columns[k:])
-            note = _wrap(f"(not shown at this width: {dropped}; {hint})", width)
-            return [narrower, Text("\n".join(note), style="dim", overflow="ignore")]
-    return [as_records(table, width, keep)]
+    # The most leading columns that fit. A table only narrows as columns are dropped, so bisect:
+    # trying every count from n - 1 down measured a copy of the table each time, which made a
+    # table of thousands of columns (one per threshold) quadratic.
+    lo, hi = least, n - 1
+    if lo > hi:
+        return [as_records(table, width, keep)]
+    if natural_width(_copy(table, hi)) > width:  # most often dropping the last one is enough
+        if lo == hi or natural_width(_copy(table, lo)) > width:
+            return [as_records(table, width, keep)]
+        hi -= 1
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if natural_width(_copy(table, mid)) <= width:
+                lo = mid
+            else:
+                hi = mid - 1
+    else:
+        lo = hi
+    dropped = ", ".join(_header(c) for c in table.columns[lo:])
+    note = _wrap(f"(not shown at this width: {dropped}; {hint})", width)
+    return [_copy(table, lo), Text("\n".join(note), style="dim", overflow="ignore")]
 
 
 def print_fitted(console: Console, renderables: Iterable[RenderableType], keep: int = 1,

@@ -16,10 +16,12 @@ from typing import Any
 from ce_lab.config import differing_keys
 from ce_lab.errors import UsageError
 from ce_lab.runs.files import RunFolderError
+from ce_lab.runs.folder import NON_RUN_PREFIXES
+from ce_lab.runs.index import RunIndex, decode_rest, stamp
 from ce_lab.runs.liveness import effective_status
-from ce_lab.runs.names import SUMMARY
+from ce_lab.runs.names import META, SUMMARY
 from ce_lab.runs.read import read_config_mapping, read_summary, read_versioned_meta
-from ce_lab.runs.record import RunRecord, _candidate_dirs
+from ce_lab.runs.record import RunRecord, _candidate_dirs, _started
 
 
 def read_entry(folder: Path | str) -> RunRecord:
@@ -27,22 +29,98 @@ def read_entry(folder: Path | str) -> RunRecord:
     folder = Path(folder)
     if not folder.is_dir():
         raise RunFolderError(f"{folder}: not a run folder ({'a file' if folder.exists() else 'missing'})")
-    meta, version = read_versioned_meta(folder)
-    config = read_config_mapping(folder)
-    summary = read_summary(folder, version) if (folder / SUMMARY).exists() else {}
-    status = effective_status(meta)
-    return RunRecord(folder, config, meta, summary, state=str(status or meta.get("status")))
+    reading = _reading(folder)
+    if "error" in reading:
+        raise RunFolderError(reading["error"])
+    return _record(folder, reading)
 
 
 def list_runs(out_dir: Path | str) -> tuple[list[RunRecord], list[str]]:
-    """Every run folder under ``out_dir``, newest first, and one line per folder skipped."""
-    entries, skipped = [], []
-    for folder in reversed(_candidate_dirs(Path(out_dir))):
-        try:
-            entries.append(read_entry(folder))
-        except RunFolderError as e:
-            skipped.append(str(e))
-    return entries, skipped
+    """Every run folder under ``out_dir``, newest first, and one line per folder skipped.
+
+    What each folder's files parse to is cached beside them (``ce_lab.runs.index``) while the
+    files stay as they were, so listing many runs reads only those that changed; the liveness of
+    a running one is checked anew each time."""
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        _candidate_dirs(out_dir)  # its one-line error
+    folders = [p for p in out_dir.iterdir()
+               if p.is_dir() and not p.name.startswith(NON_RUN_PREFIXES)]
+    index = RunIndex(out_dir, len(folders))
+    found: list[tuple[tuple[float, str], RunRecord | str]] = []
+    for folder in folders:
+        current = stamp(folder)
+        if current[0] is None and not (folder / META).exists():
+            continue  # no meta.json: not a run (a user's own folder)
+        cached = index.get(folder.name, current)
+        if cached is not None:
+            meta = cached["meta"]
+            found.append(((_started(folder, meta), folder.name),
+                          _IndexedRecord(folder, meta, cached["rest"], _state(meta))))
+            continue
+        reading = _reading(folder)
+        if "error" not in reading:
+            index.put(folder.name, current, reading)
+        if "error" in reading:
+            found.append(((_started(folder), folder.name), reading["error"]))
+            continue
+        found.append(((_started(folder, reading["meta"]), folder.name), _record(folder, reading)))
+    index.save()
+    found.sort(key=lambda f: f[0], reverse=True)
+    entries = [e for _, e in found if isinstance(e, RunRecord)]
+    return entries, [e for _, e in found if isinstance(e, str)]
+
+
+def _state(meta: dict[str, Any]) -> str:
+    """A run's effective status (liveness checked now, never cached)."""
+    status = effective_status(meta)
+    return str(status or meta.get("status"))
+
+
+def _record(folder: Path, reading: dict[str, Any]) -> RunRecord:
+    """The record of a folder's reading."""
+    return RunRecord(folder, reading["config"], reading["meta"], reading["summary"],
+                     state=_state(reading["meta"]))
+
+
+class _IndexedRecord(RunRecord):
+    """A RunRecord from the index: meta.json's content at hand, the config and summary decoded
+    (and checked) from the index's text when first used, or read from the folder if that text
+    fails the checks a fresh reading passes."""
+
+    def __init__(self, path: Path, meta: dict[str, Any], rest: str, state: str):
+        self.path, self.meta, self.state = path, meta, state
+        self.metrics, self.evals = {}, {}
+        self._rest: str | dict[str, Any] = rest
+
+    def _decoded(self) -> dict[str, Any]:
+        if isinstance(self._rest, str):
+            data = decode_rest(self._rest)
+            if data is None:
+                data = _reading(self.path)
+                if "error" in data:
+                    raise RunFolderError(data["error"])
+            self._rest = data
+        return self._rest
+
+    @property
+    def config(self) -> dict[str, Any]:  # type: ignore[override]
+        return self._decoded()["config"]
+
+    @property
+    def summary(self) -> dict[str, Any]:  # type: ignore[override]
+        return self._decoded()["summary"]
+
+
+def _reading(folder: Path) -> dict[str, Any]:
+    """What ``read_entry`` parses of a folder, or its one-line error."""
+    try:
+        meta, version = read_versioned_meta(folder)
+        config = read_config_mapping(folder)
+        summary = read_summary(folder, version) if (folder / SUMMARY).exists() else {}
+    except RunFolderError as e:
+        return {"error": str(e)}
+    return {"meta": meta, "config": config, "summary": summary}
 
 
 def filter_runs(entries: Sequence[RunRecord], *, status: Sequence[str] = (),

@@ -140,10 +140,12 @@ def crashed_hint(folder: Path) -> str:
 # Choosing runs
 
 
-def _started(folder: Path) -> float:
-    """When a run started (meta.json), for ordering; the folder's mtime if that is unreadable."""
+def _started(folder: Path, meta: dict[str, Any] | None = None) -> float:
+    """When a run started (meta.json, or ``meta`` as read from it), for ordering; the folder's
+    mtime if that is unreadable."""
     try:
-        return datetime.fromisoformat(str(read_meta(folder)["started"])).timestamp()
+        meta = read_meta(folder) if meta is None else meta
+        return datetime.fromisoformat(str(meta["started"])).timestamp()
     except (RunFolderError, ValueError, KeyError, TypeError):
         return folder.stat().st_mtime
 

@@ -4,19 +4,24 @@ A checkpoint holds what a run needs to continue exactly: weights, optimizer stat
 torch.optim's state_dict layout), the step and position in the epoch, the generator state that
 draws the epoch's batch order and torch's RNG state. It loads with
 ``torch.load(path, weights_only=True)``; older checkpoints (written through torch.optim) load too.
+
+A checkpoint is read as untrusted: before torch allocates anything, the sizes it declares (the
+file's, and each record's in its zip) are checked against what the run's model implies
+(``size_bound``), so a small zip bomb is refused instead of filling the memory.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ce_lab.errors import CeLabError, UsageError
+from ce_lab.errors import UsageError
 from ce_lab.runs.names import CHECKPOINT, CHECKPOINT_TMP
 from ce_lab.safe_io import (
     LinkRefused,
@@ -92,12 +97,48 @@ def save(stack, m: int, state: LoopState, examples: int, wall: float, run_dir: P
         raise
 
 
+# Optimizer state per parameter (Adam: exp_avg, exp_avg_sq; SGD: a momentum buffer; amsgrad
+# would add one more) and a margin of as much again, for any layout torch may write.
+STATE_PER_PARAM = 4
+MARGIN = 2
+# The RNG states (about 5 KB each), the step counters and the pickle of the structure.
+FIXED_BYTES = 4 << 20
+
+
+def size_bound(stack) -> int:
+    """The most bytes the checkpoint of ``stack`` (a lone run) can hold: its weights and buffers,
+    optimizer state for each, the generator states and the pickle, with a margin."""
+    model = sum(t.numel() * t.element_size() for t in stack.model.state_dict().values()
+                if isinstance(t, torch.Tensor))
+    return MARGIN * (1 + STATE_PER_PARAM) * model + FIXED_BYTES
+
+
+def check_declared_sizes(path: Path, bound: int) -> None:
+    """Refuse (ValueError, one line) a checkpoint whose file, or whose zip records once inflated,
+    declare more than ``bound`` bytes: what torch would allocate to read it, checked before it
+    does. Only the zip's directory is read, not its data."""
+    size = check_regular_file(path).st_size  # a FIFO or /dev/zero would hang torch.load
+    if size > bound:
+        raise ValueError(f"it is {size:,} bytes, more than the {bound:,} this run's model and "
+                         "optimizer state can take")
+    # torch.save has written zip archives since torch 1.6; the legacy format declares its
+    # storages' sizes only inside its pickle, where they cannot be checked before torch allocates.
+    if not zipfile.is_zipfile(path):
+        raise ValueError("not a checkpoint torch.save wrote (no zip archive)")
+    with zipfile.ZipFile(path) as z:
+        declared = sum(info.file_size for info in z.infolist())
+    if declared > bound:
+        raise ValueError(f"it declares {declared:,} bytes, more than the {bound:,} this run's "
+                         "model and optimizer state can take")
+
+
 def load(stack, path: Path) -> LoopState:
-    """A lone stack (M = 1) restored from ``path``; the loop state to continue from."""
+    """A lone stack (M = 1) restored from ``path``; the loop state to continue from. UsageError
+    (exit 2, one line) for a checkpoint that is unreadable, too large or does not fit the model."""
     if not path.exists():
         raise UsageError(f"{path.parent}: no {CHECKPOINT} to resume from")
     try:
-        check_regular_file(path)  # a FIFO or /dev/zero would hang torch.load
+        check_declared_sizes(path, size_bound(stack))
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
         stack.model.load_state_dict(ckpt["model"])
         stack.optimizer.load_member_state_dict(0, ckpt["optimizer"])
@@ -106,8 +147,8 @@ def load(stack, path: Path) -> LoopState:
             wall_offset=ckpt["wall_seconds"], epoch_gen_state=ckpt["epoch_gen_state"],
         )
         torch.set_rng_state(ckpt["torch_rng_state"])
-    except Exception as e:  # truncated, foreign, or not matching config.yaml's model
+    except Exception as e:  # truncated, foreign, too large, or not matching config.yaml's model
         reason = " ".join(str(e).split())[:200]
-        raise CeLabError(f"{path}: cannot resume from this checkpoint "
+        raise UsageError(f"{path}: cannot resume from this checkpoint "
                          f"({type(e).__name__}: {reason})") from None
     return state

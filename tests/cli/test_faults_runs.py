@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from ce_lab.batches.store import read_state
 from ce_lab.cli.app import app
 from ce_lab.config import resolve_config
 from ce_lab.data.loader import load_mnist
@@ -70,18 +71,19 @@ def test_a_worker_killed_with_kill_9_is_resumed_by_the_rerun_not_trained_twice(t
         run = ckpt.parent
         # Recorded before training: the batch knows the entry's folder while the worker trains.
         batch_dir = next(out.glob("batch-*"))
-        state = wait_for(lambda: (s := json.loads((batch_dir / "batch.json").read_text()))
-                          ["entries"][0]["run_dir"] and s, what="the run folder in batch.json")
-        assert state["entries"][0]["run_dir"] == f"../{run.name}"
+        # batch.json and its event log (ce_lab.batches.store), as the batch itself reads them.
+        entry = wait_for(lambda: (e := read_state(batch_dir).entries[0]).run_dir and e,
+                         what="the run folder in batch.json")
+        assert entry.run_dir == f"../{run.name}"
         worker = json.loads((run / "meta.json").read_text())["pid"]
         os.kill(worker, signal.SIGKILL)
         _, err = batch.communicate(timeout=120)
     finally:
         _stop(batch)
     assert batch.returncode == 1, err
-    entry = json.loads((batch_dir / "batch.json").read_text())["entries"][0]
-    assert entry["status"] == "failed" and "exit -9" in entry["error"]
-    assert entry["run_dir"] == f"../{run.name}"  # the crashed run, not a lost one
+    entry = read_state(batch_dir).entries[0]
+    assert entry.status == "failed" and "exit -9" in entry.error
+    assert entry.run_dir == f"../{run.name}"  # the crashed run, not a lost one
 
     again = subprocess.run(args, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr

@@ -30,7 +30,7 @@ def test_resume_from_an_unreadable_checkpoint_is_one_line_and_leaves_the_run_alo
     assert cut.status == "interrupted"
     (cut.run_dir / "checkpoint.pt").write_bytes(b"not a checkpoint")
     result = runner.invoke(app, ["train", "--resume", str(cut.run_dir)])
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 2, result.output
     assert "cannot resume from this checkpoint" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert json.loads((cut.run_dir / "meta.json").read_text())["status"] == "interrupted"
