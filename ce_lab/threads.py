@@ -3,8 +3,8 @@ every command (``train``, ``compare``, ``batch``) and the API.
 
 Why the default follows the load (benchmarks/README.md, "Threads", has the measurements): on an
 idle 2-CPU machine two threads that spin while they wait (torch's own libgomp setting) are the
-fastest, 1.3-1.6x faster than one thread or two that sleep; beside any other busy process one
-thread is the fastest, and spinning threads collapse (2-10x slower), because a spinning thread
+fastest, 1.2-1.7x faster than one thread or two that sleep; beside any other busy process one
+thread is the fastest, and spinning threads collapse (2-8x slower), because a spinning thread
 holds a CPU that the thread it waits for, or the other process, needs. No fixed setting is within
 1.1x of the best in both. So the default gives torch one thread per usable CPU that other
 processes leave free, measured from the kernel's counters (``ce_lab.cpu_load``) while the stack
