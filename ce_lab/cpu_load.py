@@ -51,12 +51,16 @@ def parse(stat_text: str, self_stat_text: str, cpus: set[int]) -> Snapshot:
         busy += work
         total += work + sum(ticks[i] for i in _IDLE)
         n += 1
-    # The process name (field 2) is in parentheses and may hold spaces: count after the last ')'.
-    fields = self_stat_text.rpartition(")")[2].split()
-    own = int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15 of proc(5)
     if n == 0:
         raise ValueError("no usable CPU in /proc/stat")
-    return Snapshot(busy, total, own, n)
+    return Snapshot(busy, total, process_ticks(self_stat_text), n)
+
+
+def process_ticks(pid_stat_text: str) -> int:
+    """A process's user + system ticks from its ``/proc/PID/stat`` text (all its threads)."""
+    # The process name (field 2) is in parentheses and may hold spaces: count after the last ')'.
+    fields = pid_stat_text.rpartition(")")[2].split()
+    return int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15 of proc(5)
 
 
 def snapshot(cpus: set[int] | None = None) -> Snapshot | None:

@@ -330,9 +330,9 @@ def make_wheel(path, pickle_bytes) -> WheelSpec:
 # --- run liveness -------------------------------------------------------------------------------
 
 
-def wait_for(predicate, timeout: float = 90.0, what: str = "it"):
-    """The first true value ``predicate()`` returns, polled every 50 ms; AssertionError after
-    ``timeout`` seconds."""
+def wait_for(predicate, timeout: float = 90.0, what: str = "it", every: float = 0.05):
+    """The first true value ``predicate()`` returns, polled every ``every`` seconds;
+    AssertionError after ``timeout`` seconds."""
     import time
 
     deadline = time.monotonic() + timeout
@@ -340,7 +340,7 @@ def wait_for(predicate, timeout: float = 90.0, what: str = "it"):
         value = predicate()
         if value:
             return value
-        time.sleep(0.05)
+        time.sleep(every)
     raise AssertionError(f"timed out waiting for {what}")
 
 

@@ -50,8 +50,7 @@ def test_other_processes_work_is_the_busy_ticks_less_this_process_s_own():
 
 def cpu_seconds(pid: int) -> float:
     """A process's user + system CPU time, from /proc/PID/stat."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return cpu_load.process_ticks(Path(f"/proc/{pid}/stat").read_text()) / os.sysconf("SC_CLK_TCK")
 
 
 @pytest.mark.skipif(not Path(cpu_load.STAT).exists(), reason="reads /proc/stat (Linux only)")

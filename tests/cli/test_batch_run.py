@@ -8,14 +8,21 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from ce_lab.batches.spec import config_hash
 from ce_lab.batches.store import read_state, run_path
 from ce_lab.cli.app import app
 from ce_lab.config import load_config
-from tests.helpers import dry_run_stacks, only_batch_dir, runner, tiny_base, trained_stacks, write_batch
+from tests.helpers import (
+    dry_run_stacks,
+    only_batch_dir,
+    runner,
+    tiny_base,
+    trained_stacks,
+    wait_for,
+    write_batch,
+)
 from tests.mnist_fixture import write_tiny_mnist
 
 
@@ -99,16 +106,6 @@ def test_a_failing_entry_does_not_stop_the_others_and_reruns_next_time(tiny_mnis
     assert "1 started now, 1 already done" in result.stdout
 
 
-def _wait_for(predicate, timeout=60.0, every=0.01):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError("timed out")
-
-
 def _workers(pid: int) -> list[int]:
     """Process ids of the batch workers whose parent is ``pid`` (Linux /proc)."""
     out = []
@@ -170,13 +167,13 @@ def test_sigint_interrupts_and_a_rerun_finishes_only_what_was_left(tiny_mnist, t
                     return d
             return None
 
-        long_dir = _wait_for(long_run_logging)
+        long_dir = wait_for(long_run_logging, timeout=60.0, every=0.01)
         (worker,) = _workers(proc.pid)
         os.kill(worker, signal.SIGSTOP)
-        _wait_for(lambda: _proc_status(worker)["State"].startswith("T"))
+        wait_for(lambda: _proc_status(worker)["State"].startswith("T"), timeout=60.0, every=0.01)
         assert json.loads((long_dir / "meta.json").read_text())["status"] == "running"
         proc.send_signal(signal.SIGINT)
-        _wait_for(lambda: _sigint_pending(worker))  # the batch forwarded it
+        wait_for(lambda: _sigint_pending(worker), timeout=60.0, every=0.01)  # the batch forwarded it
         os.kill(worker, signal.SIGCONT)
         worker = None
         stdout, stderr = proc.communicate(timeout=60)
