@@ -625,3 +625,26 @@ def compare_markdown(*paths: Path, **options) -> str:
 
     r = compare_result(*paths, **options)
     return to_markdown(r.table, r.diffs, r.reference)
+
+
+# --- processes, through /proc (psutil may not be installed) --------------------------------------
+
+
+def proc_stat(pid: int) -> tuple[str, int] | None:
+    """(state, parent pid) of a process from /proc/PID/stat, None once it is gone."""
+    from pathlib import Path
+
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2:].split()  # after "pid (comm) ": the name may hold spaces
+    return fields[0], int(fields[1])
+
+
+def child_pids(pid: int) -> list[int]:
+    """The processes whose parent is ``pid``."""
+    from pathlib import Path
+
+    return [int(e.name) for e in Path("/proc").iterdir()
+            if e.name.isdigit() and (st := proc_stat(int(e.name))) is not None and st[1] == pid]

@@ -15,6 +15,7 @@ from ce_lab.batches.store import read_state, run_path
 from ce_lab.cli.app import app
 from ce_lab.config import load_config
 from tests.helpers import (
+    child_pids,
     dry_run_stacks,
     only_batch_dir,
     runner,
@@ -109,14 +110,13 @@ def test_a_failing_entry_does_not_stop_the_others_and_reruns_next_time(tiny_mnis
 def _workers(pid: int) -> list[int]:
     """Process ids of the batch workers whose parent is ``pid`` (Linux /proc)."""
     out = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    for child in child_pids(pid):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()  # after "pid (comm)": state, ppid
-            cmdline = (stat.parent / "cmdline").read_bytes()
-        except (OSError, IndexError):
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+        except OSError:
             continue
-        if int(fields[1]) == pid and b"ce_lab.batches.worker" in cmdline:
-            out.append(int(stat.parent.name))
+        if b"ce_lab.batches.worker" in cmdline:
+            out.append(child)
     return out
 
 

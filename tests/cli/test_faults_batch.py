@@ -14,20 +14,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import wait_for
+from tests.helpers import child_pids, proc_stat, wait_for
 from tests.mnist_fixture import TINY_VAL_SIZE
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
-
-
-def _stat(pid: int) -> tuple[str, int] | None:
-    """(state, parent pid) of a process, None once it is gone."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = text[text.rindex(")") + 2:].split()
-    return fields[0], int(fields[1])
 
 
 def _alive(pid: int) -> bool:
@@ -37,18 +27,8 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    st = _stat(pid)
+    st = proc_stat(pid)
     return st is not None and st[0] not in ("Z", "X")  # a zombie has stopped running
-
-
-def _children(pid: int) -> list[int]:
-    out = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            st = _stat(int(entry.name))
-            if st is not None and st[1] == pid:
-                out.append(int(entry.name))
-    return out
 
 
 def test_kill_9_of_the_batch_stops_its_workers_and_the_run_checkpoints(tiny_mnist, tmp_path):
@@ -75,7 +55,7 @@ def test_kill_9_of_the_batch_stops_its_workers_and_the_run_checkpoints(tiny_mnis
             return metrics if len(metrics) == 2 else None
 
         runs = [p.parent for p in wait_for(training)]
-        workers = _children(batch.pid)
+        workers = child_pids(batch.pid)
         assert len(workers) == 2, workers
         batch.send_signal(signal.SIGKILL)
         batch.wait(timeout=10)
