@@ -104,21 +104,19 @@ ProgressOpt = Annotated[
 ]
 MaxMembersOpt = Annotated[
     int,
-    typer.Option("--max-members", min=1, help="Most members one fused stack holds; a larger group "
-                 f"is split into several stacks (default {DEFAULT_MAX_MEMBERS}). Memory grows "
-                 "linearly with it; see the README's 'Comparing losses fairly'.",
+    typer.Option("--max-members", min=1, help="Most members one fused stack holds; more are "
+                 f"split (default {DEFAULT_MAX_MEMBERS}; memory: docs/fusion.md).",
                  show_default=False),
 ]
 ThreadsOpt = Annotated[
     int | None,
-    typer.Option("--threads", min=1, help="Torch CPU threads, a fixed count whose idle threads sleep "
-                 "(default: OMP_NUM_THREADS if set, else one per usable CPU that other processes "
-                 "leave free, checked as training goes)."),
+    typer.Option("--threads", min=1, help="Torch CPU threads (default: OMP_NUM_THREADS, else "
+                 "follow the free CPUs)."),
 ]
 DataDirOpt = Annotated[
     Path | None,
-    typer.Option("--data-dir", help="MNIST cache folder (data.root; default: $CE_LAB_DATA_DIR, "
-                 "else the user cache dir)."),
+    typer.Option("--data-dir", help="MNIST cache folder (data.root; default "
+                 "$CE_LAB_DATA_DIR, else the user cache)."),
 ]
 
 

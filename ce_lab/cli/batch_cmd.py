@@ -155,28 +155,24 @@ def _summary(result) -> None:
 def batch(
     batch_file: Annotated[
         Path | None,
-        typer.Argument(help="Batch YAML file (name, base, grid, runs, seeds; see configs/"
-                       "sweep-*.yaml).", show_default=False),
+        typer.Argument(help="Batch YAML file (see configs/sweep-*.yaml).", show_default=False),
     ] = None,
     resume: Annotated[
         Path | None,
         typer.Option("--resume", metavar="BATCH_DIR",
-                     help="Continue this batch folder with its own copy of the batch file "
-                     "(default: none)."),
+                     help="Continue this batch folder."),
     ] = None,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Print the expanded runs and what each needs, then "
-                           "exit (default: run them).")
+        bool, typer.Option("--dry-run", help="Print the expanded runs and their stacks, then exit.")
     ] = False,
     jobs: Annotated[
         int | None,
-        typer.Option("--jobs", "-j", min=1, help="Entries at once; torch threads are divided "
-                     "between them (default 1; ray: as many as the cluster fits)."),
+        typer.Option("--jobs", "-j", min=1, help="Tasks at once (default 1; ray: as many as fit)."),
     ] = None,
     threads: Annotated[
         int | None,
-        typer.Option("--threads", min=1, help="Torch threads per local job (default: as train "
-                     "chooses them, at most the CPU cores divided by --jobs)."),
+        typer.Option("--threads", min=1, help="Torch threads per local job (default: at most "
+                     "the CPUs / --jobs)."),
     ] = None,
     executor: Annotated[
         ExecutorKind,
@@ -197,28 +193,23 @@ def batch(
                             "(default 0).", show_default=False)
     ] = 0.0,
     fuse: Annotated[
-        bool, typer.Option("--fuse/--no-fuse", help="Train entries that may share a stack (they "
-                           "differ only in the loss, optimizer hyperparameters or schedule) as "
-                           "one fused model (default --fuse).", show_default=False)
+        bool, typer.Option("--fuse/--no-fuse", help="Train entries that may share a stack as one "
+                           "fused model (default --fuse).", show_default=False)
     ] = True,
     max_members: MaxMembersOpt = DEFAULT_MAX_MEMBERS,
     split_stacks: Annotated[
-        Split, typer.Option("--split-stacks", help="When a fused stack is split to keep workers "
-                            "busy: when-idle, only while workers would otherwise sit idle (Ray "
-                            "without --jobs: never); never, keep every stack whole (default "
-                            "when-idle). --dry-run shows the decision.", show_default=False)
+        Split, typer.Option("--split-stacks", help="Split a stack while workers would sit idle, "
+                            "or never (default when-idle).", show_default=False)
     ] = DEFAULT_SPLIT,
     new: Annotated[
-        bool, typer.Option("--new", help="Start a new batch folder instead of continuing the "
-                           "latest one of this batch name (default: continue).")
+        bool, typer.Option("--new", help="Start a new batch folder, not the latest one's.")
     ] = False,
     no_plots: Annotated[
-        bool, typer.Option("--no-plots", help="Skip the PNG plots (default: drawn).")
+        bool, typer.Option("--no-plots", help="Skip the PNG plots.")
     ] = False,
     max_entries: Annotated[
-        int, typer.Option("--max-entries", min=1, metavar="N", help="Refuse a batch that "
-                          f"expands to more entries (default {DEFAULT_MAX_ENTRIES:,}); counted "
-                          "before anything is expanded.", show_default=False)
+        int, typer.Option("--max-entries", min=1, metavar="N", help="Refuse a batch of more "
+                          f"entries (default {DEFAULT_MAX_ENTRIES:,}).", show_default=False)
     ] = DEFAULT_MAX_ENTRIES,
     set_: SetOpt = None,
     out_dir: OutDirOpt = None,

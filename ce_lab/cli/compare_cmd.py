@@ -121,15 +121,15 @@ def _report_skipped(skipped: list[str]) -> None:
 def compare(
     run_dirs: Annotated[
         list[Path] | None,
-        typer.Argument(help="Run folders (or a compare-* folder) to compare. None: train the "
-                       "losses first.", show_default=False, autocompletion=complete_run),
+        typer.Argument(help="Run folders (or a compare-* folder) to compare; none: train.",
+                       show_default=False, autocompletion=complete_run),
     ] = None,
     last: Annotated[
-        int | None, typer.Option("--last", help="Compare the N most recent runs under --out-dir.")
+        int | None, typer.Option("--last", help="Compare the N newest runs under --out-dir.")
     ] = None,
     group: Annotated[
         str | None,
-        typer.Option("--group", help="Compare the runs of a compare/batch group id."),
+        typer.Option("--group", help="Compare the runs of a comparison or batch group."),
     ] = None,
     losses: Annotated[
         str | None,
@@ -138,13 +138,12 @@ def compare(
     ] = None,
     seeds: Annotated[
         str | None,
-        typer.Option("--seeds", help="Seeds, comma-separated; every loss runs with every seed "
-                     "(default: the config's seed)."),
+        typer.Option("--seeds", help="Seeds, comma-separated (default: the config's seed)."),
     ] = None,
     set_loss: Annotated[
         list[str] | None,
         typer.Option("--set-loss", metavar="LOSS:KEY=VALUE",
-                     help="Override a key for one loss only, e.g. mse:optim.lr=0.5 (repeatable)."),
+                     help="Override a key for one loss, e.g. mse:optim.lr=0.5."),
     ] = None,
     reference: Annotated[
         str | None,
@@ -153,8 +152,8 @@ def compare(
     ] = None,
     sort: Annotated[
         str | None,
-        typer.Option("--sort", help="Sort rows by a column, e.g. steps_to_0.90; -COLUMN for "
-                     "descending (default: as run)."),
+        typer.Option("--sort", help="Sort rows by a column, e.g. steps_to_0.90 (-COLUMN: "
+                     "descending)."),
     ] = None,
     fmt: Annotated[
         TableFormat,
@@ -162,10 +161,10 @@ def compare(
                      show_default=False),
     ] = TableFormat.table,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write the table to FILE (default stdout).")
+        Path | None, typer.Option("--output", "-o", help="Write the table to FILE.")
     ] = None,
     no_plots: Annotated[
-        bool, typer.Option("--no-plots", help="Skip the PNG plots (default: plots are drawn).")
+        bool, typer.Option("--no-plots", help="Skip the PNG plots.")
     ] = False,
     config: ConfigOpt = None,
     set_: SetOpt = None,
@@ -187,27 +186,17 @@ def compare(
     resume: Annotated[
         Path | None,
         typer.Option("--resume", metavar="COMPARISON_DIR",
-                     help="Finish an interrupted training comparison: members that ended are "
-                     "kept, interrupted ones resume from their checkpoints, the rest train; "
-                     "then the comparison is written.", show_default=False),
+                     help="Finish an interrupted training comparison.", show_default=False),
     ] = None,
     threads: ThreadsOpt = None,
 ) -> None:
     """Train every loss (and seed) under identical conditions; show the table, plots, report.md.
 
-    The table comes with paired differences against the reference loss (accuracies, the AUC of
-    validation accuracy, steps to each threshold), each with a 95% t interval over seeds.
+    Same initial weights, same batches; with --seeds, paired 95% intervals.
+    --tune-lr first gives each loss its own learning rate, chosen on validation.
+    With run folders, --last N or --group ID: compare runs on disk instead.
 
-    With --tune-lr each loss is first tuned to its own learning rate on the validation split,
-    then compared at it: the fair comparison (every loss at one shared rate mostly measures how
-    well that rate suits each loss).
-
-    With run folders, --last N or --group ID it compares runs already on disk instead (with
-    --best-of optim.lr: each loss at its own best rate among them).
-    A missing, unfinished or corrupt run folder is skipped with one line.
-
-    Ctrl-C stops a training comparison with one line naming how to continue it:
-    --resume COMPARISON_DIR.
+    Every option in full, the tables and the statistics: docs/compare.md
     """
     from ce_lab import threads as thread_policy
 

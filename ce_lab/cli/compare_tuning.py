@@ -24,40 +24,27 @@ class Select(str, Enum):
 
 TuneLrOpt = Annotated[
     bool,
-    typer.Option("--tune-lr", help="Tune each loss's learning rate first: train every loss at "
-                 "every rate of --lr-grid on --tune-seeds (fused, one stack per seed), choose each "
-                 "loss's rate on the validation split (--select; the test set is never used "
-                 "for it), "
-                 "then train the chosen rates on --seeds and compare them (default: off, every "
-                 "loss shares optim.lr)."),
+    typer.Option("--tune-lr", help="Tune each loss's learning rate on validation first."),
 ]
 LrGridOpt = Annotated[
     str | None,
-    typer.Option("--lr-grid", help="Rates --tune-lr tries, comma-separated (default "
-                 f"{','.join(map(shown, DEFAULT_LR_GRID))}: half-decades; on MNIST the best "
-                 "rates of the default losses lie inside it).", show_default=False),
+    typer.Option("--lr-grid", help="Rates --tune-lr tries (default "
+                 f"{', '.join(map(shown, DEFAULT_LR_GRID))}).", show_default=False),
 ]
 SelectOpt = Annotated[
     Select | None,
-    typer.Option("--select", help="How --tune-lr / --best-of score a rate, on validation only: "
-                 "auc, the area under the validation-accuracy curve against examples seen (the "
-                 "mean validation accuracy over training: it rewards learning fast, which is what "
-                 "steps to a threshold compare, and averages every evaluation, so one noisy last "
-                 "evaluation does not decide), or final-val-acc, the last evaluation's accuracy "
-                 f"(default {DEFAULT_CRITERION.value}).", show_default=False),
+    typer.Option("--select", help="How a rate is scored on validation (default "
+                 f"{DEFAULT_CRITERION.value}).", show_default=False),
 ]
 TuneSeedsOpt = Annotated[
     str | None,
-    typer.Option("--tune-seeds", help="Seeds the rates are chosen on, comma-separated, none "
-                 "among --seeds (default: one seed, the smallest not among --seeds). With "
-                 "--best-of: choose on these seeds of the runs and compare the others (default: "
-                 "choose and compare on all of them).", show_default=False),
+    typer.Option("--tune-seeds", help="Seeds the rates are chosen on (default: the smallest "
+                 "seed not in --seeds).", show_default=False),
 ]
 BestOfOpt = Annotated[
     str | None,
-    typer.Option("--best-of", metavar="KEY", help="With runs on disk (--group BATCH): compare "
-                 "each loss at its own best value of KEY, e.g. optim.lr, chosen on validation "
-                 "(--select) among the values the runs swept.", show_default=False),
+    typer.Option("--best-of", metavar="KEY", help="Runs on disk: each loss at its best value "
+                 "of KEY, e.g. optim.lr.", show_default=False),
 ]
 
 
