@@ -7,7 +7,7 @@ it is the distribution the loss is a function of); one rule keeps a difference i
 difference made by the loss, not by a choice of normalisation. For losses whose logits estimate
 something else (mse and bce: per-class sigmoids; mse-logits: the one-hot vector itself; hinge:
 margins) softmax(z) is not their own estimate, and their numbers say how calibrated their logits
-are when read as softmax scores (README, "Calibration"). test_logits.npz keeps the logits, so any
+are when read as softmax scores (docs/calibration.md). test_logits.npz keeps the logits, so any
 other rule can be applied without ce-lab.
 
 - ECE (Naeini et al. 2015; Guo et al. 2017): confidence = max_j p_j, in 15 equal-width bins, bin m

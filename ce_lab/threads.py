@@ -29,8 +29,8 @@ The policy, first match wins:
 
 The thread count changes no number a run logs: every reduction the step and the evaluation make
 is split across threads by output row, never within one (``ce_lab.nn.layers``, ``step_stats``),
-and the products were measured to give the same bits with 1 and 2 threads (README, "Comparing
-losses fairly"); tests/test_threads.py checks both. This module does not import torch at import
+and the products were measured to give the same bits with 1 and 2 threads (docs/fusion.md,
+"Threads change nothing"); tests/test_threads.py checks both. This module does not import torch at import
 time.
 """
 

@@ -7,8 +7,7 @@ bit promises hold on the CPU; elsewhere kernels may reduce in another order for 
 so those tests compare within float32 tolerances there (``assert_same``). A fused member equals
 its lone run to the bit on the CPU in evaluation (given the same weights) always, by
 construction, and in training wherever ``stack_trains_exactly`` finds the step slice-exact on the
-machine running the tests; elsewhere within float32 tolerances (README, "Comparing losses
-fairly").
+machine running the tests; elsewhere within float32 tolerances (docs/fusion.md).
 
 Shared fixtures (use them instead of a module-level copy):
 - ``tiny_mnist``: the root of a tiny, learnable MNIST (tests/mnist_fixture.py), session-wide.
@@ -88,7 +87,7 @@ def stack_trains_exactly(cfgs, data) -> bool:
     Evaluation is a lone run's by construction (``Stack.evaluate``), but training is not: a
     member's slice of the stack's wide and batched products, and of the bias sum over the wide
     first layer, is its lone call's only where the BLAS and torch's kernels pick the same blocking,
-    vector tails and alignment for it (README, "Comparing losses fairly"). The fusion tests assert
+    vector tails and alignment for it (docs/fusion.md). The fusion tests assert
     bit-equal columns where this holds and float32 tolerances where it does not.
     """
     import torch

@@ -1,4 +1,4 @@
-"""Synthetic run folders in the exact on-disk format of a real run (README, "Files a run writes").
+"""Synthetic run folders in the exact on-disk format of a real run (docs/files.md).
 
 The numbers are chosen by the test (when each threshold is reached, final accuracies, gradient
 norms), so table, statistics and plots can be checked against known values without training.

@@ -1,7 +1,7 @@
 """Stacks of members that differ in the loss *and* the optimizer's hyperparameters.
 
 The rule of what may differ inside a stack (``ce_lab.training.fusion``), and the promise that makes
-a stack worth having (README, "Comparing losses fairly"): every member trains as it would alone.
+a stack worth having (docs/fusion.md): every member trains as it would alone.
 To the bit on a CPU: a member's evaluation, given the same weights, on any CPU and any threads (it
 is a lone run's by construction); the whole run (``loss``, ``acc``, ``val_*``, the final numbers)
 wherever the stack's training step is slice for slice the lone step's here, which

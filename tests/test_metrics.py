@@ -14,7 +14,7 @@ from tests import conftest
 
 PARAMS = ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"]
 BASE = ["step", "epoch", "examples", "wall_s", "lr", "loss", "acc"]
-# The documented column order (README, "metrics.csv columns, in order").
+# The documented column order (docs/files.md, "metrics.csv").
 GRADS = ([f"grad_norm/{p}" for p in PARAMS] + ["grad_norm/total", "logit_grad_norm"]
          + [f"update_ratio/{p}" for p in PARAMS])
 

@@ -250,8 +250,7 @@ def test_a_run_logs_the_same_numbers_with_one_thread_and_with_two(small, tmp_pat
     What ce-lab builds (the norms, the evaluation) is thread-independent by construction; the
     products are the BLAS's: where its kernels give the training steps the same bits with 1 and 2
     threads (the ``loss`` column, as on the development machine's oneMKL), every logged number
-    must be equal; where they do not, within float32 rounding (README, "Comparing losses
-    fairly")."""
+    must be equal; where they do not, within float32 rounding (docs/fusion.md)."""
     import pandas as pd
 
     logged = {}

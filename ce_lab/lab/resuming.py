@@ -3,7 +3,7 @@
 A member is found again by its config: the run folder of the comparison's group whose
 config.yaml resolves to the same RunConfig. One that ended (completed, diverged) is kept as it
 is; one interrupted, failed or crashed resumes from its checkpoint, alone (a member trains bit
-for bit as it would in its stack: README "Same weights, same batches"); those never started are
+for bit as it would in its stack: docs/fusion.md); those never started are
 trained fused, as the comparison would have trained them.
 """
 

@@ -1,7 +1,7 @@
 """Writing the files of a run folder (meta.json, summary.json, config.yaml, the CSVs); their names
 are ``ce_lab.runs.names``, the bounded reads and atomic writes underneath ``ce_lab.safe_io``.
 
-The formats are documented in the README ("Files a run writes") so that pandas, a spreadsheet or jq
+The formats are documented in docs/files.md ("A run folder") so that pandas, a spreadsheet or jq
 can read them without ce-lab. Writers are atomic (a reader never sees half a file) or, for the
 CSVs, flushed row by row (a killed run keeps what it logged); a failed write is one ``WriteError``
 line.

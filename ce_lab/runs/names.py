@@ -1,7 +1,7 @@
 """The names of the files in run and comparison folders, written once for every writer and reader,
 and ``plain_name``, the check a name read from disk passes before a path is built from it.
 
-The README ("Files a run writes", "What a comparison writes") documents what each holds. Plain
+docs/files.md ("A run folder", "A comparison folder") documents what each holds. Plain
 strings; of ce_lab it imports only leaves (the exceptions, ``ce_lab.shown``), so any module may
 name a file without an import cycle.
 """

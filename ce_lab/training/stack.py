@@ -350,7 +350,7 @@ class Stack:
         batch of M products than for one (oneMKL runs a batched GEMM for M > 1, a plain one for
         M = 1), torch splits a long sum across threads at other points, and on an Intel Xeon
         (AVX-512) that moved ``val_loss`` in the 7th digit. Training keeps its stacked products,
-        bit for bit a lone run's only where the kernels allow (README, "Comparing losses fairly").
+        bit for bit a lone run's only where the kernels allow (docs/fusion.md).
         An evaluation is not per step: the loop over members costs little.
         """
         fns = [g.fn for g in self.groups for _ in range(g.start, g.stop)]

@@ -176,7 +176,7 @@ def test_resume_of_a_csv_with_a_cell_over_the_field_limit_is_one_line(interrupte
     before = {p: p.read_bytes() for p in (run / "meta.json", run / name)}
     result = runner.invoke(app, ["train", "--resume", str(run)])
     assert "Traceback" not in result.output
-    # As every other bad CSV cell on --resume (README, "What happens when …": 1 for a bad CSV).
+    # As every other bad CSV cell on --resume (docs/faults.md: 1 for a bad CSV).
     assert result.exit_code == 1, result.output
     line = " ".join(result.stderr.split())
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
