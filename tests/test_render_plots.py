@@ -138,6 +138,19 @@ def test_threshold_labels_sit_clear_of_the_legend(tmp_path):
         assert not box.overlaps(ax.get_window_extent(renderer))
 
 
+def test_a_legend_of_long_labels_stays_inside_its_figure(tmp_path):
+    groups = [(f"{loss} optim.lr=0.316 data.label_noise=0.4", records)
+              for loss, records in groups_of(tmp_path, seeds=(0, 1))]
+    for fig in (plots.figure_val_acc(groups, [0.9]), plots.figure_logit_grad(groups)):
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        canvas = FigureCanvasAgg(fig)
+        canvas.draw()
+        (legend,) = fig.legends
+        box = legend.get_window_extent(canvas.get_renderer())
+        assert 0 <= box.x0 and box.x1 <= fig.bbox.width  # not cut off at the sides
+
+
 def test_two_groups_of_one_loss_on_one_axis_keep_its_hue_in_two_shades(tmp_path):
     groups = [(f"ce noise={n}", [load_run(make_run(tmp_path, "ce", 0, overrides={
         "data.label_noise": n}))]) for n in (0.0, 0.4)]

@@ -157,8 +157,12 @@ def legend_below(fig, axes: Sequence) -> None:
                 handles.append(h)
                 labels.append(lab)
     if handles:
-        fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 4),
-                   fontsize=8)
+        # As many columns as fit the figure's width (an entry: its line sample and about 0.07 in
+        # a character at size 8), at most 4: a legend wider than its figure is cut off.
+        entry = 0.7 + 0.07 * max(len(lab) for lab in labels)
+        fits = int(fig.get_figwidth() // entry)
+        fig.legend(handles, labels, loc="outside lower center",
+                   ncols=max(1, min(len(labels), 4, fits)), fontsize=8)
 
 
 def band_note(groups: Sequence[Group]) -> str:
