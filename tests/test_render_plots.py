@@ -201,6 +201,10 @@ def test_sensitivity_lines_take_the_comparison_styles(tmp_path, monkeypatch):
     (fig,) = figs
     colors = line_colors(fig)
     assert colors["ce"] == {styles["ce"].color} and colors["mse"] == {styles["mse"].color}
+    # the factory's runs score alike: both losses chose 0.1 at one score, and both rings show
+    rings = [line for line in fig.axes[0].get_lines() if line.get_markerfacecolor() == "none"]
+    assert len(rings) == 2 and rings[0].get_xydata().tolist() == rings[1].get_xydata().tolist()
+    assert rings[0].get_markersize() != rings[1].get_markersize()
 
 
 def test_write_comparison_draws_every_figure_with_the_same_styles(tmp_path):

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ce_lab.comparison.tuning import Criterion, Tuning, fmt_value, key_name
+from ce_lab.comparison.tuning import Criterion, Tuning, cell_of, fmt_value, key_name
 
 if TYPE_CHECKING:
     from ce_lab.render.style import LossStyle
@@ -126,7 +126,10 @@ def plot_sensitivity(tuning: Tuning, path: Path,
                     markersize=7, transform=bottom)
             marked = True
         if c.chosen_score is not None:
-            ax.plot([c.chosen], [c.chosen_score], linestyle="none", marker="o", markersize=13,
+            # Rings of a size per loss: two losses that chose the same rate at the same score
+            # (ce and nll-manual) show as concentric rings, not one ring over the other.
+            ax.plot([c.chosen], [c.chosen_score], linestyle="none", marker="o",
+                    markersize=10 + 4 * (look.slot % 4),
                     markerfacecolor="none", markeredgecolor=color, markeredgewidth=1.5)
     name = key_name(tuning.key)
     note = "\n(circled: chosen; x at the bottom: diverged or excluded)" if marked else \
@@ -143,8 +146,6 @@ def tuned_panels(rows: Sequence[tuple[str, Sequence[RunRecord]]], tuning: Tuning
                  ) -> list[tuple[str, list[tuple[str, Sequence[RunRecord]]]]]:
     """val_acc_by_setting.png's panels under tuning: one per loss (per cell, with any other
     setting), its runs at the chosen value, titled with that value (``ce, lr=0.1``)."""
-    from ce_lab.comparison.tuning import cell_of
-
     chosen = tuning.chosen()
     name = key_name(tuning.key)
     panels = []
