@@ -221,3 +221,25 @@ def test_anchors_and_merge_keys_are_not_duplicates(tmp_path):
     cfg.write_text("optim: &o\n  lr: 0.3\n  <<: {momentum: 0.5}\n", encoding="utf-8")
     got = resolve_config(cfg)
     assert got.optim.lr == 0.3 and got.optim.momentum == 0.5
+
+
+def test_the_default_cadence_draws_an_mnist_epoch_with_at_least_15_validation_points(tiny_config):
+    """log.eval_every's default on an epoch as long as MNIST's default split makes it (55,000
+    training images at the default batch: 860 steps), trained for real on the tiny MNIST at batch 1:
+    every default-cadence step and the epoch's end are evaluated, and that is at least 15 points."""
+    import csv
+    import math
+
+    from ce_lab.training import train
+
+    default = RunConfig()
+    steps = math.ceil((60_000 - default.data.val_size) / default.train.batch_size)
+    assert steps == 860
+    cfg = tiny_config(**{"log.eval_every": default.log.eval_every, "train.batch_size": 1,
+                         "train.max_steps": steps, "log.grad_stats": False})
+    out = train(cfg)
+    with open(out.run_dir / "eval.csv", newline="") as f:
+        evaluated = [int(r["step"]) for r in csv.DictReader(f)]
+    every = default.log.eval_every
+    assert evaluated == [*range(every, steps, every), steps]
+    assert len(evaluated) >= 15

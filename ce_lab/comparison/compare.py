@@ -18,6 +18,7 @@ from ce_lab.comparison.build import ComparisonTable, build_table, show
 from ce_lab.comparison.paired import PairedDiff, paired_differences
 from ce_lab.render import data as data_files
 from ce_lab.render.markdown import to_markdown
+from ce_lab.render.style import loss_styles
 from ce_lab.runs.formats import FORMAT
 from ce_lab.runs.names import (
     COMPARISON_JSON,
@@ -114,13 +115,17 @@ def write_comparison(
         comp_dir / TABLE_MD, to_markdown(table, diffs, ref))
     if diffs:
         result.files[PAIRED_CSV] = _write_text(comp_dir / PAIRED_CSV, data_files.paired_csv(diffs))
+    # One look per loss for every figure of the comparison, by the order the runs came in.
+    styles = loss_styles([r.loss for r in records])
     if plots:
         from ce_lab.render.plots import write_plots
+        from ce_lab.render.tuning import tuned_panels
 
         groups = [(row.label, row.records) for row in table.rows]
-        result.plots = write_plots(groups, table.thresholds, comp_dir, setting_panels(table))
+        panels = setting_panels(table) if tuning is None else tuned_panels(groups, tuning)
+        result.plots = write_plots(groups, table.thresholds, comp_dir, panels, styles)
     section, tuning_plot = (None, None) if tuning is None else _write_tuning(tuning, comp_dir,
-                                                                            result, plots)
+                                                                            result, plots, styles)
     report = render_report(title or f"ce-lab comparison {comp_dir.name}", table, diffs, ref,
                            result.plots, skipped, comp_dir, section)
     if tuning_plot is not None:  # drawn in the Tuning section, not again under Plots
@@ -148,10 +153,10 @@ def write_comparison(
 
 
 def _write_tuning(tuning: Tuning, comp_dir: Path, result: ComparisonResult,
-                  plots: bool) -> tuple[str, Path | None]:
+                  plots: bool, styles: dict) -> tuple[str, Path | None]:
     """tuning.csv and the sensitivity plot; returns report.md's Tuning section and the plot."""
     from ce_lab.render import tuning as render
 
     result.files[TUNING_CSV] = _write_text(comp_dir / TUNING_CSV, render.tuning_csv(tuning, comp_dir))
-    plot = render.plot_sensitivity(tuning, comp_dir / SENSITIVITY_PNG) if plots else None
+    plot = render.plot_sensitivity(tuning, comp_dir / SENSITIVITY_PNG, styles) if plots else None
     return render.tuning_markdown(tuning, plot, comp_dir), plot

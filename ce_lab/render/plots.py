@@ -1,17 +1,34 @@
-"""PNG plots of a comparison: loss, validation accuracy (also against epochs, one panel per
-setting the runs differ in), gradient norms, d loss / d logits, and the test set's
-reliability diagram.
+"""PNG plots of a comparison: each loss's training loss in its own panel, validation accuracy
+(also against epochs, one panel per setting the runs differ in, or per loss at its tuned rate),
+gradient norms, d loss / d logits, and the test set's reliability diagram.
 
-A group with several seeds is drawn as the mean line and a min–max band over its seeds, only at the
-steps every seed logged. Non-finite values (nan, inf) are not drawn: the line has a gap there, and a
-mean over seeds is missing wherever one seed is. Nothing is clipped, smoothed or replaced.
+Every figure draws a loss in the same colour, dash and marker (``ce_lab.render.plotting``), with
+one legend below its axes. Figures are built by the ``figure_*`` functions (a matplotlib Figure,
+or None when no run has the data) and written by ``plot_*``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from ce_lab.render.plotting import (
+    EPOCHS,
+    Group,
+    band_note,
+    diverged_note,
+    draw,
+    grid_shape,
+    group_loss,
+    legend_below,
+    looks,
+    losses_of,
+    new_figure,
+    save,
+    styles_for,
+    used_axes,
+)
+from ce_lab.render.style import LossStyle
 from ce_lab.runs.names import (
     GRAD_NORMS_PNG,
     LOGIT_GRAD_PNG,
@@ -20,159 +37,114 @@ from ce_lab.runs.names import (
     VAL_ACC_BY_SETTING_PNG,
     VAL_ACC_PNG,
 )
-from ce_lab.runs.read import is_integer
 from ce_lab.runs.record import RunRecord
 
-Group = tuple[str, Sequence[RunRecord]]  # label, runs (seeds) in the group
-EPOCHS = "<epochs>"  # the x of a plot against fractional epochs (not a column)
+Styles = Mapping[str, LossStyle] | None
+Panels = Sequence[tuple[str, Sequence[Group]]]  # (title, groups): the groups of one setting
 
 
-def _epochs(record: RunRecord) -> list[float] | None:
-    """The epoch of each eval.csv row, fractional: examples / training images (meta.json's
-    ``label_noise.n_train``); eval.csv's whole ``epoch`` for runs that do not record it."""
-    noise = record.meta.get("label_noise")
-    n_train = noise.get("n_train") if isinstance(noise, dict) else None
-    if is_integer(n_train) and n_train > 0 and "examples" in record.evals:
-        return [e / n_train for e in record.evals["examples"]]
-    return record.evals.get("epoch")
+def _saved(fig, path: Path) -> Path | None:
+    return None if fig is None else save(fig, path)
 
 
-def _aligned(records: Sequence[RunRecord], table: str, x: str, y: str):
-    """(x, mean, min, max) over runs at the x values every run has; non-finite -> nan.
-    ``x`` is a column, or EPOCHS (eval.csv only): each row's fractional epoch."""
-    import numpy as np
-
-    per_run = []
-    for r in records:
-        cols = getattr(r, table)
-        xs = _epochs(r) if x == EPOCHS else cols.get(x)
-        if xs is None or y not in cols:
-            return None
-        per_run.append(dict(zip(xs, cols[y], strict=True)))
-    common = sorted(set.intersection(*(set(d) for d in per_run))) if per_run else []
-    if not common:
+def figure_metric(groups: Sequence[Group], column: str, ylabel: str, title: str,
+                  styles: Styles = None):
+    """One metrics.csv column against step, log scale, every loss on one axis."""
+    fig, axes = new_figure()
+    ax = axes[0][0]
+    if not draw(ax, groups, "metrics", "step", column, True, looks(losses_of(groups), styles)):
         return None
-    ys = np.array([[d[v] for v in common] for d in per_run], dtype=float)
-    ys[~np.isfinite(ys)] = np.nan  # not drawn: a gap, not a value
-    # Plain mean/min/max: a nan in any seed leaves a gap in the mean (no nanmean hiding it).
-    return np.array(common, dtype=float), ys.mean(axis=0), ys.min(axis=0), ys.max(axis=0)
+    ax.set(xlabel="step", ylabel=ylabel, title=title + band_note(groups) + diverged_note(groups))
+    legend_below(fig, [ax])
+    return fig
 
 
-def _draw(ax, groups: Sequence[Group], table: str, x: str, y: str, log: bool,
-          colors: Sequence[int] | None = None) -> bool:
+def figure_loss(groups: Sequence[Group], styles: Styles = None):
+    """Each loss's training loss in its own panel (log y, x shared): the losses are different
+    quantities on different scales, so one axis would compare numbers that do not compare."""
+    styles = styles_for(losses_of(groups), styles)
+    by_loss: dict[str, list[int]] = {}
+    for i, (_, records) in enumerate(groups):
+        by_loss.setdefault(group_loss(records), []).append(i)
+    group_looks = looks(losses_of(groups), styles)
+    ncols, nrows = grid_shape(len(by_loss), 1 if len(by_loss) <= 3 else 2)
+    fig, axes = new_figure(4.2 * ncols if ncols > 1 else 7.0, 2.2 * nrows + 1.0, ncols, nrows,
+                           sharex=True)
+    panels = used_axes(axes, len(by_loss))
     drew = False
-    for i, (label, records) in enumerate(groups):
-        series = _aligned(records, table, x, y)
-        if series is None:
-            continue
-        xs, mean, lo, hi = series
-        color = f"C{(colors[i] if colors is not None else i) % 10}"
-        n = len(records)
-        name = label if n == 1 else f"{label} (mean of {n})"
-        ax.plot(xs, mean, color=color, label=name, linewidth=1.2)
-        if n > 1:
-            ax.fill_between(xs, lo, hi, color=color, alpha=0.2, linewidth=0)
-        else:
-            diverged = records[0].summary.get("diverged_at")
-            if diverged is not None and x == "step":
-                ax.axvline(float(diverged), color=color, linestyle=":", linewidth=1)
-        drew = True
-    if log:
-        # mask, not clip: a zero loss (hinge) is not drawn rather than drawn at a made-up floor.
-        ax.set_yscale("log", nonpositive="mask")
-    ax.grid(True, alpha=0.3)
-    return drew
-
-
-def _band_note(groups: Sequence[Group]) -> str:
-    return " (band: min–max over seeds)" if any(len(g[1]) > 1 for g in groups) else ""
-
-
-def _diverged_note(groups: Sequence[Group]) -> str:
-    diverged = any(len(g[1]) == 1 and g[1][0].summary.get("diverged_at") is not None
-                   for g in groups)
-    return "\n(dotted line: step a run diverged)" if diverged else ""
-
-
-def _new_figure(width: float = 7.0, height: float = 4.5, ncols: int = 1, nrows: int = 1):
-    from matplotlib.figure import Figure  # Agg canvas, no pyplot state: safe headless
-
-    fig = Figure(figsize=(width, height), layout="constrained")
-    axes = fig.subplots(nrows, ncols, squeeze=False)
-    return fig, axes
-
-
-def _save(fig, path: Path) -> Path:
-    """Rendered in memory, then written under a temp name in the same folder and renamed: a full
-    disk leaves no partial PNG (and no temp file), only one line (WriteError) naming it."""
-    import io
-
-    from ce_lab.safe_io import atomic_write_bytes
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    atomic_write_bytes(Path(path), buf.getvalue())
-    return path
-
-
-def _plot_metric(groups: Sequence[Group], path: Path, column: str, ylabel: str,
-                 title: str) -> Path | None:
-    """One metrics.csv column against step, log scale; None when no run has the column."""
-    fig, axes = _new_figure()
-    ax = axes[0][0]
-    if not _draw(ax, groups, "metrics", "step", column, log=True):
+    for ax, (loss, members) in zip(panels, by_loss.items()):
+        drew = draw(ax, [groups[i] for i in members], "metrics", "step", "loss", True,
+                    [group_looks[i] for i in members]) or drew
+        ax.set_title(loss, fontsize=9, color=styles[loss].color)
+        ax.set_ylabel("loss (log)", fontsize=8)
+    if not drew:
         return None
-    ax.set(xlabel="step", ylabel=ylabel,
-           title=title + _band_note(groups) + _diverged_note(groups))
-    ax.legend(fontsize=8)
-    return _save(fig, path)
+    for ax in panels[-ncols:]:
+        ax.set_xlabel("step")
+    fig.suptitle("training loss, each loss on its own scale" + band_note(groups)
+                 + diverged_note(groups))
+    legend_below(fig, panels)
+    return fig
 
 
-def plot_loss(groups: Sequence[Group], path: Path) -> Path | None:
-    return _plot_metric(groups, path, "loss", "training loss (log)", "training loss")
+def plot_loss(groups: Sequence[Group], path: Path, styles: Styles = None) -> Path | None:
+    return _saved(figure_loss(groups, styles), path)
 
 
-def plot_val_acc(groups: Sequence[Group], thresholds: Sequence[float], path: Path) -> Path | None:
-    fig, axes = _new_figure()
+def figure_val_acc(groups: Sequence[Group], thresholds: Sequence[float], styles: Styles = None):
+    """Validation accuracy against examples seen; each threshold a dashed line, labelled on an
+    axis of its own at the right (outside the curves), the legend below."""
+    fig, axes = new_figure()
     ax = axes[0][0]
-    if not _draw(ax, groups, "evals", "examples", "val_acc", log=False):
+    if not draw(ax, groups, "evals", "examples", "val_acc", False,
+                looks(losses_of(groups), styles)):
         return None
     for t in thresholds:
         ax.axhline(t, color="grey", linestyle="--", linewidth=0.8)
-        ax.annotate(f"{t:.2f}", (1.0, t), xycoords=("axes fraction", "data"), fontsize=7,
-                    ha="right", va="bottom", color="grey")
+    if thresholds:
+        right = ax.secondary_yaxis("right")
+        right.set_yticks(list(thresholds), [f"{t:.2f}" for t in thresholds], fontsize=7,
+                         color="grey")
+        right.set_ylabel("thresholds", fontsize=7, color="grey")
     ax.set(xlabel="training examples seen", ylabel="validation accuracy",
-           title="validation accuracy" + _band_note(groups))
-    ax.legend(fontsize=8, loc="lower right")
-    return _save(fig, path)
+           title="validation accuracy" + band_note(groups))
+    legend_below(fig, [ax])
+    return fig
 
 
-def plot_val_acc_by_setting(panels: Sequence[tuple[str, Sequence[Group]]],
-                            path: Path) -> Path | None:
+def plot_val_acc(groups: Sequence[Group], thresholds: Sequence[float], path: Path,
+                 styles: Styles = None) -> Path | None:
+    return _saved(figure_val_acc(groups, thresholds, styles), path)
+
+
+def figure_val_acc_by_setting(panels: Panels, styles: Styles = None):
     """Validation accuracy against epochs, one panel per setting the runs differ in
-    (``data.label_noise=0.4``), a line per loss in the same colour in every panel. None with fewer
-    than two panels (``val_acc.png`` says it all)."""
+    (``data.label_noise=0.4``) or, under tuning, per loss at its chosen rate; a loss in its own
+    look in every panel. None with fewer than two panels (``val_acc.png`` says it all)."""
     if len(panels) < 2:
         return None
-    labels = list(dict.fromkeys(label for _, groups in panels for label, _ in groups))
-    ncols = min(len(panels), 3)
-    nrows = -(-len(panels) // ncols)
-    fig, axes = _new_figure(4.2 * ncols, 3.4 * nrows, ncols, nrows)
+    every = [g for _, groups in panels for g in groups]
+    styles = styles_for(losses_of(every), styles)
+    ncols, nrows = grid_shape(len(panels), 3, square=True)
+    # Shared axes: the panels are read against each other (ce at 40% noise against ce at 0%).
+    fig, axes = new_figure(4.2 * ncols, 3.4 * nrows + 0.6, ncols, nrows, sharex=True, sharey=True)
+    axs = used_axes(axes, len(panels))
     drew = False
-    for i, (title, groups) in enumerate(panels):
-        ax = axes[i // ncols][i % ncols]
-        colors = [labels.index(label) for label, _ in groups]
-        drew = _draw(ax, groups, "evals", EPOCHS, "val_acc", log=False, colors=colors) or drew
-        ax.set(xlabel="epoch", ylabel="validation accuracy")
+    for ax, (title, groups) in zip(axs, panels):
+        drew = draw(ax, groups, "evals", EPOCHS, "val_acc", False, looks(losses_of(groups), styles)) or drew
         ax.set_title(title, fontsize=9)
-        ax.legend(fontsize=7, loc="lower right")
-    for j in range(len(panels), nrows * ncols):
-        axes[j // ncols][j % ncols].set_visible(False)
+        ax.set_ylabel("validation accuracy" if ax.get_subplotspec().is_first_col() else "")
     if not drew:
         return None
-    fig.suptitle("validation accuracy" + _band_note(
-        [g for _, groups in panels for g in groups]))
-    return _save(fig, path)
+    for ax in axs[-ncols:]:  # the panels with none below them
+        ax.set_xlabel("epoch")
+    fig.suptitle("validation accuracy" + band_note(every))
+    legend_below(fig, axs)
+    return fig
+
+
+def plot_val_acc_by_setting(panels: Panels, path: Path, styles: Styles = None) -> Path | None:
+    return _saved(figure_val_acc_by_setting(panels, styles), path)
 
 
 def grad_params(groups: Sequence[Group]) -> list[str]:
@@ -186,27 +158,33 @@ def grad_params(groups: Sequence[Group]) -> list[str]:
     return names
 
 
-def plot_grad_norms(groups: Sequence[Group], path: Path) -> Path | None:
+def figure_grad_norms(groups: Sequence[Group], styles: Styles = None):
     params = grad_params(groups)
     if not params:
         return None  # runs logged with log.grad_stats=false
-    ncols = min(len(params), 3)
-    nrows = -(-len(params) // ncols)
-    fig, axes = _new_figure(4.2 * ncols, 3.4 * nrows, ncols, nrows)
-    for i, col in enumerate(params):
-        ax = axes[i // ncols][i % ncols]
-        _draw(ax, groups, "metrics", "step", col, log=True)
+    group_looks = looks(losses_of(groups), styles)
+    ncols, nrows = grid_shape(len(params), 3)
+    fig, axes = new_figure(4.2 * ncols, 3.4 * nrows + 0.6, ncols, nrows)
+    axs = used_axes(axes, len(params))
+    for ax, col in zip(axs, params):
+        draw(ax, groups, "metrics", "step", col, True, group_looks)
         ax.set(xlabel="step", ylabel="gradient L2 norm (log)", title=col.removeprefix("grad_norm/"))
-    for j in range(len(params), nrows * ncols):
-        axes[j // ncols][j % ncols].set_visible(False)
-    axes[0][0].legend(fontsize=7)
-    fig.suptitle("gradient norm per layer" + _band_note(groups) + _diverged_note(groups))
-    return _save(fig, path)
+    fig.suptitle("gradient norm per layer" + band_note(groups) + diverged_note(groups))
+    legend_below(fig, axs)
+    return fig
 
 
-def plot_logit_grad(groups: Sequence[Group], path: Path) -> Path | None:
-    return _plot_metric(groups, path, "logit_grad_norm", "mean ||d loss / d logits|| (log)",
-                        "d loss / d logits norm")
+def plot_grad_norms(groups: Sequence[Group], path: Path, styles: Styles = None) -> Path | None:
+    return _saved(figure_grad_norms(groups, styles), path)
+
+
+def figure_logit_grad(groups: Sequence[Group], styles: Styles = None):
+    return figure_metric(groups, "logit_grad_norm", "mean ||d loss / d logits|| (log)",
+                         "d loss / d logits norm", styles)
+
+
+def plot_logit_grad(groups: Sequence[Group], path: Path, styles: Styles = None) -> Path | None:
+    return _saved(figure_logit_grad(groups, styles), path)
 
 
 def _pooled_reliability(records: Sequence[RunRecord]):
@@ -228,22 +206,22 @@ def _pooled_reliability(records: Sequence[RunRecord]):
         a / n if n else None for a, n in zip(acc, count)]
 
 
-def plot_reliability(groups: Sequence[Group], path: Path) -> Path | None:
-    """Accuracy against confidence per bin of the test set, one panel per group, the diagonal
-    drawn and each group's test ECE (the mean over its seeds) in its title."""
-    panels = [(label, records, _pooled_reliability(records)) for label, records in groups]
-    panels = [p for p in panels if p[2] is not None]
+def figure_reliability(groups: Sequence[Group], styles: Styles = None):
+    """Accuracy against confidence per bin of the test set, one panel per group in its loss's
+    colour, the diagonal drawn and each group's test ECE (the mean over its seeds) in its title."""
+    panels = [(label, records, look, _pooled_reliability(records)) for (label, records), look
+              in zip(groups, looks(losses_of(groups), styles))]
+    panels = [p for p in panels if p[3] is not None]
     if not panels:
         return None
-    ncols = min(len(panels), 4)
-    nrows = -(-len(panels) // ncols)
-    fig, axes = _new_figure(3.2 * ncols, 3.3 * nrows, ncols, nrows)
-    for i, (label, records, (bins, count, conf, acc)) in enumerate(panels):
-        ax = axes[i // ncols][i % ncols]
+    ncols, nrows = grid_shape(len(panels), 4)
+    fig, axes = new_figure(3.2 * ncols, 3.3 * nrows, ncols, nrows)
+    axs = used_axes(axes, len(panels))
+    for ax, (label, records, look, (bins, count, conf, acc)) in zip(axs, panels):
         width = 1.0 / bins
         lefts = [m * width for m in range(bins) if count[m]]
         heights = [acc[m] for m in range(bins) if count[m]]
-        ax.bar(lefts, heights, width=width, align="edge", color=f"C{i % 10}", alpha=0.7,
+        ax.bar(lefts, heights, width=width, align="edge", color=look.color, alpha=0.7,
                edgecolor="black", linewidth=0.4, label="accuracy")
         ax.plot([conf[m] for m in range(bins) if count[m]], heights, "k.", markersize=3,
                 label="at the bin's mean confidence")
@@ -256,24 +234,29 @@ def plot_reliability(groups: Sequence[Group], path: Path) -> Path | None:
                xlabel="confidence (max softmax)", ylabel="accuracy")
         ax.title.set_fontsize(9)
         ax.grid(True, alpha=0.3)
-    for j in range(len(panels), nrows * ncols):
-        axes[j // ncols][j % ncols].set_visible(False)
-    axes[0][0].legend(fontsize=6, loc="upper left")
+    axs[0].legend(fontsize=6, loc="upper left")
     fig.suptitle("reliability on the test set (15 bins; dashed: perfect calibration)")
-    return _save(fig, path)
+    return fig
+
+
+def plot_reliability(groups: Sequence[Group], path: Path, styles: Styles = None) -> Path | None:
+    return _saved(figure_reliability(groups, styles), path)
 
 
 def write_plots(groups: Sequence[Group], thresholds: Sequence[float], out_dir: Path,
-                panels: Sequence[tuple[str, Sequence[Group]]] = ()) -> list[Path]:
+                panels: Panels = (), styles: Styles = None) -> list[Path]:
     """Every plot the runs have data for, as PNG files in ``out_dir``; returns their paths.
-    ``panels``: the groups by the settings they differ in besides the loss (title, groups)."""
+    ``panels``: the groups by the settings they differ in besides the loss (title, groups), or
+    by loss under tuning. ``styles``: each loss's look, shared with the comparison's other
+    figures (default: by the losses' order in ``groups``)."""
     out_dir = Path(out_dir)
+    styles = styles_for(losses_of([*groups, *(g for _, gs in panels for g in gs)]), styles)
     made = [
-        plot_loss(groups, out_dir / LOSS_PNG),
-        plot_val_acc(groups, thresholds, out_dir / VAL_ACC_PNG),
-        plot_val_acc_by_setting(panels, out_dir / VAL_ACC_BY_SETTING_PNG),
-        plot_grad_norms(groups, out_dir / GRAD_NORMS_PNG),
-        plot_logit_grad(groups, out_dir / LOGIT_GRAD_PNG),
-        plot_reliability(groups, out_dir / RELIABILITY_PNG),
+        plot_loss(groups, out_dir / LOSS_PNG, styles),
+        plot_val_acc(groups, thresholds, out_dir / VAL_ACC_PNG, styles),
+        plot_val_acc_by_setting(panels, out_dir / VAL_ACC_BY_SETTING_PNG, styles),
+        plot_grad_norms(groups, out_dir / GRAD_NORMS_PNG, styles),
+        plot_logit_grad(groups, out_dir / LOGIT_GRAD_PNG, styles),
+        plot_reliability(groups, out_dir / RELIABILITY_PNG, styles),
     ]
     return [p for p in made if p is not None]

@@ -7,9 +7,15 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ce_lab.comparison.tuning import Criterion, Tuning, fmt_value, key_name
+from ce_lab.comparison.tuning import Criterion, Tuning, cell_of, fmt_value, key_name
+
+if TYPE_CHECKING:
+    from ce_lab.render.style import LossStyle
+    from ce_lab.runs.record import RunRecord
 
 
 def tuning_csv(tuning: Tuning, comp_dir: Path | None = None) -> str:
@@ -86,17 +92,19 @@ def tuning_markdown(tuning: Tuning, plot: Path | None, comp_dir: Path) -> str:
     return "\n".join(out)
 
 
-def plot_sensitivity(tuning: Tuning, path: Path) -> Path | None:
-    """Validation score against the key (log x axis), one line per loss over its counting values;
-    a diverged or otherwise excluded value is an x at the bottom, the chosen value circled."""
+def plot_sensitivity(tuning: Tuning, path: Path,
+                     styles: Mapping[str, LossStyle] | None = None) -> Path | None:
+    """Validation score against the key (log x axis), one line per loss over its counting values,
+    in the loss's look of the comparison's other plots (``styles``); a diverged or otherwise
+    excluded value is an x at the bottom, the chosen value circled."""
     from matplotlib.ticker import NullLocator
     from matplotlib.transforms import blended_transform_factory
 
-    from ce_lab.render.plots import _new_figure, _save
+    from ce_lab.render.plotting import legend_below, looks, new_figure, save
 
     if not tuning.cells:
         return None
-    fig, axes = _new_figure()
+    fig, axes = new_figure()
     ax = axes[0][0]
     values = [v for c in tuning.cells for v in c.grid]
     if min(values) > 0:
@@ -106,18 +114,22 @@ def plot_sensitivity(tuning: Tuning, path: Path) -> Path | None:
     ax.set_xticks(grid, [fmt_value(v) for v in grid])  # the rates tried, as typed: 0.316
     bottom = blended_transform_factory(ax.transData, ax.transAxes)
     marked = False
-    for i, c in enumerate(tuning.cells):
-        color = f"C{i % 10}"
+    for c, look in zip(tuning.cells, looks([c.loss for c in tuning.cells], styles)):
+        color = look.color
         xs = [v for v in c.grid if c.scores.get(v) is not None]
         ys = [c.scores[v] for v in xs]
-        ax.plot(xs, ys, color=color, marker="o", markersize=3, linewidth=1.2, label=c.cell)
+        ax.plot(xs, ys, color=color, linestyle=look.dash, marker=look.marker, markersize=4,
+                linewidth=1.2, label=c.cell)
         bad = list(c.excluded)
         if bad:
             ax.plot(bad, [0.03] * len(bad), linestyle="none", marker="x", color=color,
                     markersize=7, transform=bottom)
             marked = True
         if c.chosen_score is not None:
-            ax.plot([c.chosen], [c.chosen_score], linestyle="none", marker="o", markersize=13,
+            # Rings of a size per loss: two losses that chose the same rate at the same score
+            # (ce and nll-manual) show as concentric rings, not one ring over the other.
+            ax.plot([c.chosen], [c.chosen_score], linestyle="none", marker="o",
+                    markersize=10 + 4 * (look.slot % 4),
                     markerfacecolor="none", markeredgecolor=color, markeredgewidth=1.5)
     name = key_name(tuning.key)
     note = "\n(circled: chosen; x at the bottom: diverged or excluded)" if marked else \
@@ -126,5 +138,19 @@ def plot_sensitivity(tuning: Tuning, path: Path) -> Path | None:
            ylabel=f"validation {tuning.criterion.column}",
            title=f"sensitivity to {name}, mean over tuning seeds" + note)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
-    return _save(fig, path)
+    legend_below(fig, [ax])
+    return save(fig, path)
+
+
+def tuned_panels(rows: Sequence[tuple[str, Sequence[RunRecord]]], tuning: Tuning
+                 ) -> list[tuple[str, list[tuple[str, Sequence[RunRecord]]]]]:
+    """val_acc_by_setting.png's panels under tuning: one per loss (per cell, with any other
+    setting), its runs at the chosen value, titled with that value (``ce, lr=0.1``)."""
+    chosen = tuning.chosen()
+    name = key_name(tuning.key)
+    panels = []
+    for label, records in rows:
+        cell = cell_of(records[0], tuning.context_keys) if records else label
+        at = f", {name}={fmt_value(chosen[cell])} (tuned)" if cell in chosen else ""
+        panels.append((f"{cell}{at}", [(label, records)]))
+    return panels
