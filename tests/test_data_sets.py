@@ -244,3 +244,19 @@ def test_an_unfetchable_set_is_one_line_saying_how_to_get_it(tmp_path):
     msg = str(e.value)
     assert "\n" not in msg and "kmnist not found" in msg
     assert "ce-lab data import PATH --dataset kmnist" in msg
+
+
+def test_a_comparison_over_data_sets_groups_by_data_set(tmp_path):
+    from ce_lab.comparison.build import build_table
+    from ce_lab.runs.record import load_run
+    from tests.run_factory import make_run
+
+    records = [load_run(make_run(tmp_path, loss, seed, final_val_acc=acc,
+                                 overrides={"data.name": name, "data.val_size": 300}))
+               for name, acc in (("mnist", 0.97), ("mnist1d", 0.6))
+               for loss in ("ce", "mse") for seed in (0, 1)]
+    table = build_table(records)
+    assert table.group_by == ["loss", "data.name"]
+    assert sorted(r.label for r in table.rows) == [
+        "ce data.name=mnist", "ce data.name=mnist1d", "mse data.name=mnist", "mse data.name=mnist1d"]
+    assert all(len(r.records) == 2 for r in table.rows)
