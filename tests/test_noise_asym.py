@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import yaml
 
 from ce_lab.config import check_trains, resolve_config
 from ce_lab.data.loader import load_mnist
@@ -82,7 +83,7 @@ def test_a_map_of_ones_own(tiny_mnist):
     cfg = resolve_config(None, [f"data.root={tiny_mnist}", "data.verify_md5=false",
                                 f"data.val_size={TINY_VAL_SIZE}", "data.label_noise=0.5",
                                 "data.label_noise_kind=asym", "data.noise_map={0: 9}"])
-    assert cfg.data.noise_map == {0: 9}
+    assert cfg.data.noise_map == ((0, 9),) and cfg.data.asym_map() == {0: 9}
     data = load_mnist(cfg.data, 0, "cpu")
     clean = load_mnist(cfg.data.model_copy(update={"label_noise": 0.0}), 0, "cpu")
     zeros = int((clean.train_y == 0).sum())
@@ -91,8 +92,20 @@ def test_a_map_of_ones_own(tiny_mnist):
     assert int((data.train_y == 0).sum()) == zeros - int(0.5 * zeros + 0.5)
 
 
+def test_a_map_round_trips_and_an_override_replaces_it():
+    from ce_lab.config import to_yaml, validate, with_overrides
+
+    cfg = resolve_config(None, ["data.noise_map={7: 1, 2: 7}"])
+    assert cfg.data.noise_map == ((2, 7), (7, 1))
+    assert validate(yaml.safe_load(to_yaml(cfg))) == cfg
+    assert with_overrides(cfg, {"data.noise_map": {3: 8}}).data.asym_map() == {3: 8}
+    assert resolve_config(None, ["data.noise_map=[[3, 8]]"]).data.asym_map() == {3: 8}
+
+
 @pytest.mark.parametrize("sets,text", [
     (["data.noise_map={3: 3}"], "3: 3 is no flip"),
+    (["data.noise_map=[[3, 4], [3, 5]]"], "a class appears twice as a source"),
+    (["data.noise_map={a: 4}"], "a map of class numbers"),
     (["data.noise_map={}"], "an empty map changes no label"),
     (["data.label_noise_kind=asym", "data.label_noise=0.2", "data.noise_map={1: 12}"],
      "class 12 does not exist (mnist has 10 classes"),

@@ -107,6 +107,8 @@ def fetch_note(data_cfg) -> str | None:
 
     if data_cfg.root is None or str(data_cfg.root) == "" or not data_cfg.download:
         return None
+    if getattr(data_cfg, "name", "mnist") != "mnist":  # each other set has a folder of its own
+        return None
     root = resolve_root(data_cfg.root)
     if not cache_problems(raw_dir(root), data_cfg.verify_md5):
         return None

@@ -4,6 +4,7 @@ is known before loading (``ce_lab.data.sets.N_TRAIN``); a ``custom`` set is chec
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -30,22 +31,36 @@ class DataConfig(_Section):
     label_noise: Float = Field(0.0, ge=0, lt=1)
     # pairflip: c -> (c+1) mod C; asym: noise_map's classes, label_noise of each (docs/data.md)
     label_noise_kind: Literal["symmetric", "pairflip", "asym"] = "symmetric"
-    noise_map: dict[int, int] | None = None  # asym: {from: to}; null: the set's literature map
+    # asym: {from: to, ...}, kept as sorted [from, to] pairs (a value, not a section: an override
+    # replaces the whole map); null: the set's map from the literature
+    noise_map: tuple[tuple[Int, Int], ...] | None = None
+
+    @field_validator("noise_map", mode="before")
+    @classmethod
+    def _pairs(cls, v):
+        if isinstance(v, Mapping):  # YAML keys of a map read back from JSON are text: "7"
+            try:
+                return sorted((int(a), b) for a, b in v.items())
+            except (TypeError, ValueError):
+                raise ValueError("a map of class numbers, {from: to, ...}") from None
+        return v
 
     @field_validator("noise_map")
     @classmethod
-    def _a_map(cls, v: dict[int, int] | None) -> dict[int, int] | None:
+    def _a_map(cls, v: tuple[tuple[int, int], ...] | None) -> tuple[tuple[int, int], ...] | None:
         if v is None:
             return v
         if not v:
             raise ValueError("an empty map changes no label; give {from: to, ...} or null")
-        for a, b in v.items():
+        for a, b in v:
             if a < 0 or b < 0 or a == b:
                 raise ValueError(f"{a}: {b} is no flip: classes are 0 .. C-1, each to another one")
-        return dict(sorted(v.items()))
+        if len({a for a, _ in v}) != len(v):
+            raise ValueError("a class appears twice as a source")
+        return tuple(sorted(v))
 
     def asym_map(self) -> dict[int, int] | None:
-        return self.noise_map if self.noise_map is not None else default_noise_map(self.name)
+        return dict(self.noise_map) if self.noise_map is not None else default_noise_map(self.name)
 
 
 def data_problem(cfg: DataConfig) -> str | None:
