@@ -228,6 +228,10 @@ def test_kmnist_without_published_md5s(tmp_path):
     assert [p.name for p in written] == [f.name for f in KMNIST.files]
     found = ensure_idx_set("kmnist", tmp_path / "cache", download=False)
     assert found.source == "cache" and found.verified is False
+    cached = raw_folder(tmp_path / "cache", KMNIST) / "t10k-labels-idx1-ubyte"
+    cached.write_bytes(idx_bytes((np.arange(9_999) % 10).astype(np.uint8)))  # a valid IDX, short
+    with pytest.raises(DataError, match="t10k-labels-idx1-ubyte 10007 bytes, expected 10008"):
+        ensure_idx_set("kmnist", tmp_path / "cache", download=False)
     gz = _kmnist_shaped(tmp_path / "gz", gz=True)  # a .gz is checked by torchvision's .gz md5
     with pytest.raises(DataError, match="is not kmnist's train-images-idx3-ubyte.gz"):
         import_folder(gz, tmp_path / "other", KMNIST.files, raw=tmp_path / "other" / "raw",

@@ -147,6 +147,8 @@ def cache_problems(raw: Path, verify_md5: bool = True,
                 problems[f.name] = f"unreadable ({e.strerror or e})"
         elif why := _header_problem(path, f.kind):
             problems[f.name] = why
+        elif verify_md5 and path.stat().st_size != f.size:  # no md5 to check: the exact size
+            problems[f.name] = f"{path.stat().st_size} bytes, expected {f.size}"
     unsummed = not verify_md5 or any(f.md5 is None for f in expected)
     if unsummed and not problems:  # the images and labels of a split must pair up
         for images in (f for f in expected if f.kind == "images"):
