@@ -74,3 +74,26 @@ def test_fashion_mnist_import_status_and_train(tmp_path):
     data = _meta(tmp_path / "runs")["data"]
     assert data["name"] == "fashion-mnist" and data["verified_md5"] is True
     assert data["md5"]["t10k-labels-idx1-ubyte"] == "15d484375f8d13e6eb1aabb0c3f46965"
+
+
+def test_a_custom_npz_trains_a_model_sized_from_it_and_is_left_alone(tmp_path):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "mine.npz"
+    np.savez(path, x_train=rng.normal(size=(90, 3, 4)).astype(np.float32), y_train=np.arange(90) % 5,
+             x_test=rng.normal(size=(20, 3, 4)).astype(np.float32), y_test=np.arange(20) % 5)
+    before = path.read_bytes()
+    result = runner.invoke(app, ["train", "--set", "data.name=custom", "--set", f"data.path={path}",
+                                 "--set", f"out_dir={tmp_path / 'runs'}", *SMALL])
+    assert result.exit_code == 0, result.output
+    data = _meta(tmp_path / "runs")["data"]
+    assert (data["name"], data["n_inputs"], data["n_classes"]) == ("custom", 12, 5)
+    assert (data["n_train"], data["n_val"], data["n_test"]) == (83, 7, 20)
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == [
+        "mine.npz", "runs"]
+    bad = runner.invoke(app, ["train", "--set", "data.name=custom", "--set",
+                              f"data.path={tmp_path / 'none.npz'}", *SMALL])
+    assert bad.exit_code == 2
+    assert bad.stderr.strip() == (f"error: data.path {tmp_path / 'none.npz'} does not exist (a "
+                                  "folder of four IDX files or an .npz)")
