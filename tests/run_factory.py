@@ -125,7 +125,7 @@ def make_run(
     (folder / "metrics.csv").write_text(",".join(header) + "\n" + "\n".join(rows) + "\n",
                                         encoding="utf-8")
 
-    has_val = cfg.data.val_size > 0
+    has_val = cfg.data.val_size != 0  # null: the default split, which has images
     eval_rows = []
     evals: list[tuple[int, float]] = []  # (examples, val_acc)
     for step in range(50, steps + 1, 50) if has_val else ():

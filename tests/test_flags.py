@@ -48,6 +48,12 @@ def test_chance_is_the_final_validation_accuracy_near_one_in_ten(acc, flagged):
     assert ("chance" in run_flags([], acc)) is flagged
 
 
+@pytest.mark.parametrize("n_classes,acc,flagged", [
+    (2, 0.5, True), (2, 0.1, False), (3, 0.34, True), (3, 0.1, False), (20, 0.05, True)])
+def test_chance_is_one_over_the_number_of_classes(n_classes, acc, flagged):
+    assert ("chance" in run_flags([], acc, n_classes)) is flagged
+
+
 # --- real runs ---------------------------------------------------------------------------------
 
 def test_gains_scale_the_initial_weights_and_one_is_bit_identical():

@@ -29,9 +29,10 @@ def import_ray():
 def _absolute_paths(config: dict[str, Any]) -> dict[str, Any]:
     """A Ray worker does not share the driver's working folder: make the folders absolute."""
     config = {**config, "out_dir": os.path.abspath(config["out_dir"])}
-    root = config.get("data", {}).get("root")
-    if root is not None:
-        config["data"] = {**config["data"], "root": os.path.abspath(root)}
+    for key in ("root", "path"):  # the cache folder; a custom set's files
+        where = config.get("data", {}).get(key)
+        if where is not None:
+            config["data"] = {**config["data"], key: os.path.abspath(where)}
     return config
 
 

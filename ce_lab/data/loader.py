@@ -11,10 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ce_lab.data.fetch import FetchReporter, ensure_mnist
-from ce_lab.data.files import resolve_root
-from ce_lab.data.idx import check_mnist_shape, read_idx
+from ce_lab.data.fetch import FetchReporter
 from ce_lab.data.noise import LabelNoise, corrupt_labels, subset_indices
+from ce_lab.data.read import MNIST_MEAN, MNIST_STD, read_arrays, read_idx_set
 from ce_lab.data.spec import MNIST, DatasetSpec
 from ce_lab.errors import DataError
 
@@ -22,9 +21,6 @@ if TYPE_CHECKING:
     import torch
 
     from ce_lab.config import DataConfig
-
-MNIST_MEAN = 0.1307  # of pixel / 255 over the training set
-MNIST_STD = 0.3081
 
 
 @dataclass(frozen=True)
@@ -43,6 +39,9 @@ class MnistTensors:
     source: str  # "cache", or what fetched the files in this call
     spec: DatasetSpec = MNIST  # inputs per example and classes: what the model is sized from
     label_noise: LabelNoise | None = None  # what data.label_noise did to train_y (None: unknown)
+    files: dict[str, str] | None = None  # file (or array set) -> md5 of what was read
+    normalise: tuple[float, float] = (MNIST_MEAN, MNIST_STD)  # (x - mean) / std, x in [0, 1] for uint8
+    generator: dict[str, Any] | None = None  # mnist1d: the generator's arguments
 
     @property
     def n_train(self) -> int:
@@ -66,35 +65,30 @@ class MnistTensors:
             "n_val": self.n_val,
             "n_test": self.n_test,
             "device": str(self.train_x.device),
-            "normalise": {"mean": MNIST_MEAN, "std": MNIST_STD},
+            "normalise": {"mean": self.normalise[0], "std": self.normalise[1]},
             "dataset": {"name": self.spec.name, "n_inputs": self.spec.n_inputs,
                         "n_classes": self.spec.n_classes},
             "label_noise": self.label_noise.to_dict() if self.label_noise else None,
         }
 
+    def meta(self) -> dict[str, Any]:
+        """What meta.json says of the data set: its name and shape, the splits, where it came from
+        and the md5 of every file read (MNIST-1D: of its arrays, and the generator's arguments)."""
+        out = {"name": self.spec.name, "n_inputs": self.spec.n_inputs,
+               "n_classes": self.spec.n_classes, "n_train": self.n_train, "n_val": self.n_val,
+               "n_test": self.n_test, "source": self.source, "verified_md5": self.verified,
+               "path": str(self.raw), "md5": self.files}
+        if self.generator is not None:
+            out["generator"] = self.generator
+        return out
 
-def _read_split(raw: Path, images: str, labels: str, spec: DatasetSpec = MNIST):
+
+def _normalise(x: torch.Tensor, mean: float, std: float) -> torch.Tensor:
+    """uint8 pixels to [0, 1] first; any input then (x - mean) / std, in a new tensor."""
     import torch
 
-    x = read_idx(raw / images)
-    y = read_idx(raw / labels)
-    check_mnist_shape(x, "images", images)
-    check_mnist_shape(y, "labels", labels)
-    if x.shape[0] != y.shape[0]:
-        raise DataError(f"{raw}: {x.shape[0]} images in {images} but {y.shape[0]} labels")
-    if x.shape[0] == 0:  # refused here, not at the end of a run that cannot be evaluated
-        raise DataError(f"{raw / images}: no images (the IDX file holds 0); every split needs some")
-    if x[0].size != spec.n_inputs:
-        raise DataError(f"{images}: {x[0].size} values per image, {spec.name} has {spec.n_inputs}")
-    if y.size and int(y.max()) >= spec.n_classes:
-        raise DataError(f"{labels}: label {int(y.max())}, {spec.name} has {spec.n_classes} classes")
-    # The arrays view read-only bytes; torch wants writable memory, hence one copy each here.
-    return (torch.from_numpy(x.reshape(len(x), spec.n_inputs).copy()),
-            torch.from_numpy(y.astype("int64")))
-
-
-def _normalise(x_uint8: torch.Tensor) -> torch.Tensor:
-    return x_uint8.float().div_(255.0).sub_(MNIST_MEAN).div_(MNIST_STD)
+    out = x.float().div_(255.0) if x.dtype == torch.uint8 else x.to(torch.float32, copy=True)
+    return out.sub_(mean).div_(std)
 
 
 def split_indices(n: int, val_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -110,41 +104,58 @@ def split_indices(n: int, val_size: int, seed: int) -> tuple[torch.Tensor, torch
 
 def load_mnist(data_cfg: DataConfig, seed: int, device: torch.device | str,
                reporter: FetchReporter | None = None) -> MnistTensors:
-    """MNIST resolved by ``data_cfg`` (cache, else fetch), split by ``seed``, on ``device``."""
+    """The data set ``data_cfg`` names (MNIST by default: the cache, else a fetch), split by
+    ``seed``, on ``device``."""
     import torch
 
-    found = ensure_mnist(resolve_root(data_cfg.root), download=data_cfg.download,
-                         verify_md5=data_cfg.verify_md5, reporter=reporter)
-    spec = MNIST
-    train_x, train_y = _read_split(found.raw, "train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-                                   spec)
-    test_x, test_y = _read_split(found.raw, "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte",
-                                 spec)
-    train_idx, val_idx = split_indices(len(train_y), data_cfg.val_size, seed)
+    from ce_lab.data.sets import IDX_NAMES
+    from ce_lab.data.settings import check_map, data_problem, resolved_val_size
+    from ce_lab.errors import ConfigError
+
+    if problem := data_problem(data_cfg):
+        raise ConfigError(problem)
+    if data_cfg.name in IDX_NAMES:
+        found = read_idx_set(data_cfg, reporter)
+    else:
+        found = read_arrays(data_cfg)
+    spec = found.spec
+    train_x, train_y, test_x, test_y = found.tensors
+    val_size = resolved_val_size(data_cfg, len(train_y))
+    train_idx, val_idx = split_indices(len(train_y), val_size, seed)
     subset = subset_indices(len(train_idx), data_cfg.train_size, seed)
     if subset is not None:
         train_idx = train_idx[subset]
+    noise_map = data_cfg.asym_map() if data_cfg.label_noise_kind == "asym" else None
+    if noise_map is not None:
+        try:
+            check_map(noise_map, spec.n_classes, spec.name)
+        except ValueError as e:
+            raise DataError(str(e)) from None
     # Corrupted on the CPU (the generator lives there), training labels only.
     clean = train_y[train_idx]
     noisy, noise = corrupt_labels(clean, data_cfg.label_noise, data_cfg.label_noise_kind,
-                                  spec.n_classes, seed)
+                                  spec.n_classes, seed, noise_map)
     device = torch.device(device)
     # uint8 crosses to the device (4x fewer bytes than float32); normalisation happens there.
     train_x, test_x = train_x.to(device), test_x.to(device)
     train_y, test_y = train_y.to(device), test_y.to(device)
     train_idx, val_idx = train_idx.to(device), val_idx.to(device)
+    mean, std = found.normalise
     return MnistTensors(
-        train_x=_normalise(train_x[train_idx]),
+        train_x=_normalise(train_x[train_idx], mean, std),
         train_y=noisy.to(device),
-        val_x=_normalise(train_x[val_idx]),
+        val_x=_normalise(train_x[val_idx], mean, std),
         val_y=train_y[val_idx],
-        test_x=_normalise(test_x),
+        test_x=_normalise(test_x, mean, std),
         test_y=test_y,
         raw=found.raw,
         verified=found.verified,
         source=found.source,
         spec=spec,
         label_noise=noise,
+        files=found.files,
+        normalise=(mean, std),
+        generator=found.generator,
     )
 
 

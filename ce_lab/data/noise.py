@@ -10,7 +10,13 @@ The count is exact: of ``n`` labels, ``changed_count(fraction, n)`` = floor(frac
 change (round half up, not Python's round-half-to-even), each to a class different from its own:
 
 - ``symmetric``: drawn uniformly from the other C - 1 classes (offset 1..C-1 added mod C);
-- ``pairflip``: class c becomes (c + 1) mod C.
+- ``pairflip``: class c becomes (c + 1) mod C;
+- ``asym``: class-dependent, as the noisy-label literature corrupts MNIST and Fashion-MNIST
+  (``ce_lab.data.sets``: SCE/APL's 7 -> 1, 2 -> 7, 5 <-> 6, 3 -> 8; Zhang & Sabuncu's map) or by a
+  map of one's own: of each source class's n_c labels exactly changed_count(fraction, n_c) become
+  its target, and the classes the map leaves out keep their labels. The papers' code draws each
+  label with probability ``fraction`` (APL's MNIST) or takes int(fraction * n_c) (SCE, APL's
+  CIFAR-10); the count here is that expectation rounded half up, as for the other kinds.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ if TYPE_CHECKING:
 
 NOISE_SEED_OFFSET = 2_000_029  # apart from the batch order's 1_000_003 and from the seed itself
 SUBSET_SEED_OFFSET = 3_000_017
-KINDS = ("symmetric", "pairflip")
+KINDS = ("symmetric", "pairflip", "asym")
 
 
 @dataclass(frozen=True)
@@ -37,10 +43,16 @@ class LabelNoise:
     kind: str
     changed: int  # labels that now differ from the true ones
     n_train: int  # training labels in all
+    noise_map: dict[int, int] | None = None  # asym: source class -> target class
+    per_class: dict[int, int] | None = None  # asym: labels changed of each source class
 
-    def to_dict(self) -> dict[str, float | int | str]:
-        return {"fraction": self.fraction, "kind": self.kind, "changed": self.changed,
-                "n_train": self.n_train}
+    def to_dict(self) -> dict:
+        out = {"fraction": self.fraction, "kind": self.kind, "changed": self.changed,
+               "n_train": self.n_train}
+        if self.noise_map is not None:  # JSON keys are text: "7": 1
+            out["map"] = {str(a): b for a, b in self.noise_map.items()}
+            out["changed_per_class"] = {str(a): n for a, n in (self.per_class or {}).items()}
+        return out
 
 
 def changed_count(fraction: float, n: int) -> int:
@@ -58,13 +70,18 @@ def _generator(seed: int, offset: int) -> torch.Generator:
 
 
 def corrupt_labels(labels: torch.Tensor, fraction: float, kind: str, n_classes: int,
-                   seed: int) -> tuple[torch.Tensor, LabelNoise]:
+                   seed: int, noise_map: dict[int, int] | None = None,
+                   ) -> tuple[torch.Tensor, LabelNoise]:
     """A corrupted copy of ``labels`` (CPU int64) and what changed. Fraction 0: the same tensor,
-    and no random number is drawn."""
+    and no random number is drawn. ``noise_map``: asym's {source: target} classes."""
     import torch
 
     if kind not in KINDS:
         raise ValueError(f"unknown label noise kind {kind!r}; valid kinds: {', '.join(KINDS)}")
+    if kind == "asym":
+        if not noise_map:
+            raise ValueError("label noise kind asym needs a class map {source: target}")
+        return _asym(labels, fraction, dict(sorted(noise_map.items())), seed)
     n = int(labels.shape[0])
     k = changed_count(fraction, n)
     if k == 0:
@@ -79,6 +96,29 @@ def corrupt_labels(labels: torch.Tensor, fraction: float, kind: str, n_classes: 
     out = labels.clone()
     out[which] = (old + shift) % n_classes
     return out, LabelNoise(fraction, kind, int((out != labels).sum()), n)
+
+
+def _asym(labels: torch.Tensor, fraction: float, noise_map: dict[int, int],
+          seed: int) -> tuple[torch.Tensor, LabelNoise]:
+    """Of each source class (in class order, from one generator), exactly changed_count(fraction,
+    n_c) of its labels, drawn without replacement, become the map's target. Sources are chosen
+    from the clean labels, so 5 <-> 6 swaps two disjoint sets."""
+    import torch
+
+    out = labels.clone()
+    per_class = {}
+    gen = _generator(seed, NOISE_SEED_OFFSET) if fraction > 0 else None
+    for source, target in noise_map.items():
+        where = (labels == source).nonzero().flatten()
+        k = changed_count(fraction, int(where.numel()))
+        per_class[source] = k
+        if k:
+            chosen = where[torch.randperm(int(where.numel()), generator=gen)[:k]]
+            out[chosen] = target
+    if not any(per_class.values()):
+        out = labels  # nothing changed: the same tensor, as for the other kinds
+    changed = int((out != labels).sum())
+    return out, LabelNoise(fraction, "asym", changed, int(labels.shape[0]), noise_map, per_class)
 
 
 def subset_indices(n: int, size: int | None, seed: int) -> torch.Tensor | None:

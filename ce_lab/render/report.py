@@ -17,13 +17,15 @@ from ce_lab.runs.record import RunRecord
 # Settings worth stating at the top of a report, when all runs share them.
 KEY_SETTINGS = (
     "model.hidden", "model.activation", "model.init", "model.init_gain", "model.output_gain",
-    "data.train_size", "data.label_noise", "data.label_noise_kind", "optim.name", "optim.lr",
+    "data.name", "data.train_size", "data.label_noise", "data.label_noise_kind", "optim.name",
+    "optim.lr",
     "optim.momentum", "schedule.name", "train.epochs", "train.max_steps", "train.batch_size",
     "data.val_size", "log.eval_every", "device",
 )
-# Stated only where they are not their default (older runs lack them): a gain of 1, no noise.
+# Stated only where they are not their default (older runs lack them): a gain of 1, no noise,
+# MNIST, the default split (null: a twelfth of the set).
 UNLESS_DEFAULT = {"model.init_gain": 1.0, "model.output_gain": 1.0, "data.train_size": None,
-                  "data.label_noise": 0.0}
+                  "data.label_noise": 0.0, "data.name": "mnist", "data.val_size": None}
 
 
 def _fmt(v) -> str:

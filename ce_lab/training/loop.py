@@ -101,8 +101,11 @@ class Trainer(MemberRecords):
             self.members = create_members(self.cfgs, member_labels(self.cfgs), str(self.device),
                                           self.group)
             noise = getattr(self.data, "label_noise", None)
+            describe = getattr(self.data, "meta", None)  # the data set, its splits and md5s
             for mem in self.members:  # how many training labels data.label_noise changed
                 mem.meta["label_noise"] = noise.to_dict() if noise is not None else None
+                if describe is not None:
+                    mem.meta["data"] = describe()
             if self.on_open is not None:
                 self.on_open([(mem.cfg, mem.run_dir) for mem in self.members])
         keep = self.state.step if self.resume is not None else None

@@ -191,6 +191,13 @@ def open_logs(members: Sequence[Member], param_names: Sequence[str], squashes: S
         mem._last_beat = time.monotonic()
 
 
+def _n_classes(meta: dict[str, Any]) -> int:
+    """The data set's classes from meta.json (a run from before it was recorded: MNIST's 10)."""
+    data = meta.get("data")
+    n = data.get("n_classes") if isinstance(data, dict) else None
+    return n if isinstance(n, int) and not isinstance(n, bool) and n >= 2 else 10
+
+
 def close_member(mem: Member, *, steps_per_epoch: int, examples: int) -> RunOutcome:
     """summary.json and the final meta.json of a member whose run has ended."""
     def failed_writing(e: WriteError) -> None:
@@ -225,6 +232,7 @@ def close_member(mem: Member, *, steps_per_epoch: int, examples: int) -> RunOutc
             steps_per_epoch=steps_per_epoch, thresholds=mem.cfg.log.thresholds,
             test=mem.test, diverged_at=mem.diverged_at,
             diverged_quantity=mem.diverged_quantity, group=mem.meta.get("group"),
+            n_classes=_n_classes(mem.meta),
         )
         write_json(mem.run_dir / SUMMARY, summary)
     except WriteError as e:

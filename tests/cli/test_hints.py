@@ -58,7 +58,7 @@ def test_config_file_and_set_loss_typos_get_the_guess(cli, tmp_path):
     ("lr=0.1", "did you mean 'optim.lr'?"),
     ("train.lr=0.1", "did you mean 'optim.lr'?"),  # the right key in another section
     ("momentum=0.9", "did you mean 'optim.momentum'?"),
-    ("name=adam", "did you mean one of 'loss.name', 'optim.name', 'schedule.name'?"),
+    ("name=adam", "did you mean one of 'data.name', 'loss.name', 'optim.name', 'schedule.name'?"),
 ])
 def test_set_key_without_its_section_suggests_the_full_key(cli, item, guess):
     line = _one_line(cli.invoke(app, ["train", "--set", item]))
