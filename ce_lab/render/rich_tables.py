@@ -7,10 +7,10 @@ from collections.abc import Sequence
 from ce_lab.comparison.build import ComparisonTable
 from ce_lab.comparison.paired import PairedDiff
 from ce_lab.render.cells import (
-    PAIRED_NOTE,
     PAIRED_TITLE,
     paired_cells,
     paired_headers,
+    paired_note,
     shown_tables,
 )
 from ce_lab.shown import rich_cell
@@ -37,7 +37,7 @@ def paired_to_rich(diffs: Sequence[PairedDiff], reference: str):
     from rich.table import Table
 
     headers = paired_headers(diffs)
-    out = Table(title=f"{PAIRED_TITLE}: loss - {rich_cell(reference)}", caption=PAIRED_NOTE)
+    out = Table(title=f"{PAIRED_TITLE}: loss - {rich_cell(reference)}", caption=paired_note(diffs))
     for h in headers:
         out.add_column(h, justify="left" if h in ("loss", "vs", "metric", "verdict") else "right")
     for d in diffs:

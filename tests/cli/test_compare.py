@@ -63,10 +63,10 @@ def test_rich_table_shows_values_and_not_reached(three_losses):
     ce_line = next(line for line in out.splitlines() if line.startswith("│ ce "))
     assert "100" in ce_line and "300" in ce_line and "0.9612" in ce_line
     assert "not reached" not in ce_line.split("300")[0]  # 0.90 and 0.95 were reached
-    # Paired against ce: mse needs 300 more steps to 0.90 (one seed: no interval).
-    paired = next(line for line in out.splitlines() if line.startswith("│ mse ") and "0.90" in line)
-    assert "+300.0" in paired and "n=1" in paired
-    assert "report.md:" in out and "plot:" not in out
+    # One seed: no paired table of n=1 rows, one line saying why, and no paired.csv.
+    assert "paired differences by seed" not in out and "n=1" not in out
+    assert "no paired differences shown: an interval over seeds needs at least two seeds" in out
+    assert "report.md:" in out and "plot:" not in out and "paired.csv:" not in out
 
 
 # --- paired differences over seeds --------------------------------------------------------------
