@@ -88,6 +88,7 @@ class Shown:
     header: tuple[str, ...]  # header lines
     cell: Callable[[Row], list[str]]  # a cell is a list of lines
     numeric: bool = True
+    importance: int = 2  # which a narrow terminal drops first (the metric registry's; fit.py)
 
 
 def _label_columns(table: ComparisonTable) -> list[Shown]:
@@ -128,11 +129,12 @@ def shown_tables(table: ComparisonTable) -> list[tuple[str, list[Shown]]]:
     """(title, columns) of the shown tables: accuracy and convergence; gradients; calibration."""
     label = _label_columns(table)
     records = [r for row in table.rows for r in row.records]
-    status = Shown(("status",), _status_lines, numeric=False)
+    status = Shown(("status",), _status_lines, numeric=False, importance=3)
     out = []
     for table_id, (title, with_status) in SHOWN_TABLES.items():
         cols = [*label, *([status] if with_status else [])]
-        cols += [Shown(_header(c, records), _metric_cell(table, c))
+        cols += [Shown(_header(c, records), _metric_cell(table, c),
+                       importance=c.metric.metric.importance)
                  for c in table.metric_columns if c.metric.metric.table == table_id]
         out.append((title, [_printable(c) for c in cols]))
     return out
@@ -210,6 +212,12 @@ def p_text(p: float | None) -> str:
     if p is None:
         return NONE_SHOWN
     return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+# Which paired columns a narrow terminal drops first (0 first): the resolution, the raw p, n; the
+# verdict goes last, after everything but vs and metric, which name the row with the loss.
+PAIRED_IMPORTANCE = {"vs": 9, "metric": 9, "n": 1, "mean diff": 3, "95% interval": 2, "p": 1,
+                     "p Holm": 2, "resolution": 0, "verdict": 4}
 
 
 def paired_headers(diffs: Sequence[PairedDiff]) -> list[str]:
