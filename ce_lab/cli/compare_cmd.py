@@ -197,7 +197,8 @@ def compare(
     """Train every loss (and seed) under identical conditions; show the table, plots, report.md.
 
     The table comes with paired differences against the reference loss (accuracies, the AUC of
-    validation accuracy, steps to each threshold), each with a 95% t interval over seeds.
+    validation accuracy, steps to each threshold), each with a 95% t interval over seeds and its
+    p-value, Holm-adjusted across the comparison for the verdict (at least two seeds).
 
     With --tune-lr each loss is first tuned to its own learning rate on the validation split,
     then compared at it: the fair comparison (every loss at one shared rate mostly measures how
