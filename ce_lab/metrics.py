@@ -199,8 +199,7 @@ class SummaryMetric:
 
     key: str  # csv header, json key and --sort name
     header: str  # its name as a column
-    kind: str  # how values print: acc (0.9612) | step (400) | seconds (4.0) | norm (0.05)
-    #            | score (0.0213: ECE, NLL, Brier)
+    kind: str  # prints as acc (0.9612) | step (400) | seconds (4.0) | norm (0.05) | score (0.0213)
     description: str
     path: tuple[str, ...] = ()  # where it lands in summary.json
     # Instead of a path: (summary, parameter value or None) -> value, for a derived number.
@@ -218,6 +217,7 @@ class SummaryMetric:
     shown: tuple[str, ...] = ()  # its header lines there (default: the header)
     second: SecondLine | None = None
     group_text: str | None = None  # a group's cell instead of "mean (m/n)": {n}, {of}, {value}
+    importance: int = 1  # a narrow table drops 0 first, 3 last (render/fit.py): thresholds, dL/dz
 
     def fields_for(self, value: Any = None) -> dict[str, str]:
         """The template fields for one parameter value ({} without a parameter)."""
@@ -248,24 +248,24 @@ NONE_SHOWN = "—"
 _SUMMARY: list[SummaryMetric] = [
     SummaryMetric("final_val_acc", "final val acc", "acc", "validation accuracy at the last "
                   "evaluation", ("final", "val_acc"), higher_is_better=True, paired=True,
-                  needs_val=True, shown=("final", "val acc")),
+                  needs_val=True, shown=("final", "val acc"), importance=1),
     SummaryMetric("best_val_acc", "best val acc", "acc", "highest validation accuracy of any "
                   "evaluation", ("best_val_acc",), higher_is_better=True, paired=True,
-                  needs_val=True, shown=("best", "val acc")),
+                  needs_val=True, shown=("best", "val acc"), importance=0),
     SummaryMetric("val_acc_auc", "val acc AUC", "acc", "area under validation accuracy against "
                   "examples seen (trapezoid rule over the evaluations, first to last), divided by "
                   "the examples spanned: the mean validation accuracy over training",
                   ("val_acc_auc",), higher_is_better=True, paired=True, needs_val=True,
-                  shown=("val acc", "AUC")),
+                  shown=("val acc", "AUC"), importance=2),
     SummaryMetric("test_acc", "test acc", "acc", "accuracy on the test images (completed runs)",
-                  ("final", "test_acc"), higher_is_better=True, paired=True,
+                  ("final", "test_acc"), higher_is_better=True, paired=True, importance=2,
                   shown=("test", "acc")),
     SummaryMetric("steps_to_{t}", "steps to {t}", "step", "steps until validation accuracy first "
                   "reached the threshold (known at evaluations only: every log.eval_every steps "
                   "and at each epoch end)", ("convergence", "{t}", "step"), param=THRESHOLD,
                   higher_is_better=False, paired=True, needs_val=True,
                   resolution="log.eval_every", shown=("to {t}", "steps, s"),
-                  second=SecondLine("seconds_to_{t}", "{} s", counts=False)),
+                  second=SecondLine("seconds_to_{t}", "{} s", counts=False), importance=3),
     SummaryMetric("seconds_to_{t}", "s to {t}", "seconds", "seconds until validation accuracy "
                   "first reached the threshold", ("convergence", "{t}", "seconds"),
                   param=THRESHOLD, higher_is_better=False, needs_val=True, table=None),
@@ -280,24 +280,24 @@ _SUMMARY: list[SummaryMetric] = [
                   value=lambda s, layer: grad_value(s, "late", layer)),
     SummaryMetric("logit_grad_early", "dL/dz early", "norm", "mean logit_grad_norm over the first "
                   "10% of logged steps (the first epoch in runs written before)",
-                  value=lambda s, _: grad_value(s, "early"), table="gradients",
+                  value=lambda s, _: grad_value(s, "early"), table="gradients", importance=3,
                   shown=("dL/dz", "early → late"), second=SecondLine("logit_grad_late", "→ {}")),
     SummaryMetric("logit_grad_late", "dL/dz late", "norm", "mean logit_grad_norm over the last "
                   "10% of logged steps (the last epoch in runs written before)",
                   value=lambda s, _: grad_value(s, "late"), table=None),
     # Calibration on the test set (completed runs), p = softmax(z) for every loss
     SummaryMetric("test_ece", "test ECE", "score", "expected calibration error on the test images "
-                  "(15 equal-width bins of the max softmax probability)", ("final", "test_ece"),
+                  "(15 equal-width bins of the max softmax probability)", ("final", "test_ece"), importance=2,
                   higher_is_better=False, paired=True, table="calibration", shown=("test", "ECE")),
     SummaryMetric("test_nll", "test NLL", "score", "mean -log softmax(z)_y on the test images",
                   ("final", "test_nll"), higher_is_better=False, paired=True, table="calibration",
                   shown=("test", "NLL")),
     SummaryMetric("test_brier", "test Brier", "score", "Brier score on the test images: mean of "
                   "sum_j (softmax(z)_j - onehot_j)^2", ("final", "test_brier"),
-                  higher_is_better=False, table="calibration", shown=("test", "Brier")),
+                  higher_is_better=False, table="calibration", shown=("test", "Brier"), importance=0),
     SummaryMetric("diverged_at", "diverged at", "step", "the step the loss or a gradient went "
                   "non-finite", ("diverged_at",), table="gradients", shown=("diverged", "at step"),
-                  group_text="{n}/{of} diverged, step {value}"),
+                  group_text="{n}/{of} diverged, step {value}", importance=2),
 ]
 
 

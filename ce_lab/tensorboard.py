@@ -2,18 +2,26 @@
 
 One writer, used both live (``log.tensorboard: true``: each member of a stack writes into its own
 run folder as it logs its rows) and after the fact (``ce-lab export tensorboard``, from the CSVs),
-so both give the same tags: each CSV column under its own name (``loss``, ``grad_norm/fc1.weight``,
-``val_acc``, ...), and ``test_loss``/``test_acc`` at the last step. It uses the ``tensorboard``
-package's own event-file writer and protos (``pip install "ce-lab[tensorboard]"``), without torch
-or TensorFlow. Events carry the run's wall time (start + ``wall_s``), so TensorBoard's relative
-time axis is the run's.
+so both give the same tags: each CSV column under its own name in a numbered section
+(``1_validation/val_acc``, ``2_test/test_acc``, ``3_train/loss``, ``4_gradients/grad_norm/fc1.weight``
+...; ``tag``), and ``test_loss``/``test_acc`` at the last step. TensorBoard groups a run's cards by
+the tag's part before the first "/" and orders the groups by that text (numbers by value), opening
+the first two: the numbers put validation and test first, before training batches and gradient
+norms, which plain names would sort ahead of them ("acc" < "grad_norm" < "val_acc").
+
+An export nests the runs by their group (the comparison or batch, meta.json "group") and names each
+by the config keys that differ within it (``loss=mse lr=3.16 seed=0``, ``run_names``); the HParams
+values are the keys that differ between the exported runs (``hparam_keys``), so TensorBoard's
+table shows those columns, not constants. It uses the ``tensorboard`` package's own event-file
+writer and protos (``pip install "ce-lab[tensorboard]"``), without torch or TensorFlow. Events
+carry the run's wall time (start + ``wall_s``), so TensorBoard's relative time axis is the run's.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +30,68 @@ from ce_lab.errors import require
 # CSV columns that are the x axis (or its variants), not values to plot.
 AXIS_COLUMNS = frozenset({"step", "epoch", "examples", "wall_s"})
 EVENTS_PREFIX = "events.out.tfevents."
+# A column's section, by the start of its name; any other column is a training batch's.
+SECTIONS = (("val_", "1_validation"), ("test_", "2_test"), ("grad_norm/", "4_gradients"),
+            ("logit_grad_norm", "4_gradients"), ("update_ratio/", "5_updates"),
+            ("saturated_", "6_saturation"))
+TRAIN_SECTION = "3_train"
+
+
+def tag(column: str) -> str:
+    """The scalar's tag: the CSV column under its section, "val_acc" -> "1_validation/val_acc"."""
+    section = next((s for start, s in SECTIONS if column.startswith(start)), TRAIN_SECTION)
+    return f"{section}/{column}"
+
+
+# Short names of config keys in a run's name; any other key by its last part, or whole where
+# two keys of one name share it.
+SHORT_KEYS = {"loss.name": "loss", "optim.lr": "lr", "optim.name": "optimizer"}
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, float):  # 3 significant digits (a tuned 3.1622... as 3.16), 1000 whole
+        short = f"{value:.3g}"
+        return f"{value:g}" if "e" in short and abs(value) >= 1 else short
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(str(x) for x in value) + "]"
+    return str(value)
+
+
+def run_names(records: Sequence[Any]) -> list[str]:
+    """Each run's TensorBoard name within its group: the result keys that differ between the
+    runs, the loss first and the seed last (``loss=mse lr=3.16 seed=0``); the run id where
+    nothing differs, or where two runs would share a name (then both are named by their ids).
+    Plain: no path separator or control character, whatever the config held."""
+    from ce_lab.config import NON_RESULT_KEYS, differing_keys, flatten
+    from ce_lab.shown import printable
+
+    keys = differing_keys([r.config for r in records], ignore=NON_RESULT_KEYS)
+    keys = sorted(keys, key=lambda k: (k != "loss.name", k == "seed"))
+    lasts = [k.rsplit(".", 1)[-1] for k in keys]
+    short = [SHORT_KEYS.get(k, last if lasts.count(last) == 1 else k)
+             for k, last in zip(keys, lasts)]
+    names = []
+    for r in records:
+        flat = flatten(r.config)
+        text = " ".join(f"{s}={_shown(flat.get(k))}" for s, k in zip(short, keys))
+        names.append(printable(text or str(r.run_id)).translate(_UNSAFE))
+    # A name two runs share, or too long for a folder (many swept keys): the run's id instead.
+    return [n if names.count(n) == 1 and len(n.encode()) <= MAX_NAME_BYTES
+            else printable(str(r.run_id)).translate(_UNSAFE) for n, r in zip(names, records)]
+
+
+MAX_NAME_BYTES = 200  # file systems allow 255 per name
+
+
+_UNSAFE = str.maketrans({"/": "_", "\\": "_", "\0": "_"})
+
+
+def hparam_keys(configs: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The config keys whose values differ between the runs (and may change a result): the
+    HParams columns; the loss alone where nothing differs."""
+    from ce_lab.config import NON_RESULT_KEYS, differing_keys
+
+    return differing_keys(configs, ignore=NON_RESULT_KEYS) or ["loss.name"]
 
 
 def _modules():
@@ -89,7 +159,7 @@ class RunEvents:
         wall = self.start_time + (float(wall_s) if wall_s is not None
                                   and math.isfinite(float(wall_s)) else 0.0)
         value = self._summary_pb2.Summary.Value
-        values = [value(tag=k, simple_value=float(v)) for k, v in row.items()
+        values = [value(tag=tag(k), simple_value=float(v)) for k, v in row.items()
                   if k not in AXIS_COLUMNS and v is not None]
         if values:
             self._add(step, wall, summary=self._summary_pb2.Summary(value=values))
@@ -119,35 +189,41 @@ def _write_rows(events: RunEvents, tables) -> None:
             events.scalars(dict(zip(names, values)))
 
 
+def _only(flat_config: Mapping[str, Any], keys: Sequence[str]) -> dict[str, Any]:
+    return hparam_values({k: flat_config.get(k) for k in keys})
+
+
 def open_live(run_dir: Path, run_id: str, flat_config: Mapping[str, Any],
-              meta: Mapping[str, Any], resumed: bool = False) -> RunEvents:
-    """The live writer of a run that starts in ``run_dir``. A resumed run's CSVs were just cut
-    back to its checkpoint: its event file is written anew from them, then goes on live, so the
-    events hold each logged step once, as the CSVs do."""
-    from ce_lab.config import NON_RESULT_KEYS
+              meta: Mapping[str, Any], resumed: bool = False,
+              keys: Sequence[str] = ("loss.name", "seed")) -> RunEvents:
+    """The live writer of a run that starts in ``run_dir``, its HParams the config ``keys``
+    (the caller's: those that differ in its stack). A resumed run's CSVs were just cut back to
+    its checkpoint: its event file is written anew from them, then goes on live, so the events
+    hold each logged step once, as the CSVs do."""
     from ce_lab.runs.names import EVALS, METRICS
     from ce_lab.runs.read import read_csv_columns
 
     if resumed:
         _replace_events(run_dir)
     events = RunEvents(run_dir, started_timestamp(meta))
-    events.hparams(hparam_values(flat_config, NON_RESULT_KEYS), run_id)
+    events.hparams(_only(flat_config, keys), run_id)
     if resumed:
         _write_rows(events, [read_csv_columns(run_dir / METRICS), read_csv_columns(run_dir / EVALS)])
     return events
 
 
-def export_run(record, logdir: Path) -> Path:
-    """Write the event file of a finished run (a RunRecord) into ``logdir``, from its CSVs;
-    event files an earlier export left there are replaced."""
-    from ce_lab.config import NON_RESULT_KEYS, flatten
+def export_run(record, logdir: Path, keys: Sequence[str], trial_id: str) -> Path:
+    """Write the event file of a finished run (a RunRecord) into ``logdir``, from its CSVs, its
+    HParams the config ``keys`` under ``trial_id`` (unique in the export: runs of one id would
+    be one row); event files an earlier export left there are replaced."""
+    from ce_lab.config import flatten
     from ce_lab.safe_io import ensure_dir
 
     ensure_dir(logdir)  # a link there would send the files (and the removals) elsewhere
     _replace_events(logdir)
     events = RunEvents(logdir, started_timestamp(record.meta))
     try:
-        events.hparams(hparam_values(flatten(record.config), NON_RESULT_KEYS), record.run_id)
+        events.hparams(_only(flatten(record.config), keys), trial_id)
         _write_rows(events, [record.metrics, record.evals])
         final = record.summary.get("final") or {}
         steps = record.summary.get("steps")

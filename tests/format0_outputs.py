@@ -91,11 +91,14 @@ def tensorboard_scalars(root: Path) -> dict[str, dict[str, list[list[float]]]]:
                                  "--out", str(logdir)])
     assert result.exit_code == 0, result.output
     out = {}
-    for run in runs:
-        acc = EventAccumulator(str(logdir / run), size_guidance={"scalars": 0})
+    # Each TensorBoard run's folder, wherever the export put it (flat by run id before, nested by
+    # group and named by what differs since): keyed by its path under the logdir.
+    for run in sorted({p.parent for p in logdir.rglob("events.out.tfevents.*")}):
+        acc = EventAccumulator(str(run), size_guidance={"scalars": 0})
         acc.Reload()
-        out[run] = {tag: [[e.step, e.value] for e in acc.Scalars(tag)]
-                    for tag in sorted(acc.Tags()["scalars"])}
+        out[run.relative_to(logdir).as_posix()] = {
+            tag: [[e.step, e.value] for e in acc.Scalars(tag)]
+            for tag in sorted(acc.Tags()["scalars"])}
     return out
 
 

@@ -472,13 +472,16 @@ def tb_hparams(acc) -> dict:
 
 
 def assert_scalars_equal_csv(acc, run_dir: Path) -> None:
-    """Every value column of both CSVs, step by step, as float32 (what an event holds)."""
+    """Every value column of both CSVs, step by step, as float32 (what an event holds), under
+    its sectioned tag ("val_acc" as "1_validation/val_acc")."""
+    from ce_lab.tensorboard import tag
+
     for name in ("metrics.csv", "eval.csv"):
         table = rows(run_dir / name)
         for col in table[0]:
             if col in ("step", "epoch", "examples", "wall_s"):
                 continue
-            events = acc.Scalars(col)
+            events = acc.Scalars(tag(col))
             assert [e.step for e in events] == [int(r["step"]) for r in table], col
             want = np.array([float(r[col]) for r in table], dtype=np.float32)
             got = np.array([e.value for e in events], dtype=np.float32)

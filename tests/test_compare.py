@@ -11,7 +11,7 @@ import pytest
 from ce_lab.comparison.build import Agg
 from ce_lab.comparison.paired import paired_interval
 from ce_lab.runs.record import RunFolderError, load_run
-from tests.helpers import compare_json, seeded_runs, three_loss_runs
+from tests.helpers import compare_json, compare_result, seeded_runs, three_loss_runs
 from tests.run_factory import make_run
 
 # --- paired differences over seeds --------------------------------------------------------------
@@ -122,6 +122,18 @@ def test_paired_difference_interval_matches_t_reference(tmp_path):
     assert mse["n"] == 3 and mse["seeds"] == [0, 1, 2] and mse["diffs"] == [300, 300, 400]
     assert mse["mean"] == pytest.approx(1000 / 3)
     assert (mse["lo"], mse["hi"]) == (pytest.approx(lo, abs=1e-3), pytest.approx(hi, abs=1e-3))
+    # p = 0.0099 by scipy's paired t test; the comparison tests every paired row with a p at once:
+    # Holm over all of them, recomputed here.
+    from scipy.stats import ttest_1samp
+
+    assert mse["p"] == pytest.approx(ttest_1samp([300, 300, 400], 0.0).pvalue, rel=1e-12)
+    tested = sorted(p["p"] for p in data["paired"] if p["p"] is not None)
+    m = len(tested)
+    steps = [min(1.0, (m - k) * q) for k, q in enumerate(tested)]
+    holm_of = {q: max(steps[:k + 1]) for k, q in enumerate(tested)}
+    assert all(p["holm_family"] == m and p["p_holm"] == pytest.approx(holm_of[p["p"]])
+               for p in data["paired"] if p["p"] is not None)
+    assert mse["excludes_zero"] is True and 0.0099 < mse["p_holm"] < 0.05
     assert mse["significant"] is True and mse["verdict"] == "significant"
 
     nll = paired[("nll-manual", 0.9)]
@@ -142,3 +154,38 @@ def test_paired_difference_interval_matches_t_reference(tmp_path):
     assert missed["mean"] is None and missed["lo"] is None and missed["hi"] is None
     assert missed["verdict"] == "mse not reached in 2/3 seeds"
     assert missed["not_reached"] == {"loss": 2, "reference": 0}
+
+
+# --- what report.md says about the setting -------------------------------------------------------
+
+
+def test_report_of_an_untuned_comparison_says_every_loss_shared_one_rate(tmp_path):
+    from ce_lab.cli.compare_tuning import shared_lr_line
+    from ce_lab.config import RunConfig
+
+    out = tmp_path / "runs"
+    shared = [make_run(out, loss, seed, overrides={"optim.lr": 0.25})
+              for loss in ("ce", "mse") for seed in (0, 1)]
+    report = compare_result(*shared).files["report.md"].read_text()
+    line = ("every loss shares lr 0.25, which suits some losses more than others; to compare "
+            "each at its own tuned rate: ce-lab compare --tune-lr")
+    assert f"- learning rate: {line}\n" in report
+    # the console's note after a training compare is the same sentence (one definition)
+    cfg = RunConfig.model_validate({"optim": {"lr": 0.25}})
+    assert shared_lr_line({0: [cfg, cfg]}) == line
+    mixed = [make_run(out, "mse", s, overrides={"optim.lr": 0.5}, name=f"mse-b{s}")
+             for s in (0, 1)]
+    report = compare_result(shared[0], shared[1], *mixed).files["report.md"].read_text()
+    assert "every loss shares lr" not in report
+
+
+def test_one_seed_gives_one_line_and_no_paired_csv(tmp_path):
+    out = tmp_path / "runs"
+    runs = [make_run(out, loss, 0) for loss in ("ce", "mse")]
+    result = compare_result(*runs)
+    assert [d.n for d in result.diffs] and all(d.n == 1 for d in result.diffs)  # data kept
+    assert "paired.csv" not in result.files and not (result.comp_dir / "paired.csv").exists()
+    report = result.files["report.md"].read_text()
+    assert ("no paired differences shown: an interval over seeds needs at least two seeds, and "
+            "these runs pair one.\n") in report
+    assert "paired differences by seed" not in report and "| n |" not in report.split("Results")[1]

@@ -13,6 +13,7 @@ import pytest
 from scipy import stats
 
 from ce_lab import metrics
+from ce_lab.comparison.paired import holm, paired_interval
 from ce_lab.metrics import SummaryMetric
 from ce_lab.summary import early_late_rows, val_acc_auc
 from tests.helpers import compare_json, compare_markdown
@@ -142,4 +143,69 @@ def test_another_modules_metric_gets_paired_by_setting_paired(tmp_path):
     assert p["diffs"] == pytest.approx([2.0, 3.0, 4.0])  # steps * 0.01 in run_factory
     lo, hi = stats.t.interval(0.95, 2, loc=3.0, scale=1.0 / math.sqrt(3))
     assert (p["lo"], p["hi"]) == (pytest.approx(lo), pytest.approx(hi))
-    assert p["param"] is None and p["threshold"] is None and p["verdict"] == "significant"
+    assert p["param"] is None and p["threshold"] is None and p["excludes_zero"] is True
+    # A registered metric joins the Holm family like any other (its raw p is 0.035).
+    assert p["p"] == pytest.approx(stats.ttest_1samp([2.0, 3.0, 4.0], 0.0).pvalue, rel=1e-12)
+    assert p["holm_family"] >= 1 and p["p_holm"] >= p["p"]
+    assert p["verdict"] == ("significant" if p["p_holm"] < 0.05 else "not significant after Holm")
+
+
+# --- multiple comparisons: Holm ------------------------------------------------------------------
+
+
+def test_holm_matches_a_hand_computed_example():
+    # m = 4, sorted 0.005 0.01 0.03 0.04, times 4 3 2 1: 0.02 0.03 0.06 0.04; running maximum
+    # 0.02 0.03 0.06 0.06 (the 0.04 row may not be adjusted below the 0.03 row before it).
+    got = holm([0.01, 0.04, 0.03, 0.005])
+    assert got == pytest.approx([0.03, 0.06, 0.06, 0.02], abs=1e-15)
+    # Capped at 1, and still non-decreasing in the order of the raw p-values.
+    assert holm([0.5, 0.6, 0.01]) == pytest.approx([1.0, 1.0, 0.03], abs=1e-15)
+    assert holm([0.4, 0.7, 0.9]) == [1.0, 1.0, 1.0]
+    assert holm([0.02]) == [0.02] and holm([]) == []
+    raw = [0.001, 0.2, 0.004, 0.03, 0.5, 0.011]
+    adjusted = holm(raw)
+    by_raw = [a for _, a in sorted(zip(raw, adjusted))]
+    assert by_raw == sorted(by_raw) and all(a >= r for a, r in zip(adjusted, raw))
+
+
+def test_raw_p_is_the_paired_t_test():
+    diffs = [12.0, 7.5, 20.0, 3.25]
+    assert paired_interval(diffs).p == pytest.approx(stats.ttest_1samp(diffs, 0.0).pvalue,
+                                                     rel=1e-12)
+    assert paired_interval([5.0]).p is None  # one pair: no test
+    # every difference equal: no t statistic (scipy gives NaN), so no p and no Holm row
+    assert paired_interval([2.0, 2.0]).p is None and paired_interval([0.0, 0.0]).p is None
+    # p < 0.05 exactly when the 95% interval excludes 0
+    for d in ([1.0, 2.0, 3.5], [1.0, -2.0, 3.5], [0.1, 0.12, 0.09, 0.11]):
+        iv = paired_interval(d)
+        assert (iv.p < 0.05) == iv.significant
+
+
+def test_significant_refers_to_the_holm_adjusted_p_and_the_report_says_so(tmp_path):
+    out = tmp_path / "runs"
+    # Four seeds: mse's final val acc is clearly lower (p ~ 5e-9, kept by Holm); its best val acc
+    # higher by 0.002, 0.003, 0.004, 0.001 (p = 0.030: the interval excludes 0, but Holm over the
+    # three rows with a p doubles it to 0.061); its test acc differs by +0.001, -0.002, +0.004,
+    # +0.003 (p = 0.34). The other rows have equal differences in every seed: no p.
+    for seed, (b, t) in enumerate(((0.002, 0.001), (0.003, -0.002), (0.004, 0.004),
+                                   (0.001, 0.003))):
+        make_run(out, "ce", seed, group="g", final_val_acc=0.95, best_val_acc=0.96,
+                 test_acc=0.95)
+        make_run(out, "mse", seed, group="g", final_val_acc=0.90 - 0.0001 * seed,
+                 best_val_acc=0.96 + b, test_acc=0.95 + t)
+    p = _paired(out)
+    kept, lost = p[("mse", "final_val_acc")], p[("mse", "best_val_acc")]
+    flat = p[("mse", "test_acc")]
+    assert kept["holm_family"] == lost["holm_family"] == flat["holm_family"] == 3
+    assert kept["p_holm"] == pytest.approx(3 * kept["p"], rel=1e-12)
+    assert kept["p_holm"] < 0.05 and kept["significant"] is True and kept["verdict"] == "significant"
+    assert lost["p"] == pytest.approx(0.0305, abs=5e-4) and lost["excludes_zero"] is True
+    assert lost["p_holm"] == pytest.approx(2 * lost["p"], rel=1e-12)
+    assert lost["significant"] is False and lost["verdict"] == "not significant after Holm"
+    assert flat["p_holm"] == pytest.approx(max(flat["p"], lost["p_holm"]), rel=1e-12)
+    assert flat["verdict"] == "not significant"
+    md = compare_markdown(group="g", out_dir=out)
+    assert "| p | p Holm |" in md
+    assert f"Holm across all {kept['holm_family']} rows with a p here" in md
+    assert "with 4 seeds the t interval leans on the per-seed differences being normally " \
+        "distributed" in md

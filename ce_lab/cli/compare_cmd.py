@@ -77,13 +77,14 @@ def render_comparison(result, fmt: TableFormat, output: Path | None) -> None:
 
 def _write_table(result, fmt: TableFormat, output: Path | None) -> None:
     from ce_lab.render import data as data_files
+    from ce_lab.render.cells import ONE_SEED, shows_paired
     from ce_lab.render.markdown import to_markdown
     from ce_lab.render.rich_tables import paired_to_rich, to_rich
 
     t, diffs, ref = result.table, result.diffs, result.reference
     if fmt is TableFormat.table:
         renderables = to_rich(t, title=f"comparison {result.group}")
-        paired = [paired_to_rich(diffs, ref)] if diffs else []
+        paired = [paired_to_rich(diffs, ref) if shows_paired(diffs) else ONE_SEED] if diffs else []
         renderables += paired
         if output is not None:
             from rich.console import Console
@@ -192,7 +193,8 @@ def compare(
 ) -> None:
     """Train every loss (and seed) under identical conditions; show the table, plots, report.md.
 
-    Same initial weights, same batches; with --seeds, paired 95% intervals.
+    Same initial weights, same batches; with --seeds, paired 95% intervals and p-values,
+    Holm-adjusted across the comparison for the verdict.
     --tune-lr first gives each loss its own learning rate, chosen on validation.
     With run folders, --last N or --group ID: compare runs on disk instead.
 

@@ -12,7 +12,14 @@ import typer
 
 from ce_lab.cli._common import err_console, fail
 from ce_lab.cli.choices import shown
-from ce_lab.comparison.tuning import DEFAULT_CRITERION, Criterion, Tuning, fmt_value, key_name
+from ce_lab.comparison.tuning import (
+    DEFAULT_CRITERION,
+    Criterion,
+    Tuning,
+    fmt_value,
+    key_name,
+    shared_rate_line,
+)
 from ce_lab.lab.params import DEFAULT_LR_GRID
 from ce_lab.shown import rich_cell
 
@@ -78,11 +85,7 @@ def say_tuning(tuning: Tuning) -> None:
 
 def shared_lr_line(configs) -> str | None:
     """The one line an untuned training compare says when every loss shares one rate."""
-    rates = {c.optim.lr for cfgs in configs.values() for c in cfgs}
-    if len(rates) != 1:
-        return None
-    return (f"every loss shares lr {fmt_value(rates.pop())}, which suits some losses more than "
-            "others; to compare each at its own tuned rate: ce-lab compare --tune-lr")
+    return shared_rate_line(c.optim.lr for cfgs in configs.values() for c in cfgs)
 
 
 def tuning_inputs(lr, set_items, lr_grid: str | None,

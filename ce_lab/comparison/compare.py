@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from ce_lab.comparison.build import ComparisonTable, build_table, show
 from ce_lab.comparison.paired import PairedDiff, paired_differences
 from ce_lab.render import data as data_files
+from ce_lab.render.cells import shows_paired
 from ce_lab.render.markdown import to_markdown
 from ce_lab.render.style import loss_styles
 from ce_lab.runs.formats import FORMAT
@@ -113,7 +114,7 @@ def write_comparison(
         comp_dir / TABLE_JSON, data_files.to_json(table, diffs, ref, skipped))
     result.files[TABLE_MD] = _write_text(
         comp_dir / TABLE_MD, to_markdown(table, diffs, ref))
-    if diffs:
+    if shows_paired(diffs):  # one seed: no paired table, so no paired.csv either
         result.files[PAIRED_CSV] = _write_text(comp_dir / PAIRED_CSV, data_files.paired_csv(diffs))
     # One look per loss for every figure of the comparison, by the order the runs came in.
     styles = loss_styles([r.loss for r in records])

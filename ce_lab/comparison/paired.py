@@ -6,6 +6,14 @@ difference is the registry's ``paired`` flag (accuracies, the AUC of validation 
 each threshold; another module's metric by registering it with ``paired=True``). A metric with a
 ``resolution`` (steps to a threshold: known only at evaluations) is never called significant within
 it. The t quantile comes from scipy.stats, imported inside the function: it costs ~0.3 s.
+
+Multiple comparisons: one comparison tests every paired metric of every loss (and of every setting
+the runs are grouped by) at once, ~10 correlated metrics per loss, so some raw interval would
+exclude 0 by chance alone. "significant" therefore refers to the Holm-adjusted p-value, the family
+being every paired row of the comparison that has a p-value (``holm``). Holm, not Bonferroni: it
+controls the same family-wise error rate under any dependence between the metrics and is uniformly
+more powerful; not Benjamini-Hochberg, which controls the false discovery rate, a weaker promise
+for a verdict read row by row.
 """
 
 from __future__ import annotations
@@ -44,6 +52,32 @@ class Interval:
             return None
         return not (self.lo <= 0.0 <= self.hi)
 
+    @property
+    def p(self) -> float | None:
+        """The two-sided paired t test's p-value for a mean difference of 0: below
+        1 - confidence exactly when the interval excludes 0. None for n = 1, and when every
+        difference is equal (sd 0: the t statistic is 0/0 or infinite, scipy's ttest_1samp
+        gives NaN; for steps to a threshold that is quantised agreement, resolution-limited)."""
+        if self.sd is None or self.sd == 0.0:
+            return None
+        from scipy.stats import t
+
+        return float(2.0 * t.sf(abs(self.mean) / (self.sd / math.sqrt(self.n)), self.n - 1))
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values, in the given order: the k-th smallest of m p-values
+    is multiplied by m - k + 1, then made non-decreasing in that order and capped at 1. A row is
+    significant at level alpha exactly when its adjusted p-value is below alpha."""
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    out = [0.0] * m
+    running = 0.0
+    for k, i in enumerate(order):
+        running = max(running, min(1.0, (m - k) * float(p_values[i])))
+        out[i] = running
+    return out
+
 
 PAIRED_CONFIDENCE = 0.95
 
@@ -64,6 +98,7 @@ def paired_interval(diffs: Sequence[float], confidence: float = PAIRED_CONFIDENC
     return Interval(mean, sd, n, mean - half, mean + half)
 
 
+HOLM_NOT_SIGNIFICANT = "not significant after Holm"
 MIN_INFORMATIVE = 3  # fewer paired seeds: an interval is computed, but says little (t_{0.975,1} = 12.7)
 
 
@@ -87,6 +122,10 @@ class PairedDiff:
     interval: Interval | None  # only when every pair has a difference
     resolution: float | None = None  # quantisation step of the metric (steps: log.eval_every)
     confidence: float = PAIRED_CONFIDENCE
+    # Holm-adjusted p-value over the comparison's family (``paired_differences`` sets it and
+    # ``family``, the number of rows adjusted together); None without a raw p-value.
+    p_holm: float | None = None
+    family: int = 0
 
     @property
     def key(self) -> str:
@@ -120,6 +159,16 @@ class PairedDiff:
         return self.n >= MIN_INFORMATIVE
 
     @property
+    def p(self) -> float | None:
+        """The raw two-sided p-value; None without an interval."""
+        return self.interval.p if self.interval is not None else None
+
+    @property
+    def adjusted_excludes_zero(self) -> bool | None:
+        """Holm's call: the adjusted p-value below 1 - confidence. None without a p-value."""
+        return None if self.p_holm is None else self.p_holm < 1.0 - self.confidence
+
+    @property
     def resolution_limited(self) -> bool | None:
         """For a quantised metric: every seed's difference is the same quantised value, or the
         interval excludes 0 only by less than the resolution. None without an interval or for an
@@ -133,12 +182,12 @@ class PairedDiff:
 
     @property
     def significant(self) -> bool | None:
-        """The verdict's call: the interval excludes 0, not resolution-limited, at least
-        MIN_INFORMATIVE seeds. None without an interval."""
+        """The verdict's call: the Holm-adjusted p-value is below 1 - confidence, not
+        resolution-limited, at least MIN_INFORMATIVE seeds. None without an interval."""
         iv = self.interval
         if iv is None or iv.significant is None:
             return None
-        return iv.significant and not self.resolution_limited and self.informative
+        return bool(self.adjusted_excludes_zero) and not self.resolution_limited and self.informative
 
     def _misses(self) -> list[str]:
         out = []
@@ -162,6 +211,8 @@ class PairedDiff:
             return "one seed: no interval"
         if self.resolution_limited:
             base = "resolution-limited"
+        elif self.interval.significant and not self.adjusted_excludes_zero:
+            base = HOLM_NOT_SIGNIFICANT  # the raw interval excludes 0, the family does not keep it
         else:
             base = "significant" if self.interval.significant else "not significant"
         if not self.informative:
@@ -251,4 +302,13 @@ def paired_differences(
                 interval = paired_interval([d for d in diffs if d is not None], confidence)
             out.append(PairedDiff(row.label, ref_row.label, metric, seeds, diffs, missing,
                                   ref_missing, interval, _resolution(pairs, metric), confidence))
+    _adjust(out)
     return out
+
+
+def _adjust(diffs: Sequence[PairedDiff]) -> None:
+    """Set each row's Holm-adjusted p-value, the family being every row with a raw p-value: all
+    the losses, metrics and settings of the comparison."""
+    tested = [d for d in diffs if d.p is not None]
+    for d, adjusted in zip(tested, holm([d.p for d in tested])):
+        d.p_holm, d.family = adjusted, len(tested)

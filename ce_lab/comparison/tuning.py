@@ -21,7 +21,7 @@ Torch-free: it reads run records only.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -157,6 +157,16 @@ def key_name(key: str) -> str:
 
 def fmt_value(v: float) -> str:
     return f"{v:g}"
+
+
+def shared_rate_line(rates: Iterable[Any]) -> str | None:
+    """The one line an untuned comparison says (console and report.md) when every loss shares
+    one learning rate, which is most of the gap between losses; None when the rates differ."""
+    distinct = {fmt_value(r) if _numeric(r) is not None else None for r in rates}
+    if len(distinct) != 1 or None in distinct:  # differing, or not a number (older runs lack it)
+        return None
+    return (f"every loss shares lr {distinct.pop()}, which suits some losses more than others; to "
+            "compare each at its own tuned rate: ce-lab compare --tune-lr")
 
 
 def exclusion(r: RunRecord) -> str | None:

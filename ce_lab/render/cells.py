@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 
 from ce_lab.comparison.build import Agg, Column, ComparisonTable, Row, config_value, show
 from ce_lab.comparison.missing import count_reasons, missing_reason
-from ce_lab.comparison.paired import MIN_INFORMATIVE, PairedDiff
+from ce_lab.comparison.paired import MIN_INFORMATIVE, PAIRED_CONFIDENCE, PairedDiff
 from ce_lab.metrics import NONE_SHOWN, NOT_REACHED, SummaryMetric
 from ce_lab.runs.record import RunRecord
 from ce_lab.shown import printable
@@ -88,6 +88,7 @@ class Shown:
     header: tuple[str, ...]  # header lines
     cell: Callable[[Row], list[str]]  # a cell is a list of lines
     numeric: bool = True
+    importance: int = 2  # which a narrow terminal drops first (the metric registry's; fit.py)
 
 
 def _label_columns(table: ComparisonTable) -> list[Shown]:
@@ -128,11 +129,12 @@ def shown_tables(table: ComparisonTable) -> list[tuple[str, list[Shown]]]:
     """(title, columns) of the shown tables: accuracy and convergence; gradients; calibration."""
     label = _label_columns(table)
     records = [r for row in table.rows for r in row.records]
-    status = Shown(("status",), _status_lines, numeric=False)
+    status = Shown(("status",), _status_lines, numeric=False, importance=3)
     out = []
     for table_id, (title, with_status) in SHOWN_TABLES.items():
         cols = [*label, *([status] if with_status else [])]
-        cols += [Shown(_header(c, records), _metric_cell(table, c))
+        cols += [Shown(_header(c, records), _metric_cell(table, c),
+                       importance=c.metric.metric.importance)
                  for c in table.metric_columns if c.metric.metric.table == table_id]
         out.append((title, [_printable(c) for c in cols]))
     return out
@@ -173,20 +175,59 @@ def diff_resolution(d: PairedDiff) -> str:
 
 
 PAIRED_TITLE = "paired differences by seed"
-PAIRED_NOTE = ("95% Student-t interval over seeds; not significant when it contains 0; "
-               f"below {MIN_INFORMATIVE} seeds not informative. Steps to a threshold are known "
-               "only at evaluations (every log.eval_every steps and at each epoch end): "
-               "resolution-limited when all seeds differ by the same step count or the interval "
-               "clears 0 by less than the resolution")
+
+
+def paired_note(diffs: Sequence[PairedDiff]) -> str:
+    """What the paired table's numbers mean: the interval, the Holm correction and its family,
+    the normality the t interval leans on with few seeds, the resolution of step counts."""
+    family = max((d.family for d in diffs), default=0)
+    few = min((d.n for d in diffs if d.p is not None), default=0)
+    across = (f"Holm across all {family} rows with a p here: every loss, metric and setting of "
+              "this comparison" if family else "no row has a p here")
+    text = ("95% Student-t interval over seeds (unadjusted) and its two-sided p; significant when "
+            f"the Holm-adjusted p ({across}) is below {1 - PAIRED_CONFIDENCE:g}, since so "
+            "many correlated tests at once would find some raw interval excluding 0 by chance; below "
+            f"{MIN_INFORMATIVE} seeds not informative")
+    if 0 < few < NORMAL_ENOUGH:
+        text += (f"; with {few} seeds the t interval leans on the per-seed differences being "
+                 "normally distributed, which so few seeds cannot check")
+    return text + (". Steps to a threshold are known only at evaluations (every log.eval_every "
+                   "steps and at each epoch end): resolution-limited when all seeds differ by "
+                   "the same step count or the interval clears 0 by less than the resolution")
+
+
+NORMAL_ENOUGH = 5  # below this many seeds, the note says the t interval leans on normality
+ONE_SEED = ("no paired differences shown: an interval over seeds needs at least two seeds, and "
+            "these runs pair one")
+
+
+def shows_paired(diffs: Sequence[PairedDiff]) -> bool:
+    """Whether there is a paired table to show: some pair of groups shares at least two seeds.
+    With one seed every row would say n=1 and no interval; one line (ONE_SEED) says why instead,
+    and paired.csv is not written."""
+    return any(d.n >= 2 for d in diffs)
+
+
+def p_text(p: float | None) -> str:
+    if p is None:
+        return NONE_SHOWN
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+# Which paired columns a narrow terminal drops first (0 first): the resolution, the raw p, n; the
+# verdict goes last, after everything but vs and metric, which name the row with the loss.
+PAIRED_IMPORTANCE = {"vs": 9, "metric": 9, "n": 1, "mean diff": 3, "95% interval": 2, "p": 1,
+                     "p Holm": 2, "resolution": 0, "verdict": 4}
 
 
 def paired_headers(diffs: Sequence[PairedDiff]) -> list[str]:
     vs = ["vs"] if len({d.reference for d in diffs}) > 1 else []
-    return ["loss", *vs, "metric", "n", "mean diff", "95% interval", "resolution", "verdict"]
+    return ["loss", *vs, "metric", "n", "mean diff", "95% interval", "p", "p Holm", "resolution",
+            "verdict"]
 
 
 def paired_cells(d: PairedDiff, with_vs: bool) -> list[str]:
     mean, ci = interval_text(d)
     vs = [d.reference] if with_vs else []
     return [printable(c) for c in [d.label, *vs, d.metric.header, str(d.n), mean, ci,
-                                   diff_resolution(d), d.verdict]]
+                                   p_text(d.p), p_text(d.p_holm), diff_resolution(d), d.verdict]]

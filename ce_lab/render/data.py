@@ -91,6 +91,8 @@ def paired_json(d: PairedDiff) -> dict[str, Any]:
         "lo": iv.lo if iv else None, "hi": iv.hi if iv else None,
         "confidence": d.confidence,
         "excludes_zero": iv.significant if iv else None,
+        "p": d.p, "p_holm": d.p_holm,
+        "holm_family": d.family if d.p_holm is not None else None,
         "resolution": d.resolution, "resolution_limited": d.resolution_limited,
         "informative": d.informative,
         "significant": d.significant,
@@ -135,8 +137,8 @@ def to_json(table: ComparisonTable, diffs: Sequence[PairedDiff] = (),
 
 def paired_csv(diffs: Sequence[PairedDiff]) -> str:
     buf = io.StringIO()
-    fields = ["loss", "reference", "metric", "threshold", "n", "mean", "sd", "lo", "hi",
-              "resolution", "resolution_limited", "informative", "significant", "verdict"]
+    fields = ["loss", "reference", "metric", "threshold", "n", "mean", "sd", "lo", "hi", "p",
+              "p_holm", "resolution", "resolution_limited", "informative", "significant", "verdict"]
     writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     for d in diffs:

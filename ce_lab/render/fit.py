@@ -2,8 +2,12 @@
 
 rich squeezes a table that is wider than the console by wrapping its cells, down to one word a
 line, numbers included. Instead: a table that fits is shown as it is; one that fits once a few of
-its last columns are dropped is shown without them, with a note naming them; any other is shown
-as records, one block per row with a ``header: value`` line per column. No cell is ever wrapped.
+its columns are dropped is shown without them, with a note naming them; any other is shown as
+records, one block per row with a ``header: value`` line per column. No cell is ever wrapped.
+
+Which columns go first: a ``RankedTable`` says how important each column is (the comparison's
+columns take it from the metric registry's ``importance``), and the least important go first,
+the rightmost of equals first; a plain Table drops its last columns.
 """
 
 from __future__ import annotations
@@ -18,6 +22,26 @@ from rich.text import Text
 
 # Dropping columns is the answer only while most of the table is left: past this share, records.
 MAX_DROPPED_SHARE = 1 / 3
+
+
+class RankedTable(Table):
+    """A Table whose columns each have an importance (``add_column(..., importance=k)``): when
+    it must drop columns to fit, ``fit`` drops the least important first. It prints as a Table."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.importance: list[int] = []
+
+    def add_column(self, *args, importance: int = 0, **kwargs) -> None:
+        super().add_column(*args, **kwargs)
+        self.importance.append(importance)
+
+
+def drop_order(table: Table, keep: int) -> list[int]:
+    """The indices of the columns that may be dropped, the first to drop first: by importance
+    (a RankedTable's; a plain Table's are all equal), the rightmost of equals first."""
+    importance = getattr(table, "importance", None) or [0] * len(table.columns)
+    return sorted(range(keep, len(table.columns)), key=lambda i: (importance[i], -i))
 
 
 def natural_width(table: Table) -> int:
@@ -35,13 +59,15 @@ def _rows(table: Table) -> list[list[str]]:
     return [list(row) for row in zip(*columns)]
 
 
-def _copy(table: Table, keep: int) -> Table:
+def _copy(table: Table, columns: list[int]) -> Table:
+    """The table with only ``columns`` (indices, in table order)."""
     out = Table(title=table.title, caption=table.caption, show_lines=table.show_lines,
                 box=table.box, show_header=table.show_header)
-    for col in table.columns[:keep]:
+    for i in columns:
+        col = table.columns[i]
         out.add_column(col.header, justify=col.justify, no_wrap=True)
     for row in _rows(table):
-        out.add_row(*row[:keep])
+        out.add_row(*(row[i] for i in columns))
     return out
 
 
@@ -87,28 +113,33 @@ def fit(table: Table, width: int, keep: int = 1,
     if natural_width(table) <= width:
         return [table]
     n = len(table.columns)
-    least = max(keep + 1, n - int(n * MAX_DROPPED_SHARE))
-    # The most leading columns that fit. A table only narrows as columns are dropped, so bisect:
-    # trying every count from n - 1 down measured a copy of the table each time, which made a
-    # table of thousands of columns (one per threshold) quadratic.
-    lo, hi = least, n - 1
+    order = drop_order(table, keep)
+    most = n - max(keep + 1, n - int(n * MAX_DROPPED_SHARE))  # columns that may go
+
+    def without(k: int) -> Table:
+        gone = set(order[:k])
+        return _copy(table, [i for i in range(n) if i not in gone])
+
+    # The fewest columns dropped that fit. A table only narrows as columns are dropped, so bisect:
+    # trying every count from 1 up measured a copy of the table each time, which made a table of
+    # thousands of columns (one per threshold) quadratic.
+    lo, hi = 1, most
     if lo > hi:
         return [as_records(table, width, keep)]
-    if natural_width(_copy(table, hi)) > width:  # most often dropping the last one is enough
-        if lo == hi or natural_width(_copy(table, lo)) > width:
+    if natural_width(without(lo)) > width:  # most often dropping one is enough
+        if lo == hi or natural_width(without(hi)) > width:
             return [as_records(table, width, keep)]
-        hi -= 1
+        lo += 1
         while lo < hi:
-            mid = (lo + hi + 1) // 2
-            if natural_width(_copy(table, mid)) <= width:
-                lo = mid
+            mid = (lo + hi) // 2
+            if natural_width(without(mid)) <= width:
+                hi = mid
             else:
-                hi = mid - 1
-    else:
-        lo = hi
-    dropped = ", ".join(_header(c) for c in table.columns[lo:])
+                lo = mid + 1
+    gone = sorted(order[:lo])
+    dropped = ", ".join(_header(table.columns[i]) for i in gone)
     note = _wrap(f"(not shown at this width: {dropped}; {hint})", width)
-    return [_copy(table, lo), Text("\n".join(note), style="dim", overflow="ignore")]
+    return [without(lo), Text("\n".join(note), style="dim", overflow="ignore")]
 
 
 def print_fitted(console: Console, renderables: Iterable[RenderableType], keep: int = 1,

@@ -7,11 +7,13 @@ from collections.abc import Iterable, Sequence
 from ce_lab.comparison.build import ComparisonTable
 from ce_lab.comparison.paired import PairedDiff
 from ce_lab.render.cells import (
-    PAIRED_NOTE,
+    ONE_SEED,
     PAIRED_TITLE,
     paired_cells,
     paired_headers,
+    paired_note,
     shown_tables,
+    shows_paired,
 )
 from ce_lab.shown import printable
 
@@ -39,8 +41,10 @@ def to_markdown(table: ComparisonTable, diffs: Sequence[PairedDiff] = (),
     text = "\n".join(parts)
     if table.aggregated:
         text += "\nmean ± sample std over seeds; n runs per row.\n"
-    if diffs:
+    if diffs and not shows_paired(diffs):
+        text += f"\n{ONE_SEED}.\n"
+    elif diffs:
         headers = paired_headers(diffs)
-        text += f"\n**{PAIRED_TITLE}: loss - {printable(reference)}** ({PAIRED_NOTE})\n\n"
+        text += f"\n**{PAIRED_TITLE}: loss - {printable(reference)}** ({paired_note(diffs)})\n\n"
         text += md_table(headers, (paired_cells(d, "vs" in headers) for d in diffs))
     return text

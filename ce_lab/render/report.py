@@ -8,6 +8,7 @@ from pathlib import Path
 from ce_lab.calibration import RULE
 from ce_lab.comparison.build import ComparisonTable, config_value, show
 from ce_lab.comparison.paired import PairedDiff
+from ce_lab.comparison.tuning import shared_rate_line
 from ce_lab.config import flatten
 from ce_lab.render.cells import resolution_text
 from ce_lab.render.markdown import to_markdown
@@ -95,6 +96,10 @@ def render_report(
         out.append("- differing settings: " + ", ".join(f"`{k}`" for k in table.config_keys))
     if reference:
         out.append(f"- reference loss for paired differences: `{reference}`")
+    shared_rate = None if tuning_section else shared_rate_line(
+        config_value(r, "optim.lr") for r in records)
+    if shared_rate:
+        out.append(f"- learning rate: {shared_rate}")
     out.append("")
     if tuning_section:
         out.append(tuning_section)  # how each loss's rate was chosen comes before the results

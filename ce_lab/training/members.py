@@ -169,10 +169,22 @@ def resumed_member(cfg: RunConfig, run_dir: Path, meta: dict[str, Any], at_step:
     return Member(0, cfg, cfg.loss.name, run_dir, meta, lock=lock)
 
 
+def _live_hparam_keys(members: Sequence[Member]) -> list[str]:
+    """The HParams of live event files: the loss, the seed, and the keys that differ in the stack
+    (the other stacks of a comparison are not known here)."""
+    if not any(mem.cfg.log.tensorboard for mem in members):
+        return []
+    from ce_lab.tensorboard import hparam_keys
+
+    return list(dict.fromkeys(["loss.name", *hparam_keys([to_dict(m.cfg) for m in members]),
+                               "seed"]))
+
+
 def open_logs(members: Sequence[Member], param_names: Sequence[str], squashes: Sequence[bool],
               keep_until_step: int | None) -> None:
     """meta.json as the run starts, and the CSV files (a resumed run drops rows after its
     checkpoint, which it logs again)."""
+    live_keys = _live_hparam_keys(members)
     for mem in members:
         # The CSVs first: a resumed run's files are read as untrusted, and one that cannot be
         # continued is refused (one line) before meta.json is touched.
@@ -186,7 +198,7 @@ def open_logs(members: Sequence[Member], param_names: Sequence[str], squashes: S
             from ce_lab.tensorboard import open_live
 
             mem.events = open_live(mem.run_dir, mem.run_dir.name, flatten(to_dict(mem.cfg)),
-                                   mem.meta, resumed=keep_until_step is not None)
+                                   mem.meta, resumed=keep_until_step is not None, keys=live_keys)
         write_json(mem.run_dir / META, mem.meta)
         mem._last_beat = time.monotonic()
 

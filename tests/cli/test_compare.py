@@ -63,10 +63,10 @@ def test_rich_table_shows_values_and_not_reached(three_losses):
     ce_line = next(line for line in out.splitlines() if line.startswith("│ ce "))
     assert "100" in ce_line and "300" in ce_line and "0.9612" in ce_line
     assert "not reached" not in ce_line.split("300")[0]  # 0.90 and 0.95 were reached
-    # Paired against ce: mse needs 300 more steps to 0.90 (one seed: no interval).
-    paired = next(line for line in out.splitlines() if line.startswith("│ mse ") and "0.90" in line)
-    assert "+300.0" in paired and "n=1" in paired
-    assert "report.md:" in out and "plot:" not in out
+    # One seed: no paired table of n=1 rows, one line saying why, and no paired.csv.
+    assert "paired differences by seed" not in out and "n=1" not in out
+    assert "no paired differences shown: an interval over seeds needs at least two seeds" in out
+    assert "report.md:" in out and "plot:" not in out and "paired.csv:" not in out
 
 
 # --- paired differences over seeds --------------------------------------------------------------
@@ -439,3 +439,60 @@ def test_the_diverged_row_is_read_back_by_compare(tiny_config, monkeypatch, cli,
     result = cli.invoke(app, ["compare", str(out.run_dir), "--format", "csv"])
     assert result.exit_code == 0, result.output
     assert "diverged" in result.stdout
+
+
+# --- an 80-column pipe ---------------------------------------------------------------------------
+
+
+def _at_80(*args: str) -> list[str]:
+    result = runner.invoke(app, ["compare", *args, "--no-plots"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    paths = [x for x in lines if x.startswith(("table", "report.md:", "paired.csv:"))]
+    assert max(len(x) for x in lines if x not in paths) <= 80
+    return lines
+
+
+def _table_headers(lines: list[str], title: str) -> str:
+    """The header rows of the table titled ``title``, joined."""
+    start = next(i for i, x in enumerate(lines) if title in x)
+    end = next(i for i in range(start, len(lines)) if lines[i].startswith("┡"))
+    return " ".join(lines[start:end])
+
+
+def test_an_80_column_pipe_drops_the_least_important_main_columns(three_losses):
+    lines = _at_80(*map(str, three_losses.values()))
+    header = _table_headers(lines, "accuracy and convergence")
+    # steps to every threshold stay (the tool's question), the validation AUC too; the final and
+    # best validation accuracy and test accuracy go first, and the note says so in one place
+    assert all(f"to {t}" in header for t in ("0.90", "0.95", "0.97")) and "AUC" in header
+    assert "best" not in header and "final" not in header
+    assert ("(not shown at this width: final val acc, best val acc, test acc; see --format") \
+        in lines
+    # a wide terminal shows the table whole, with no note
+    wide = runner.invoke(app, ["compare", *map(str, three_losses.values()), "--no-plots"],
+                         env={"COLUMNS": "250"})
+    assert "not shown at this width" not in wide.stdout and "best" in wide.stdout
+
+
+def test_an_80_column_pipe_keeps_the_paired_verdict(seeded):
+    lines = _at_80("--group", "g3", "--out-dir", str(seeded))
+    paired = lines[next(i for i, x in enumerate(lines) if x.startswith("paired differences")):]
+    verdicts = [x for x in paired if x.startswith("  verdict: ")]
+    assert len(verdicts) == sum(x.startswith("  metric: ") for x in paired) > 0
+    assert "  verdict: significant" in paired and "  p Holm: 0.030" in paired
+
+
+def test_an_80_column_pipe_keeps_dl_dz_in_a_batch_gradient_table(tmp_path):
+    out = tmp_path / "runs"
+    for loss in ("ce", "mse"):
+        for lr in (0.05, 0.5):
+            for seed in (0, 1, 2):
+                make_run(out, loss, seed, group="sweep", overrides={"optim.lr": lr},
+                         grad_early=0.51 + 0.0123 * seed, grad_late=0.049 + 0.00117 * seed,
+                         logit_start=0.9 + 0.0131 * seed, logit_end=0.1 + 0.00171 * seed)
+    lines = _at_80("--group", "sweep", "--out-dir", str(out))
+    header = _table_headers(lines, ": gradients")
+    assert "dL/dz" in header and "optim.lr" in header
+    note = next(x for x in lines if x.startswith("(not shown at this width: grad"))
+    assert "dL/dz" not in note
