@@ -269,3 +269,15 @@ def test_weights_both_zero_are_refused_for_the_selected_loss_only():
         resolve_config(sets=["loss.name=nce-mae", "loss.apl_alpha=0", "loss.apl_beta=0"])
     # another loss's options do not matter to it
     assert resolve_config(sets=["loss.sce_alpha=0", "loss.sce_beta=0"]).loss.name == "ce"
+
+
+def test_docs_losses_md_lists_every_loss_and_option():
+    from pathlib import Path
+
+    from ce_lab.losses import LOSSES
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "losses.md").read_text(encoding="utf-8")
+    for name, spec in LOSSES.items():
+        assert f"`{name}`" in doc, name
+        for key, field in (spec.options.model_fields if spec.options else {}).items():
+            assert f"`{key}` ({field.default})" in doc, key

@@ -1,5 +1,5 @@
-"""The noisy-label losses of the literature that combine ce with a bounded term: sce, nce-rce,
-nce-mae and taylor-ce, each with its closed-form gradient.
+"""The noisy-label losses of the literature: sce, nce-rce and nce-mae (ce or its normalised form
+plus a bounded "passive" term) and taylor-ce (ce's series, cut), each with its closed-form gradient.
 
 Registered last, after ``recent`` (their options come last in a config's ``loss:`` section).
 Conventions as in ``ce_lab.losses.literature``: p = softmax(z), t = onehot(y), C classes, the loss
