@@ -50,7 +50,7 @@ class _Weights(LossOptions):
 
 
 class SceOptions(_Weights):
-    sce_alpha: Float = Field(0.1, ge=0, description="sce's weight of ce (the papers' CIFAR-10 "
+    sce_alpha: Float = Field(0.1, ge=0, description="sce's weight of ce (Wang et al.'s CIFAR-10 "
                              "value; their MNIST value is 0.01)")
     sce_beta: Float = Field(1.0, ge=0, description="sce's weight of rce (1.0 on MNIST and "
                             "CIFAR-10)")
