@@ -7,6 +7,7 @@ The Python API (docs/api.md)::
     cmp = ce_lab.compare(["ce", "mse"], seeds=[0, 1], epochs=1)
     res = ce_lab.batch("configs/sweep-lr.yaml", jobs=2)
     runs = ce_lab.load_runs("runs")
+    sce = ce_lab.loss("sce")  # a loss for your own PyTorch code: sce(logits, targets)
 
 Every name is imported on first use, so ``import ce_lab`` stays fast and loads neither torch nor
 pandas; training loads torch, DataFrames load pandas.
@@ -27,7 +28,7 @@ _LAZY = {
     "BatchEntry": "ce_lab.api", "MissingDependency": "ce_lab.errors",
     "RunConfig": "ce_lab.config", "CeLabError": "ce_lab.errors", "UsageError": "ce_lab.errors",
     "ConfigError": "ce_lab.errors", "DataError": "ce_lab.errors",
-    "RunFolderError": "ce_lab.runs.files",
+    "RunFolderError": "ce_lab.runs.files", "loss": "ce_lab.api", "Loss": "ce_lab.api",
 }
 __all__ = ["__version__", *sorted(_LAZY)]
 

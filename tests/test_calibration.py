@@ -105,3 +105,11 @@ def test_a_run_that_does_not_complete_saves_no_test_logits(cfg, data):  # noqa: 
     final = out.summary["final"]
     assert final["test_ece"] is None and final["test_nll"] is None and final["test_brier"] is None
     assert out.summary["test_reliability"] is None
+
+
+def test_the_rule_names_sparsemax_only_where_a_sparsemax_run_is_shown():
+    from ce_lab.calibration import RULE, rule
+
+    assert rule(["ce", "mse", "gce"]) == RULE  # every earlier comparison's report, unchanged
+    assert rule(iter(["ce", "sparsemax", "sparsemax"])) == RULE.replace(
+        "every loss;", "every loss (sparsemax: sparsemax(z));")

@@ -630,11 +630,13 @@ def test_loss_options_are_their_losses_config_keys_with_todays_format():
     assert get_loss("mse").options is MseOptions
     assert get_loss("hinge").options is get_loss("hinge-sq").options is HingeOptions
     assert list(LossConfig.model_fields) == ["name", "mse_reduction", "hinge_margin", "q",
-                                             "epsilon", "gamma"]
+                                             "epsilon", "gamma", "epsilon_poly", "sce_alpha",
+                                             "sce_beta", "apl_alpha", "apl_beta", "t"]
     # what `config show` prints and every run's config.yaml holds: the earlier keys unchanged,
     # the options of the losses added since after them
     assert ("\nloss:\n  name: ce\n  mse_reduction: mean\n  hinge_margin: 1.0\n  q: 0.7\n"
-            "  epsilon: 0.1\n  gamma: 2.0\noptim:\n") in to_yaml(RunConfig())
+            "  epsilon: 0.1\n  gamma: 2.0\n  epsilon_poly: 1.0\n  sce_alpha: 0.1\n  sce_beta: 1.0\n"
+            "  apl_alpha: 1.0\n  apl_beta: 1.0\n  t: 2\noptim:\n") in to_yaml(RunConfig())
     cfg = LossConfig(name="hinge-sq", hinge_margin=0.5)
     assert loss_options(cfg) == HingeOptions(hinge_margin=0.5)
     assert loss_options(LossConfig(name="ce")) is None
@@ -678,4 +680,5 @@ def test_whichever_module_is_imported_first_every_loss_and_option_is_registered(
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == [",".join(LOSSES), ",".join(LossConfig.model_fields), "False"]
     assert out.stdout.split()[0].startswith("ce,mse,hinge,hinge-sq,nll-manual,bce,")
-    assert out.stdout.split()[0].endswith(",mse-logits,mae,gce,ce-smooth,focal")
+    assert out.stdout.split()[0].endswith(",mse-logits,mae,gce,ce-smooth,focal,poly1,squentropy,"
+                                          "sparsemax,sce,nce-rce,nce-mae,taylor-ce")

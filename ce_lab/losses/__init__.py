@@ -5,17 +5,19 @@
 - ``classic``: ce, mse, bce, hinge, hinge-sq and the pipelines nll-manual, double-softmax,
   log-softmax-ce;
 - ``literature``: mse-logits, mae, gce, ce-smooth, focal;
+- ``robust``: the noisy-label losses sce, nce-rce, nce-mae, taylor-ce;
+- ``recent``: poly1, squentropy, sparsemax;
 - ``stacks``: the helpers that compute a stack of logits slice by slice, bit for bit.
 
 Importing any part of this package runs this file first, which registers every loss (and so every
 option key) before anything can read the registry: ``ce_lab.config`` builds ``LossConfig`` from
-it. The order of the two imports below is the order of the losses in ``ce-lab losses`` and of
+it. The order of the imports below is the order of the losses in ``ce-lab losses`` and of
 their option keys in a config's ``loss:`` section (the format runs have always saved).
 """
 
 from __future__ import annotations
 
-from ce_lab.losses import classic, literature  # noqa: F401  (registers their losses, in this order)
+from ce_lab.losses import classic, literature, recent, robust  # noqa: F401  (registers their losses)
 from ce_lab.losses.classic import (
     HingeOptions,
     MseOptions,

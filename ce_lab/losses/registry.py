@@ -75,6 +75,8 @@ class LossSpec:
     options: type[LossOptions] | None = None  # its config keys loss.<field>
     batched: bool = False  # fn takes logits (..., B, C) too, slice by slice as the 2-D call
     source: str = ""  # where the loss comes from (a paper), shown by `ce-lab losses`
+    # logits (..., B, C) -> the probabilities its calibration is measured on; None: softmax(z)
+    probabilities: Callable[[Tensor], Tensor] | None = None
 
 
 LOSSES: dict[str, LossSpec] = {}
@@ -85,14 +87,16 @@ _options_frozen = False  # set once LossConfig is built from _OPTION_FIELDS
 def register_loss(name: str, fn: Callable[..., Tensor], description: str, *,
                   grad: Callable[..., tuple[Tensor, Tensor]] | None = None,
                   options: type[LossOptions] | None = None, squashes_sigmoid: bool = False,
-                  batched: bool = False, source: str = "") -> LossSpec:
+                  batched: bool = False, source: str = "",
+                  probabilities: Callable[[Tensor], Tensor] | None = None) -> LossSpec:
     """Register (or replace) loss ``name``; the one line a new loss needs besides its function.
 
     ``fn(logits (B, C), targets (B,), cfg) -> scalar`` (autograd differentiates it; with
     ``batched=True`` it also takes logits (..., B, C) and returns (...)). ``grad``, if given, is a
     closed form ``(logits (..., B, C), targets, cfg) -> (loss (...), d loss / d logits)`` for 2-D
     and stacked logits alike. ``options``: the loss's options model (its config keys).
-    ``source``: its citation, listed by ``ce-lab losses``.
+    ``source``: its citation, listed by ``ce-lab losses``. ``probabilities``: the map from logits
+    to the distribution its calibration is measured on, where that is not softmax(z) (sparsemax).
     """
     for key, field in (options.model_fields if options else {}).items():
         known = _OPTION_FIELDS.get(key)
@@ -102,7 +106,8 @@ def register_loss(name: str, fn: Callable[..., Tensor], description: str, *,
         if known is not None and known is not field and repr(known) != repr(field):
             raise ValueError(f"loss {name!r}: option loss.{key} is already defined differently")
         _OPTION_FIELDS.setdefault(key, field)
-    spec = LossSpec(name, fn, description, squashes_sigmoid, grad, options, batched, source)
+    spec = LossSpec(name, fn, description, squashes_sigmoid, grad, options, batched, source,
+                    probabilities)
     LOSSES[name] = spec
     return spec
 

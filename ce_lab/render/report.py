@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from ce_lab.calibration import RULE
+from ce_lab.calibration import rule
 from ce_lab.comparison.build import ComparisonTable, config_value, show
 from ce_lab.comparison.paired import PairedDiff
 from ce_lab.comparison.tuning import shared_rate_line
@@ -53,7 +53,7 @@ def _reading_notes(table: ComparisonTable, records: Sequence[RunRecord]) -> list
             "from the first evaluation to the last, divided by the examples spanned (a mean "
             "accuracy in [0, 1]).", ""]
     if any((r.summary.get("final") or {}).get("test_ece") is not None for r in records):
-        out += [f"The {RULE} (README, “Calibration”).", ""]
+        out += [f"The {rule(r.loss for r in records)} (README, “Calibration”).", ""]
     return out
 def _noise(meta) -> str:
     """", 1000/5000 training labels changed (symmetric)" where data.label_noise changed any

@@ -44,6 +44,7 @@ class LossGroup:
     name: str
     fn: object  # (logits (K, B, C), targets) -> (K,) losses
     grad: object | None  # closed form (logits, targets) -> (loss, d loss / d logits), or None
+    probabilities: object | None  # logits -> its calibration's probabilities; None: softmax
 
 
 def loss_group_key(cfg: RunConfig) -> str:
@@ -56,7 +57,8 @@ def _loss_groups(cfgs: Sequence[RunConfig]) -> list[LossGroup]:
     for i in range(1, len(cfgs) + 1):
         if i == len(cfgs) or loss_group_key(cfgs[i]) != loss_group_key(cfgs[start]):
             c = cfgs[start].loss
-            groups.append(LossGroup(start, i, c.name, make_loss(c), make_loss_grad(c)))
+            groups.append(LossGroup(start, i, c.name, make_loss(c), make_loss_grad(c),
+                                    get_loss(c.name).probabilities))
             start = i
     return groups
 
@@ -353,7 +355,7 @@ class Stack:
         bit for bit a lone run's only where the kernels allow (docs/fusion.md).
         An evaluation is not per step: the loop over members costs little.
         """
-        fns = [g.fn for g in self.groups for _ in range(g.start, g.stop)]
+        groups = [g for g in self.groups for _ in range(g.start, g.stop)]  # each member's
         losses, correct, sums, kept = [], [], [], []
         for k in range(self.M):
             model = self._member_model(k)
@@ -361,9 +363,9 @@ class Stack:
             for i in range(0, x.shape[0], chunk):
                 xb, yb = x[i : i + chunk], y[i : i + chunk]
                 logits = model(xb)  # (1, B, C)
-                loss_k.append(fns[k](logits, yb))
+                loss_k.append(groups[k].fn(logits, yb))
                 correct_k.append((logits.argmax(-1) == yb).sum(-1))
-                sums_k.append(calibration.chunk_sums(logits, yb))
+                sums_k.append(calibration.chunk_sums(logits, yb, groups[k].probabilities))
                 if keep_logits:
                     kept_k.append(logits)
             losses.append(torch.stack(loss_k))
