@@ -38,7 +38,7 @@ def test_progress_plain_prints_a_line_per_entry_start_and_end(tmp_path, tiny_mni
 @pytest.mark.parametrize("kwargs, message", [
     ({"jobs": 0}, "jobs must be a positive integer, got 0"),
     ({"threads": 1.5}, "threads must be a positive integer, got 1.5"),
-    ({"executor": "dask"}, "executor must be one of local, ray, got 'dask'"),
+    ({"executor": "dask"}, "executor must be one of local, ray, slurm, got 'dask'"),
     ({"max_members": 0}, "max_members must be a positive integer, got 0"),
     ({"split_stacks": "sometimes"}, "split_stacks must be one of when-idle, never, got 'sometimes'"),
     ({"cpus_per_task": "2"}, "cpus_per_task must be a number, got '2'"),
@@ -78,7 +78,7 @@ def test_batch_is_a_function_with_a_real_signature_after_the_package_loads():
     assert inspect.isfunction(ce_lab.batch)
     params = inspect.signature(ce_lab.batch).parameters
     assert {"batch_file", "resume", "overrides", "jobs", "executor", "dry_run"} <= set(params)
-    assert params["executor"].default == "local" and params["dry_run"].default is False
+    assert params["executor"].default is None and params["dry_run"].default is False  # None: local
     assert params["jobs"].kind is inspect.Parameter.KEYWORD_ONLY
     assert ce_lab.batch.__doc__ and "ce-lab batch" in ce_lab.batch.__doc__
 
