@@ -39,6 +39,7 @@ if missing():
 pytest.importorskip("submitit")
 
 EPOCHS = 20  # the entries that are killed: caught after their first checkpoint
+STEPS_PER_EPOCH = 63  # ceil((1200 - 200 validation) / 16)
 
 
 @pytest.fixture(scope="module")
@@ -90,67 +91,105 @@ def _job_of(batch_dir: Path, entry: int) -> str:
     return job
 
 
-def test_scancel_midway_leaves_runs_resumable_and_resume_finishes_them(slurm, tiny_mnist, shared):
-    """Entry 1's job is cancelled (scancel: SIGTERM, it checkpoints), entry 2's training process
-    is killed (SIGKILL, as by the OOM killer: its run is left as crashed, its last epoch's
-    checkpoint on disk); entry 0 completes. --resume
-    resubmits only 1 and 2, which continue from their checkpoints."""
+def test_jobs_killed_midway_leave_runs_resumable_and_resume_finishes_them(slurm, tiny_mnist,
+                                                                          shared):
+    """Entry 1's job is cancelled (scancel: SIGTERM, the run checkpoints), entry 2's training
+    process killed (SIGKILL, as by the OOM killer: its run is left crashed, with its last epoch's
+    checkpoint), entry 3's warned of its time limit (SIGUSR2: it stops as on SIGTERM); entry 0
+    completes. --resume resubmits only 1 to 3, which continue from their checkpoints."""
     out = shared / "out"
     f = write_batch(shared / "b.yaml", {
         "name": "kill", "base": tiny_base(tiny_mnist, {"checkpoint": True}, batch_size=16),
-        "runs": [{"train.epochs": 1}, {"train.epochs": EPOCHS, "seed": 1},
-                 {"train.epochs": EPOCHS, "seed": 2}]})
-    proc = subprocess.Popen([sys.executable, "-m", "ce_lab", "batch", str(f), "--executor", "slurm",
-                             "--no-plots", "--out-dir", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        "runs": [{"train.epochs": 1}, *({"train.epochs": EPOCHS, "seed": s} for s in (1, 2, 3))]})
+    proc = _batch_process(f, out)
+    runs = {}
     try:
-        def checkpointed(seed: int):
-            assert proc.poll() is None, proc.communicate()
-            for d in out.glob("*/checkpoint.pt"):
-                if f"seed: {seed}\n" in (d.parent / "config.yaml").read_text():
-                    return d.parent
-            return None
-
-        frozen = {}
-        for seed in (1, 2):  # each frozen (SIGSTOP) once it has a checkpoint: mid-run
-            run = wait_for(lambda s=seed: checkpointed(s), timeout=120.0, every=0.02)
-            frozen[seed] = (run, json.loads((run / "meta.json").read_text())["pid"])
-            os.kill(frozen[seed][1], signal.SIGSTOP)
-        batch_dir = next(out.glob("batch-*"))
-        (cancelled, _), (killed, pid) = frozen[1], frozen[2]
-        subprocess.run(["scancel", _job_of(batch_dir, 1)], check=True)  # SLURM sends CONT, TERM
-        os.kill(pid, signal.SIGKILL)  # as the OOM killer does: the job ends without a word
+        for seed, how in ((1, ["scancel"]), (2, None), (3, ["scancel", "--signal=USR2"])):
+            # Frozen (SIGSTOP) once it has a checkpoint, so that it is mid-run when signalled.
+            run = wait_for(lambda s=seed: _checkpointed(proc, out, s), timeout=120.0, every=0.02)
+            pid = json.loads((run / "meta.json").read_text())["pid"]
+            os.kill(pid, signal.SIGSTOP)
+            runs[seed] = run
+            batch_dir = next(out.glob("batch-*"))
+            if how is None:
+                os.kill(pid, signal.SIGKILL)  # as the OOM killer does: no word from the job
+                continue
+            subprocess.run([*how, _job_of(batch_dir, seed)], check=True)
+            os.kill(pid, signal.SIGCONT)
         stdout, stderr = proc.communicate(timeout=180)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 1, stdout + stderr  # not every entry has a result
     state = read_state(batch_dir)
-    assert [e.status for e in state.entries][:2] == ["completed", "interrupted"], stderr
-    assert state.entries[2].status in ("failed", "interrupted"), (state.entries[2], stderr)
-    assert state.entries[2].error, (state.entries[2], stdout, stderr)
-    assert "SLURM job" in state.entries[2].error and "before it wrote a result" in (
-        state.entries[2].error)
-    for run in (cancelled, killed):
+    assert [e.status for e in state.entries] == ["completed", "interrupted", "failed",
+                                                 "interrupted"], stderr
+    assert state.entries[2].error.startswith("SLURM job ") and "before it wrote a result; see " \
+        f"{batch_dir / 'slurm'}" in state.entries[2].error
+    assert not jobs_path(batch_dir).exists()
+    for seed, run in runs.items():
         assert (run / "checkpoint.pt").is_file()
         meta = json.loads((run / "meta.json").read_text())
-        assert meta["status"] in ("interrupted", "running")  # running: killed, so crashed
+        assert meta["status"] == ("running" if seed == 2 else "interrupted")  # 2: crashed
     listed = runner.invoke(app, ["runs", "--out-dir", str(out)])
     assert "crashed" in listed.stdout and " running " not in listed.stdout, listed.stdout
 
-    dry = runner.invoke(app, ["batch", "--resume", str(batch_dir), "--dry-run"])
-    assert dry.exit_code == 0 and dry.stdout.count("resume") >= 2, dry.stdout
     again = runner.invoke(app, ["batch", "--resume", str(batch_dir), "--executor", "slurm",
                                 "--no-plots"])
     assert again.exit_code == 0, again.output
-    assert "3 entries: 2 resume, 1 skip" in again.stdout
+    assert "4 entries: 3 resume, 1 skip" in again.stdout
     state = read_state(batch_dir)
-    assert [e.status for e in state.entries] == ["completed"] * 3
-    for entry, run in ((1, cancelled), (2, killed)):
-        assert run_path(batch_dir, state.entries[entry].run_dir).resolve() == run.resolve()
+    assert [e.status for e in state.entries] == ["completed"] * 4
+    for seed, run in runs.items():
+        assert run_path(batch_dir, state.entries[seed].run_dir).resolve() == run.resolve()
         meta = json.loads((run / "meta.json").read_text())
         assert meta["status"] == "completed" and meta["resumed"]
-    assert len([d for d in out.iterdir() if d.is_dir() and not d.name.startswith("batch-")]) == 3
+        assert json.loads((run / "summary.json").read_text())["steps"] == EPOCHS * STEPS_PER_EPOCH
+    assert len([d for d in out.iterdir() if d.is_dir() and not d.name.startswith("batch-")]) == 4
+
+
+def test_ctrl_c_cancels_the_jobs_and_leaves_the_batch_resumable(slurm, tiny_mnist, shared):
+    out = shared / "out"
+    f = write_batch(shared / "b.yaml", {
+        "name": "stop", "base": tiny_base(tiny_mnist, {"checkpoint": True}, batch_size=16,
+                                          epochs=8),
+        "grid": {"loss.name": ["ce", "hinge"]}, "seeds": [1, 2, 3]})
+    proc = _batch_process(f, out)
+    try:
+        wait_for(lambda: _checkpointed(proc, out, 1), timeout=120.0, every=0.02)
+        batch_dir = next(out.glob("batch-*"))
+        (array,) = {j["job_id"].split("_")[0] for j in uncollected(batch_dir)}
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stdout + stderr
+    assert "interrupted: run the batch file again" in stderr
+    queue = subprocess.run(["squeue", "--noheader", "--states=PENDING,RUNNING", "--jobs", array],
+                           capture_output=True, text=True)
+    assert queue.stdout.strip() == ""  # every job of the array cancelled, the queued ones too
+    state = read_state(batch_dir)
+    assert state.status == "interrupted" and "running" not in {e.status for e in state.entries}
+    assert not jobs_path(batch_dir).exists()
+    again = runner.invoke(app, ["batch", "--resume", str(batch_dir), "--no-plots"])
+    assert again.exit_code == 0, again.output
+    assert [e.status for e in read_state(batch_dir).entries] == ["completed"] * 6
+
+
+def _batch_process(f: Path, out: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "ce_lab", "batch", str(f), "--executor",
+                             "slurm", "--no-plots", "--out-dir", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _checkpointed(proc: subprocess.Popen, out: Path, seed: int) -> Path | None:
+    """The run folder of ``seed`` once it has a checkpoint."""
+    assert proc.poll() is None, proc.communicate()
+    for d in out.glob("*/checkpoint.pt"):
+        if f"seed: {seed}\n" in (d.parent / "config.yaml").read_text():
+            return d.parent
+    return None
 
 
 def test_a_job_sbatch_refuses_is_one_line_with_slurms_reason(slurm, tiny_mnist, shared):
