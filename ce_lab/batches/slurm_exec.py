@@ -24,11 +24,9 @@ batch process that was killed): the next ``ce-lab batch`` of that folder collect
 from __future__ import annotations
 
 import contextlib
-import getpass
 import io
 import json
 import os
-import subprocess
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -38,6 +36,7 @@ from typing import Any
 from ce_lab.batches.tasks import absolute_task
 from ce_lab.errors import CeLabError, MissingDependency, ParamError, UsageError
 from ce_lab.runs.folder import Status
+from ce_lab.slurm_queue import ACTIVE, my_jobs
 
 SUBMITIT_DIR = "slurm"
 JOBS_FILE = "jobs.json"
@@ -45,10 +44,6 @@ OPTIONS_FILE = "options.json"
 CLUSTER_ENV = "CE_LAB_SUBMITIT_CLUSTER"  # "local": submitit runs each job as a local process
 CLUSTERS = ("slurm", "local")
 SQUEUE_EVERY_S = 5.0  # how often the driver asks SLURM (a cluster's controller is shared)
-# squeue states of a job that has not ended (its processes may still write).
-ACTIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED",
-          "REQUEUE_FED", "REQUEUE_HOLD", "RESIZING", "SIGNALING", "STAGE_OUT", "STOPPED",
-          "RESV_DEL_HOLD", "SPECIAL_EXIT"}
 # Ended without a result, but as the training loop stops on Ctrl-C: the runs checkpointed.
 STOPPED = {"CANCELLED", "PREEMPTED", "TIMEOUT", "DEADLINE"}
 
@@ -296,7 +291,7 @@ class SlurmExecutor:
             return {k for k in self._running if pid_alive(int(k))}
         if time.monotonic() - self._asked >= SQUEUE_EVERY_S:
             self._asked = time.monotonic()
-            states = squeue_states(sorted({k.split("_")[0] for k in self._running}))
+            states = my_jobs(sorted({k.split("_")[0] for k in self._running}))
             for k in self._running if states is not None else ():  # None: ask again later
                 self._states[k] = states.get(k, "ENDED")  # absent: SLURM has forgotten it
         # A job submitted since SLURM was last asked is pending.
@@ -360,25 +355,3 @@ class SlurmExecutor:
         if self._running and not self._cancelled:
             self.interrupt()
         self._save()  # what is still running (a second Ctrl-C) is collected by the next call
-
-
-def squeue_states(arrays: list[str]) -> dict[str, str] | None:
-    """{job id: state} of the given jobs (array elements one by one) as squeue lists them; a job
-    SLURM has forgotten is absent. None when squeue failed for another reason (ask again)."""
-    if not arrays:
-        return {}
-    try:
-        out = subprocess.run(["squeue", "--noheader", "--array", "--states=all",
-                              "--format=%i|%T", f"--user={getpass.getuser()}",
-                              f"--jobs={','.join(arrays)}"],
-                             capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    if out.returncode != 0:
-        return {} if "invalid job id" in out.stderr.lower() else None
-    states = {}
-    for line in out.stdout.splitlines():
-        job_id, _, state = line.strip().partition("|")
-        if job_id and state:
-            states[job_id] = state.strip().split()[0]
-    return states

@@ -177,6 +177,22 @@ def test_ctrl_c_cancels_the_jobs_and_leaves_the_batch_resumable(slurm, tiny_mnis
     assert [e.status for e in read_state(batch_dir).entries] == ["completed"] * 6
 
 
+def test_a_run_whose_slurm_job_ended_is_crashed_at_once_whatever_its_heartbeat(slurm, shared):
+    """A run trained on another node: its heartbeat looks alive for minutes after SLURM killed
+    its job (time limit, node failure); squeue knows at once."""
+    from ce_lab.runs.liveness import effective_status
+    from ce_lab.safe_io import now_iso
+
+    job = subprocess.run(["sbatch", "--parsable", "--output=/dev/null", "--wrap", "sleep 60"],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    meta = {"status": "running", "pid": 1, "host": "node-7", "heartbeat": now_iso(),
+            "slurm_job": job}
+    assert effective_status(meta) == "running"
+    subprocess.run(["scancel", job], check=True)
+    wait_for(lambda: effective_status(meta) == "crashed", timeout=30.0, every=1.0)
+    assert effective_status(meta | {"slurm_job": None}) == "running"  # the heartbeat alone
+
+
 def _batch_process(f: Path, out: Path) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "ce_lab", "batch", str(f), "--executor",
                              "slurm", "--no-plots", "--out-dir", str(out)],
