@@ -102,6 +102,35 @@ def _wait(what: str, check, timeout: float, logs: list[Path]) -> None:
     raise RuntimeError(f"local SLURM: {what} not ready after {timeout:.0f} s\n{tails}")
 
 
+def _cancel_all(env: dict[str, str]) -> None:
+    """Cancel this cluster's jobs and wait (up to 30 s) until SLURM has let them go, so that no
+    job step outlives the daemons."""
+    subprocess.run([_which("scancel"), "--user=root"], env=env, capture_output=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        out = subprocess.run([_which("squeue"), "--noheader"], env=env, capture_output=True,
+                             text=True)
+        if out.returncode != 0 or not out.stdout.strip():
+            return
+        time.sleep(0.5)
+
+
+def _leftovers(conf: Path) -> list[int]:
+    """Processes of this cluster still alive (a job step stuck once slurmd is gone): those whose
+    environment names its slurm.conf, which this process's children all inherited."""
+    mine = f"SLURM_CONF={conf}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if mine in (entry / "environ").read_bytes().split(b"\0"):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
 def _stop(procs: list[subprocess.Popen]) -> None:
     """Stop the daemons this process started, last started first, by their pids."""
     for proc in reversed(procs):
@@ -159,7 +188,14 @@ def local_slurm(folder: Path | None = None, cpus: int | None = None) -> Iterator
         _wait("the node", idle, 60, logs)
         yield {"SLURM_CONF": str(conf)}
     finally:
+        if len(procs) == 3:
+            _cancel_all(env)
         _stop(procs)
+        for pid in _leftovers(conf):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
         if own:
             shutil.rmtree(folder, ignore_errors=True)
 
