@@ -43,6 +43,7 @@ JOBS_FILE = "jobs.json"
 OPTIONS_FILE = "options.json"
 CLUSTER_ENV = "CE_LAB_SUBMITIT_CLUSTER"  # "local": submitit runs each job as a local process
 CLUSTERS = ("slurm", "local")
+LOCAL_TIMEOUT_MIN = 7 * 24 * 60  # submitit's local executor kills a job after 2 minutes
 SQUEUE_EVERY_S = 5.0  # how often the driver asks SLURM (a cluster's controller is shared)
 # Ended without a result, but as the training loop stops on Ctrl-C: the runs checkpointed.
 STOPPED = {"CANCELLED", "PREEMPTED", "TIMEOUT", "DEADLINE"}
@@ -59,19 +60,23 @@ class SlurmOptions:
     mem: str | None = None  # SLURM's format: 4G, 500M, ...
     extra: dict[str, str] = field(default_factory=dict)  # more sbatch parameters, without --
 
-    def parameters(self) -> dict[str, Any]:
-        """submitit's AutoExecutor parameters."""
+    def parameters(self, jobs: int | None = None) -> dict[str, Any]:
+        """submitit's SlurmExecutor parameters. No ``--time`` unless given: the partition's limit
+        (submitit's own default would be 5 minutes)."""
         extra = {**self.extra}
         if self.time is not None:  # as typed: sbatch checks it and says what is wrong
             extra["time"] = self.time
-        out: dict[str, Any] = {"slurm_time": None, "cpus_per_task": self.cpus_per_task,
-                               "slurm_additional_parameters": extra}
+        out: dict[str, Any] = {"job_name": "ce-lab", "time": None,
+                               "cpus_per_task": self.cpus_per_task,
+                               "additional_parameters": extra}
         if self.partition:
-            out["slurm_partition"] = self.partition
+            out["partition"] = self.partition
         if self.gpus_per_task:
-            out["slurm_gpus_per_task"] = self.gpus_per_task
+            out["gpus_per_task"] = self.gpus_per_task
         if self.mem is not None:
-            out["slurm_mem"] = self.mem
+            out["mem"] = self.mem
+        if jobs:
+            out["array_parallelism"] = jobs
         return out
 
 
@@ -224,10 +229,12 @@ class SlurmExecutor:
         from ce_lab.safe_io import write_json
 
         write_json(self.folder / OPTIONS_FILE, asdict(options))  # what --resume asks for again
-        self._executor = submitit.AutoExecutor(folder=self.folder, cluster=self.cluster)
-        self._executor.update_parameters(
-            name="ce-lab", **(options.parameters() if self.cluster == "slurm" else {}),
-            **({"slurm_array_parallelism": jobs} if jobs and self.cluster == "slurm" else {}))
+        if self.cluster == "slurm":
+            self._executor = submitit.SlurmExecutor(folder=self.folder)
+            self._executor.update_parameters(**options.parameters(jobs))
+        else:  # as many at once as there are tasks, and no time limit to speak of
+            self._executor = submitit.LocalExecutor(folder=self.folder)
+            self._executor.update_parameters(timeout_min=LOCAL_TIMEOUT_MIN)
         self._pending: list[dict[str, Any]] = []
         self._running: dict[str, tuple[Any, dict[str, Any]]] = {}  # job id -> (job, task)
         self._states: dict[str, str] = {}
