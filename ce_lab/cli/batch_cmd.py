@@ -44,13 +44,13 @@ def _lookup(config: dict, dotted: str):
     return value
 
 
-def _plan_table(opened, plan):
+def _plan_table(planned):
     from rich.table import Table
 
-    from ce_lab.batches.plan import describe_plan
     from ce_lab.batches.spec import override_text
     from ce_lab.config import to_dict
 
+    opened, plan = planned.opened, planned.plan
     keys = opened.state.varied_keys
     where = (str(opened.batch_dir) if opened.continued
              else f"a new folder under {opened.batch.out_dir}")
@@ -65,7 +65,7 @@ def _plan_table(opened, plan):
     table.add_column("stack")
     configs = {e.index: to_dict(e.config) for e in opened.batch.entries}
     stacks = plan.stack_of()
-    for rec, action in describe_plan(opened):
+    for rec, action in planned.actions():
         cells = ([override_text(_lookup(configs[rec.index], k)) for k in keys] if keys else
                  [" ".join(f"{k}={override_text(v)}" for k, v in rec.overrides.items())
                   or "(base)"])
@@ -173,7 +173,7 @@ def batch(
     jobs: Annotated[
         int | None,
         typer.Option("--jobs", "-j", min=1, help="Entries at once; torch threads are divided "
-                     "between them (default 1; ray: as many as the cluster fits)."),
+                     "between them (default 1; ray, slurm: as many as the cluster fits)."),
     ] = None,
     threads: Annotated[
         int | None,
@@ -282,7 +282,7 @@ def batch(
                                    "extra": slurm_extra})
     if dry_run:
         planned = dry_run_batch(request)
-        console.print(_plan_table(planned.opened, planned.plan))
+        console.print(_plan_table(planned))
         console.print(planned.plan.describe(), highlight=False, soft_wrap=True)
         if planned.continues is not None:
             console.print(f"continues {escape(str(planned.continues))}", highlight=False,

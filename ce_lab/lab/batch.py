@@ -16,7 +16,7 @@ import signal
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack, contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -72,6 +72,7 @@ class BatchPlan:
 
     opened: Opened
     plan: Plan
+    collecting: set[int] = field(default_factory=set)  # entries whose SLURM jobs are awaited
 
     @property
     def continues(self) -> Path | None:
@@ -79,10 +80,11 @@ class BatchPlan:
         return self.opened.batch_dir if self.opened.continued else None
 
     def actions(self) -> list[tuple[EntryRecord, str]]:
-        """(entry, action) for every entry: skip, resume, run, rerun or busy."""
+        """(entry, action) for every entry: skip, resume, run, rerun, busy or collect."""
         from ce_lab.batches.plan import describe_plan
 
-        return describe_plan(self.opened)
+        return [(rec, COLLECT if rec.index in self.collecting else action)
+                for rec, action in describe_plan(self.opened)]
 
 
 @dataclass
@@ -214,7 +216,15 @@ def dry_run_batch(request: BatchRequest) -> BatchPlan:
     from ce_lab.batches.tasks import plan_batch
 
     opened = plan(request.batch, request.batch_dir, request.executor)
-    return BatchPlan(opened, plan_batch(opened, **request.how()))
+    collecting = _collecting(opened.batch_dir) if opened.continued else set()
+    return BatchPlan(opened, plan_batch(opened, **request.how(), exclude=collecting), collecting)
+
+
+def _collecting(batch_dir: Path) -> set[int]:
+    """The entries whose SLURM jobs an earlier call submitted and no call has collected."""
+    from ce_lab.batches.slurm_exec import uncollected
+
+    return {i for job in uncollected(batch_dir) for i in job["task"]["entries"]}
 
 
 def run_batch(request: BatchRequest, *,
@@ -227,7 +237,6 @@ def run_batch(request: BatchRequest, *,
     the comparison is written. Ctrl-C (or SIGTERM) interrupts the workers, which checkpoint:
     ``result.interrupted``, and nothing is compared."""
     from ce_lab.batches.execute import compare_finished, execute
-    from ce_lab.batches.plan import describe_plan
     from ce_lab.batches.tasks import plan_batch
 
     ray = _ray_executor(request) if request.executor == "ray" else None  # before any folder
@@ -235,13 +244,13 @@ def run_batch(request: BatchRequest, *,
         with ExitStack() as held:
             opened = _open_locked(request, held)
             ex, adopted = _executor(request, opened, ray)
-            exclude = {i for task in adopted for i in task["entries"]}
+            awaited = {i for task in adopted for i in task["entries"]}
+            planned = BatchPlan(opened, plan_batch(opened, **request.how(), exclude=awaited),
+                                awaited)
             if on_start is not None:
-                on_start(opened, [(rec, COLLECT if rec.index in exclude else action)
-                                  for rec, action in describe_plan(opened)])
+                on_start(opened, planned.actions())
             with _sigterm_as_interrupt():
-                result = execute(opened, plan_batch(opened, **request.how(), exclude=exclude),
-                                 ex, on_event=on_event, adopted=adopted)
+                result = execute(opened, planned.plan, ex, on_event=on_event, adopted=adopted)
             result.jobs = list(getattr(ex, "job_ids", []))
             if on_executed is not None:
                 on_executed(result)

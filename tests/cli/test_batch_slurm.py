@@ -62,6 +62,8 @@ def test_detach_submits_and_returns_and_resume_collects(local_jobs, tiny_mnist, 
     assert local.exit_code == 2
     assert local.stderr.strip() == (f"error: {batch_dir} has 2 SLURM jobs not collected yet; "
                                     "resume it with --executor slurm")
+    dry = runner.invoke(app, ["batch", "--resume", str(batch_dir), "--dry-run"])
+    assert dry.exit_code == 0 and dry.stdout.count("collect (SLURM job)") == 4, dry.stdout
     # Without --executor: the folder ran on SLURM, so its jobs are collected, never run again.
     again = runner.invoke(app, ["batch", "--resume", str(batch_dir), "--no-plots"])
     assert again.exit_code == 0, again.output
