@@ -45,6 +45,7 @@ CLUSTER_ENV = "CE_LAB_SUBMITIT_CLUSTER"  # "local": submitit runs each job as a 
 CLUSTERS = ("slurm", "local")
 LOCAL_TIMEOUT_MIN = 7 * 24 * 60  # submitit's local executor kills a job after 2 minutes
 SQUEUE_EVERY_S = 5.0  # how often the driver asks SLURM (a cluster's controller is shared)
+RESULT_GRACE_S = 15.0  # as submitit waits for a result pickle
 # Ended without a result, but as the training loop stops on Ctrl-C: the runs checkpointed.
 STOPPED = {"CANCELLED", "PREEMPTED", "TIMEOUT", "DEADLINE"}
 
@@ -238,8 +239,13 @@ class SlurmExecutor:
         self._pending: list[dict[str, Any]] = []
         self._running: dict[str, tuple[Any, dict[str, Any]]] = {}  # job id -> (job, task)
         self._states: dict[str, str] = {}
+        self._ended: dict[str, float] = {}  # when SLURM first said a job had ended
+        # A result written on a node may show on this machine's view of a network file system
+        # only seconds later (attribute caches): a job without one is given this long.
+        self._grace = RESULT_GRACE_S if self.cluster == "slurm" else 0.0
         self._asked = 0.0
         self._cancelled = False
+        self._gave_up = False
         self.job_ids: list[str] = []
         for item in adopt or []:
             job = self._job_of(item["job_id"], item.get("cluster", self.cluster))
@@ -255,7 +261,7 @@ class SlurmExecutor:
         return LocalJob(folder=self.folder, job_id=job_id)
 
     def running(self) -> int:
-        return 0 if self.detached else len(self._pending) + len(self._running)
+        return 0 if self.detached or self._gave_up else len(self._pending) + len(self._running)
 
     def log_path(self, task: dict[str, Any]) -> None:
         return None  # known once submitted: <batch>/slurm/<job id>_0_log.out
@@ -311,9 +317,13 @@ class SlurmExecutor:
             return []
         deadline = time.monotonic() + timeout
         while True:
-            active = self._active()
+            active, now = self._active(), time.monotonic()
+            for k in self._running:
+                if k not in active:
+                    self._ended.setdefault(k, now)
             done = [k for k, (job, _) in self._running.items()
-                    if job.paths.result_pickle.exists() or k not in active]
+                    if job.paths.result_pickle.exists()
+                    or now - self._ended.get(k, now) > self._grace]
             if done or time.monotonic() >= deadline or not self._running:
                 break
             time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
@@ -353,8 +363,9 @@ class SlurmExecutor:
                 job.cancel(check=False)
 
     def kill(self) -> None:
-        """A second Ctrl-C: stop waiting; SLURM kills what is left after its KillWait."""
-        self._running.clear()
+        """A second Ctrl-C: stop waiting (SLURM kills what is left after its KillWait); the jobs
+        stay listed for the next call to collect."""
+        self._gave_up = True
 
     def close(self) -> None:
         if self.detached:
