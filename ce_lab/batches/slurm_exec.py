@@ -226,7 +226,6 @@ class SlurmExecutor:
         self.capacity = 1_000_000  # all at once: SLURM queues them
         self.detach = detach
         self.detached = False  # submitted and let go: their results are collected later
-        self._submitit = submitit
         from ce_lab.safe_io import write_json
 
         write_json(self.folder / OPTIONS_FILE, asdict(options))  # what --resume asks for again
