@@ -180,6 +180,7 @@ class FakeExecutor:
     ends with (default completed); ``ctrl_c_on_wait`` raises KeyboardInterrupt on that call."""
 
     name = "fake"
+    detached = False
 
     def __init__(self, out_dir: Path, capacity=1, outcome=None, ctrl_c_on_wait=None):
         self.out_dir, self.capacity = out_dir, capacity
@@ -199,6 +200,9 @@ class FakeExecutor:
     def start(self, task):
         self.started.append(task)
         self._running.append(task)
+
+    def submit(self):
+        pass
 
     def _finish(self, task, status_for):
         results = []
@@ -651,3 +655,28 @@ def child_pids(pid: int) -> list[int]:
 
     return [int(e.name) for e in Path("/proc").iterdir()
             if e.name.isdigit() and (st := proc_stat(int(e.name))) is not None and st[1] == pid]
+
+
+# --- batches on SLURM ----------------------------------------------------------------------------
+
+
+def slurm_losses_batch(folder: Path, tiny_mnist: Path, epochs: int = 1, **log: Any) -> Path:
+    """A batch of ce and hinge on TINY, seeds 0 and 1 (two stacks of two), for the slurm
+    executor's tests."""
+    return write_batch(folder / "b.yaml", {
+        "name": "slurm", "base": tiny_base(tiny_mnist, {"eval_every": 10, **log}, epochs=epochs),
+        "grid": {"loss.name": ["ce", "hinge"]}, "seeds": [0, 1]})
+
+
+def assert_same_runs(batch_dir: Path, other_dir: Path) -> None:
+    """Every entry of the two batch folders logged the same numbers (wall times aside)."""
+    from ce_lab.batches.store import read_state, run_path
+
+    ours, theirs = read_state(batch_dir).entries, read_state(other_dir).entries
+    assert [e.config_hash for e in ours] == [e.config_hash for e in theirs]
+    for a, b in zip(ours, theirs):
+        here, there = run_path(batch_dir, a.run_dir), run_path(other_dir, b.run_dir)
+        for table in ("metrics.csv", "eval.csv"):
+            assert without_wall(rows(here / table)) == without_wall(rows(there / table)), table
+        final = json.loads((here / "summary.json").read_text())["final"]
+        assert final == json.loads((there / "summary.json").read_text())["final"]

@@ -38,7 +38,7 @@ def test_progress_plain_prints_a_line_per_entry_start_and_end(tmp_path, tiny_mni
 @pytest.mark.parametrize("kwargs, message", [
     ({"jobs": 0}, "jobs must be a positive integer, got 0"),
     ({"threads": 1.5}, "threads must be a positive integer, got 1.5"),
-    ({"executor": "dask"}, "executor must be one of local, ray, got 'dask'"),
+    ({"executor": "dask"}, "executor must be one of local, ray, slurm, got 'dask'"),
     ({"max_members": 0}, "max_members must be a positive integer, got 0"),
     ({"split_stacks": "sometimes"}, "split_stacks must be one of when-idle, never, got 'sometimes'"),
     ({"cpus_per_task": "2"}, "cpus_per_task must be a number, got '2'"),
@@ -53,6 +53,11 @@ def test_progress_plain_prints_a_line_per_entry_start_and_end(tmp_path, tiny_mni
      "overrides, new cannot change a batch being resumed; run the batch file instead"),
     ({"batch_file": None, "resume": "nothere"}, "resume: no such batch folder: nothere"),
     ({"batch_file": 3}, "batch_file must be a file (str or Path), got 3"),
+    ({"executor": "slurm", "slurm": {"partitions": "gpu"}},
+     "slurm has no option 'partitions': partition, time, cpus_per_task, gpus_per_task, mem, extra"),
+    ({"executor": "slurm", "slurm": ["gpu"]}, "slurm must be a mapping of SLURM options"),
+    ({"slurm": {"partition": "gpu"}}, "slurm_partition applies to executor slurm"),
+    ({"detach": True}, "detach applies to executor slurm"),
 ])
 def test_api_errors_name_the_parameter_and_write_nothing(tmp_path, kwargs, message):
     f = write_batch(tmp_path / "b.yaml", {"name": "x", "grid": {"loss.name": ["ce", "mse"]}})
@@ -78,7 +83,7 @@ def test_batch_is_a_function_with_a_real_signature_after_the_package_loads():
     assert inspect.isfunction(ce_lab.batch)
     params = inspect.signature(ce_lab.batch).parameters
     assert {"batch_file", "resume", "overrides", "jobs", "executor", "dry_run"} <= set(params)
-    assert params["executor"].default == "local" and params["dry_run"].default is False
+    assert params["executor"].default is None and params["dry_run"].default is False  # None: local
     assert params["jobs"].kind is inspect.Parameter.KEYWORD_ONLY
     assert ce_lab.batch.__doc__ and "ce-lab batch" in ce_lab.batch.__doc__
 
@@ -129,3 +134,18 @@ def test_ctrl_c_raises_interrupted_naming_the_folder_and_resume_finishes_it(tiny
     done = ce_lab.batch(resume=batch_dir, plots=False)
     assert done.exit_code == 0 and [x.status for x in done.entries] == ["completed"] * 2
     assert done.ran >= 1 and (batch_dir / "table.csv").is_file()
+
+
+def test_executor_slurm_returns_the_job_ids_and_a_detached_batch_is_collected_by_resume(
+        tmp_path, tiny_mnist, monkeypatch):
+    """Through submitit's local executor (tests/cli/test_batch_slurm.py has the CLI's runs)."""
+    pytest.importorskip("submitit")
+    monkeypatch.setenv("CE_LAB_SUBMITIT_CLUSTER", "local")
+    f = losses_batch(tmp_path, tiny_mnist)
+    sent = ce_lab.batch(f, executor="slurm", slurm={"cpus_per_task": 1}, detach=True,
+                        out_dir=tmp_path / "out", plots=False)
+    assert len(sent.jobs) == 1 and sent.exit_code == 0  # one stack: one job
+    assert {e.status for e in sent.entries} == {"running"} and sent.comparison is None
+    done = ce_lab.batch(resume=sent.dir, plots=False)
+    assert [e.status for e in done.entries] == ["completed"] * 2 and done.comparison is not None
+    assert done.jobs == [] and done.ran == 0  # collected, nothing submitted again

@@ -54,6 +54,22 @@ def test_owner_alive_by_pid_start_time_and_heartbeat():
     assert effective_status({"status": "lost"}) is None
 
 
+def test_an_owner_in_a_slurm_job_elsewhere_is_asked_of_squeue_else_judged_by_its_heartbeat(
+        tmp_path, monkeypatch):
+    from ce_lab.runs.liveness import owner_fields
+
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")
+    assert owner_fields()["slurm_job"] == "4242"  # recorded in meta.json by a job's worker
+    monkeypatch.delenv("SLURM_JOB_ID")
+    assert "slurm_job" not in owner_fields()
+    # No squeue on this machine (a laptop reading the shared folder): the heartbeat decides.
+    monkeypatch.setenv("PATH", str(tmp_path))
+    elsewhere = {"status": "running", "pid": 1, "host": "node-7", "slurm_job": "4242"}
+    assert effective_status(elsewhere | {"heartbeat": iso(10)}) is Status.RUNNING
+    assert effective_status(elsewhere | {"heartbeat": iso(3600)}) is Status.CRASHED
+    # tests/cli/test_batch_slurm_cluster.py asks a real squeue.
+
+
 def test_meta_records_its_owner_and_refreshes_the_heartbeat_at_most_every_few_seconds(
         cfg, data, monkeypatch):
     seen = []

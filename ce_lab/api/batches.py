@@ -54,6 +54,7 @@ class BatchResult:
     plan: Plan | None = field(default=None, repr=False)  # dry_run: the tasks (``.describe()``)
     ran: int = 0  # entries given to a worker by this call
     skipped: int = 0  # entries already done
+    jobs: list[str] = field(default_factory=list)  # executor="slurm": the jobs submitted
 
     @property
     def failed(self) -> list[BatchEntry]:
@@ -121,12 +122,13 @@ def _lines(progress: str | None):
 
 def batch(batch_file: str | Path | None = None, *, resume: str | Path | None = None,
           overrides: Mapping[str, Any] | None = None, out_dir: str | Path | None = None,
-          jobs: int | None = None, threads: int | None = None, executor: str = "local",
+          jobs: int | None = None, threads: int | None = None, executor: str | None = None,
           address: str | None = None, cpus_per_task: float = 1.0, gpus_per_task: float = 0.0,
           fuse: bool = True, max_members: int = DEFAULT_MAX_MEMBERS,
           split_stacks: str = "when-idle", new: bool = False, plots: bool = True,
           dry_run: bool = False, progress: str | None = None,
-          max_entries: int | None = None) -> BatchResult:
+          max_entries: int | None = None, slurm: Mapping[str, Any] | None = None,
+          detach: bool = False) -> BatchResult:
     """Run every configuration a batch file describes, then compare them grouped by what varies,
     as ``ce-lab batch``; returns a BatchResult (``.entries``, ``.comparison``, ``.exit_code``).
 
@@ -135,11 +137,15 @@ def batch(batch_file: str | Path | None = None, *, resume: str | Path | None = N
     folder (``new=True``: a new one), skipping entries that completed, resuming interrupted ones
     and rerunning failed ones; ``resume=BATCH_DIR`` continues that folder. ``jobs`` entries run
     at once (``executor="ray"``: on a Ray cluster, ``address``, with ``cpus_per_task`` and
-    ``gpus_per_task`` per task); ``fuse``, ``max_members`` and ``split_stacks`` ("when-idle" or
-    "never") decide which entries train as one stacked model. ``dry_run=True`` writes nothing
-    and returns the plan: each entry's ``action`` and ``stack``, and ``.plan``. A batch that
-    expands to more than ``max_entries`` entries (default 100,000) is refused (ParamError) before
-    anything is expanded.
+    ``gpus_per_task`` per task; ``executor="slurm"``: as SLURM jobs, ``slurm`` a mapping of
+    partition, time, cpus_per_task, gpus_per_task, mem and extra (more sbatch options), the
+    batch folder on a file system the nodes share, and ``detach=True`` returns once they are
+    submitted (``.jobs``), a later ``batch(resume=...)`` collecting them; executor None: local,
+    or slurm when resuming a batch that ran on SLURM); ``fuse``, ``max_members`` and
+    ``split_stacks`` ("when-idle" or "never") decide which entries train as one stacked model.
+    ``dry_run=True`` writes nothing and returns the plan: each entry's ``action`` and ``stack``,
+    and ``.plan``. A batch that expands to more than ``max_entries`` entries (default 100,000)
+    is refused (ParamError) before anything is expanded.
 
     A failed entry is a result, not an exception: ``.failed``, ``.exit_code`` 1; the others are
     compared. Raises ParamError naming the parameter for a bad argument, ConfigError for a bad
@@ -157,7 +163,7 @@ def batch(batch_file: str | Path | None = None, *, resume: str | Path | None = N
         jobs=jobs, threads=threads, executor=executor, address=address,
         cpus_per_task=cpus_per_task, gpus_per_task=gpus_per_task, fuse=bool(fuse),
         max_members=max_members, split_stacks=split_stacks, plots=bool(plots),
-        max_entries=max_entries)
+        max_entries=max_entries, slurm=slurm, detach=bool(detach))
     if dry_run:
         planned = dry_run_batch(request)
         opened = planned.opened
@@ -175,4 +181,4 @@ def batch(batch_file: str | Path | None = None, *, resume: str | Path | None = N
     return BatchResult(result.batch_dir, result.state.name,
                        _entries(result.batch_dir, result.state), result.exit_code,
                        None if ran.comparison is None else _comparison(ran.comparison),
-                       ran=result.ran, skipped=result.skipped)
+                       ran=result.ran, skipped=result.skipped, jobs=result.jobs)

@@ -26,6 +26,7 @@ from ce_lab.batches.store import (
     write_state,
 )
 from ce_lab.batches.tasks import task_payload
+from ce_lab.errors import CeLabError
 from ce_lab.plan import Plan
 from ce_lab.runs.files import RunFolderError
 from ce_lab.runs.folder import ENDED_STATUSES, RESULT_STATUSES, Status
@@ -35,9 +36,11 @@ from ce_lab.runs.read import read_summary
 class Executor(Protocol):
     name: str
     capacity: int  # tasks at once
+    detached: bool  # its tasks were handed over and let go (slurm --detach): none is waited for
 
     def running(self) -> int: ...
     def start(self, task: dict[str, Any]) -> None: ...
+    def submit(self) -> None: ...  # hand over the tasks start() was given (SLURM: one array)
     def wait(self, timeout: float) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]: ...
     def interrupt(self) -> None: ...
     def kill(self) -> None: ...
@@ -54,6 +57,8 @@ class BatchResult:
     skipped: int = 0
     notes: list[str] = field(default_factory=list)
     busy: list[int] = field(default_factory=list)  # entries left to the live process owning them
+    detached: bool = False  # submitted and let go: a later call collects them
+    jobs: list[str] = field(default_factory=list)  # the jobs submitted (SLURM ids)
 
     @property
     def failed(self) -> list[EntryRecord]:
@@ -66,6 +71,8 @@ class BatchResult:
     @property
     def exit_code(self) -> int:
         """130 after Ctrl-C; 1 if an entry did not end with a result (failed); else 0."""
+        if self.detached:
+            return 0
         if self.interrupted:
             return Status.INTERRUPTED.exit_code
         done = all(e.status in RESULT_STATUSES or e.index in self.busy for e in self.state.entries)
@@ -76,9 +83,11 @@ Event = Callable[[str, EntryRecord, BatchState], None]  # ("start" | "end", entr
 
 
 def execute(opened: Opened, plan: Plan, executor: Executor, *, on_event: Event | None = None,
-            poll_seconds: float = 0.25) -> BatchResult:
+            poll_seconds: float = 0.25, adopted: list[dict[str, Any]] = ()) -> BatchResult:
     """Run ``plan``'s tasks (made from ``opened``); Ctrl-C (KeyboardInterrupt) stops scheduling, interrupts
-    the running tasks (they checkpoint), records them as interrupted and returns."""
+    the running tasks (they checkpoint), records them as interrupted and returns. ``adopted``: tasks
+    an earlier batch process started on ``executor`` and never collected (SLURM jobs), waited
+    for as if started here."""
     from ce_lab.safe_io import now_iso
 
     batch_dir, state = opened.batch_dir, opened.state
@@ -114,7 +123,7 @@ def execute(opened: Opened, plan: Plan, executor: Executor, *, on_event: Event |
             ended = opening.pop(task.get("task_id"), None)
             if ended is not None:
                 note_opened(ended)  # a killed worker reports no run folder: its file does
-            record(results)
+            record([r for r in results if r["index"] in records])
 
     def record(results: list[dict[str, Any]]) -> None:
         for res in results:
@@ -129,9 +138,17 @@ def execute(opened: Opened, plan: Plan, executor: Executor, *, on_event: Event |
         for res in results:
             emit("end", records[res["index"]], state)
 
+    for task in adopted:
+        for i in task["entries"]:
+            if i in records:
+                records[i].status, records[i].ended = Status.RUNNING, None
+        if task["kind"] == "train":
+            opening[task["task_id"]] = task
     queue = list(tasks)
+    refused = False
     try:
         while queue or executor.running():
+            started = []
             while queue and executor.running() < executor.capacity:
                 task = queue.pop(0)
                 log = executor.log_path(task)
@@ -149,12 +166,18 @@ def execute(opened: Opened, plan: Plan, executor: Executor, *, on_event: Event |
                 record_entries(batch_dir, state, [records[i] for i in task["entries"]])
                 executor.start(task)
                 result.ran += len(task["entries"])
+                started.append(task)
+            executor.submit()  # SLURM: the tasks just started, as one job array
+            for task in started:
                 for i in task["entries"]:
                     emit("start", records[i], state)
             collect(executor.wait(poll_seconds))
             for t in list(opening.values()):  # appended, as every start and end (not rewritten)
                 if note_opened(t):
                     record_entries(batch_dir, state, [records[i] for i in t["entries"]])
+    except CeLabError:  # the executor refused the tasks (sbatch did): none of them started
+        refused = True
+        raise
     except KeyboardInterrupt:
         result.interrupted = True
         executor.interrupt()
@@ -165,12 +188,16 @@ def execute(opened: Opened, plan: Plan, executor: Executor, *, on_event: Event |
             executor.kill()
     finally:
         executor.close()
-        for rec in state.entries:
-            if rec.status == Status.RUNNING:
-                rec.status, rec.ended = Status.INTERRUPTED, now_iso()
-        reconcile(batch_dir, state, opened.batch.out_dir)
-        state.status = (Status.INTERRUPTED if result.interrupted
-                        else Status.FAILED if result.failed else Status.COMPLETED)
+        result.detached = executor.detached
+        if result.detached:  # its entries stay running until a later call collects them
+            state.status = Status.RUNNING
+        else:
+            for rec in state.entries:
+                if rec.status == Status.RUNNING:
+                    rec.status, rec.ended = Status.INTERRUPTED, now_iso()
+            reconcile(batch_dir, state, opened.batch.out_dir)
+            state.status = (Status.INTERRUPTED if result.interrupted
+                            else Status.FAILED if result.failed or refused else Status.COMPLETED)
         write_state(batch_dir, state)
     return result
 
@@ -178,7 +205,6 @@ def execute(opened: Opened, plan: Plan, executor: Executor, *, on_event: Event |
 def reported_runs(path: Path) -> dict[int, str]:
     """{entry index: run folder} as a worker wrote them (``ce_lab.batches.worker.runs_recorder``);
     {} while there is no such file, or it is not what a worker writes."""
-    from ce_lab.errors import CeLabError
     from ce_lab.safe_io import MAX_JSON_BYTES, read_limited_text
 
     try:

@@ -46,6 +46,7 @@ class LocalExecutor:
     """Up to ``jobs`` worker processes; tasks beyond that wait in the batch's queue."""
 
     name = "local"
+    detached = False
 
     def __init__(self, batch_dir: Path, jobs: int = 1, threads: int | None = None):
         self.jobs = max(1, jobs)
@@ -80,6 +81,9 @@ class LocalExecutor:
             env=env, start_new_session=True,
         )
         self._running.append(_Running(task, proc, result_path, log_file, log_path))
+
+    def submit(self) -> None:
+        """Nothing to do: start() started the task."""
 
     def wait(self, timeout: float) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
         """The tasks that ended within ``timeout`` seconds (possibly none) and their results."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from ce_lab.batches.tasks import absolute_task
 from ce_lab.errors import CeLabError
 from ce_lab.runs.folder import Status
 
@@ -26,16 +27,6 @@ def import_ray():
     return ray
 
 
-def _absolute_paths(config: dict[str, Any]) -> dict[str, Any]:
-    """A Ray worker does not share the driver's working folder: make the folders absolute."""
-    config = {**config, "out_dir": os.path.abspath(config["out_dir"])}
-    for key in ("root", "path"):  # the cache folder; a custom set's files
-        where = config.get("data", {}).get(key)
-        if where is not None:
-            config["data"] = {**config["data"], key: os.path.abspath(where)}
-    return config
-
-
 def _task_body(task: dict[str, Any]) -> list[dict[str, Any]]:
     from ce_lab.batches.worker import run_task
 
@@ -46,6 +37,7 @@ class RayExecutor:
     """Submits up to ``capacity`` tasks at once; Ray places them by their resource requests."""
 
     name = "ray"
+    detached = False
 
     def __init__(self, address: str | None = None, cpus_per_task: float = 1.0,
                  gpus_per_task: float = 0.0, jobs: int | None = None):
@@ -76,11 +68,11 @@ class RayExecutor:
         return None  # task output stays in Ray's worker logs
 
     def start(self, task: dict[str, Any]) -> None:
-        task = {**task, "threads": self.threads, "configs": [
-            _absolute_paths(c) for c in task.get("configs", [])]}
-        if task.get("run_dir"):
-            task["run_dir"] = os.path.abspath(task["run_dir"])
+        task = {**absolute_task(task), "threads": self.threads}
         self._refs[self._remote.remote(task)] = task
+
+    def submit(self) -> None:
+        """Nothing to do: start() started the task."""
 
     def wait(self, timeout: float) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
         if not self._refs:

@@ -8,6 +8,8 @@ JSON a worker runs (``task_payload``).
 
 from __future__ import annotations
 
+import os
+from collections.abc import Collection
 from typing import Any
 
 from ce_lab.batches.plan import BUSY, RESUME, SKIP, Opened, action_for
@@ -18,14 +20,16 @@ from ce_lab.training.fusion import DEFAULT_MAX_MEMBERS
 
 
 def plan_batch(opened: Opened, *, fuse: bool = True, workers: int | None = 1,
-               max_members: int = DEFAULT_MAX_MEMBERS, split: Split = DEFAULT_SPLIT) -> Plan:
+               max_members: int = DEFAULT_MAX_MEMBERS, split: Split = DEFAULT_SPLIT,
+               exclude: Collection[int] = ()) -> Plan:
     """The tasks that bring ``opened`` up to date: entries done, or still owned by a live
-    process, are left out; interrupted ones with a checkpoint are resumed; the rest train."""
+    process, are left out (as is ``exclude``: entries whose SLURM jobs are still to collect);
+    interrupted ones with a checkpoint are resumed; the rest train."""
     by_index = {e.index: e for e in opened.batch.entries}
     entries = []
     for rec in opened.state.entries:
         act = action_for(opened.batch_dir, rec)
-        if act in (SKIP, BUSY):
+        if act in (SKIP, BUSY) or rec.index in exclude:
             continue
         resume = run_path(opened.batch_dir, rec.run_dir) if act == RESUME else None
         entries.append(Entry(rec.index, by_index[rec.index].config, resume))
@@ -43,3 +47,21 @@ def task_payload(task: Task, group: str) -> dict[str, Any]:
     out["task_id"] = task.task_id
     out["group"] = group
     return out
+
+
+def absolute_task(task: dict[str, Any]) -> dict[str, Any]:
+    """The task with its folders absolute (out_dir, data.root, the run to resume), for a worker
+    that does not share the batch process's working folder (a Ray task, a SLURM job)."""
+    out = {**task, "configs": [_absolute_paths(c) for c in task.get("configs", [])]}
+    if task.get("run_dir"):
+        out["run_dir"] = os.path.abspath(task["run_dir"])
+    return out
+
+
+def _absolute_paths(config: dict[str, Any]) -> dict[str, Any]:
+    config = {**config, "out_dir": os.path.abspath(config["out_dir"])}
+    for key in ("root", "path"):  # the cache folder; a custom set's files
+        where = config.get("data", {}).get(key)
+        if where is not None:
+            config["data"] = {**config["data"], key: os.path.abspath(where)}
+    return config

@@ -143,18 +143,24 @@ def run_task(task: dict[str, Any], reporter=None) -> list[dict[str, Any]]:
     ]
 
 
-def main(argv: list[str]) -> int:
+def run_logged(task: dict[str, Any]) -> list[dict[str, Any]]:
+    """Run a task with its progress on stdout, which is the task's log file (a local worker's,
+    a SLURM job's): plain lines, no bar."""
     from rich.console import Console
 
     from ce_lab.progress import PlainReporter
+
+    console = Console(file=sys.stdout, force_terminal=False, width=120)
+    return run_task(task, reporter=PlainReporter(console))
+
+
+def main(argv: list[str]) -> int:
     from ce_lab.safe_io import atomic_write_text
 
     die_with_parent(int(os.environ.get(PARENT_ENV) or 0) or None)
     task_path, result_path = Path(argv[0]), Path(argv[1])
     task = json.loads(task_path.read_text(encoding="utf-8"))
-    # The output goes to the task's log file: plain lines, no bar.
-    console = Console(file=sys.stdout, force_terminal=False, width=120)
-    results = run_task(task, reporter=PlainReporter(console))
+    results = run_logged(task)
     atomic_write_text(result_path, json.dumps(results, indent=2))
     return 0
 

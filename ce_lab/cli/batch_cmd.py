@@ -28,10 +28,12 @@ from ce_lab.training.fusion import DEFAULT_MAX_MEMBERS
 class ExecutorKind(str, Enum):
     local = "local"
     ray = "ray"
+    slurm = "slurm"
 
 
 ACTION_TEXT = {"skip": "skip (done)", "resume": "resume", "run": "run", "rerun": "rerun",
-               "busy": "skip (still running elsewhere)"}
+               "busy": "skip (still running elsewhere)", "collect": "collect (SLURM job)"}
+SLURM = "SLURM (--executor slurm)"  # the help panel of its options
 
 
 def _lookup(config: dict, dotted: str):
@@ -42,13 +44,13 @@ def _lookup(config: dict, dotted: str):
     return value
 
 
-def _plan_table(opened, plan):
+def _plan_table(planned):
     from rich.table import Table
 
-    from ce_lab.batches.plan import describe_plan
     from ce_lab.batches.spec import override_text
     from ce_lab.config import to_dict
 
+    opened, plan = planned.opened, planned.plan
     keys = opened.state.varied_keys
     where = (str(opened.batch_dir) if opened.continued
              else f"a new folder under {opened.batch.out_dir}")
@@ -63,7 +65,7 @@ def _plan_table(opened, plan):
     table.add_column("stack")
     configs = {e.index: to_dict(e.config) for e in opened.batch.entries}
     stacks = plan.stack_of()
-    for rec, action in describe_plan(opened):
+    for rec, action in planned.actions():
         cells = ([override_text(_lookup(configs[rec.index], k)) for k in keys] if keys else
                  [" ".join(f"{k}={override_text(v)}" for k, v in rec.overrides.items())
                   or "(base)"])
@@ -167,7 +169,8 @@ def batch(
     ] = False,
     jobs: Annotated[
         int | None,
-        typer.Option("--jobs", "-j", min=1, help="Tasks at once (default 1; ray: as many as fit)."),
+        typer.Option("--jobs", "-j", min=1, help="Tasks at once (default 1; ray, slurm: as many as "
+                     "the cluster fits)."),
     ] = None,
     threads: Annotated[
         int | None,
@@ -175,9 +178,11 @@ def batch(
                      "the CPUs / --jobs)."),
     ] = None,
     executor: Annotated[
-        ExecutorKind,
-        typer.Option("--executor", help="Where entries run (default local).", show_default=False),
-    ] = ExecutorKind.local,
+        ExecutorKind | None,
+        typer.Option("--executor", help="Where entries run (default local; --resume of a batch "
+                     "that ran on SLURM: slurm). slurm: the batch folder (--out-dir) must be on "
+                     "a file system the nodes share; see docs/slurm.md.", show_default=False),
+    ] = None,
     address: Annotated[
         str | None,
         typer.Option("--address", help="Ray cluster: auto or ray://HOST:PORT (default: start a "
@@ -213,6 +218,40 @@ def batch(
     ] = DEFAULT_MAX_ENTRIES,
     set_: SetOpt = None,
     out_dir: OutDirOpt = None,
+    slurm_partition: Annotated[
+        str | None, typer.Option("--slurm-partition", rich_help_panel=SLURM,
+                                 help="Partition of the jobs (default: the cluster's).")
+    ] = None,
+    slurm_time: Annotated[
+        str | None, typer.Option("--slurm-time", rich_help_panel=SLURM, help="Time limit of "
+                                 "each job, as sbatch --time takes it: MINUTES, HH:MM:SS, "
+                                 "D-HH:MM (default: the partition's).")
+    ] = None,
+    slurm_cpus_per_task: Annotated[
+        int | None, typer.Option("--slurm-cpus-per-task", min=1, rich_help_panel=SLURM,
+                                 help="CPUs of each job, one stack; its torch threads "
+                                 "(default 1).", show_default=False)
+    ] = None,
+    slurm_gpus_per_task: Annotated[
+        int | None, typer.Option("--slurm-gpus-per-task", min=0, rich_help_panel=SLURM,
+                                 help="GPUs of each job (default 0).", show_default=False)
+    ] = None,
+    slurm_mem: Annotated[
+        str | None, typer.Option("--slurm-mem", rich_help_panel=SLURM, help="Memory of each "
+                                 "job, as sbatch --mem takes it: 4G, 500M (default: the "
+                                 "partition's).")
+    ] = None,
+    slurm_extra: Annotated[
+        list[str] | None, typer.Option("--slurm-extra", metavar="KEY=VALUE",
+                                       rich_help_panel=SLURM, help="Any other sbatch option, "
+                                       "without its --, e.g. account=proj or qos=short; "
+                                       "repeatable.")
+    ] = None,
+    detach: Annotated[
+        bool, typer.Option("--detach", rich_help_panel=SLURM, help="Submit the jobs, print "
+                           "their ids and return; ce-lab batch --resume BATCH_DIR later waits "
+                           "for them and writes the comparison (default: wait).")
+    ] = False,
 ) -> None:
     """Run many configurations from one batch file, then compare them grouped by what varies.
 
@@ -223,13 +262,19 @@ def batch(
     from ce_lab.lab.batch import dry_run_batch, prepare_batch, run_batch
 
     request = prepare_batch(batch_file, resume=resume, sets=set_ or [], out_dir=out_dir, new=new,
-                            jobs=jobs, threads=threads, executor=executor.value, address=address,
-                            cpus_per_task=cpus_per_task, gpus_per_task=gpus_per_task, fuse=fuse,
-                            max_members=max_members, split_stacks=split_stacks,
-                            plots=not no_plots, max_entries=max_entries)
+                            jobs=jobs, threads=threads,
+                            executor=None if executor is None else executor.value,
+                            address=address, cpus_per_task=cpus_per_task,
+                            gpus_per_task=gpus_per_task, fuse=fuse, max_members=max_members,
+                            split_stacks=split_stacks, plots=not no_plots,
+                            max_entries=max_entries, detach=detach,
+                            slurm={"partition": slurm_partition, "time": slurm_time,
+                                   "cpus_per_task": slurm_cpus_per_task,
+                                   "gpus_per_task": slurm_gpus_per_task, "mem": slurm_mem,
+                                   "extra": slurm_extra})
     if dry_run:
         planned = dry_run_batch(request)
-        console.print(_plan_table(planned.opened, planned.plan))
+        console.print(_plan_table(planned))
         console.print(planned.plan.describe(), highlight=False, soft_wrap=True)
         if planned.continues is not None:
             console.print(f"continues {escape(str(planned.continues))}", highlight=False,
@@ -240,8 +285,8 @@ def batch(
     def on_start(opened, described) -> None:
         nonlocal printer
         actions = [a for _, a in described]
-        todo = {a: actions.count(a) for a in ("run", "rerun", "resume", "skip", "busy")
-                if a in actions}
+        todo = {a: actions.count(a) for a in ("run", "rerun", "resume", "skip", "busy",
+                                              "collect") if a in actions}
         verb = "continuing" if opened.continued else "new"
         console.print(f"batch {escape(opened.state.batch_id)} ({verb}): {len(actions)} entries: "
                       + ", ".join(f"{n} {a}" for a, n in todo.items())
@@ -277,6 +322,11 @@ def _say_busy(opened) -> None:
 def _finish(result, comparison) -> None:
     """After the end summary: how to continue an interrupted batch, or the comparison; exits
     with the batch's code."""
+    if result.detached:
+        console.print(f"submitted {len(result.jobs)} SLURM jobs: {escape(' '.join(result.jobs))}"
+                      f"; ce-lab batch --resume {escape(str(result.batch_dir))} waits for them and "
+                      "writes the comparison", highlight=False, soft_wrap=True)
+        raise typer.Exit(0)
     if result.interrupted:
         err_console.print(f"interrupted: run the batch file again, or ce-lab batch --resume "
                           f"{escape(str(result.batch_dir))}, to finish what is left",

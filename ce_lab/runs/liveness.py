@@ -6,7 +6,9 @@ meta.json names its owner: ``pid``, ``host``, ``pid_start`` (the process's start
 A run whose meta.json says ``running`` but whose owner is gone reads as ``crashed``:
 
 - same host: the pid is not alive, or it is alive but started at another time (another process);
-- another host (a shared filesystem): the heartbeat is older than ``HEARTBEAT_TIMEOUT_S``;
+- another host (a shared filesystem): the SLURM job it ran in (``slurm_job``, recorded when it ran
+  in one) is no longer pending or running, where ``squeue`` can tell; else the heartbeat is older
+  than ``HEARTBEAT_TIMEOUT_S``;
 - no owner recorded at all (written by an older ce-lab, or by hand): it cannot be alive.
 
 Plain Python, no torch: the CLI, the batch and a comparison all ask here.
@@ -64,8 +66,11 @@ def pid_alive(pid: int) -> bool:
 def owner_fields() -> dict[str, Any]:
     """What meta.json records about the process that trains the run (refreshed on resume)."""
     pid = os.getpid()
-    return {"pid": pid, "host": this_host(), "pid_start": process_start(pid),
-            "heartbeat": now_iso()}
+    fields = {"pid": pid, "host": this_host(), "pid_start": process_start(pid),
+              "heartbeat": now_iso()}
+    if os.environ.get("SLURM_JOB_ID"):  # a job SLURM may kill without a word (see owner_alive)
+        fields["slurm_job"] = os.environ["SLURM_JOB_ID"]
+    return fields
 
 
 def heartbeat_age(meta: Mapping[str, Any], now: dt.datetime | None = None) -> float | None:
@@ -97,6 +102,13 @@ def owner_alive(meta: Mapping[str, Any], *, timeout_s: float = HEARTBEAT_TIMEOUT
             if now is not None and now != recorded:
                 return False  # the pid was reused by another process
         return True
+    job = meta.get("slurm_job")
+    if isinstance(job, str) and job.isdigit():
+        from ce_lab.slurm_queue import job_active
+
+        active = job_active(job)  # SLURM knows at once; a heartbeat tells only minutes later
+        if active is not None:
+            return active
     age = heartbeat_age(meta)
     if age is None:
         return False  # no owner recorded, or not on this host without a heartbeat
