@@ -35,7 +35,7 @@ def rates(records: Sequence[RunRecord], tuning) -> str:
         chosen = ", ".join(f"{_code(c.cell)} {escape(fmt_value(c.chosen))}"
                            + (" (edge of the grid)" if c.at_edge else "") for c in tuning.cells)
         seeds = ", ".join(str(s) for s in tuning.seeds) or "unknown"
-        return (f"Each loss trained at its own learning rate, tuned on the validation split "
+        return (f"Each loss at its own learning rate, chosen on the validation split "
                 f"(by {escape(tuning.criterion.value)}, on seed(s) {escape(seeds)}): {chosen}.")
     if tuning is not None:
         chosen = ", ".join(f"{_code(c.cell)} {escape(fmt_value(c.chosen))}" for c in tuning.cells)
