@@ -24,6 +24,10 @@ from ce_lab.render.style import LossStyle, loss_styles
 
 # matplotlib's dash names (style.py) as plotly spells the same patterns
 _DASH = {"solid": "solid", "dashed": "dash", "dashdot": "dashdot", "dotted": "dot"}
+# matplotlib's marker letters (style.py) as plotly's symbol names
+_SYMBOL = {"o": "circle", "s": "square", "^": "triangle-up", "D": "diamond", "v": "triangle-down",
+           "P": "cross", "X": "x", "*": "star"}
+FEW_POINTS = 30  # a curve with fewer points also marks them: one evaluation is a point, not a line
 _CONFIG = {"displaylogo": False, "responsive": True,
            "toImageButtonOptions": {"format": "png", "scale": 2}}
 SATURATION = (("saturated_frac", "saturated (below 0.01 or above 0.99)"),
@@ -56,6 +60,14 @@ def _y(values) -> Any:
     return ys.astype(np.float32)
 
 
+def _marked(n: int, style: LossStyle, size: int = 6) -> dict:
+    """A trace's mode and marker: points drawn too where there are few of them."""
+    if n >= FEW_POINTS:
+        return {"mode": "lines"}
+    return {"mode": "lines+markers",
+            "marker": {"symbol": _SYMBOL.get(style.marker, "circle"), "size": size}}
+
+
 def _rgba(color: str, alpha: float) -> str:
     r, g, b = (int(color[i:i + 2], 16) for i in (1, 3, 5))
     return f"rgba({r},{g},{b},{alpha})"
@@ -81,7 +93,8 @@ def _banded(fig, records, table: str, x: str, y: str, label: str, style: LossSty
         fig.add_trace(go.Scatter(y=_y(lo), fill="tonexty", fillcolor=_rgba(style.color, 0.18),
                                  **band), **where)
     fig.add_trace(go.Scatter(
-        x=_x(xs), y=_y(mean), mode="lines", name=name, legendgroup=label, showlegend=legend,
+        x=_x(xs), y=_y(mean), name=name, legendgroup=label, showlegend=legend,
+        **_marked(len(xs), style),
         line={"color": style.color, "dash": _DASH[style.dash], "width": 2},
         hovertemplate=f"{text(label)}<br>{xname} %{{x}}<br>%{{y:.4g}}"
                       + (f" (mean of {n}; band min–max)" if n > 1 else "") + "<extra></extra>",
@@ -127,7 +140,8 @@ def val_acc(groups: Sequence[Group], thresholds: Sequence[float]):
                 if "val_acc" not in r.evals or "examples" not in r.evals:
                     continue
                 fig.add_trace(go.Scatter(
-                    x=_x(r.evals["examples"]), y=_y(r.evals["val_acc"]), mode="lines",
+                    x=_x(r.evals["examples"]), y=_y(r.evals["val_acc"]),
+                    **_marked(len(r.evals["examples"]), style, size=3),
                     name=f"{text(label)} seed {r.seed}", legendgroup=label, showlegend=False,
                     opacity=0.45, line={"color": style.color, "width": 0.8},
                     hovertemplate=f"{text(label)}, seed {r.seed}<br>examples %{{x}}<br>"
