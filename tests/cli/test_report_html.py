@@ -5,10 +5,11 @@ tests/test_report_html.py."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from ce_lab.cli.app import app
-from tests.helpers import headless_dom, runner, tiny_args
+from tests.helpers import headless_dom, only_batch_dir, runner, tiny_args, tiny_base, write_batch
 from tests.run_factory import make_run
 
 
@@ -65,3 +66,18 @@ def test_a_trained_three_seed_comparison_renders_every_section(tiny_mnist, tmp_p
     dom, console = headless_dom(page, tmp_path / "profile")
     assert console == [], console
     assert dom.count('class="plot-container plotly"') == 6
+
+
+def test_a_batch_writes_its_page_beside_its_report_md(tiny_mnist, tmp_path):
+    f = write_batch(tmp_path / "b.yaml", {
+        "name": "page", "base": tiny_base(tiny_mnist), "grid": {"loss.name": ["ce", "mse"]},
+        "seeds": [0]})
+    result = runner.invoke(app, ["batch", str(f), "--no-plots"])
+    assert result.exit_code == 0, result.output
+    assert "report.html" not in result.stdout  # the batch's output is as it was
+    batch_dir = only_batch_dir(Path("runs"))
+    page = (batch_dir / "report.html").read_text(encoding="utf-8")
+    assert (batch_dir / "report.md").is_file()
+    assert "<h1>ce-lab batch " in page and "2 losses (<code>ce</code>, <code>mse</code>)" in page
+    hrefs = re.findall(r'href="([^"#]+)"', page.split('<section id="runs">')[1])
+    assert len(hrefs) == 2 and all((batch_dir / h / "summary.json").is_file() for h in hrefs)

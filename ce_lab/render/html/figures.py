@@ -320,13 +320,13 @@ def sensitivity(tuning) -> Any:
 def all_figures(groups: Sequence[Group], thresholds: Sequence[float],
                 tuning=None) -> dict[str, Any]:
     """Section id -> figure (or None where the runs have no data for it), in page order."""
-    return {
+    return {  # how each rate was chosen first, as in report.md
+        "sensitivity": sensitivity(tuning),
         "val-acc": val_acc(groups, thresholds),
         "training-loss": training_loss(groups),
         "logit-grad": logit_grad(groups),
         "grad-norms": grad_norms(groups),
         "saturation": saturation(groups),
-        "sensitivity": sensitivity(tuning),
         "reliability": reliability(groups),
     }
 

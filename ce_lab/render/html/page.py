@@ -62,6 +62,7 @@ document.querySelectorAll("table.sortable th").forEach(function (th) {
 """
 
 SECTIONS = {  # section id -> heading and what it shows
+    "sensitivity": ("Learning-rate sensitivity", ""),
     "val-acc": ("Validation accuracy", ""),
     "training-loss": ("Training loss", "Each loss's value is its own quantity on its own scale, "
                       "so each has its own panel; the step axis is shared."),
@@ -69,7 +70,6 @@ SECTIONS = {  # section id -> heading and what it shows
                    "the loss pushes the logits."),
     "grad-norms": ("Gradient norms per layer", ""),
     "saturation": ("Saturation", "Logged by the losses that pass the logits through a sigmoid."),
-    "sensitivity": ("Learning-rate sensitivity", ""),
     "reliability": ("Reliability", ""),
 }
 
