@@ -166,3 +166,16 @@ def test_renders_in_headless_chromium_without_console_errors(three_seeds, tmp_pa
     assert dom.count('class="plot-container plotly"') == len(FIGURES), dom[:500]
     assert dom.count('class="main-svg"') >= 2 * len(FIGURES)
     assert "ce (mean of 3)" in dom  # the legend, drawn
+
+
+def test_a_lone_diverged_run_is_marked_where_it_diverged(tmp_path):
+    runs = [make_run(tmp_path, "ce", 0, steps=600),
+            make_run(tmp_path, "nll-manual", 0, steps=600, diverged_at=300, status="diverged")]
+    comp = tmp_path / "compare-test"
+    comp.mkdir()
+    write_comparison([load_run(r) for r in runs], comp, plots=False)
+    page = (comp / "report.html").read_text(encoding="utf-8")
+    # a dotted vertical line at step 300 in each step-axis figure, none for ce
+    # one per step-axis panel of the run: its training loss, dL/dz, fc1 and fc2 gradient norms
+    assert page.count('"text":"diverged"') == 4
+    assert '"x0":300.0' in page and '"x1":300.0' in page

@@ -99,6 +99,10 @@ def _banded(fig, records, table: str, x: str, y: str, label: str, style: LossSty
         hovertemplate=f"{text(label)}<br>{xname} %{{x}}<br>%{{y:.4g}}"
                       + (f" (mean of {n}; band min–max)" if n > 1 else "") + "<extra></extra>",
     ), **where)
+    diverged = records[0].summary.get("diverged_at") if n == 1 else None
+    if diverged is not None and x == "step":  # where the run's numbers stop being training's
+        fig.add_vline(x=float(diverged), line={"color": style.color, "dash": "dot", "width": 1},
+                      annotation_text="diverged", annotation_font_color=style.color, **where)
     return True
 
 
