@@ -175,7 +175,6 @@ def test_a_lone_diverged_run_is_marked_where_it_diverged(tmp_path):
     comp.mkdir()
     write_comparison([load_run(r) for r in runs], comp, plots=False)
     page = (comp / "report.html").read_text(encoding="utf-8")
-    # a dotted vertical line at step 300 in each step-axis figure, none for ce
     # one per step-axis panel of the run: its training loss, dL/dz, fc1 and fc2 gradient norms
     assert page.count('"text":"diverged"') == 4
     assert '"x0":300.0' in page and '"x1":300.0' in page
