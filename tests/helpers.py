@@ -680,3 +680,23 @@ def assert_same_runs(batch_dir: Path, other_dir: Path) -> None:
             assert without_wall(rows(here / table)) == without_wall(rows(there / table)), table
         final = json.loads((here / "summary.json").read_text())["final"]
         assert final == json.loads((there / "summary.json").read_text())["final"]
+
+
+def headless_dom(page: Path, profile: Path) -> tuple[str, list[str]]:
+    """``page`` loaded from file:// in a headless Chromium: (the DOM once its scripts ran, the
+    console messages Chromium logged). Skips where no Chromium is installed."""
+    import shutil
+
+    import pytest
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("install chromium: apt-get install chromium")
+    done = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr",
+         "--v=0", f"--user-data-dir={profile}", "--virtual-time-budget=20000", "--dump-dom",
+         Path(page).resolve().as_uri()], capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    # Chromium logs every console message (log, warning, error, an uncaught exception) as a
+    # "CONSOLE" line on stderr with --enable-logging=stderr.
+    return done.stdout, [line for line in done.stderr.splitlines() if "CONSOLE" in line]

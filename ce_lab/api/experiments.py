@@ -215,7 +215,8 @@ def compare(losses: Sequence[str] | str = DEFAULT_LOSSES, *, seeds: Sequence[int
             sort: str | None = None, plots: bool = True, max_members: int | None = None,
             tune_lr: bool = False, lr_grid: Sequence[float] | None = None,
             select: str | None = None, tune_seeds: Sequence[int] | int | None = None,
-            progress: str | None = None, threads: int | None = None) -> Comparison:
+            progress: str | None = None, threads: int | None = None,
+            html: bool = True) -> Comparison:
     """Train ``losses`` for every seed fused (same weights, same batches), as ``ce-lab compare``,
     and write the comparison folder; ``loss_overrides={"mse": {"optim.lr": 0.5}}`` is
     ``--set-loss``.
@@ -224,7 +225,7 @@ def compare(losses: Sequence[str] | str = DEFAULT_LOSSES, *, seeds: Sequence[int
     ``--tune-lr``: every loss at every rate of ``lr_grid`` (default half-decades 0.01..10) on
     ``tune_seeds`` (default one seed not among ``seeds``), chosen by ``select`` ("auc", the
     default, or "final-val-acc"); ``Comparison.tuned`` holds the chosen rates. ``threads`` is
-    ``--threads``.
+    ``--threads``; ``html=False`` is ``--no-html`` (no report.html).
 
     Raises ParamError (a UsageError) naming the parameter for a bad argument, before anything
     is written; Interrupted (with ``.comp_dir``; ``resume_comparison`` finishes it) on Ctrl-C;
@@ -242,7 +243,7 @@ def compare(losses: Sequence[str] | str = DEFAULT_LOSSES, *, seeds: Sequence[int
     request = plan_comparison(base, losses, seeds, loss_overrides=loss_overrides,
                               reference=reference, sort=sort, plots=bool(plots),
                               max_members=max_members, tune_lr=bool(tune_lr), lr_grid=lr_grid,
-                              select=select, tune_seeds=tune_seeds)
+                              select=select, tune_seeds=tune_seeds, html=bool(html))
     reporter = _reporter(progress)
     warn_fetch(base.data, stacklevel=3)  # at the user's line, past with_threads
     return _trained(run_comparison(request, reporter=reporter))
@@ -278,14 +279,15 @@ def _comparison(result: ComparisonResult, tuning: Tuning | None = None) -> Compa
 def compare_runs(runs: Any, *, out_dir: str | Path | None = None, reference: str | None = None,
                  sort: str | None = None, plots: bool = True, best_of: str | None = None,
                  select: str | None = None,
-                 tune_seeds: Sequence[int] | int | None = None) -> Comparison:
+                 tune_seeds: Sequence[int] | int | None = None, html: bool = True) -> Comparison:
     """Compare runs already on disk (Runs, folders, or a load_runs DataFrame), as
     ``ce-lab compare RUN...``; the comparison folder goes under ``out_dir`` (default: beside the
     runs). Unreadable runs are skipped with a warning.
 
     ``best_of="optim.lr"`` compares each loss at its own best value of that key among the runs
     (a batch that swept it), chosen on validation by ``select``, as ``--best-of``; with
-    ``tune_seeds`` the choice reads only those seeds and the others are compared."""
+    ``tune_seeds`` the choice reads only those seeds and the others are compared. ``html=False``
+    writes no report.html."""
     from ce_lab.lab import compare_on_disk
 
     def warn(lines: list[str]) -> None:
@@ -298,7 +300,8 @@ def compare_runs(runs: Any, *, out_dir: str | Path | None = None, reference: str
         params.optional_str(value, name)
     done = compare_on_disk(_paths(runs), out_dir=_optional_path(out_dir, "out_dir"),
                            reference=reference, sort=sort, plots=bool(plots), best_of=best_of,
-                           select=select, tune_seeds=tune_seeds, on_skipped=warn)
+                           select=select, tune_seeds=tune_seeds, on_skipped=warn,
+                           html=bool(html))
     return _comparison(done.result, done.tuning)
 
 

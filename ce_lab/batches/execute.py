@@ -227,7 +227,8 @@ def _bounded(error: Any) -> str | None:
 
 def compare_finished(result: BatchResult, plots: bool = True):
     """The comparison of every finished entry, grouped by the keys the batch varies (not the
-    seed), written into the batch folder (tables, plots, report.md). None if nothing finished."""
+    seed), written into the batch folder (tables, plots, report.md, report.html). None if nothing
+    finished."""
     from ce_lab.comparison.compare import write_comparison
     from ce_lab.runs.record import load_run
 

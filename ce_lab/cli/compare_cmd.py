@@ -75,6 +75,19 @@ def render_comparison(result, fmt: TableFormat, output: Path | None) -> None:
         where.print(f"plot: {escape(str(p))}", highlight=False, soft_wrap=True)
 
 
+def say_html(result, fmt: TableFormat, output: Path | None) -> None:
+    """The page's path, the last line compare prints (on stdout beside the table, on stderr when
+    stdout carries csv/json), so a script can take it with ``tail -1``."""
+    from rich.markup import escape
+
+    from ce_lab.runs.names import REPORT_HTML
+
+    if REPORT_HTML in result.files:
+        where = err_console if fmt is not TableFormat.table and output is None else console
+        where.print(f"{REPORT_HTML}: {escape(str(result.files[REPORT_HTML]))}", highlight=False,
+                    soft_wrap=True)
+
+
 def _write_table(result, fmt: TableFormat, output: Path | None) -> None:
     from ce_lab.render import data as data_files
     from ce_lab.render.cells import ONE_SEED, shows_paired
@@ -167,6 +180,10 @@ def compare(
     no_plots: Annotated[
         bool, typer.Option("--no-plots", help="Skip the PNG plots.")
     ] = False,
+    no_html: Annotated[
+        bool, typer.Option("--no-html", help="Skip report.html, the interactive page (default: "
+                           "written, its path printed last).")
+    ] = False,
     config: ConfigOpt = None,
     set_: SetOpt = None,
     epochs: EpochsOpt = None,
@@ -191,7 +208,8 @@ def compare(
     ] = None,
     threads: ThreadsOpt = None,
 ) -> None:
-    """Train every loss (and seed) under identical conditions; show the table, plots, report.md.
+    """Train every loss (and seed) under identical conditions; show the table, plots, report.md
+    and report.html.
 
     Same initial weights, same batches; with --seeds, paired 95% intervals and p-values,
     Holm-adjusted across the comparison for the verdict.
@@ -210,7 +228,7 @@ def compare(
         return _resume(resume, fmt, output, progress, given=[
             run_dirs, last, group, losses, seeds, set_loss, reference, sort, config, set_,
             epochs, max_steps, lr, optimizer, batch_size, device, out_dir, data_dir, lr_grid,
-            select, tune_seeds, best_of, True if tune_lr or no_plots else None,
+            select, tune_seeds, best_of, True if tune_lr or no_plots or no_html else None,
             None if max_members == DEFAULT_MAX_MEMBERS else max_members])
     if reference is not None and reference not in loss_names():
         from ce_lab.suggest import unknown_name
@@ -233,7 +251,8 @@ def compare(
                        "command line are compared as they are", 2)
         _compare_on_disk(run_dirs or [], last=last, group=group, out_dir=out_dir,
                          reference=reference, sort=sort, plots=not no_plots, best_of=best_of,
-                         select=select, tune_seeds=tune_seeds, fmt=fmt, output=output)
+                         select=select, tune_seeds=tune_seeds, fmt=fmt, output=output,
+                         html=not no_html)
         return
     _train_and_compare(
         losses=losses, seeds=seeds, set_loss=set_loss, reference=reference, sort=sort,
@@ -242,11 +261,11 @@ def compare(
             batch_size=batch_size, device=device, out_dir=out_dir, data_dir=data_dir),
         lr=lr, progress=progress, max_members=max_members, plots=not no_plots,
         tune_lr=tune_lr, lr_grid=lr_grid, select=select, tune_seeds=tune_seeds, fmt=fmt,
-        output=output)
+        output=output, html=not no_html)
 
 
 def _compare_on_disk(run_dirs, *, last, group, out_dir, reference, sort, plots, best_of, select,
-                     tune_seeds, fmt, output) -> None:
+                     tune_seeds, fmt, output, html) -> None:
     from ce_lab.cli import _parse
     from ce_lab.lab import compare_on_disk
 
@@ -254,15 +273,16 @@ def _compare_on_disk(run_dirs, *, last, group, out_dir, reference, sort, plots, 
                            reference=reference, sort=sort, plots=plots, best_of=best_of,
                            select=None if select is None else select.value,
                            tune_seeds=_parse.seeds(tune_seeds, "tune_seeds"),
-                           on_skipped=_report_skipped)
+                           on_skipped=_report_skipped, html=html)
     if done.tuning is not None:
         say_tuning(done.tuning)
     render_comparison(done.result, fmt, output)
+    say_html(done.result, fmt, output)
 
 
 def _train_and_compare(*, losses, seeds, set_loss, reference, sort, config, set_, flags, lr,
                        progress, max_members, plots, tune_lr, lr_grid, select, tune_seeds, fmt,
-                       output) -> None:
+                       output, html) -> None:
     from ce_lab.cli import _parse
     from ce_lab.config import resolve_config
     from ce_lab.lab import plan_comparison, run_comparison
@@ -280,7 +300,8 @@ def _train_and_compare(*, losses, seeds, set_loss, reference, sort, config, set_
     request = plan_comparison(base, loss_list, seed_list, loss_overrides=overrides,
                               reference=reference, sort=sort, plots=plots,
                               max_members=max_members, tune_lr=tune_lr, lr_grid=grid,
-                              select=None if select is None else select.value, tune_seeds=tune)
+                              select=None if select is None else select.value, tune_seeds=tune,
+                              html=html)
     reporter = make_reporter(progress.value if progress else base.log.progress, err_console)
 
     from ce_lab.cli.data_cmd import prepare_data
@@ -358,3 +379,4 @@ def _finish(trained, fmt, output, shared_lr: str | None) -> None:
     render_comparison(trained.result, fmt, output)
     if shared_lr:
         err_console.print(f"note: {escape(shared_lr)}", highlight=False, soft_wrap=True)
+    say_html(trained.result, fmt, output)

@@ -24,6 +24,7 @@ from ce_lab.runs.formats import FORMAT
 from ce_lab.runs.names import (
     COMPARISON_JSON,
     PAIRED_CSV,
+    REPORT_HTML,
     REPORT_MD,
     SENSITIVITY_PNG,
     TABLE_CSV,
@@ -56,7 +57,7 @@ class ComparisonResult:
     table: ComparisonTable
     diffs: list[PairedDiff]
     reference: str | None
-    files: dict[str, Path] = field(default_factory=dict)  # table.csv, ..., report.md
+    files: dict[str, Path] = field(default_factory=dict)  # table.csv, ..., report.md, report.html
     plots: list[Path] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
 
@@ -95,10 +96,12 @@ def write_comparison(
     skipped: Sequence[str] = (),
     title: str | None = None,
     tuning: Tuning | None = None,
+    html: bool = True,
 ) -> ComparisonResult:
     """Render the comparison of ``records`` into ``comp_dir``: comparison.json, table.csv /
-    table.json / table.md, paired.csv, the PNG plots and report.md; with ``tuning`` (how each
-    loss's rate was chosen) also tuning.csv, the sensitivity plot and the report's Tuning section."""
+    table.json / table.md, paired.csv, the PNG plots, report.md and (``html``) report.html; with
+    ``tuning`` (how each loss's rate was chosen) also tuning.csv, the sensitivity plot and the
+    report's Tuning section."""
     from ce_lab.render.report import render_report
 
     comp_dir = Path(comp_dir)
@@ -132,6 +135,12 @@ def write_comparison(
     if tuning_plot is not None:  # drawn in the Tuning section, not again under Plots
         result.plots.insert(0, tuning_plot)
     result.files[REPORT_MD] = _write_text(comp_dir / REPORT_MD, report)
+    if html:
+        from ce_lab.render.html import render_html
+
+        page = render_html(title or f"ce-lab comparison {comp_dir.name}", table, diffs, ref,
+                           skipped, comp_dir, tuning, styles)
+        result.files[REPORT_HTML] = _write_text(comp_dir / REPORT_HTML, page)
 
     comparison = {
         "format": FORMAT,  # of the folder: ce_lab.runs.formats

@@ -49,6 +49,7 @@ class CompareRequest:
     plots: bool = True
     max_members: int | None = None
     tune: TuneSpec | None = None
+    html: bool = True  # report.html beside report.md
 
     def configs(self, seeds: Sequence[int] | None = None,
                 overrides: Mapping[str, Mapping[str, Any]] | None = None) -> dict[int, list[RunConfig]]:
@@ -84,7 +85,8 @@ class TrainedComparison:
 def plan_comparison(base: RunConfig, losses: Any, seeds: Any = None, *,
                     loss_overrides: Any = None, reference: Any = None, sort: Any = None,
                     plots: bool = True, max_members: Any = None, tune_lr: bool = False,
-                    lr_grid: Any = None, select: Any = None, tune_seeds: Any = None) -> CompareRequest:
+                    lr_grid: Any = None, select: Any = None, tune_seeds: Any = None,
+                    html: bool = True) -> CompareRequest:
     """Check a comparison's arguments before anything is fetched or written."""
     from ce_lab.comparison.build import check_sort_key
 
@@ -109,7 +111,8 @@ def plan_comparison(base: RunConfig, losses: Any, seeds: Any = None, *,
                                 ("tune_seeds", tune_seeds)) if v is not None]
         if given:
             raise ParamError(f"{', '.join(f'«{n}»' for n in given)} only apply with «tune_lr»")
-    request = CompareRequest(base, names, seed_list, overrides, ref, sort, plots, members, tune)
+    request = CompareRequest(base, names, seed_list, overrides, ref, sort, plots, members, tune,
+                             bool(html))
     request.configs()  # a loss_overrides value the config refuses: now, not after a tuning
     return request
 
@@ -182,6 +185,6 @@ def _complete(request: CompareRequest, comp_dir: Path, *, reporter: Any,
 
         trained.result = write_comparison(records, comp_dir, reference=request.reference,
                                           sort=request.sort, plots=request.plots,
-                                          skipped=skipped, tuning=tuning)
+                                          skipped=skipped, tuning=tuning, html=request.html)
         trained.result.skipped[:0] = tuning_skipped  # tuning runs that could not be read back
     return trained

@@ -30,7 +30,7 @@ def compare_on_disk(paths: Sequence[Path] = (), *, last: int | None = None,
                     group: str | None = None, out_dir: Path | None = None,
                     reference: str | None = None, sort: str | None = None, plots: bool = True,
                     best_of: str | None = None, select: Any = None, tune_seeds: Any = None,
-                    on_skipped: Any = None) -> OnDiskComparison:
+                    on_skipped: Any = None, html: bool = True) -> OnDiskComparison:
     """The runs named by ``paths``, the ``last`` N under ``out_dir`` and those of ``group``,
     compared in a new comparison folder: beside the runs when they share a parent and no
     ``out_dir`` is given, else under ``out_dir`` (default ``runs``). Unreadable runs are
@@ -64,10 +64,10 @@ def compare_on_disk(paths: Sequence[Path] = (), *, last: int | None = None,
 
             result, tuning = choose_best(records, comp_dir, best_of, criterion=criterion,
                                          tune_seeds=choose_on, reference=reference, sort=sort,
-                                         plots=plots, skipped=skipped)
+                                         plots=plots, skipped=skipped, html=html)
             return OnDiskComparison(result, tuning)
         result = write_comparison(records, comp_dir, reference=reference, sort=sort,
-                                  plots=plots, skipped=skipped)
+                                  plots=plots, skipped=skipped, html=html)
         return OnDiskComparison(result, None)
     except BaseException:  # a full disk, ...: no half-written compare-* folder is left
         import shutil

@@ -1,6 +1,6 @@
 """request.json: what a training comparison was asked to do, written into its folder as it
 starts, so ``ce-lab compare --resume DIR`` can finish it exactly as asked (the same base config,
-losses, seeds, overrides, tuning grid and seeds, reference, sort, plots, stack size).
+losses, seeds, overrides, tuning grid and seeds, reference, sort, plots, report.html, stack size).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ def to_json(request: CompareRequest) -> dict[str, Any]:
         "reference": request.reference,
         "sort": request.sort,
         "plots": request.plots,
+        "html": request.html,
         "max_members": request.max_members,
         "tune": None if tune is None else {"lr_grid": tune.lr_grid,
                                            "select": tune.criterion.value,
@@ -71,6 +72,7 @@ def read(comp_dir: Path) -> dict[str, Any]:
                 "seeds": data["seeds"], "loss_overrides": data["loss_overrides"],
                 "reference": data["reference"], "sort": data["sort"],
                 "plots": bool(data["plots"]), "max_members": data["max_members"],
+                "html": bool(data.get("html", True)),  # requests written before report.html
                 "tune_lr": bool(tune), "lr_grid": tune.get("lr_grid"),
                 "select": tune.get("select"), "tune_seeds": tune.get("tune_seeds")}
     except (KeyError, TypeError, AttributeError) as e:

@@ -117,6 +117,7 @@ def best_of(
     sort: str | None = None,
     plots: bool = True,
     skipped: Sequence[str] = (),
+    html: bool = True,
 ) -> tuple[ComparisonResult, Tuning]:
     """Each loss at its own best ``key`` among runs on disk (a batch that swept it), chosen on
     validation, then compared as usual with the tuning rendered beside it.
@@ -144,5 +145,5 @@ def best_of(
         tuning.eval_seeds = sorted({r.seed for r in evaluated if r.seed is not None})
     chosen = chosen_records(evaluated, tuning)
     result = write_comparison(chosen, comp_dir, reference=reference, sort=sort, plots=plots,
-                              skipped=skipped, tuning=tuning)
+                              skipped=skipped, tuning=tuning, html=html)
     return result, tuning

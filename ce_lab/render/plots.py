@@ -187,7 +187,7 @@ def plot_logit_grad(groups: Sequence[Group], path: Path, styles: Styles = None) 
     return _saved(figure_logit_grad(groups, styles), path)
 
 
-def _pooled_reliability(records: Sequence[RunRecord]):
+def pooled_reliability(records: Sequence[RunRecord]):
     """Per bin over a group's runs: (examples, mean confidence, accuracy), pooled by count; None
     when no run of the group has a reliability table (older runs, runs that did not complete)."""
     tables = [r.summary.get("test_reliability") for r in records]
@@ -209,7 +209,7 @@ def _pooled_reliability(records: Sequence[RunRecord]):
 def figure_reliability(groups: Sequence[Group], styles: Styles = None):
     """Accuracy against confidence per bin of the test set, one panel per group in its loss's
     colour, the diagonal drawn and each group's test ECE (the mean over its seeds) in its title."""
-    panels = [(label, records, look, _pooled_reliability(records)) for (label, records), look
+    panels = [(label, records, look, pooled_reliability(records)) for (label, records), look
               in zip(groups, looks(losses_of(groups), styles))]
     panels = [p for p in panels if p[3] is not None]
     if not panels:

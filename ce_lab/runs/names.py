@@ -31,6 +31,7 @@ RUN_WRITES = (META, SUMMARY, CONFIG, METRICS, EVALS, ERROR_LOG, CHECKPOINT, CHEC
 # A comparison folder
 COMPARISON_JSON = "comparison.json"
 REPORT_MD = "report.md"
+REPORT_HTML = "report.html"  # the same comparison as one self-contained interactive page
 TABLE_CSV = "table.csv"
 TABLE_JSON = "table.json"
 TABLE_MD = "table.md"

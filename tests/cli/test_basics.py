@@ -290,7 +290,7 @@ def test_help_does_not_import_heavy_modules():
                 app([*path, "--help"])
             except SystemExit as e:
                 assert e.code in (0, None), (path, e.code)
-        heavy = [m for m in ("torch", "matplotlib", "numpy") if m in sys.modules]
+        heavy = [m for m in ("torch", "matplotlib", "numpy", "plotly") if m in sys.modules]
         print("HEAVY=" + ",".join(heavy))
         """)
     proc = _python(code)

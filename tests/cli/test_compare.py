@@ -448,7 +448,7 @@ def _at_80(*args: str) -> list[str]:
     result = runner.invoke(app, ["compare", *args, "--no-plots"], env={"COLUMNS": "80"})
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    paths = [x for x in lines if x.startswith(("table", "report.md:", "paired.csv:"))]
+    paths = [x for x in lines if x.startswith(("table", "report.md:", "report.html:", "paired.csv:"))]
     assert max(len(x) for x in lines if x not in paths) <= 80
     return lines
 

@@ -139,8 +139,9 @@ def test_a_sweeps_comparison_in_an_80_column_pipe_never_wraps_a_number(cli, tmp_
     paired = next(i for i, x in enumerate(lines) if x.startswith("paired differences"))
     at = lines.index("  metric: steps to 0.90", lines.index("mse optim.lr=0.1", paired))
     assert lines[at + 2:at + 4] == ["  mean diff: +50.0", "  95% interval: [+50.0, +50.0]"]
-    files = [x for x in lines if x.startswith(("table", "report.md:", "paired.csv:"))]
-    assert len(files) == 5  # the files' paths, one line each however long
+    files = [x for x in lines if x.startswith(("table", "report.md:", "paired.csv:",
+                                               "report.html:"))]
+    assert len(files) == 6  # the files' paths, one line each however long
     assert max(len(x) for x in lines if x not in files) <= 80
     assert any(x.startswith("  verdict: ") for x in lines)
     for x in lines:  # no cell was cut into pieces: no line holds a lone fragment of a number
