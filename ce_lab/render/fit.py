@@ -22,6 +22,11 @@ MAX_DROPPED_SHARE = 1 / 3
 
 def natural_width(table: Table) -> int:
     """The width the table takes with no cell wrapped."""
+    from ce_lab.render.fast_table import fast_width
+
+    quick = fast_width(table)  # a long plain table: its cells measured once, not through rich
+    if quick is not None:
+        return quick
     wide = Console(width=100_000, file=None, color_system=None)
     return Measurement.get(wide, wide.options, table).maximum
 
@@ -114,9 +119,12 @@ def fit(table: Table, width: int, keep: int = 1,
 def print_fitted(console: Console, renderables: Iterable[RenderableType], keep: int = 1,
                  **fit_kwargs) -> None:
     """Print each renderable, tables fitted to ``console``'s width."""
+    from ce_lab.render.fast_table import print_fast
+
     for r in renderables:
         if isinstance(r, Table):
             for part in fit(r, console.width, keep, **fit_kwargs):
-                console.print(part, soft_wrap=not isinstance(part, Table))
+                if not (isinstance(part, Table) and print_fast(console, part)):
+                    console.print(part, soft_wrap=not isinstance(part, Table))
         else:
             console.print(r)
