@@ -6,8 +6,10 @@ Listing 10,000 run folders means parsing 10,000 config.yaml, meta.json and summa
 whose stamp differs from its files' (a run that went on, was resumed, edited, replaced) is read
 from the folder again, and a folder the cache does not know is read and added. A run's config
 and summary are kept as JSON text, decoded only when a listing uses them (``--last 5`` of 10,000
-runs decodes five), while meta.json's content, which orders and filters the runs, is at hand. The cache is an
-optimisation only: unreadable, foreign, over its bound or of another ce-lab version, it is
+runs decodes five), while meta.json's content, which orders and filters the runs, is at hand, and
+so are what a listing's row shows of the summary (``row``) and the config as a row of interned
+leaves (``ce_lab.runs.leaves``: the keys that differ between the runs listed, ``--where``). The
+cache is an optimisation only: unreadable, foreign, over its bound or of another ce-lab version, it is
 ignored and rebuilt; a folder where it cannot be written (read-only) is listed all the same.
 """
 
@@ -20,6 +22,7 @@ from typing import Any
 
 from ce_lab import __version__
 from ce_lab.runs.formats import FORMAT
+from ce_lab.runs.leaves import Leaves
 from ce_lab.runs.names import CONFIG, META, SUMMARY
 from ce_lab.safe_io import MAX_JSON_BYTES, MAX_YAML_BYTES
 
@@ -27,12 +30,27 @@ INDEX = ".runs-index.json"
 KIND = "ce-lab runs index"
 # What a reading is made of (the folder formats' upgrades, the readers' checks) changes with the
 # code: an index written by another version, or for another run folder format, is rebuilt.
-VERSION = f"{__version__}/format {FORMAT}/index 2"
+VERSION = f"{__version__}/format {FORMAT}/index 3"
 # An entry holds at most its three files' content, parsed: their bounds, with room for the JSON
 # escapes of what YAML wrote plainly. The cap on the whole index scales with the folders listed.
 ENTRY_BYTES = 2 * (2 * MAX_JSON_BYTES + MAX_YAML_BYTES)
 
 Stamp = list[list[int] | None]
+
+
+def row_problem(row: Any) -> bool:
+    """Whether a cached ``row`` (``ce_lab.runs.listing.cached_row``) is not what a fresh
+    reading gives: the types a summary.json that passes the reader's checks has."""
+    from ce_lab.runs.read import is_integer, is_number
+
+    if not isinstance(row, dict):
+        return True
+    flags = row.get("flags")
+    return not (isinstance(row.get("loss"), str) and isinstance(flags, list)
+                and all(isinstance(f, str) for f in flags)
+                and all(row.get(k) is None or is_integer(row[k]) for k in ("seed", "steps"))
+                and all(row.get(k) is None or is_number(row[k]) for k in ("val_acc", "test_acc"))
+                and (row.get("group") is None or isinstance(row["group"], str)))
 
 
 def decode_rest(rest: str) -> dict[str, Any] | None:
@@ -73,6 +91,7 @@ class RunIndex:
     def __init__(self, out_dir: Path, folders: int):
         self.path = Path(out_dir) / INDEX
         self.entries: dict[str, dict[str, Any]] = {}
+        self.leaves = Leaves()  # the configs' keys and values, which entries' "leaves" index
         self.changed = False
         self.seen: set[str] = set()
         self._load((folders + 1) * ENTRY_BYTES)
@@ -87,11 +106,14 @@ class RunIndex:
             return  # none yet, or not one to trust: every folder is read
         if (isinstance(data, dict) and data.get("kind") == KIND
                 and data.get("version") == VERSION and isinstance(data.get("runs"), dict)):
-            self.entries = data["runs"]
+            leaves = Leaves.from_json(data.get("configs"))
+            if leaves is not None:  # entries' leaves mean nothing without their tables
+                self.entries, self.leaves = data["runs"], leaves
 
     def get(self, name: str, current: Stamp) -> dict[str, Any] | None:
         """The cached reading of folder ``name`` if its files are as they were, else None:
-        ``{"meta": ..., "rest": TEXT}``, its config and summary as JSON text (``decode_rest``)."""
+        ``{"meta": ..., "rest": TEXT, "row": ..., "leaves": [...]}``: its config and summary as
+        JSON text (``decode_rest``), what its listing row shows of them, its config's leaves."""
         self.seen.add(name)
         entry = self.entries.get(name)
         if not isinstance(entry, dict) or entry.get("stamp") != current:
@@ -101,22 +123,26 @@ class RunIndex:
         from ce_lab.runs.read import meta_problem
 
         meta, rest = entry.get("meta"), entry.get("rest")
-        if not (isinstance(meta, dict) and isinstance(rest, str) and meta_problem(meta) is None):
+        if not (isinstance(meta, dict) and isinstance(rest, str) and meta_problem(meta) is None
+                and not row_problem(entry.get("row")) and self.leaves.valid(entry.get("leaves"))):
             return None
         return entry
 
-    def put(self, name: str, current: Stamp, reading: dict[str, Any]) -> None:
-        """Remember a folder's reading, unless JSON would not give it back exactly (a YAML date,
+    def put(self, name: str, current: Stamp, reading: dict[str, Any], row: dict[str, Any],
+            leaves: list[int]) -> None:
+        """Remember a folder's reading (with its listing ``row`` and its config's ``leaves``,
+        interned in ``self.leaves``), unless JSON would not give it back exactly (a YAML date,
         an integer key, a NaN): that folder is read each time instead."""
         self.seen.add(name)
         try:
-            if json.loads(json.dumps(reading)) != reading:
+            if json.loads(json.dumps([reading, row])) != [reading, row]:
                 return
             rest = json.dumps({"config": reading["config"], "summary": reading["summary"]},
                               separators=(",", ":"))
         except (TypeError, ValueError, RecursionError):
             return
-        self.entries[name] = {"stamp": current, "meta": reading["meta"], "rest": rest}
+        self.entries[name] = {"stamp": current, "meta": reading["meta"], "rest": rest, "row": row,
+                              "leaves": leaves}
         self.changed = True
 
     def save(self) -> None:
@@ -129,7 +155,10 @@ class RunIndex:
         if not self.changed and not gone:
             return
         runs = {k: v for k, v in self.entries.items() if k in self.seen}
-        text = json.dumps({"kind": KIND, "version": VERSION, "runs": runs},
+        # Only the values the runs kept hold, so the tables do not grow with runs removed.
+        tables, rows = self.leaves.packed({k: v["leaves"] for k, v in runs.items()})
+        runs = {k: v | {"leaves": rows[k]} for k, v in runs.items()}
+        text = json.dumps({"kind": KIND, "version": VERSION, "configs": tables, "runs": runs},
                           separators=(",", ":"))
         try:
             atomic_write_text(self.path, text)
