@@ -648,3 +648,18 @@ def child_pids(pid: int) -> list[int]:
 
     return [int(e.name) for e in Path("/proc").iterdir()
             if e.name.isdigit() and (st := proc_stat(int(e.name))) is not None and st[1] == pid]
+
+
+def read_index(out_dir: Path) -> tuple[dict[str, Any], list[str]]:
+    """``<out_dir>/.runs-index.json`` as its head (kind, tables, entries) and its lines of
+    config-and-summary text (an entry's ``rest`` is the number of its line)."""
+    from ce_lab.runs.index import INDEX
+
+    head, *lines = (out_dir / INDEX).read_text().split("\n")
+    return json.loads(head), lines
+
+
+def write_index(out_dir: Path, head: dict[str, Any], lines: list[str]) -> None:
+    from ce_lab.runs.index import INDEX
+
+    (out_dir / INDEX).write_text("\n".join([json.dumps(head), *lines]))

@@ -4,7 +4,6 @@ from the runs index's interned leaves; the index still follows the folders."""
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -13,8 +12,8 @@ import yaml
 
 from ce_lab.errors import ParamError
 from ce_lab.lab.listing import list_runs, matches
-from ce_lab.runs.index import INDEX
 from ce_lab.runs.leaves import ABSENT, Leaves
+from tests.helpers import read_index, write_index
 from tests.run_factory import make_run
 
 
@@ -94,7 +93,7 @@ def test_the_index_keeps_the_leaves_and_follows_the_folders(tmp_path):
     out = tmp_path / "runs"
     runs = _three(out)
     list_runs(out)
-    index = json.loads((out / INDEX).read_text())
+    index, lines = read_index(out)
     tables = Leaves.from_json(index["configs"])
     row = index["runs"]["b"]["leaves"]
     assert tables.value(tables.ids(row, "optim.lr")) == 0.5
@@ -109,7 +108,7 @@ def test_the_index_keeps_the_leaves_and_follows_the_folders(tmp_path):
 
     shutil.rmtree(runs["c"])
     assert list_runs(out).keys == ["train.epochs"]  # a and b now share lr 0.5 and no noise
-    tables = Leaves.from_json(json.loads((out / INDEX).read_text())["configs"])
+    tables = Leaves.from_json(read_index(out)[0]["configs"])
     assert '0.2' not in tables.values  # c's label noise
 
 
@@ -117,16 +116,18 @@ def test_forged_leaves_or_rows_are_not_trusted(tmp_path):
     out = tmp_path / "runs"
     runs = _three(out)
     list_runs(out)
-    index = json.loads((out / INDEX).read_text())
+    index, lines = read_index(out)
     index["runs"]["a"]["leaves"] = [10 ** 6]  # no such value
     index["runs"]["b"]["row"]["steps"] = "many"  # not what a summary.json may hold
-    (out / INDEX).write_text(json.dumps(index))
+    index["runs"]["c"]["rest"] = len(lines)  # no such line
+    write_index(out, index, lines)
     listing = list_runs(out)
     assert listing.values[1]["optim.lr"] == 0.5 and listing.values[2]["optim.lr"] == 0.1
+    assert listing.values[0]["data.label_noise"] == 0.2 and listing.entries[0].summary["steps"] == 600
     assert [e.summary.get("steps") for e in listing.entries] == [600, 600, 600]
-    index = json.loads((out / INDEX).read_text())
+    index, lines = read_index(out)
     index["configs"] = {"keys": "optim.lr"}  # tables broken: no entry is trusted
-    (out / INDEX).write_text(json.dumps(index))
+    write_index(out, index, lines)
     assert list_runs(out, where={"optim.lr": 0.5}).entries[0].path == runs["b"]
 
 

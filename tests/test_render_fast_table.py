@@ -67,9 +67,10 @@ def test_short_tables_and_styled_cells_are_left_to_rich(monkeypatch):
     styled = _table()
     styled.add_row("[red]x[/red]", *["y"] * 6)  # a style of its own: rich draws it
     assert not fast_table.print_fast(console, styled)
-    multi = _table()
-    multi.add_row("two\nlines", *["y"] * 6)
-    assert not fast_table.print_fast(console, multi)
+    for odd in ("two\nlines", " spaced", "tab\there", "nul\0"):  # rich's own wrapping/spacing
+        other = _table()
+        other.add_row(odd, *["y"] * 6)
+        assert not fast_table.print_fast(console, other), odd
     boxed = Table("a", title="boxed")
     for i in range(20):
         boxed.add_row(str(i))

@@ -57,7 +57,15 @@ def _cells(console: Console, table: Table) -> list[list[str]] | None:
     """Every column's cells as shown, or None if one is not plain (see ``_plain``)."""
     columns = []
     for column in table.columns:
-        shown = [_plain(console, c) for c in column._cells]
+        cells = column._cells
+        # The cells joined by a character no printable cell holds, checked at once.
+        text = "\0".join(cells) if all(type(c) is str for c in cells) else "["
+        if not ("[" in text or ":" in text or " \0" in text or "\0 " in text
+                or text[:1] == " " or text[-1:] == " " or text.count("\0") != len(cells) - 1
+                or not text.replace("\0", "").isprintable()):
+            columns.append(cells)  # all plain text: shown as it is (the checks of _plain, at once)
+            continue
+        shown = [_plain(console, c) for c in cells]
         if None in shown:
             return None
         columns.append(shown)

@@ -9,7 +9,9 @@ and summary are kept as JSON text, decoded only when a listing uses them (``--la
 runs decodes five), while meta.json's content, which orders and filters the runs, is at hand, and
 so are what a listing's row shows of the summary (``row``) and the config as a row of interned
 leaves (``ce_lab.runs.leaves``: the keys that differ between the runs listed, ``--where``). The
-cache is an optimisation only: unreadable, foreign, over its bound or of another ce-lab version, it is
+file is one line of JSON holding all that, then one line per run with its config and summary
+(the run's entry says which line), so loading it parses none of those lines: most of its bytes.
+The cache is an optimisation only: unreadable, foreign, over its bound or of another ce-lab version, it is
 ignored and rebuilt; a folder where it cannot be written (read-only) is listed all the same.
 """
 
@@ -30,7 +32,7 @@ INDEX = ".runs-index.json"
 KIND = "ce-lab runs index"
 # What a reading is made of (the folder formats' upgrades, the readers' checks) changes with the
 # code: an index written by another version, or for another run folder format, is rebuilt.
-VERSION = f"{__version__}/format {FORMAT}/index 3"
+VERSION = f"{__version__}/format {FORMAT}/index 4"
 # An entry holds at most its three files' content, parsed: their bounds, with room for the JSON
 # escapes of what YAML wrote plainly. The cap on the whole index scales with the folders listed.
 ENTRY_BYTES = 2 * (2 * MAX_JSON_BYTES + MAX_YAML_BYTES)
@@ -74,9 +76,10 @@ def stamp(folder: Path) -> Stamp:
     """(mtime_ns, size, inode) of each file a listing reads; None for a missing one. A file
     rewritten (atomically: a new inode) or appended to gets a new stamp."""
     out: Stamp = []
+    base = os.fspath(folder)
     for name in (META, CONFIG, SUMMARY):
         try:
-            st = os.stat(folder / name)
+            st = os.stat(os.path.join(base, name))  # not Path's /: 30,000 of these a listing
         except OSError:
             out.append(None)
             continue
@@ -101,14 +104,21 @@ class RunIndex:
         from ce_lab.safe_io import read_limited_text
 
         try:
-            data = json.loads(read_limited_text(self.path, limit))
+            head, _, tail = read_limited_text(self.path, limit).partition("\n")
+            data = json.loads(head)
         except (OSError, ValueError, RecursionError, CeLabError):
             return  # none yet, or not one to trust: every folder is read
         if (isinstance(data, dict) and data.get("kind") == KIND
                 and data.get("version") == VERSION and isinstance(data.get("runs"), dict)):
             leaves = Leaves.from_json(data.get("configs"))
-            if leaves is not None:  # entries' leaves mean nothing without their tables
-                self.entries, self.leaves = data["runs"], leaves
+            if leaves is None:  # entries' leaves mean nothing without their tables
+                return
+            lines = tail.split("\n") if tail else []
+            for entry in data["runs"].values():  # each entry's line of text, or None: not trusted
+                if isinstance(entry, dict):
+                    at = entry.get("rest")
+                    entry["rest"] = lines[at] if type(at) is int and 0 <= at < len(lines) else None
+            self.entries, self.leaves = data["runs"], leaves
 
     def get(self, name: str, current: Stamp) -> dict[str, Any] | None:
         """The cached reading of folder ``name`` if its files are as they were, else None:
@@ -157,9 +167,11 @@ class RunIndex:
         runs = {k: v for k, v in self.entries.items() if k in self.seen}
         # Only the values the runs kept hold, so the tables do not grow with runs removed.
         tables, rows = self.leaves.packed({k: v["leaves"] for k, v in runs.items()})
-        runs = {k: v | {"leaves": rows[k]} for k, v in runs.items()}
-        text = json.dumps({"kind": KIND, "version": VERSION, "configs": tables, "runs": runs},
+        rests = [v["rest"] for v in runs.values()]  # JSON text: no line break (ensure_ascii)
+        runs = {k: v | {"leaves": rows[k], "rest": at} for at, (k, v) in enumerate(runs.items())}
+        head = json.dumps({"kind": KIND, "version": VERSION, "configs": tables, "runs": runs},
                           separators=(",", ":"))
+        text = "\n".join([head, *rests])
         try:
             atomic_write_text(self.path, text)
         except (OSError, ValueError, CeLabError):

@@ -48,9 +48,9 @@ class Leaves:
 
     def valid(self, row: Any) -> bool:
         """Whether ``row`` (from a file) is a row of these tables."""
-        n = len(self.values)
         return (isinstance(row, list) and len(row) <= len(self.keys)
-                and all(type(i) is int and ABSENT <= i < n for i in row))
+                and (not row or (set(map(type, row)) == {int}  # not bool, float or str
+                                 and min(row) >= ABSENT and max(row) < len(self.values))))
 
     def intern(self, config: Mapping[str, Any]) -> list[int]:
         """A nested config as a row of value ids, keys and values it brings added."""

@@ -9,6 +9,7 @@ skipped with one line.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,8 +64,9 @@ def list_folders(out_dir: Path | str) -> Listed:
     out_dir = Path(out_dir)
     if not out_dir.is_dir():
         _candidate_dirs(out_dir)  # its one-line error
-    folders = [p for p in out_dir.iterdir()
-               if p.is_dir() and not p.name.startswith(NON_RUN_PREFIXES)]
+    with os.scandir(out_dir) as found_here:  # the entry's type, without a stat per folder
+        folders = [out_dir / e.name for e in found_here
+                   if e.is_dir() and not e.name.startswith(NON_RUN_PREFIXES)]
     index = RunIndex(out_dir, len(folders))
     found: list[tuple[tuple[float, str], RunRecord | str, list[int]]] = []
     for folder in folders:
