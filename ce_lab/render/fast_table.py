@@ -59,7 +59,7 @@ def _cells(console: Console, table: Table) -> list[list[str]] | None:
     for column in table.columns:
         cells = column._cells
         # The cells joined by a character no printable cell holds, checked at once.
-        text = "\0".join(cells) if all(type(c) is str for c in cells) else "["
+        text = "\0".join(cells) if set(map(type, cells)) <= {str} else "["
         if not ("[" in text or ":" in text or " \0" in text or "\0 " in text
                 or text[:1] == " " or text[-1:] == " " or text.count("\0") != len(cells) - 1
                 or not text.replace("\0", "").isprintable()):
@@ -84,8 +84,13 @@ def _layout(table: Table, console: Console | None = None) -> tuple[list[int], li
     widths = []
     for column, cells in zip(table.columns, columns):
         header = Measurement.get(wide, wide.options, column.header).maximum if table.show_header else 0
-        widths.append(max([header, *map(cell_len, cells)]))
+        # Printable ASCII takes one cell a character: len, in C, instead of cell_len per cell.
+        widths.append(max(header, max(map(len if _ascii(cells) else cell_len, cells), default=0)))
     return widths, columns
+
+
+def _ascii(cells: list[str]) -> bool:
+    return "".join(cells).isascii()
 
 
 def fast_width(table: Table) -> int | None:
@@ -106,6 +111,17 @@ def _head(table: Table, widths: list[int]) -> Table:
     return head
 
 
+def _padded(cells: list[str], width: int, justify: str) -> list[str]:
+    """A column's cells with their padding: one space each side, the rest on the side away from
+    ``justify``."""
+    if _ascii(cells):
+        return [f" {c.ljust(width)} " for c in cells] if justify == "left" else [
+            f" {c.rjust(width)} " for c in cells]
+    gaps = [" " * (width - cell_len(c)) for c in cells]
+    return [f" {c}{g} " for c, g in zip(cells, gaps)] if justify == "left" else [
+        f" {g}{c} " for c, g in zip(cells, gaps)]
+
+
 def print_fast(console: Console, table: Table) -> bool:
     """Draw a long simple table (see the module's doc) and say True; False (nothing drawn) for
     any other table, which the caller prints with rich. Only for a table that fits the console."""
@@ -115,14 +131,9 @@ def print_fast(console: Console, table: Table) -> bool:
     widths, columns = layout
     if table.title or table.show_header:
         console.print(_head(table, widths))
-    justify = [c.justify for c in table.columns]
-    lines = []
-    for row in zip(*columns):
-        parts = []
-        for text, width, how in zip(row, widths, justify):
-            gap = " " * (width - cell_len(text))
-            parts.append(f" {text}{gap} " if how == "left" else f" {gap}{text} ")
-        lines.append(Segment("".join(parts)))
-        lines.append(Segment.line())
+    padded = [_padded(cells, width, column.justify)
+              for cells, width, column in zip(columns, widths, table.columns)]
+    line = Segment.line()
+    lines = [part for row in zip(*padded) for part in (Segment("".join(row)), line)]
     console.print(Segments(lines), crop=False)
     return True
