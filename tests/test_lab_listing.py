@@ -145,3 +145,18 @@ def test_leaves_tables():
     assert [again.value(i) for i in rows["b"]] == [0.1, True, 0.9]
     assert Leaves.from_json({"keys": ["a", "a"], "values": []}) is None
     assert not leaves.valid([0, "1"]) and not leaves.valid([len(leaves.values)])
+
+
+def test_an_entry_that_fails_the_checks_is_dropped_even_when_its_folder_cannot_be_read(tmp_path):
+    out = tmp_path / "runs"
+    runs = _three(out)
+    list_runs(out)
+    index, lines = read_index(out)
+    index["runs"]["a"]["leaves"] = [10 ** 6]  # forged, and its folder now unreadable:
+    index["runs"]["c"]["rest"] = None
+    write_index(out, index, lines)
+    (runs["a"] / "meta.json").write_text("{not json")
+    (runs["c"] / "meta.json").write_text("[]")
+    listing = list_runs(out)
+    assert _ids(listing) == ["b"] and len(listing.skipped) == 2
+    assert set(read_index(out)[0]["runs"]) == {"b"}  # neither written back

@@ -97,7 +97,7 @@ class RunIndex:
         self.entries: dict[str, dict[str, Any]] = {}
         self.leaves = Leaves()  # the configs' keys and values, which entries' "leaves" index
         self.changed = False
-        self.seen: set[str] = set()
+        self.kept: set[str] = set()  # the entries that passed get's checks or were put now
         self._load((folders + 1) * ENTRY_BYTES)
 
     def _load(self, limit: int) -> None:
@@ -125,7 +125,6 @@ class RunIndex:
         """The cached reading of folder ``name`` if its files are as they were, else None:
         ``{"meta": ..., "rest": TEXT, "row": ..., "leaves": [...]}``: its config and summary as
         JSON text (``decode_rest``), what its listing row shows of them, its config's leaves."""
-        self.seen.add(name)
         entry = self.entries.get(name)
         if not isinstance(entry, dict) or entry.get("stamp") != current:
             return None
@@ -137,6 +136,7 @@ class RunIndex:
         if not (isinstance(meta, dict) and isinstance(rest, str) and meta_problem(meta) is None
                 and not row_problem(entry.get("row")) and self.leaves.valid(entry.get("leaves"))):
             return None
+        self.kept.add(name)
         return entry
 
     def put(self, name: str, current: Stamp, reading: dict[str, Any], row: dict[str, Any],
@@ -144,7 +144,6 @@ class RunIndex:
         """Remember a folder's reading (with its listing ``row`` and its config's ``leaves``,
         interned in ``self.leaves``), unless JSON would not give it back exactly (a YAML date,
         an integer key, a NaN): that folder is read each time instead."""
-        self.seen.add(name)
         try:
             if json.loads(json.dumps([reading, row])) != [reading, row]:
                 return
@@ -154,18 +153,19 @@ class RunIndex:
             return
         self.entries[name] = {"stamp": current, "meta": reading["meta"], "rest": rest, "row": row,
                               "leaves": leaves}
+        self.kept.add(name)
         self.changed = True
 
     def save(self) -> None:
-        """Write the index (only the folders listed now) if it changed; silently not at all
-        where it cannot be written: the listing is right without it."""
+        """Write the index (only the entries kept: folders listed now whose entry held or was
+        put) if it changed; silently not at all where it cannot be written: the listing is right
+        without it."""
         from ce_lab.errors import CeLabError
         from ce_lab.safe_io import atomic_write_text
 
-        gone = set(self.entries) - self.seen
-        if not self.changed and not gone:
+        if not self.changed and len(self.kept) == len(self.entries):
             return
-        runs = {k: v for k, v in self.entries.items() if k in self.seen}
+        runs = {k: v for k, v in self.entries.items() if k in self.kept}
         # Only the values the runs kept hold, so the tables do not grow with runs removed.
         tables, rows = self.leaves.packed({k: v["leaves"] for k, v in runs.items()})
         rests = [v["rest"] for v in runs.values()]  # JSON text: no line break (ensure_ascii)
