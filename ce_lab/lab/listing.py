@@ -129,7 +129,9 @@ def list_runs(out_dir: Path | str, *, status: Sequence[str] = (), loss: Sequence
     chosen = chosen[:len(filter_runs([listed.entries[i] for i in chosen], last=last))]
     rows = [listed.rows[i] for i in chosen]
     keys = listed.leaves.differing(rows, ignore=NON_RESULT_KEYS | SHOWN_KEYS)
-    values = [{k: listed.leaves.value(listed.leaves.ids(r, k)) for k in keys
-               if listed.leaves.ids(r, k) != ABSENT} for r in rows]
+    leaves = listed.leaves
+    at = [(k, leaves.column(k)) for k in keys]
+    values = [{k: leaves.value(r[i]) for k, i in at if i < len(r) and r[i] != ABSENT}
+              for r in rows]
     return RunList([listed.entries[i] for i in chosen], len(listed.entries), listed.skipped,
                    keys, values)
