@@ -1,9 +1,11 @@
 """Benchmark: how ce-lab's bookkeeping grows with what it keeps (issue 20, §6), on generated folders
 in a temp dir; no training, no data.
 
-- runs: ``ce-lab runs`` and ``ce-lab runs --last 5`` over --runs run folders (default 10,000), each
-  a command in its own process as a user runs it, cold (no index yet) and warm (the index beside
-  the folders, ``.runs-index.json``). Target: warm, both under 2 s.
+- runs: ``ce-lab runs`` and ``ce-lab runs --last 5`` over --runs run folders (default 10,000, at
+  four learning rates, so the listing has an ``optim.lr`` column), each a command in its own
+  process as a user runs it, cold (no index yet) and warm (the index beside the folders,
+  ``.runs-index.json``). Target: warm, both under 2 s. Printed beside them (no target): warm
+  ``--where optim.lr=0.1`` and ``--format csv``.
 - batch: the bookkeeping of a batch of N entries (every entry started and ended once, as
   ``execute`` records it, against an executor that finishes at once), at N = --batch / 10 and N =
   --batch (default 10,000): seconds and bytes written to batch.json and its event log. Target:
@@ -37,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 from benchutil import cpu_model, load_average  # noqa: E402
 
 RUNS_TARGET_S = 2.0
+LRS = (0.1, 0.3, 1.0, 3.0)  # the generated runs' learning rates: a config key that differs
 LINEAR_SLACK = 2.0
 
 
@@ -57,7 +60,7 @@ def _cli(*args: str) -> float:
 
 def make_runs(out: Path, n: int) -> None:
     """``n`` run folders: one made by the test factory (the exact on-disk format), copied with
-    its id, seed, start time and accuracy changed."""
+    its id, seed, learning rate (one of four), start time and accuracy changed."""
     from tests.run_factory import make_run
 
     template = make_run(out / ".template", "ce", name="template")
@@ -74,7 +77,8 @@ def make_runs(out: Path, n: int) -> None:
         (folder / "summary.json").write_text(json.dumps(
             summary | {"seed": i, "final": summary["final"] | {"val_acc": 0.9 + i / n / 20}},
             indent=2))
-        (folder / "config.yaml").write_text(config.replace("seed: 0", f"seed: {i}", 1))
+        (folder / "config.yaml").write_text(config.replace("seed: 0", f"seed: {i}", 1).replace(
+            "  lr: 0.1\n", f"  lr: {LRS[i % len(LRS)]}\n", 1))
     shutil.rmtree(out / ".template")
 
 
@@ -88,14 +92,18 @@ def bench_runs(tmp: Path, n: int) -> dict[str, Any]:
     cold = _cli(*base)
     warm = [_cli(*base) for _ in range(3)]
     last = [_cli(*base, "--last", "5") for _ in range(3)]
+    where = [_cli(*base, "--where", "optim.lr=0.1") for _ in range(3)]
+    as_csv = [_cli(*base, "--format", "csv") for _ in range(3)]
     startup = [_cli("--version") for _ in range(3)]
     result = {"folders": n, "cold_s": cold, "warm_s": min(warm), "last5_warm_s": min(last),
-              "startup_s": min(startup)}
+              "where_warm_s": min(where), "csv_warm_s": min(as_csv), "startup_s": min(startup)}
     result["target_met"] = max(result["warm_s"], result["last5_warm_s"]) < RUNS_TARGET_S
     print(f"runs: ce-lab runs cold {cold:.2f} s, warm {result['warm_s']:.2f} s; runs --last 5 "
           f"warm {result['last5_warm_s']:.2f} s (interpreter start alone: "
           f"{result['startup_s']:.2f} s); target < {RUNS_TARGET_S} s warm: "
           f"{'met' if result['target_met'] else 'MISSED'}", flush=True)
+    print(f"runs: warm, --where optim.lr=0.1 ({n // len(LRS):,} runs) {result['where_warm_s']:.2f} s, "
+          f"--format csv {result['csv_warm_s']:.2f} s", flush=True)
     return result
 
 

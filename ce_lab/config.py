@@ -23,7 +23,7 @@ from pydantic import (
 )
 
 from ce_lab.config_base import Float, Int, _Section  # noqa: F401
-from ce_lab.config_keys import NON_RESULT_KEYS, differing_keys, flatten, same  # noqa: F401
+from ce_lab.config_keys import NON_RESULT_KEYS, differing_keys, flatten, parse_value, same  # noqa: F401
 from ce_lab.data.settings import DataConfig, data_problem
 from ce_lab.errors import ConfigError
 from ce_lab.losses import loss_names, loss_options, option_fields
@@ -219,11 +219,7 @@ def parse_set(item: str) -> tuple[tuple[str, ...], Any]:
     if any(not part.strip() for part in key.split(".")):
         raise ConfigError(f"--set {capped(item)}: the key {quoted(key)} has an empty part; "
                           "write it as dotted.key=value, e.g. optim.lr=0.05")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except (yaml.YAMLError, RecursionError):
-        value = raw  # not YAML: keep the text and let validation say what is wrong with it
-    return tuple(part.strip() for part in key.split(".")), value
+    return tuple(part.strip() for part in key.split(".")), parse_value(raw)
 
 
 def _deep_set(target: dict[str, Any], path: Sequence[str], value: Any) -> None:

@@ -29,6 +29,24 @@ def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def parse_value(raw: str) -> Any:
+    """A value typed after ``key=`` (``--set``, ``--where``): a YAML scalar or flow list; text
+    that is not YAML stays text (validation, or the comparison, says what is wrong with it)."""
+    import yaml
+
+    try:
+        return yaml.safe_load(raw) if raw.strip() else None
+    except (yaml.YAMLError, RecursionError):
+        return raw
+
+
+def shown(v: Any) -> str:
+    """A config value as text: lists as [a, b]."""
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(str(x) for x in v) + "]"
+    return str(v)
+
+
 def same(v: Any) -> str:
     """A config value's identity for comparing and grouping (lists and numbers compare as JSON)."""
     return json.dumps(v, sort_keys=True, default=str)

@@ -700,3 +700,18 @@ def headless_dom(page: Path, profile: Path) -> tuple[str, list[str]]:
     # Chromium logs every console message (log, warning, error, an uncaught exception) as a
     # "CONSOLE" line on stderr with --enable-logging=stderr.
     return done.stdout, [line for line in done.stderr.splitlines() if "CONSOLE" in line]
+
+
+def read_index(out_dir: Path) -> tuple[dict[str, Any], list[str]]:
+    """``<out_dir>/.runs-index.json`` as its head (kind, tables, entries) and its lines of
+    config-and-summary text (an entry's ``rest`` is the number of its line)."""
+    from ce_lab.runs.index import INDEX
+
+    head, *lines = (out_dir / INDEX).read_text().split("\n")
+    return json.loads(head), lines
+
+
+def write_index(out_dir: Path, head: dict[str, Any], lines: list[str]) -> None:
+    from ce_lab.runs.index import INDEX
+
+    (out_dir / INDEX).write_text("\n".join([json.dumps(head), *lines]))

@@ -194,6 +194,11 @@ def test_load_runs_flattens_configs_and_summaries_and_skips_bad_folders(tmp_path
     assert runs.groupby("loss")["final_val_acc"].count().to_dict() == {"ce": 1, "mse": 1}
     assert ce_lab.load_runs(out, loss="ce")["run"].tolist() == [a.name]
     assert ce_lab.load_runs(out, group="g", status="completed")["run"].tolist() == [b.name]
+    assert ce_lab.load_runs(out, where={"optim.lr": "5e-1"})["run"].tolist() == [b.name]
+    assert ce_lab.load_runs(out, where={"model.hidden": [256], "optim.lr": 0.1})["run"].tolist() == [
+        a.name]
+    with pytest.raises(ce_lab.ParamError, match="did you mean 'optim.lr'"):
+        ce_lab.load_runs(out, where={"lr": 0.5})
 
     curves = ce_lab.load_metrics(runs)
     per_run = curves.groupby("run").size().to_dict()

@@ -32,7 +32,7 @@ from ce_lab.errors import ConfigError, ParamError, UsageError
 from ce_lab.runs.index import INDEX
 from ce_lab.runs.listing import list_runs
 from ce_lab.safe_io import MAX_JSON_BYTES
-from tests.helpers import FakeExecutor, InterruptAt, run_fake, write_batch
+from tests.helpers import FakeExecutor, InterruptAt, read_index, run_fake, write_batch, write_index
 from tests.run_factory import make_run
 
 # --- §4: the grid is counted before anything is expanded ----------------------------------------
@@ -284,23 +284,24 @@ def test_the_run_listing_is_cached_beside_the_folders_and_a_stale_entry_is_read_
     now, _ = list_runs(out)
     assert [e.path for e in now] == [c, a]
     assert (now[1].status, now[1].group) == ("failed", "g2")
-    assert set(json.loads((out / INDEX).read_text())["runs"]) == {a.name, c.name}
+    assert set(read_index(out)[0]["runs"]) == {a.name, c.name}
 
 
 def test_a_forged_or_broken_index_is_not_trusted(tmp_path):
     out = tmp_path / "runs"
     a = make_run(out, "ce")
     list_runs(out)
-    index = json.loads((out / INDEX).read_text())
+    index, lines = read_index(out)
     index["runs"][a.name]["meta"]["pid"] = "not a pid"  # fails the check meta.json gets
-    (out / INDEX).write_text(json.dumps(index))
+    write_index(out, index, lines)
     (entry,), _ = list_runs(out)
     assert entry.meta.get("pid") != "not a pid"  # read from the folder instead
-    index = json.loads((out / INDEX).read_text())
-    rest = json.loads(index["runs"][a.name]["rest"])
+    index, lines = read_index(out)
+    at = index["runs"][a.name]["rest"]
+    rest = json.loads(lines[at])
     rest["summary"]["steps"] = "many"  # a summary.json with this is refused: read the folder
-    index["runs"][a.name]["rest"] = json.dumps(rest)
-    (out / INDEX).write_text(json.dumps(index))
+    lines[at] = json.dumps(rest)
+    write_index(out, index, lines)
     (entry,), _ = list_runs(out)
     assert entry.summary["steps"] == json.loads((a / "summary.json").read_text())["steps"]
     (out / INDEX).write_text("{not json")

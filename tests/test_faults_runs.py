@@ -147,6 +147,8 @@ def _bad_calls(tmp_path, runs):
         (lambda: ce_lab.load_runs(tmp_path, group=5), "group", None),
         (lambda: ce_lab.load_runs(tmp_path, last="5"), "last", None),
         (lambda: ce_lab.load_runs(tmp_path, last=0), "last", None),
+        (lambda: ce_lab.load_runs(tmp_path, where=5), "where", None),
+        (lambda: ce_lab.load_runs(tmp_path, where={"": 1}), "where", None),
         (lambda: ce_lab.load_metrics(5), "runs", None),
         (lambda: ce_lab.load_metrics([5]), "runs", None),
         (lambda: ce_lab.load_metrics(runs, kind=5), "kind", None),

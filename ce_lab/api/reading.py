@@ -121,26 +121,30 @@ def _hashable(v: Any) -> Any:
 
 def load_runs(out_dir: str | Path = "runs", *, status: Sequence[str] | str = (),
               loss: Sequence[str] | str = (), group: str | None = None,
-              last: int | None = None) -> pd.DataFrame:
+              last: int | None = None, where: Mapping[str, Any] | None = None) -> pd.DataFrame:
     """One row per run folder under ``out_dir``, newest first: run, loss, status, flags, seed,
     group, started, path, every config key flattened (``optim.lr``, ``model.hidden`` as a
     tuple, ...) and the summary's numbers under the comparison table's names (``final_val_acc``,
-    ``steps_to_0.90``, ...). Folders that cannot be read are skipped with a warning."""
+    ``steps_to_0.90``, ...). Folders that cannot be read are skipped with a warning.
+
+    ``where``: only the runs whose config holds each value, e.g. ``{"optim.lr": 0.1}``
+    (numbers by value, as ``ce-lab runs --where``); a key no run has raises ParamError."""
     from ce_lab import metrics as registry
     from ce_lab.comparison.build import metric_columns, run_metrics
     from ce_lab.config import flatten
     from ce_lab.lab import params
-    from ce_lab.runs.listing import filter_runs, list_row, list_runs
+    from ce_lab.lab.listing import list_runs
+    from ce_lab.runs.listing import list_row
 
     root = _path(out_dir, "out_dir")
     status, loss = params.name_filter(status, "status"), params.name_filter(loss, "loss")
     group = params.optional_str(group, "group")
     last = params.optional_positive_int(last, "last")
     pd = _pandas()
-    entries, skipped = list_runs(root)
-    for line in skipped:
+    listing = list_runs(root, status=status, loss=loss, group=group, last=last, where=where)
+    for line in listing.skipped:
         warnings.warn(f"skipped: {line}", stacklevel=2)
-    entries = filter_runs(entries, status=status, loss=loss, group=group, last=last)
+    entries = listing.entries
     columns = metric_columns(registry.param_values([e.summary for e in entries if e.summary]))
     rows = []
     for e in entries:

@@ -71,3 +71,18 @@ def loss_overrides(items: Sequence[str], losses: Sequence[str]) -> dict[str, dic
         path, value = parse_set(assignment)
         out.setdefault(loss, {})[".".join(path)] = value
     return out
+
+
+def where(items: Sequence[str] | None) -> list[tuple[str, Any]]:
+    """``optim.lr=0.1`` items -> [("optim.lr", 0.1)], each value parsed as ``--set`` parses it."""
+    from ce_lab.config_keys import parse_value
+    from ce_lab.shown import quoted
+
+    out = []
+    for item in items or ():
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key or not all(part.strip() for part in key.split(".")):
+            raise UsageError(f"--where expects dotted.key=value, e.g. optim.lr=0.1, got {quoted(item)}")
+        out.append((".".join(part.strip() for part in key.split(".")), parse_value(raw)))
+    return out

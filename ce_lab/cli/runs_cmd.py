@@ -76,41 +76,57 @@ def runs(
     group: Annotated[str | None, typer.Option(
         "--group", help="Only the runs of this compare/batch group id.")] = None,
     last: Annotated[int | None, typer.Option("--last", help="Only the N newest.")] = None,
+    where: Annotated[list[str] | None, typer.Option(
+        "--where", help="Only runs whose config holds this value, e.g. optim.lr=0.1 (parsed as "
+        "--set parses it, numbers by value: 0.1 = 0.10 = 1e-1; repeatable: all must hold).",
+        show_default=False)] = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
-    """The runs under --out-dir, newest first: id, loss, status, seed, steps, accuracies, group.
+    """The runs under --out-dir, newest first: id, loss, status, seed, steps, accuracies, group,
+    and the config keys whose values differ between the runs listed (optim.lr, ...).
 
     A folder that cannot be read is skipped with one line on stderr.
     """
     if ctx.invoked_subcommand is not None:
         ctx.obj = out_dir  # runs show / diff look run ids up under it
         return
-    from ce_lab.runs.listing import LIST_FIELDS, filter_runs, list_row, list_runs
+    from ce_lab.cli import _parse
+    from ce_lab.config_keys import shown
+    from ce_lab.lab.listing import list_runs
+    from ce_lab.runs.listing import LIST_FIELDS, list_row
 
-    entries, skipped = list_runs(out_dir)
-    _skipped(skipped)
-    chosen = filter_runs(entries, status=status or (), loss=loss or (), group=group, last=last)
+    listing = list_runs(out_dir, status=status or (), loss=loss or (), group=group, last=last,
+                        where=_parse.where(where))
+    _skipped(listing.skipped)
+    chosen, keys = listing.entries, listing.keys
     rows = [list_row(e) for e in chosen]
-    if fmt is Format.json:
-        typer.echo(json.dumps(rows, indent=2, allow_nan=False, default=str))
+    if fmt is Format.json:  # the differing config keys after the fixed fields, as JSON values
+        typer.echo(json.dumps([row | values for row, values in zip(rows, listing.values)],
+                              indent=2, allow_nan=False, default=str))
         return
-    if fmt is Format.csv:
+    if fmt is Format.csv:  # ... and as text ([a, b] for a list; empty where a run lacks the key)
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=LIST_FIELDS, lineterminator="\n")
+        writer = csv.DictWriter(buf, fieldnames=[*LIST_FIELDS, *keys], lineterminator="\n")
         writer.writeheader()
-        for row in rows:  # names from disk without their control characters, as everywhere
-            writer.writerow({k: printable(v) if isinstance(v, str) else v
-                             for k, v in {**row, "flags": ";".join(row["flags"])}.items()})
+        for row, values in zip(rows, listing.values):  # text from disk without its control
+            cells = {**row, "flags": ";".join(row["flags"]),  # characters, as everywhere
+                     **{k: shown(v) for k, v in values.items() if v is not None}}
+            writer.writerow({k: printable(v) if isinstance(v, str) else v for k, v in cells.items()})
         typer.echo(buf.getvalue(), nl=False)
         return
     from rich.table import Table
 
-    table = Table(title=f"{len(rows)} of {len(entries)} runs under {out_dir}", box=None)
-    for name, right in (("run", False), ("loss", False), ("status", False), ("seed", True),
-                        ("steps", True), ("val acc", True), ("test acc", True), ("group", False)):
+    table = Table(title=f"{len(rows)} of {listing.total} runs under {out_dir}", box=None)
+    # The differing config keys follow the loss: with it they say what each run was.
+    numeric = {k: all(is_number(v[k]) for v in listing.values if k in v) for k in keys}
+    for name, right in (("run", False), ("loss", False), *((rich_cell(k), numeric[k]) for k in keys),
+                        ("status", False), ("seed", True), ("steps", True), ("val acc", True),
+                        ("test acc", True), ("group", False)):
         table.add_column(name, justify="right" if right else "left")
-    for e, row in zip(chosen, rows):
-        table.add_row(rich_cell(row["run"]), rich_cell(row["loss"]), rich_cell(e.status_text),
+    for e, row, values in zip(chosen, rows, listing.values):
+        table.add_row(rich_cell(row["run"]), rich_cell(row["loss"]),
+                      *(rich_cell(shown(values[k])) if k in values else "—" for k in keys),
+                      rich_cell(e.status_text),
                       str(row["seed"]), "—" if row["steps"] is None else str(row["steps"]),
                       _acc(row["val_acc"]), _acc(row["test_acc"]), rich_cell(row["group"] or "—"))
     _print_tables([table])

@@ -16,6 +16,7 @@ from typing import Any
 
 from ce_lab import metrics as registry
 from ce_lab.config import NON_RESULT_KEYS, differing_keys, flatten, same
+from ce_lab.config_keys import shown
 from ce_lab.errors import ParamError, UsageError
 from ce_lab.metrics import Expanded
 from ce_lab.runs.record import RunRecord
@@ -116,11 +117,7 @@ def config_value(record: RunRecord, key: str) -> Any:
     return flatten(record.config).get(key)
 
 
-def show(v: Any) -> str:
-    """A config value as text: lists as [a, b]."""
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(str(x) for x in v) + "]"
-    return str(v)
+show = shown  # a config value as text: lists as [a, b]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -7,7 +7,8 @@ wires the engine, so a capability added here exists at every door.
 - a training comparison: ``plan_comparison`` checks the arguments, ``run_comparison`` trains
   (tuning each loss's rate first when asked) and compares, ``resume_comparison`` finishes an
   interrupted one (``comparing``, ``tuning``, ``resuming``, ``request_file``)
-- runs on disk: ``compare_on_disk``, with ``best_of`` (``on_disk``)
+- runs on disk: ``compare_on_disk``, with ``best_of`` (``on_disk``); ``list_runs`` filters
+  them (by config value too) and finds the config keys that differ (``listing``)
 - a batch file: ``prepare_batch`` checks the arguments and loads it (or a batch folder to
   continue), ``dry_run_batch`` says what it would do, ``run_batch`` runs it on the local or Ray
   executor and compares what finished (``batch``)
@@ -32,12 +33,13 @@ from ce_lab.lab.comparing import (
     resume_comparison,
     run_comparison,
 )
+from ce_lab.lab.listing import RunList, list_runs
 from ce_lab.lab.on_disk import NothingToCompare, OnDiskComparison, compare_on_disk
 from ce_lab.lab.single import check_resume, resume_run, train_run
 
 __all__ = [
     "BatchPlan", "BatchRequest", "CompareRequest", "NothingToCompare", "OnDiskComparison",
-    "RanBatch", "TrainedComparison", "TuneSpec", "check_resume", "compare_on_disk",
-    "dry_run_batch", "plan_comparison", "prepare_batch", "resume_comparison", "resume_run",
+    "RanBatch", "RunList", "TrainedComparison", "TuneSpec", "check_resume", "compare_on_disk",
+    "dry_run_batch", "list_runs", "plan_comparison", "prepare_batch", "resume_comparison", "resume_run",
     "run_batch", "run_comparison", "train_run",
 ]

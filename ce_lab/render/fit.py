@@ -20,6 +20,8 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
+from ce_lab.render.fast_table import copy_cells, fast_width, print_fast
+
 # Dropping columns is the answer only while most of the table is left: past this share, records.
 MAX_DROPPED_SHARE = 1 / 3
 
@@ -46,6 +48,9 @@ def drop_order(table: Table, keep: int) -> list[int]:
 
 def natural_width(table: Table) -> int:
     """The width the table takes with no cell wrapped."""
+    quick = fast_width(table)  # a long plain table: its cells measured once, not through rich
+    if quick is not None:
+        return quick
     wide = Console(width=100_000, file=None, color_system=None)
     return Measurement.get(wide, wide.options, table).maximum
 
@@ -66,8 +71,7 @@ def _copy(table: Table, columns: list[int]) -> Table:
     for i in columns:
         col = table.columns[i]
         out.add_column(col.header, justify=col.justify, no_wrap=True)
-    for row in _rows(table):
-        out.add_row(*(row[i] for i in columns))
+    copy_cells(table, out, columns)  # every row at once: fit copies tables of 10,000 rows
     return out
 
 
@@ -148,6 +152,7 @@ def print_fitted(console: Console, renderables: Iterable[RenderableType], keep: 
     for r in renderables:
         if isinstance(r, Table):
             for part in fit(r, console.width, keep, **fit_kwargs):
-                console.print(part, soft_wrap=not isinstance(part, Table))
+                if not (isinstance(part, Table) and print_fast(console, part)):
+                    console.print(part, soft_wrap=not isinstance(part, Table))
         else:
             console.print(r)

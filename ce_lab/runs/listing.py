@@ -9,7 +9,9 @@ skipped with one line.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from ce_lab.errors import UsageError
 from ce_lab.runs.files import RunFolderError
 from ce_lab.runs.folder import NON_RUN_PREFIXES
 from ce_lab.runs.index import RunIndex, decode_rest, stamp
+from ce_lab.runs.leaves import Leaves
 from ce_lab.runs.liveness import effective_status
 from ce_lab.runs.names import META, SUMMARY
 from ce_lab.runs.read import read_config_mapping, read_summary, read_versioned_meta
@@ -35,8 +38,25 @@ def read_entry(folder: Path | str) -> RunRecord:
     return _record(folder, reading)
 
 
+@dataclass
+class Listed:
+    """Every run folder under an out_dir, newest first; a line per folder skipped; and each
+    run's config as a row of ``leaves`` (``rows[i]`` is ``entries[i]``'s)."""
+
+    entries: list[RunRecord]
+    skipped: list[str]
+    leaves: Leaves
+    rows: list[list[int]]
+
+
 def list_runs(out_dir: Path | str) -> tuple[list[RunRecord], list[str]]:
-    """Every run folder under ``out_dir``, newest first, and one line per folder skipped.
+    """Every run folder under ``out_dir``, newest first, and one line per folder skipped."""
+    listed = list_folders(out_dir)
+    return listed.entries, listed.skipped
+
+
+def list_folders(out_dir: Path | str) -> Listed:
+    """Every run folder under ``out_dir`` (see ``Listed``).
 
     What each folder's files parse to is cached beside them (``ce_lab.runs.index``) while the
     files stay as they were, so listing many runs reads only those that changed; the liveness of
@@ -44,10 +64,11 @@ def list_runs(out_dir: Path | str) -> tuple[list[RunRecord], list[str]]:
     out_dir = Path(out_dir)
     if not out_dir.is_dir():
         _candidate_dirs(out_dir)  # its one-line error
-    folders = [p for p in out_dir.iterdir()
-               if p.is_dir() and not p.name.startswith(NON_RUN_PREFIXES)]
+    with os.scandir(out_dir) as found_here:  # the entry's type, without a stat per folder
+        folders = [out_dir / e.name for e in found_here
+                   if e.is_dir() and not e.name.startswith(NON_RUN_PREFIXES)]
     index = RunIndex(out_dir, len(folders))
-    found: list[tuple[tuple[float, str], RunRecord | str]] = []
+    found: list[tuple[tuple[float, str], RunRecord | str, list[int]]] = []
     for folder in folders:
         current = stamp(folder)
         if current[0] is None and not (folder / META).exists():
@@ -56,19 +77,31 @@ def list_runs(out_dir: Path | str) -> tuple[list[RunRecord], list[str]]:
         if cached is not None:
             meta = cached["meta"]
             found.append(((_started(folder, meta), folder.name),
-                          _IndexedRecord(folder, meta, cached["rest"], _state(meta))))
+                          _IndexedRecord(folder, meta, cached["rest"], _state(meta), cached["row"]),
+                          cached["leaves"]))
             continue
         reading = _reading(folder)
-        if "error" not in reading:
-            index.put(folder.name, current, reading)
         if "error" in reading:
-            found.append(((_started(folder), folder.name), reading["error"]))
+            found.append(((_started(folder), folder.name), reading["error"], []))
             continue
-        found.append(((_started(folder, reading["meta"]), folder.name), _record(folder, reading)))
+        record = _record(folder, reading)
+        leaves = index.leaves.intern(reading["config"])
+        index.put(folder.name, current, reading, cached_row(record), leaves)
+        found.append(((_started(folder, reading["meta"]), folder.name), record, leaves))
     index.save()
     found.sort(key=lambda f: f[0], reverse=True)
-    entries = [e for _, e in found if isinstance(e, RunRecord)]
-    return entries, [e for _, e in found if isinstance(e, str)]
+    runs = [(e, row) for _, e, row in found if isinstance(e, RunRecord)]
+    return Listed([e for e, _ in runs], [e for _, e, _ in found if isinstance(e, str)],
+                  index.leaves, [row for _, row in runs])
+
+
+def cached_row(record: RunRecord) -> dict[str, Any]:
+    """What a listing shows and filters by of a run's config and summary, kept in the index so
+    that listing thousands of runs decodes none of them (``ce_lab.runs.index.row_problem``
+    checks it when it is read back)."""
+    return {"loss": record.loss, "seed": record.seed, "flags": record.flags,
+            "group": record.summary.get("group"), "steps": record.summary.get("steps"),
+            "val_acc": record.final("val_acc"), "test_acc": record.final("test_acc")}
 
 
 def _state(meta: dict[str, Any]) -> str:
@@ -88,10 +121,28 @@ class _IndexedRecord(RunRecord):
     (and checked) from the index's text when first used, or read from the folder if that text
     fails the checks a fresh reading passes."""
 
-    def __init__(self, path: Path, meta: dict[str, Any], rest: str, state: str):
-        self.path, self.meta, self.state = path, meta, state
+    def __init__(self, path: Path, meta: dict[str, Any], rest: str, state: str,
+                 row: dict[str, Any]):
+        self.path, self.meta, self.state, self.row = path, meta, state, row
         self.metrics, self.evals = {}, {}
         self._rest: str | dict[str, Any] = rest
+
+    # What a listing shows and filters by, from the index's row (``cached_row``).
+    @property
+    def loss(self) -> str:
+        return self.row["loss"]
+
+    @property
+    def seed(self) -> int | None:
+        return self.row["seed"]
+
+    @property
+    def flags(self) -> list[str]:
+        return list(self.row["flags"])
+
+    @property
+    def group(self) -> str | None:
+        return self.meta.get("group") or self.row["group"]
 
     def _decoded(self) -> dict[str, Any]:
         if isinstance(self._rest, str):
@@ -149,10 +200,11 @@ LIST_FIELDS = ("run", "loss", "status", "flags", "seed", "steps", "val_acc", "te
 
 def list_row(entry: RunRecord) -> dict[str, Any]:
     """What ``ce-lab runs`` shows of a run, as plain values (None: not known yet)."""
+    row = entry.row if isinstance(entry, _IndexedRecord) else cached_row(entry)
     return {"run": entry.run_id, "loss": entry.loss, "status": entry.status, "flags": entry.flags,
-            "seed": entry.seed, "steps": entry.summary.get("steps"),
-            "val_acc": entry.final("val_acc"), "test_acc": entry.final("test_acc"),
-            "group": entry.group, "started": entry.started, "path": str(entry.path)}
+            "seed": entry.seed, "steps": row["steps"], "val_acc": row["val_acc"],
+            "test_acc": row["test_acc"], "group": entry.group, "started": entry.started,
+            "path": str(entry.path)}
 
 
 def resolve_run(run: str | Path, out_dir: Path | str) -> Path:

@@ -64,6 +64,48 @@ def test_runs_filters_and_csv(cli, tmp_path):
     assert bad.exit_code == 2 and "--last must be at least 1" in bad.stderr
 
 
+def test_runs_shows_the_config_keys_that_differ_and_filters_by_value(cli, tmp_path):
+    out, old, mid, new = _runs(tmp_path)  # mid alone at optim.lr 0.5
+
+    def invoke(*args):
+        result = cli.invoke(app, ["runs", "--out-dir", str(out), *args], env={"COLUMNS": "120"})
+        assert result.exit_code == 0, result.output
+        return result.stdout
+
+    header = invoke().splitlines()[1].split()
+    assert header[:4] == ["run", "loss", "optim.lr", "status"]  # the setting beside the loss
+    assert "model.hidden" not in header and "out_dir" not in header  # equal / no result
+    assert re.search(rf"{mid.name}\s+mse\s+0\.5\s+completed", invoke())
+    rows = json.loads(invoke("--format", "json"))
+    assert [r["optim.lr"] for r in rows] == [0.1, 0.5, 0.1]
+    assert next(csv.DictReader(io.StringIO(invoke("--format", "csv"))))["optim.lr"] == "0.1"
+
+    def ids(*where):
+        text = invoke("--format", "json", *(a for w in where for a in ("--where", w)))
+        return [r["run"] for r in json.loads(text)]
+
+    assert ids("optim.lr=0.1") == [new.name, old.name]
+    assert ids("optim.lr=0.10") == ids("optim.lr=1e-1") == [new.name, old.name]
+    assert ids("optim.lr=0.5") == [mid.name]
+    assert ids("optim.lr=0.1", "loss.name=ce") == [old.name]  # repeated: every one holds
+    assert ids("optim.lr=0.2") == []
+    narrowed = invoke("--where", "optim.lr=0.1").splitlines()
+    assert "2 of 3 runs" in narrowed[0] and "optim.lr" not in narrowed[1]  # equal among these
+    assert "optim.lr" not in json.loads(invoke("--format", "json", "--where", "optim.lr=0.1"))[0]
+
+
+def test_runs_where_errors_are_one_line_with_exit_2(cli, tmp_path):
+    out, *_ = _runs(tmp_path)
+    for where, said in (("lr=0.1", "has the config key 'lr'; did you mean 'optim.lr'?"),
+                        ("optim.lr", "--where expects dotted.key=value"),
+                        ("optim..lr=1", "--where expects dotted.key=value"),
+                        ("optim.lr=fast", "--where optim.lr='fast': optim.lr is a number")):
+        result = cli.invoke(app, ["runs", "--out-dir", str(out), "--where", where])
+        assert result.exit_code == 2, (where, result.output)
+        assert result.stderr.count("\n") == 1 and said in result.stderr, result.stderr
+        assert result.stdout == ""
+
+
 def test_runs_lists_a_crashed_run_and_skips_a_corrupt_folder_with_one_line(cli, tmp_path):
     out, old, mid, new = _runs(tmp_path)
     set_meta(old, status="running", pid=dead_pid(), host=socket.gethostname())
