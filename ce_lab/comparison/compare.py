@@ -107,7 +107,7 @@ def write_comparison(
     comp_dir = Path(comp_dir)
     table = build_table(records, group_by=group_by, sort=sort)
     ref = choose_reference(records, reference)
-    diffs = paired_differences(table, ref) if ref else []
+    diffs = paired_differences(table, ref, tuned=tuning.key if tuning else None) if ref else []
     if reference is not None and ref is None:
         table.notes.append(f"reference loss {reference!r} is not among the runs: no paired table")
     result = ComparisonResult(comp_dir, comp_dir.name, table, diffs, ref, skipped=list(skipped))

@@ -228,11 +228,13 @@ def _by_reason(missing: dict[int, str]) -> dict[str, list[int]]:
     return out
 
 
-def _reference_row(table: ComparisonTable, row: Row, ref_rows: list[Row]) -> Row | None:
-    """The reference group with the same non-loss group values; if there is none and the reference
-    loss has exactly one group (e.g. a per-loss lr override), that one."""
+def _reference_row(table: ComparisonTable, row: Row, ref_rows: list[Row],
+                   tuned: str | None = None) -> Row | None:
+    """The reference group with the same non-loss group values, the ``tuned`` key aside (each loss
+    at its own chosen rate is paired with the reference at its own, setting by setting); if there
+    is none and the reference loss has exactly one group (e.g. a per-loss lr override), that one."""
     def context(r: Row) -> list[str]:
-        return [same(config_value(r.records[0], k)) for k in table.group_by[1:]]
+        return [same(config_value(r.records[0], k)) for k in table.group_by[1:] if k != tuned]
 
     ref = [rr for rr in ref_rows if context(rr) == context(row)]
     if not ref and len(ref_rows) == 1:
@@ -268,16 +270,18 @@ def _resolution(records: Sequence[Any], metric: Expanded) -> float | None:
 
 
 def paired_differences(
-    table: ComparisonTable, reference: str, confidence: float = PAIRED_CONFIDENCE
+    table: ComparisonTable, reference: str, confidence: float = PAIRED_CONFIDENCE,
+    tuned: str | None = None,
 ) -> list[PairedDiff]:
-    """Each group against the reference loss's group, per paired metric column, paired by seed."""
+    """Each group against the reference loss's group, per paired metric column, paired by seed.
+    ``tuned``: the key each loss's value was chosen for (--tune-lr, --best-of), not a setting."""
     ref_rows = [r for r in table.rows if r.records[0].loss == reference]
     paired = [c.metric for c in table.metric_columns if c.metric.metric.paired]
     out: list[PairedDiff] = []
     for row in table.rows:
         if row.records[0].loss == reference:
             continue
-        ref_row = _reference_row(table, row, ref_rows)
+        ref_row = _reference_row(table, row, ref_rows, tuned)
         if ref_row is None:
             continue
         by_seed = {r.seed: r for r in row.records if r.seed is not None}

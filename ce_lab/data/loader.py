@@ -7,12 +7,12 @@ index slices of one ``randperm`` per epoch (the cifar10-airbench way).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ce_lab.data.fetch import FetchReporter
-from ce_lab.data.noise import LabelNoise, corrupt_labels, subset_indices
+from ce_lab.data.noise import VAL_NOISE_SEED_OFFSET, LabelNoise, corrupt_labels, subset_indices
 from ce_lab.data.read import MNIST_MEAN, MNIST_STD, read_arrays, read_idx_set
 from ce_lab.data.spec import MNIST, DatasetSpec
 from ce_lab.errors import DataError
@@ -131,10 +131,16 @@ def load_mnist(data_cfg: DataConfig, seed: int, device: torch.device | str,
             check_map(noise_map, spec.n_classes, spec.name)
         except ValueError as e:
             raise DataError(str(e)) from None
-    # Corrupted on the CPU (the generator lives there), training labels only.
+    # Corrupted on the CPU (the generator lives there): training labels, and validation labels
+    # with data.val_noise.
     clean = train_y[train_idx]
     noisy, noise = corrupt_labels(clean, data_cfg.label_noise, data_cfg.label_noise_kind,
                                   spec.n_classes, seed, noise_map)
+    val_y = train_y[val_idx]
+    if data_cfg.val_noise:  # tuning on noisy labels, as without clean ones; test stays clean
+        val_y, val_noise = corrupt_labels(val_y, data_cfg.label_noise, data_cfg.label_noise_kind,
+                                          spec.n_classes, seed, noise_map, VAL_NOISE_SEED_OFFSET)
+        noise = replace(noise, val=val_noise)
     device = torch.device(device)
     # uint8 crosses to the device (4x fewer bytes than float32); normalisation happens there.
     train_x, test_x = train_x.to(device), test_x.to(device)
@@ -145,7 +151,7 @@ def load_mnist(data_cfg: DataConfig, seed: int, device: torch.device | str,
         train_x=_normalise(train_x[train_idx], mean, std),
         train_y=noisy.to(device),
         val_x=_normalise(train_x[val_idx], mean, std),
-        val_y=train_y[val_idx],
+        val_y=val_y.to(device),
         test_x=_normalise(test_x, mean, std),
         test_y=test_y,
         raw=found.raw,

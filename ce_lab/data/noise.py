@@ -1,10 +1,14 @@
-"""Label corruption of the training split, and the training subset it may be applied to.
+"""Label corruption of the training split (and, with ``data.val_noise``, of the validation split),
+and the training subset it may be applied to.
 
 Both draw from their own CPU generators, seeded from the run's seed plus an offset of their own, so
 they are independent of the weight-init stream (the seed itself), the validation split (the seed)
 and the batch order (the seed + ``ce_lab.training.loop.BATCH_SEED_OFFSET``): a run without noise and
 without a subset draws nothing here and is bit for bit what it was before these keys existed.
 Every member of a stack shares ``data.*`` (ce_lab/training/fusion.py) and so the same corruption.
+``data.val_noise`` corrupts the validation labels the same way (rate, kind, map) from a stream of
+its own (``VAL_NOISE_SEED_OFFSET``), so turning it on leaves the training labels as they were; test
+labels are never corrupted.
 
 The count is exact: of ``n`` labels, ``changed_count(fraction, n)`` = floor(fraction * n + 0.5)
 change (round half up, not Python's round-half-to-even), each to a class different from its own:
@@ -32,6 +36,7 @@ if TYPE_CHECKING:
 
 NOISE_SEED_OFFSET = 2_000_029  # apart from the batch order's 1_000_003 and from the seed itself
 SUBSET_SEED_OFFSET = 3_000_017
+VAL_NOISE_SEED_OFFSET = 4_000_037  # data.val_noise: the validation labels' own stream
 KINDS = ("symmetric", "pairflip", "asym")
 
 
@@ -45,6 +50,8 @@ class LabelNoise:
     n_train: int  # training labels in all
     noise_map: dict[int, int] | None = None  # asym: source class -> target class
     per_class: dict[int, int] | None = None  # asym: labels changed of each source class
+    # data.val_noise: what the same noise did to the validation labels (None: they stay clean)
+    val: LabelNoise | None = None
 
     def to_dict(self) -> dict:
         out = {"fraction": self.fraction, "kind": self.kind, "changed": self.changed,
@@ -52,6 +59,10 @@ class LabelNoise:
         if self.noise_map is not None:  # JSON keys are text: "7": 1
             out["map"] = {str(a): b for a, b in self.noise_map.items()}
             out["changed_per_class"] = {str(a): n for a, n in (self.per_class or {}).items()}
+        if self.val is not None:  # absent without data.val_noise: meta.json as it was before
+            out["val"] = {"changed": self.val.changed, "n_val": self.val.n_train}
+            if self.val.per_class is not None:
+                out["val"]["changed_per_class"] = {str(a): n for a, n in self.val.per_class.items()}
         return out
 
 
@@ -71,9 +82,10 @@ def _generator(seed: int, offset: int) -> torch.Generator:
 
 def corrupt_labels(labels: torch.Tensor, fraction: float, kind: str, n_classes: int,
                    seed: int, noise_map: dict[int, int] | None = None,
-                   ) -> tuple[torch.Tensor, LabelNoise]:
+                   offset: int = NOISE_SEED_OFFSET) -> tuple[torch.Tensor, LabelNoise]:
     """A corrupted copy of ``labels`` (CPU int64) and what changed. Fraction 0: the same tensor,
-    and no random number is drawn. ``noise_map``: asym's {source: target} classes."""
+    and no random number is drawn. ``noise_map``: asym's {source: target} classes. ``offset``:
+    the stream, added to the seed (``VAL_NOISE_SEED_OFFSET`` for the validation labels)."""
     import torch
 
     if kind not in KINDS:
@@ -81,12 +93,12 @@ def corrupt_labels(labels: torch.Tensor, fraction: float, kind: str, n_classes: 
     if kind == "asym":
         if not noise_map:
             raise ValueError("label noise kind asym needs a class map {source: target}")
-        return _asym(labels, fraction, dict(sorted(noise_map.items())), seed)
+        return _asym(labels, fraction, dict(sorted(noise_map.items())), seed, offset)
     n = int(labels.shape[0])
     k = changed_count(fraction, n)
     if k == 0:
         return labels, LabelNoise(fraction, kind, 0, n)
-    gen = _generator(seed, NOISE_SEED_OFFSET)
+    gen = _generator(seed, offset)
     which = torch.randperm(n, generator=gen)[:k]
     old = labels[which]
     if kind == "symmetric":
@@ -99,7 +111,7 @@ def corrupt_labels(labels: torch.Tensor, fraction: float, kind: str, n_classes: 
 
 
 def _asym(labels: torch.Tensor, fraction: float, noise_map: dict[int, int],
-          seed: int) -> tuple[torch.Tensor, LabelNoise]:
+          seed: int, offset: int) -> tuple[torch.Tensor, LabelNoise]:
     """Of each source class (in class order, from one generator), exactly changed_count(fraction,
     n_c) of its labels, drawn without replacement, become the map's target. Sources are chosen
     from the clean labels, so 5 <-> 6 swaps two disjoint sets."""
@@ -107,7 +119,7 @@ def _asym(labels: torch.Tensor, fraction: float, noise_map: dict[int, int],
 
     out = labels.clone()
     per_class = {}
-    gen = _generator(seed, NOISE_SEED_OFFSET) if fraction > 0 else None
+    gen = _generator(seed, offset) if fraction > 0 else None
     for source, target in noise_map.items():
         where = (labels == source).nonzero().flatten()
         k = changed_count(fraction, int(where.numel()))

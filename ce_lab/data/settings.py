@@ -26,11 +26,15 @@ class DataConfig(_Section):
     # A subset of the training split (drawn by seed, its own stream); null: all of it. Smaller
     # sets make memorisation of noisy labels visible in fewer steps (configs/study-label-noise).
     train_size: Int | None = Field(None, ge=1)
-    # Fraction of training labels replaced by a wrong class (ce_lab/data/noise.py); validation and
-    # test labels stay clean. Exactly floor(label_noise * n_train + 0.5) labels change.
+    # Fraction of training labels replaced by a wrong class (ce_lab/data/noise.py); validation
+    # labels stay clean unless val_noise, test labels always. Exactly floor(label_noise * n + 0.5)
+    # labels change.
     label_noise: Float = Field(0.0, ge=0, lt=1)
     # pairflip: c -> (c+1) mod C; asym: noise_map's classes, label_noise of each (docs/data.md)
     label_noise_kind: Literal["symmetric", "pairflip", "asym"] = "symmetric"
+    # true: the validation labels get the same noise (own seeded stream), so that rates and
+    # early stops are chosen as a practitioner without clean labels would; test stays clean
+    val_noise: bool = False
     # asym: {from: to, ...}, kept as sorted [from, to] pairs (a value, not a section: an override
     # replaces the whole map); null: the set's map from the literature
     noise_map: tuple[tuple[Int, Int], ...] | None = None

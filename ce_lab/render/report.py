@@ -18,7 +18,8 @@ from ce_lab.runs.record import RunRecord
 # Settings worth stating at the top of a report, when all runs share them.
 KEY_SETTINGS = (
     "model.hidden", "model.activation", "model.init", "model.init_gain", "model.output_gain",
-    "data.name", "data.train_size", "data.label_noise", "data.label_noise_kind", "optim.name",
+    "data.name", "data.train_size", "data.label_noise", "data.label_noise_kind", "data.val_noise",
+    "optim.name",
     "optim.lr",
     "optim.momentum", "schedule.name", "train.epochs", "train.max_steps", "train.batch_size",
     "data.val_size", "log.eval_every", "device",
@@ -26,7 +27,8 @@ KEY_SETTINGS = (
 # Stated only where they are not their default (older runs lack them): a gain of 1, no noise,
 # MNIST, the default split (null: a twelfth of the set).
 UNLESS_DEFAULT = {"model.init_gain": 1.0, "model.output_gain": 1.0, "data.train_size": None,
-                  "data.label_noise": 0.0, "data.name": "mnist", "data.val_size": None}
+                  "data.label_noise": 0.0, "data.name": "mnist", "data.val_size": None,
+                  "data.val_noise": False}
 
 
 def _fmt(v) -> str:
@@ -62,7 +64,10 @@ def _noise(meta) -> str:
     changed = noise.get("changed") if isinstance(noise, dict) else None
     if not is_integer(changed) or changed <= 0:
         return ""
-    return (f", {noise['changed']}/{noise.get('n_train', '?')} training labels changed "
+    val = noise.get("val")  # data.val_noise: the validation labels' count too
+    also = (f" and {val.get('changed', '?')}/{val.get('n_val', '?')} validation labels"
+            if isinstance(val, dict) else "")
+    return (f", {noise['changed']}/{noise.get('n_train', '?')} training labels{also} changed "
             f"({noise.get('kind', '?')})")
 
 

@@ -67,8 +67,8 @@ class Trainer(MemberRecords):
         self.cpu_threads = threads.apply()
         self.data = data if data is not None else load_mnist(self.cfg.data, self.cfg.seed, self.device)
         noise = getattr(self.data, "label_noise", None)
-        if noise is not None and (noise.fraction, noise.kind) != (
-                self.cfg.data.label_noise, self.cfg.data.label_noise_kind):
+        if noise is not None and (noise.fraction, noise.kind, noise.val is not None) != (
+                self.cfg.data.label_noise, self.cfg.data.label_noise_kind, self.cfg.data.val_noise):
             raise ValueError("the data given were corrupted for another data.label_noise")
         self.n_train = int(self.data.train_x.shape[0])
         bs = self.cfg.train.batch_size
