@@ -183,7 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     root = resolve_root(cfg_log.data.root)
     train_idx = None
     if not args.tutorial_full:
-        idx, _ = split_indices(60_000, cfg_log.data.val_size, cfg_log.seed)
+        from ce_lab.data.settings import resolved_val_size
+
+        idx, _ = split_indices(60_000, resolved_val_size(cfg_log.data, 60_000), cfg_log.seed)
         train_idx = idx.tolist()
     train_set, test_set = tutorial_datasets(root, train_idx)
     n_celab, n_tut = data.n_train, len(train_set)
