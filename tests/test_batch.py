@@ -103,6 +103,7 @@ def test_config_hash_is_sha256_of_the_canonical_config_without_out_dir():
     cfg = with_overrides(RunConfig(), {"optim.lr": 0.3, "out_dir": "a"})
     data = to_dict(cfg)
     del data["out_dir"]
+    data["data"]["val_size"] = 5000  # null, MNIST's default split, is hashed as what it stands for
     reference = hashlib.sha256(
         json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
     assert config_hash(cfg) == reference
@@ -268,3 +269,17 @@ def test_a_changed_batch_file_keeps_the_entries_it_still_has(tmp_path):
     assert yaml.safe_load((opened.batch_dir / "batch.yaml").read_text())["seeds"] == [1, 2]
     # --new starts another folder and runs everything.
     assert find_previous(batch, new=True) is None
+
+
+def test_a_default_val_size_hashes_as_the_size_it_stands_for():
+    """A run written when data.val_size defaulted to 5000 (config.yaml says 5000) is the same
+    batch entry as one resolved now (null: a twelfth of MNIST's 60,000); MNIST-1D's null is its
+    own 333, and a custom set's null stays null (its size is only known from its files)."""
+    new = RunConfig()
+    assert new.data.val_size is None
+    assert config_hash(new) == config_hash(with_overrides(new, {"data.val_size": 5000}))
+    assert config_hash(new) != config_hash(with_overrides(new, {"data.val_size": 4000}))
+    one_d = with_overrides(new, {"data.name": "mnist1d"})
+    assert config_hash(one_d) == config_hash(with_overrides(one_d, {"data.val_size": 333}))
+    custom = with_overrides(new, {"data.name": "custom", "data.path": "x.npz"})
+    assert config_hash(custom) != config_hash(with_overrides(custom, {"data.val_size": 5000}))

@@ -121,11 +121,18 @@ def config_hash(cfg: RunConfig) -> str:
     """SHA-256 of the canonical JSON of the resolved config without ``out_dir``.
 
     ``out_dir`` only says where the run folder goes, so moving the runs (or naming another
-    ``--out-dir``) keeps the identity of every entry.
+    ``--out-dir``) keeps the identity of every entry. ``data.val_size: null`` is hashed as the size
+    it stands for where the set's size is known (5000 for MNIST): a run whose config.yaml says
+    5000, written before null was the default, is the same entry as a new one.
     """
+    from ce_lab.data.sets import N_TRAIN, default_val_size
+
     data = to_dict(cfg)
     for key in BATCH_WIDE_KEYS:
         data.pop(key, None)
+    section = data.get("data", {})
+    if section.get("val_size") is None and N_TRAIN.get(section.get("name")) is not None:
+        section["val_size"] = default_val_size(N_TRAIN[section["name"]])
     canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
