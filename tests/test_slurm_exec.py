@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from ce_lab.batches.slurm_exec import slurm_options
 from ce_lab.errors import ParamError
+from ce_lab.lab.slurm_params import slurm_options
 
 submitit_slurm = pytest.importorskip("submitit.slurm.slurm")
 

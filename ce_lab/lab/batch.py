@@ -176,7 +176,8 @@ def _slurm_request(kind: str, given: Mapping[str, Any], detach: bool, threads: A
                    address: Any, batch_dir: Path | None, out_dir: Path) -> SlurmOptions | None:
     """The checked SLURM options, or None for another executor (which takes none of them). A
     batch folder that ran on SLURM is continued with the options it ran with, unless given."""
-    from ce_lab.batches.slurm_exec import check_shared, saved_options, slurm_options
+    from ce_lab.batches.slurm_exec import check_shared, saved_options
+    from ce_lab.lab.slurm_params import slurm_options
 
     if not isinstance(given, Mapping):
         raise ParamError(f"«slurm» must be a mapping of SLURM options, got {given!r}")
