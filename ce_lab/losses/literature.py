@@ -78,6 +78,22 @@ def _probs(log_p: Tensor) -> Tensor:
     return torch.exp(spaced(log_p))
 
 
+def one_minus_p_y(log_p_y: Tensor) -> Tensor:
+    """1 - p_y from log p_y, as -expm1(log p_y): exact as p_y -> 1, where 1 - exp(log p_y) is 0."""
+    import torch
+
+    return torch.expm1(spaced(log_p_y)).neg()
+
+
+def ce_direction(logits: Tensor, targets: Tensor, log_p: Tensor) -> tuple[Tensor, Tensor]:
+    """(p - t) and p_y (..., B, 1): ce's gradient direction, which every loss of p_y scales by
+    its own per-example factor, and the p_y of that factor (gathered before p - t is formed in
+    place)."""
+    probs = _probs(log_p)
+    p_y = probs.gather(-1, target_index(logits, targets))
+    return probs.sub_(one_hot(logits, targets)), p_y
+
+
 def _value_of(terms):
     """A loss's value function from its ``terms(logits, targets, cfg)`` -> (loss, what its
     gradient reuses...): the loss alone, lifted to stacks. Value and closed form share one
@@ -200,7 +216,7 @@ def _focal_terms(logits: Tensor, targets: Tensor, cfg: LossConfig):
 
     gamma = cfg.gamma
     log_p, log_p_y = _log_p(logits, targets)
-    one_minus = torch.expm1(spaced(log_p_y)).neg()  # 1 - p_y, exact as p_y -> 1
+    one_minus = one_minus_p_y(log_p_y)
     weight = torch.pow(spaced(one_minus), gamma)  # (1 - p_y)^gamma
     return _batch_mean((weight * log_p_y).neg_()), log_p, log_p_y, one_minus, weight
 
@@ -221,10 +237,9 @@ def focal_grad(logits: Tensor, targets: Tensor, cfg: LossConfig) -> tuple[Tensor
 
     gamma = cfg.gamma
     loss, log_p, log_p_y, one_minus, weight = _focal_terms(logits, targets, cfg)
-    probs = _probs(log_p)
-    p_y = probs.gather(-1, target_index(logits, targets))
+    direction, p_y = ce_direction(logits, targets, log_p)
     # d loss_i / d z = g (p - t), g = (1 - p_y)^gamma - gamma p_y (1 - p_y)^(gamma-1) log p_y;
     # where p_y = 1 the second term is 0 * inf in floats, its limit 0 (for every gamma >= 0)
     second = torch.pow(spaced(one_minus), gamma - 1.0).mul_(p_y).mul_(log_p_y).mul_(gamma)
     g = weight - torch.where(one_minus > 0, second, 0.0)
-    return loss, probs.sub_(one_hot(logits, targets)).mul_(g).div_(logits.shape[-2])
+    return loss, direction.mul_(g).div_(logits.shape[-2])

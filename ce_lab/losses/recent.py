@@ -24,7 +24,14 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field
 
-from ce_lab.losses.literature import _batch_mean, _log_p, _probs, _value_of, spaced
+from ce_lab.losses.literature import (
+    _batch_mean,
+    _log_p,
+    _probs,
+    _value_of,
+    ce_direction,
+    one_minus_p_y,
+)
 from ce_lab.losses.registry import Float, LossOptions, gradient_of, register_loss
 from ce_lab.losses.stacks import one_hot, stacked, target_index
 
@@ -42,11 +49,9 @@ class PolyOptions(LossOptions):
 # --- poly1 -------------------------------------------------------------------------------------
 
 def _poly1_terms(logits: Tensor, targets: Tensor, cfg: LossConfig) -> tuple[Tensor, Tensor]:
-    import torch
 
     log_p, log_p_y = _log_p(logits, targets)
-    one_minus = torch.expm1(spaced(log_p_y)).neg()  # 1 - p_y, exact as p_y -> 1
-    return _batch_mean(one_minus * cfg.epsilon_poly - log_p_y), log_p
+    return _batch_mean(one_minus_p_y(log_p_y) * cfg.epsilon_poly - log_p_y), log_p
 
 
 register_loss(
@@ -61,9 +66,9 @@ register_loss(
 @stacked
 def poly1_grad(logits: Tensor, targets: Tensor, cfg: LossConfig) -> tuple[Tensor, Tensor]:
     loss, log_p = _poly1_terms(logits, targets, cfg)
-    probs = _probs(log_p)
-    weight = probs.gather(-1, target_index(logits, targets)).mul_(cfg.epsilon_poly).add_(1.0)
-    return loss, probs.sub_(one_hot(logits, targets)).mul_(weight).div_(logits.shape[-2])
+    direction, p_y = ce_direction(logits, targets, log_p)
+    weight = p_y.mul_(cfg.epsilon_poly).add_(1.0)
+    return loss, direction.mul_(weight).div_(logits.shape[-2])
 
 
 # --- squentropy --------------------------------------------------------------------------------

@@ -28,7 +28,14 @@ from typing import TYPE_CHECKING, Annotated
 
 from pydantic import Field, Strict, model_validator
 
-from ce_lab.losses.literature import _batch_mean, _log_p, _probs, _value_of, spaced
+from ce_lab.losses.literature import (
+    _batch_mean,
+    _log_p,
+    _probs,
+    _value_of,
+    ce_direction,
+    one_minus_p_y,
+)
 from ce_lab.losses.registry import Float, LossOptions, gradient_of, register_loss
 from ce_lab.losses.stacks import one_hot, stacked, target_index
 
@@ -68,24 +75,11 @@ class TaylorOptions(LossOptions):
                                         "(an integer >= 1; t = 1 is mae / 2)")
 
 
-def _one_minus(log_p_y: Tensor) -> Tensor:
-    import torch
-
-    return torch.expm1(spaced(log_p_y)).neg()  # 1 - p_y, exact as p_y -> 1
-
-
-def _ce_direction(logits: Tensor, targets: Tensor, log_p: Tensor) -> tuple[Tensor, Tensor]:
-    """(p - t) and p_y (..., B, 1), the factors every gradient here is made of."""
-    probs = _probs(log_p)
-    p_y = probs.gather(-1, target_index(logits, targets))
-    return probs.sub_(one_hot(logits, targets)), p_y
-
-
 # --- sce ---------------------------------------------------------------------------------------
 
 def _sce_terms(logits: Tensor, targets: Tensor, cfg: LossConfig) -> tuple[Tensor, Tensor]:
     log_p, log_p_y = _log_p(logits, targets)
-    per = log_p_y * -cfg.sce_alpha + _one_minus(log_p_y) * (-LOG_ZERO * cfg.sce_beta)
+    per = log_p_y * -cfg.sce_alpha + one_minus_p_y(log_p_y) * (-LOG_ZERO * cfg.sce_beta)
     return _batch_mean(per), log_p
 
 
@@ -101,7 +95,7 @@ register_loss(
 @stacked
 def sce_grad(logits: Tensor, targets: Tensor, cfg: LossConfig) -> tuple[Tensor, Tensor]:
     loss, log_p = _sce_terms(logits, targets, cfg)
-    direction, p_y = _ce_direction(logits, targets, log_p)
+    direction, p_y = ce_direction(logits, targets, log_p)
     weight = p_y.mul_(-LOG_ZERO * cfg.sce_beta).add_(cfg.sce_alpha)  # ce's 1, rce's -A p_y
     return loss, direction.mul_(weight).div_(logits.shape[-2])
 
@@ -120,7 +114,7 @@ def _apl_terms(passive_scale: float):
     def terms(logits: Tensor, targets: Tensor, cfg: LossConfig):
         log_p, log_p_y = _log_p(logits, targets)
         nce, norm = _nce(log_p, log_p_y)
-        per = nce * cfg.apl_alpha + _one_minus(log_p_y) * (passive_scale * cfg.apl_beta)
+        per = nce * cfg.apl_alpha + one_minus_p_y(log_p_y) * (passive_scale * cfg.apl_beta)
         return _batch_mean(per), log_p, nce, norm
 
     return terms
@@ -178,7 +172,7 @@ def nce_mae_grad(logits: Tensor, targets: Tensor, cfg: LossConfig) -> tuple[Tens
 
 def _taylor_terms(logits: Tensor, targets: Tensor, cfg: LossConfig) -> tuple[Tensor, Tensor, Tensor]:
     log_p, log_p_y = _log_p(logits, targets)
-    u = _one_minus(log_p_y)
+    u = one_minus_p_y(log_p_y)
     power, total, partial = u, u.clone(), u.new_ones(u.shape)  # u^k, sum u^k / k, sum_{<k} u^j
     for k in range(2, cfg.t + 1):
         partial = partial + power
@@ -199,6 +193,6 @@ register_loss(
 @stacked
 def taylor_ce_grad(logits: Tensor, targets: Tensor, cfg: LossConfig) -> tuple[Tensor, Tensor]:
     loss, log_p, partial = _taylor_terms(logits, targets, cfg)
-    direction, p_y = _ce_direction(logits, targets, log_p)
+    direction, p_y = ce_direction(logits, targets, log_p)
     # d/dz sum_k u^k / k = sum_k u^(k-1) du/dz with u = 1 - p_y, du/dz = p_y (p - t)
     return loss, direction.mul_(p_y.mul_(partial)).div_(logits.shape[-2])
